@@ -1,0 +1,208 @@
+//! One error type for the whole stack. What reaches the peer stays generic (a disconnect reason
+//! code and a short text); the variants carry the detail for logs.
+
+use std::fmt;
+
+/// What went wrong while decoding bytes from the wire. `Copy` and allocation-free so the hot
+/// parse path can return it cheaply; `context` names the field or message being decoded.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct DecodeError {
+    /// The kind of malformation.
+    pub kind: DecodeErrorKind,
+    /// The message or field being decoded when it happened ("" when unknown).
+    pub context: &'static str,
+}
+
+/// The kinds of malformed input the wire codec recognises [RFC4251 §5].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum DecodeErrorKind {
+    /// Fewer bytes remain than the field needs.
+    Truncated,
+    /// A message was fully decoded but bytes were left over.
+    TrailingBytes,
+    /// An mpint with a redundant leading 0x00/0xff byte, or zero not encoded as empty.
+    NonCanonicalMpint,
+    /// An mpint was negative where only non-negative values are meaningful.
+    NegativeMpint,
+    /// A name-list with an empty name, a non-US-ASCII byte, or a control/space character.
+    BadNameList,
+    /// A string that must be UTF-8 is not.
+    BadUtf8,
+    /// A length or count above the cap this field allows.
+    TooLong,
+    /// A value outside the set the field allows.
+    BadValue,
+}
+
+impl DecodeError {
+    /// An error of `kind` with no context yet.
+    pub const fn new(kind: DecodeErrorKind) -> Self {
+        Self { kind, context: "" }
+    }
+
+    /// Names what was being decoded, unless an inner decoder already did.
+    pub const fn context(mut self, context: &'static str) -> Self {
+        if self.context.is_empty() {
+            self.context = context;
+        }
+        self
+    }
+}
+
+impl fmt::Display for DecodeError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let what = match self.kind {
+            DecodeErrorKind::Truncated => "truncated",
+            DecodeErrorKind::TrailingBytes => "trailing bytes",
+            DecodeErrorKind::NonCanonicalMpint => "non-canonical mpint",
+            DecodeErrorKind::NegativeMpint => "negative mpint",
+            DecodeErrorKind::BadNameList => "malformed name-list",
+            DecodeErrorKind::BadUtf8 => "invalid UTF-8",
+            DecodeErrorKind::TooLong => "length above limit",
+            DecodeErrorKind::BadValue => "value out of range",
+        };
+        if self.context.is_empty() {
+            f.write_str(what)
+        } else {
+            write!(f, "{what} in {}", self.context)
+        }
+    }
+}
+
+impl std::error::Error for DecodeError {}
+
+/// A rule of the protocol broken by the peer; one variant per rule.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum ProtocolError {
+    /// `packet_length` above our maximum [RFC4253 §6.1].
+    #[error("packet length {len} exceeds the maximum {max}")]
+    PacketTooLarge {
+        /// The length the peer announced.
+        len: u32,
+        /// Our cap.
+        max: u32,
+    },
+    /// `packet_length` below the minimum packet size [RFC4253 §6].
+    #[error("packet length {len} is below the minimum")]
+    PacketTooSmall {
+        /// The length the peer announced.
+        len: u32,
+    },
+    /// The packet is not a multiple of the cipher block size [RFC4253 §6].
+    #[error("packet length {len} is not a multiple of the block size {block}")]
+    BadAlignment {
+        /// The length the peer announced.
+        len: u32,
+        /// The block size the length must be a multiple of.
+        block: usize,
+    },
+    /// `padding_length` below 4, or leaving no payload [RFC4253 §6].
+    #[error("bad padding length {padding} for packet length {len}")]
+    BadPadding {
+        /// The padding length the peer sent.
+        padding: u8,
+        /// The packet length it came with.
+        len: u32,
+    },
+    /// A message that is not allowed in the current phase.
+    #[error("unexpected message {msg} in {phase}")]
+    UnexpectedMessage {
+        /// The protocol phase we were in.
+        phase: &'static str,
+        /// The message number received.
+        msg: u8,
+    },
+}
+
+/// Cryptographic failures. Deliberately coarse: which check failed is never sent to the peer.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum CryptoError {
+    /// A MAC or AEAD tag did not verify [RFC4253 §6.4].
+    #[error("message authentication failed")]
+    BadMac,
+}
+
+/// A per-connection resource cap was reached.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum LimitExceeded {
+    /// An outgoing payload is larger than the packet size we may send.
+    #[error("outgoing payload of {len} bytes exceeds the packet limit")]
+    OutgoingPacketTooLarge {
+        /// The payload length.
+        len: usize,
+    },
+}
+
+/// Every error the core can return.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// Malformed encoding.
+    #[error("decode error: {0}")]
+    Decode(#[from] DecodeError),
+    /// A protocol rule was broken.
+    #[error("protocol error: {0}")]
+    Protocol(#[from] ProtocolError),
+    /// A cryptographic check failed.
+    #[error("crypto error: {0}")]
+    Crypto(#[from] CryptoError),
+    /// A resource cap was reached.
+    #[error("limit exceeded: {0}")]
+    Limit(#[from] LimitExceeded),
+}
+
+/// SSH_MSG_DISCONNECT reason codes [RFC4253 §11.1, RFC4250 §4.2.2].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(u32)]
+#[allow(missing_docs)]
+pub enum DisconnectReason {
+    HostNotAllowedToConnect = 1,
+    ProtocolError = 2,
+    KeyExchangeFailed = 3,
+    Reserved = 4,
+    MacError = 5,
+    CompressionError = 6,
+    ServiceNotAvailable = 7,
+    ProtocolVersionNotSupported = 8,
+    HostKeyNotVerifiable = 9,
+    ConnectionLost = 10,
+    ByApplication = 11,
+    TooManyConnections = 12,
+    AuthCancelledByUser = 13,
+    NoMoreAuthMethodsAvailable = 14,
+    IllegalUserName = 15,
+}
+
+impl DisconnectReason {
+    /// The wire value.
+    pub const fn code(self) -> u32 {
+        self as u32
+    }
+}
+
+impl Error {
+    /// The reason code to put in SSH_MSG_DISCONNECT for this error.
+    pub fn disconnect_reason(&self) -> DisconnectReason {
+        match self {
+            Error::Crypto(CryptoError::BadMac) => DisconnectReason::MacError,
+            Error::Limit(_) => DisconnectReason::ByApplication,
+            Error::Decode(_) | Error::Protocol(_) => DisconnectReason::ProtocolError,
+        }
+    }
+
+    /// The description sent to the peer: generic on purpose, the detail goes to the log.
+    pub fn peer_message(&self) -> &'static str {
+        match self {
+            Error::Crypto(_) => "message authentication failed",
+            Error::Limit(_) => "resource limit reached",
+            Error::Decode(_) | Error::Protocol(_) => "protocol error",
+        }
+    }
+}
+
+/// Shorthand for results of the core.
+pub type Result<T, E = Error> = std::result::Result<T, E>;

@@ -1,0 +1,23 @@
+//! Every hard limit of the stack as a named constant: the one place to audit what a peer can
+//! make us hold. Lengths are bytes unless the name says otherwise.
+
+/// Largest `packet_length` field we accept or send by default: OpenSSH's cap, so any packet an
+/// OpenSSH peer may send fits [RFC4253 §6.1].
+pub const MAX_PACKET_LEN: u32 = 256 * 1024;
+
+/// The floor for a configured maximum packet length: RFC 4253 §6.1 requires 35000-byte packets
+/// (32768 bytes of payload) to be processed.
+pub const MIN_MAX_PACKET_LEN: u32 = 35_000;
+
+/// Largest MAC or AEAD tag of any algorithm we implement (hmac-sha2-512).
+pub const MAX_TAG_LEN: usize = 64;
+
+/// Largest cipher block size of any algorithm we implement (AES).
+pub const MAX_BLOCK_LEN: usize = 16;
+
+/// Names inside a name-list are algorithm or method identifiers, capped at 64 characters
+/// [RFC4251 §6]; we accept up to this many to leave room for odd peers, and reject beyond.
+pub const MAX_NAME_LEN: usize = 256;
+
+/// Cap on the number of names one name-list may carry.
+pub const MAX_NAMES_PER_LIST: usize = 256;

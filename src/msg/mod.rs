@@ -1,0 +1,241 @@
+//! Typed SSH messages, one struct per RFC message. [`Message::decode`] dispatches on the message
+//! number and demands that the whole payload is consumed.
+
+mod numbers;
+pub mod transport;
+
+pub use numbers::{Layer, MsgNum};
+pub use transport::{
+    Debug, Disconnect, ExtInfo, Ignore, KexInit, ServiceAccept, ServiceRequest, Unimplemented,
+};
+
+use crate::error::{DecodeError, DecodeErrorKind};
+use crate::wire::{Decode, Encode, Reader, Writer};
+
+/// A decoded payload. Layers not decoded here yet arrive as [`Message::Other`] with their body,
+/// so the owning layer can parse them and unknown numbers round-trip.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Message<'a> {
+    /// SSH_MSG_DISCONNECT.
+    Disconnect(Disconnect<'a>),
+    /// SSH_MSG_IGNORE.
+    Ignore(Ignore<'a>),
+    /// SSH_MSG_UNIMPLEMENTED.
+    Unimplemented(Unimplemented),
+    /// SSH_MSG_DEBUG.
+    Debug(Debug<'a>),
+    /// SSH_MSG_SERVICE_REQUEST.
+    ServiceRequest(ServiceRequest<'a>),
+    /// SSH_MSG_SERVICE_ACCEPT.
+    ServiceAccept(ServiceAccept<'a>),
+    /// SSH_MSG_EXT_INFO.
+    ExtInfo(ExtInfo<'a>),
+    /// SSH_MSG_KEXINIT.
+    KexInit(KexInit<'a>),
+    /// SSH_MSG_NEWKEYS.
+    NewKeys,
+    /// Any other number: its body (the payload after the number byte).
+    Other {
+        /// The message number.
+        num: MsgNum,
+        /// Everything after the number.
+        body: &'a [u8],
+    },
+}
+
+impl<'a> Message<'a> {
+    /// Decodes one packet payload.
+    pub fn decode(payload: &'a [u8]) -> Result<Self, DecodeError> {
+        let mut r = Reader::new(payload);
+        let num = MsgNum(r.u8().map_err(|e| e.context("message number"))?);
+        let msg = match num {
+            MsgNum::DISCONNECT => Message::Disconnect(Disconnect::decode(&mut r)?),
+            MsgNum::IGNORE => Message::Ignore(Ignore::decode(&mut r)?),
+            MsgNum::UNIMPLEMENTED => Message::Unimplemented(Unimplemented::decode(&mut r)?),
+            MsgNum::DEBUG => Message::Debug(Debug::decode(&mut r)?),
+            MsgNum::SERVICE_REQUEST => Message::ServiceRequest(ServiceRequest::decode(&mut r)?),
+            MsgNum::SERVICE_ACCEPT => Message::ServiceAccept(ServiceAccept::decode(&mut r)?),
+            MsgNum::EXT_INFO => Message::ExtInfo(ExtInfo::decode(&mut r)?),
+            MsgNum::KEXINIT => Message::KexInit(KexInit::decode(&mut r)?),
+            MsgNum::NEWKEYS => Message::NewKeys,
+            MsgNum(0) => {
+                return Err(DecodeError::new(DecodeErrorKind::BadValue).context("message number"));
+            }
+            num => Message::Other {
+                num,
+                body: r.rest(),
+            },
+        };
+        r.finish().map_err(|e| e.context("message"))?;
+        Ok(msg)
+    }
+
+    /// The message number.
+    pub fn num(&self) -> MsgNum {
+        match self {
+            Message::Disconnect(_) => MsgNum::DISCONNECT,
+            Message::Ignore(_) => MsgNum::IGNORE,
+            Message::Unimplemented(_) => MsgNum::UNIMPLEMENTED,
+            Message::Debug(_) => MsgNum::DEBUG,
+            Message::ServiceRequest(_) => MsgNum::SERVICE_REQUEST,
+            Message::ServiceAccept(_) => MsgNum::SERVICE_ACCEPT,
+            Message::ExtInfo(_) => MsgNum::EXT_INFO,
+            Message::KexInit(_) => MsgNum::KEXINIT,
+            Message::NewKeys => MsgNum::NEWKEYS,
+            Message::Other { num, .. } => *num,
+        }
+    }
+}
+
+impl Encode for Message<'_> {
+    fn encode(&self, w: &mut Writer<'_>) {
+        match self {
+            Message::Disconnect(m) => m.encode(w),
+            Message::Ignore(m) => m.encode(w),
+            Message::Unimplemented(m) => m.encode(w),
+            Message::Debug(m) => m.encode(w),
+            Message::ServiceRequest(m) => m.encode(w),
+            Message::ServiceAccept(m) => m.encode(w),
+            Message::ExtInfo(m) => m.encode(w),
+            Message::KexInit(m) => m.encode(w),
+            Message::NewKeys => {
+                w.u8(MsgNum::NEWKEYS.0);
+            }
+            Message::Other { num, body } => {
+                w.u8(num.0).raw(body);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn roundtrip(hex_payload: &str) -> Message<'static> {
+        let bytes: &'static [u8] = Box::leak(hex::decode(hex_payload).unwrap().into_boxed_slice());
+        let m = Message::decode(bytes).unwrap();
+        assert_eq!(hex::encode(m.to_bytes()), hex_payload);
+        m
+    }
+
+    #[test]
+    fn decodes_transport_messages() {
+        match roundtrip("010000000b0000000362796500000000") {
+            Message::Disconnect(d) => {
+                assert_eq!(d.reason, 11);
+                assert_eq!(d.description, b"bye");
+            }
+            m => panic!("{m:?}"),
+        }
+        assert_eq!(
+            roundtrip("0200000000"),
+            Message::Ignore(Ignore { data: b"" })
+        );
+        assert_eq!(
+            roundtrip("0300000007"),
+            Message::Unimplemented(Unimplemented { seq: 7 })
+        );
+        assert_eq!(roundtrip("15"), Message::NewKeys);
+        assert!(matches!(
+            roundtrip("5e00000001"),
+            Message::Other {
+                num: MsgNum::CHANNEL_DATA,
+                ..
+            }
+        ));
+    }
+
+    #[test]
+    fn rejects_trailing_bytes_and_zero() {
+        assert_eq!(
+            Message::decode(&hex::decode("1500").unwrap())
+                .unwrap_err()
+                .kind,
+            DecodeErrorKind::TrailingBytes
+        );
+        assert_eq!(
+            Message::decode(&[0]).unwrap_err().kind,
+            DecodeErrorKind::BadValue
+        );
+        assert_eq!(
+            Message::decode(&[]).unwrap_err().kind,
+            DecodeErrorKind::Truncated
+        );
+    }
+
+    #[test]
+    fn ext_info_validates_count_and_iterates() {
+        let mut out = Vec::new();
+        ExtInfo::write(
+            &mut Writer::new(&mut out),
+            &[
+                ("server-sig-algs", b"ssh-ed25519"),
+                ("ping@openssh.com", b"0"),
+            ],
+        );
+        let Message::ExtInfo(e) = Message::decode(&out).unwrap() else {
+            panic!()
+        };
+        let v: Vec<_> = e.iter().collect();
+        assert_eq!(
+            v,
+            [
+                (&b"server-sig-algs"[..], &b"ssh-ed25519"[..]),
+                (&b"ping@openssh.com"[..], &b"0"[..])
+            ]
+        );
+        // A count larger than what follows is truncation, and a huge count is refused up front.
+        assert_eq!(
+            Message::decode(&hex::decode("0700000002").unwrap())
+                .unwrap_err()
+                .kind,
+            DecodeErrorKind::Truncated
+        );
+        assert_eq!(
+            Message::decode(&hex::decode("07ffffffff").unwrap())
+                .unwrap_err()
+                .kind,
+            DecodeErrorKind::TooLong
+        );
+    }
+
+    #[test]
+    fn kexinit_roundtrips_and_rejects_bad_lists() {
+        let mut payload = vec![20u8];
+        payload.extend_from_slice(&[7; 16]);
+        let mut w_buf = Vec::new();
+        {
+            let mut w = Writer::new(&mut w_buf);
+            w.name_list(["curve25519-sha256", "ext-info-s"])
+                .name_list(["ssh-ed25519"]);
+            for _ in 0..2 {
+                w.name_list(["chacha20-poly1305@openssh.com"]);
+            }
+            for _ in 0..2 {
+                w.name_list(["hmac-sha2-256-etm@openssh.com"]);
+            }
+            for _ in 0..2 {
+                w.name_list(["none"]);
+            }
+            for _ in 0..2 {
+                w.name_list([]);
+            }
+            w.bool(false).u32(0);
+        }
+        payload.extend_from_slice(&w_buf);
+        let m = Message::decode(&payload).unwrap();
+        let Message::KexInit(k) = &m else { panic!() };
+        assert!(k.kex.contains("ext-info-s"));
+        assert_eq!(m.to_bytes(), payload);
+        // Corrupt the first name-list into "a,,b" form: an empty name.
+        let mut bad = payload.clone();
+        bad[17 + 4 + 16] = b',';
+        assert_eq!(
+            Message::decode(&bad).unwrap_err().kind,
+            DecodeErrorKind::BadNameList
+        );
+        assert_eq!(Message::decode(&bad).unwrap_err().context, "KEXINIT");
+    }
+}

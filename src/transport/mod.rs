@@ -1,0 +1,7 @@
+//! The SSH transport layer [RFC4253]: binary packets and their protection.
+
+pub mod cipher;
+pub mod packet;
+
+pub use cipher::{Cleartext, Framing, OpeningKey, SealingKey};
+pub use packet::{Counters, Packet, PacketDecoder, PacketEncoder};
