@@ -2,18 +2,51 @@
 //! the targets themselves stay one line and can reach internals without widening the API.
 #![allow(clippy::panic, clippy::indexing_slicing, clippy::unwrap_used)]
 
+use crate::crypto::rng::DeterministicRng;
 use crate::limits::{MAX_PACKET_LEN, MAX_TAG_LEN};
 use crate::msg::Message;
-use crate::transport::PacketDecoder;
+use crate::transport::suite::{self, CipherAlg, DirectionKeys, MacAlg};
+use crate::transport::{PacketDecoder, PacketEncoder};
 use crate::wire::Encode;
 
-/// The protections the packet fuzzer can put in front of the decoder, picked by the first
-/// input byte. Keyed ones use fixed keys so the fuzzer can reach their framing paths.
-fn decoder(selector: u8) -> PacketDecoder {
-    let d = PacketDecoder::new();
-    match selector {
-        _ => d,
+/// The protection suites, picked by the low bits of the selector byte: cleartext, then every
+/// cipher (with each MAC framing for AES-CTR), all under fixed keys.
+const SUITES: [Option<(CipherAlg, Option<MacAlg>)>; 8] = [
+    None,
+    Some((CipherAlg::ChaCha20Poly1305, None)),
+    Some((CipherAlg::Aes128Gcm, None)),
+    Some((CipherAlg::Aes256Gcm, None)),
+    Some((CipherAlg::Aes128Ctr, Some(MacAlg::HmacSha256Etm))),
+    Some((CipherAlg::Aes256Ctr, Some(MacAlg::HmacSha512Etm))),
+    Some((CipherAlg::Aes192Ctr, Some(MacAlg::HmacSha256))),
+    Some((CipherAlg::Aes256Ctr, Some(MacAlg::HmacSha512))),
+];
+
+const FIXED_KEY: [u8; 64] = [0x42; 64];
+const FIXED_IV: [u8; 16] = [0x17; 16];
+
+fn fixed_keys(c: CipherAlg, m: Option<MacAlg>) -> DirectionKeys<'static> {
+    DirectionKeys {
+        iv: &FIXED_IV[..c.iv_len()],
+        key: &FIXED_KEY[..c.key_len()],
+        mac_key: &FIXED_KEY[..m.map_or(0, MacAlg::key_len)],
     }
+}
+
+fn decoder(selector: u8) -> PacketDecoder {
+    let mut d = PacketDecoder::new();
+    if let Some((c, m)) = SUITES[usize::from(selector) % SUITES.len()] {
+        d.set_key(suite::opening_key(c, m, fixed_keys(c, m)).unwrap());
+    }
+    d
+}
+
+fn encoder(selector: u8) -> PacketEncoder {
+    let mut e = PacketEncoder::new();
+    if let Some((c, m)) = SUITES[usize::from(selector) % SUITES.len()] {
+        e.set_key(suite::sealing_key(c, m, fixed_keys(c, m)).unwrap());
+    }
+    e
 }
 
 /// Everything a decoder produced from one input: the packets and how it ended.
@@ -64,10 +97,15 @@ fn run(mut d: PacketDecoder, stream: &[u8], mut chunk: impl FnMut() -> usize) ->
 /// Arbitrary bytes through the incoming packet parser: it must never panic, must buffer at most
 /// one maximum-size packet, and must produce the same packets however the input is chunked.
 /// Each payload also goes through the message decoder.
+///
+/// With the selector's top bit set, the input is instead a list of payloads (each prefixed by a
+/// one-byte length) that is sealed under the suite and must decode back unchanged.
 pub fn packet_parser(data: &[u8]) {
-    let [selector, chunk_seed, stream @ ..] = data else {
+    let [selector, chunk_seed, input @ ..] = data else {
         return;
     };
+    let sealed = (selector & 0x80 != 0).then(|| seal_payloads(*selector, input));
+    let stream = sealed.as_ref().map_or(input, |(wire, _)| &wire[..]);
     let whole = run(decoder(*selector), stream, || usize::MAX);
     let mut state = u32::from(*chunk_seed) | 1;
     let chunked = run(decoder(*selector), stream, || {
@@ -77,6 +115,12 @@ pub fn packet_parser(data: &[u8]) {
         usize::try_from(state % 64).unwrap()
     });
     assert_eq!(whole, chunked, "chunking changed the result");
+    if let Some((_, payloads)) = &sealed {
+        assert_eq!(whole.error, None);
+        let sent: Vec<&[u8]> = payloads.iter().map(Vec::as_slice).collect();
+        let got: Vec<&[u8]> = whole.packets.iter().map(|(_, p)| p.as_slice()).collect();
+        assert_eq!(sent, got, "sealed payloads did not come back");
+    }
     for (_, payload) in &whole.packets {
         msg_roundtrip(payload);
     }
@@ -90,4 +134,22 @@ pub fn msg_roundtrip(data: &[u8]) {
         let again = Message::decode(&bytes).expect("re-encoded message must decode");
         assert_eq!(msg, again);
     }
+}
+
+/// Splits `input` into payloads (one length byte each, then that many bytes; empty ones
+/// skipped) and seals them; returns the wire bytes and the payloads.
+fn seal_payloads(selector: u8, mut input: &[u8]) -> (Vec<u8>, Vec<Vec<u8>>) {
+    let mut e = encoder(selector);
+    let mut rng = DeterministicRng::new(u64::from(selector));
+    let (mut wire, mut payloads) = (Vec::new(), Vec::new());
+    while let [len, rest @ ..] = input {
+        let n = usize::from(*len).min(rest.len());
+        let (p, tail) = rest.split_at(n);
+        input = tail;
+        if !p.is_empty() {
+            e.encode(p, &mut rng, &mut wire).unwrap();
+            payloads.push(p.to_vec());
+        }
+    }
+    (wire, payloads)
 }

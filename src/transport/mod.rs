@@ -2,6 +2,8 @@
 
 pub mod cipher;
 pub mod packet;
+pub mod suite;
 
 pub use cipher::{Cleartext, Framing, OpeningKey, SealingKey};
 pub use packet::{Counters, Packet, PacketDecoder, PacketEncoder};
+pub use suite::{CipherAlg, DirectionKeys, MacAlg};

@@ -1,0 +1,75 @@
+//! `hmac-sha2-256` and `hmac-sha2-512` [RFC6668] over the sequence number and packet bytes.
+
+use hmac::{Hmac, KeyInit, Mac};
+use sha2::{Sha256, Sha512};
+
+use crate::crypto::ct;
+
+/// A keyed HMAC for one direction. The initialised state is cloned per packet, so the key
+/// schedule is paid once per key, not once per packet.
+#[derive(Clone)]
+pub enum PacketMac {
+    /// hmac-sha2-256: 32-byte key and tag.
+    Sha256(Box<Hmac<Sha256>>),
+    /// hmac-sha2-512: 64-byte key and tag.
+    Sha512(Box<Hmac<Sha512>>),
+}
+
+impl PacketMac {
+    /// HMAC-SHA-256 with a 32-byte key.
+    pub fn sha256(key: &[u8]) -> Option<Self> {
+        Some(Self::Sha256(Box::new(Hmac::new_from_slice(key).ok()?)))
+    }
+
+    /// HMAC-SHA-512 with a 64-byte key.
+    pub fn sha512(key: &[u8]) -> Option<Self> {
+        Some(Self::Sha512(Box::new(Hmac::new_from_slice(key).ok()?)))
+    }
+
+    /// Tag length in bytes.
+    pub const fn len(&self) -> usize {
+        match self {
+            Self::Sha256(_) => 32,
+            Self::Sha512(_) => 64,
+        }
+    }
+
+    /// Always false: every MAC has a tag.
+    pub const fn is_empty(&self) -> bool {
+        false
+    }
+
+    /// MAC(key, seq ‖ data) [RFC4253 §6.4] into `tag`.
+    pub fn compute(&self, seq: u32, data: &[u8], tag: &mut [u8]) {
+        match self {
+            Self::Sha256(m) => {
+                let mut m = (**m).clone();
+                m.update(&seq.to_be_bytes());
+                m.update(data);
+                copy_prefix(tag, m.finalize().into_bytes().as_slice());
+            }
+            Self::Sha512(m) => {
+                let mut m = (**m).clone();
+                m.update(&seq.to_be_bytes());
+                m.update(data);
+                copy_prefix(tag, m.finalize().into_bytes().as_slice());
+            }
+        }
+    }
+
+    /// Whether `tag` is MAC(key, seq ‖ data), compared in constant time.
+    pub fn verify(&self, seq: u32, data: &[u8], tag: &[u8]) -> bool {
+        let mut want = [0u8; 64];
+        let n = self.len();
+        let want = want.get_mut(..n).unwrap_or_default();
+        self.compute(seq, data, want);
+        ct::eq(want, tag)
+    }
+}
+
+fn copy_prefix(dst: &mut [u8], src: &[u8]) {
+    let n = dst.len().min(src.len());
+    if let (Some(d), Some(s)) = (dst.get_mut(..n), src.get(..n)) {
+        d.copy_from_slice(s);
+    }
+}
