@@ -106,6 +106,21 @@ pub enum ProtocolError {
         /// The packet length it came with.
         len: u32,
     },
+    /// A malformed identification line [RFC4253 §4.2].
+    #[error("bad identification string: {0}")]
+    BadVersion(&'static str),
+    /// The peer speaks a protocol version other than 2.0 [RFC4253 §4.2, §5].
+    #[error("unsupported protocol version")]
+    UnsupportedVersion,
+    /// Strict kex: a non-kex message during the first exchange, or a KEXINIT that was not
+    /// the first packet [PROTOCOL §1.10].
+    #[error("strict kex violation: message {msg} at sequence number {seq}")]
+    StrictKexViolation {
+        /// Sequence number of the offending packet.
+        seq: u32,
+        /// Its message number.
+        msg: u8,
+    },
     /// A message that is not allowed in the current phase.
     #[error("unexpected message {msg} in {phase}")]
     UnexpectedMessage {
@@ -135,6 +150,15 @@ pub enum LimitExceeded {
         /// The payload length.
         len: usize,
     },
+    /// Output held during a key exchange passed its cap: the writer ignored backpressure.
+    #[error("send queue full ({len} bytes) during key exchange")]
+    SendQueueFull {
+        /// Bytes that would be queued.
+        len: usize,
+    },
+    /// Too many packets before the first key exchange finished (sequence number would wrap).
+    #[error("too many packets before the first key exchange")]
+    InitialKexPackets,
 }
 
 /// Every error the core can return.
@@ -153,6 +177,33 @@ pub enum Error {
     /// A resource cap was reached.
     #[error("limit exceeded: {0}")]
     Limit(#[from] LimitExceeded),
+    /// Key exchange found no algorithm both sides support in one category.
+    #[error("no matching {kind} found. Client offer: {client}; server offer: {server}")]
+    Negotiation {
+        /// The category: kex, host key, cipher, MAC, compression.
+        kind: &'static str,
+        /// The client's list.
+        client: String,
+        /// The server's list.
+        server: String,
+    },
+    /// Key exchange failed: a bad peer value or signature.
+    #[error("key exchange failed: {0}")]
+    Kex(&'static str),
+    /// The peer's host key was not accepted by the verifier.
+    #[error("host key not accepted: {0}")]
+    HostKeyRejected(String),
+    /// The peer sent SSH_MSG_DISCONNECT.
+    #[error("peer disconnected (reason {reason}): {description}")]
+    PeerDisconnected {
+        /// The reason code.
+        reason: u32,
+        /// The peer's description, lossily decoded.
+        description: String,
+    },
+    /// The connection is already closed.
+    #[error("connection closed")]
+    Closed,
 }
 
 /// SSH_MSG_DISCONNECT reason codes [RFC4253 §11.1, RFC4250 §4.2.2].
@@ -189,17 +240,38 @@ impl Error {
     pub fn disconnect_reason(&self) -> DisconnectReason {
         match self {
             Error::Crypto(CryptoError::BadMac) => DisconnectReason::MacError,
-            Error::Limit(_) => DisconnectReason::ByApplication,
+            Error::Limit(_) | Error::Closed | Error::PeerDisconnected { .. } => {
+                DisconnectReason::ByApplication
+            }
+            Error::Protocol(ProtocolError::UnsupportedVersion) => {
+                DisconnectReason::ProtocolVersionNotSupported
+            }
             Error::Decode(_) | Error::Protocol(_) => DisconnectReason::ProtocolError,
+            Error::Negotiation { .. } | Error::Kex(_) => DisconnectReason::KeyExchangeFailed,
+            Error::HostKeyRejected(_) => DisconnectReason::HostKeyNotVerifiable,
+        }
+    }
+
+    /// A negotiation failure in `kind`, naming both offers as OpenSSH does.
+    pub fn no_common(kind: &'static str, client: &str, server: &str) -> Self {
+        Error::Negotiation {
+            kind,
+            client: client.to_owned(),
+            server: server.to_owned(),
         }
     }
 
     /// The description sent to the peer: generic on purpose, the detail goes to the log.
-    pub fn peer_message(&self) -> &'static str {
+    pub fn peer_message(&self) -> String {
         match self {
-            Error::Crypto(_) => "message authentication failed",
-            Error::Limit(_) => "resource limit reached",
-            Error::Decode(_) | Error::Protocol(_) => "protocol error",
+            Error::Crypto(_) => "message authentication failed".into(),
+            Error::Limit(_) => "resource limit reached".into(),
+            Error::Decode(_) | Error::Protocol(_) => "protocol error".into(),
+            // Naming both offers is what lets an operator fix a mismatch; neither is secret.
+            Error::Negotiation { .. } => self.to_string(),
+            Error::Kex(_) => "key exchange failed".into(),
+            Error::HostKeyRejected(_) => "host key not accepted".into(),
+            Error::PeerDisconnected { .. } | Error::Closed => "connection closed".into(),
         }
     }
 }

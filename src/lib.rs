@@ -29,6 +29,7 @@
 
 pub mod crypto;
 pub mod error;
+pub mod keys;
 pub mod limits;
 pub mod msg;
 pub mod transport;

@@ -2,6 +2,9 @@
 
 pub mod aead;
 pub mod ct;
+pub mod hash;
 pub mod hmac;
+pub mod kex;
 pub mod rng;
+pub mod sign;
 pub mod stream;

@@ -57,6 +57,28 @@ enum State {
     Failed(Error),
 }
 
+/// A complete, authenticated packet that owns its buffer, so the caller may keep it while it
+/// uses the connection; hand the buffer back with [`PacketDecoder::recycle`] to reuse it.
+#[derive(Debug)]
+pub struct OwnedPacket {
+    /// The sequence number it was received under.
+    pub seq: u32,
+    buf: Vec<u8>,
+    range: std::ops::Range<usize>,
+}
+
+impl OwnedPacket {
+    /// The payload.
+    pub fn payload(&self) -> &[u8] {
+        self.buf.get(self.range.clone()).unwrap_or_default()
+    }
+
+    /// The buffer, for [`PacketDecoder::recycle`].
+    pub fn into_buffer(self) -> Vec<u8> {
+        self.buf
+    }
+}
+
 /// A completed packet inside the decode buffer: its sequence number and payload range.
 type Delivered = (u32, std::ops::Range<usize>);
 
@@ -151,6 +173,33 @@ impl PacketDecoder {
                 self.state = State::Failed(e.clone());
                 Err(e)
             }
+        }
+    }
+
+    /// Like [`PacketDecoder::decode`], but the packet takes the buffer with it.
+    pub fn decode_owned(&mut self, input: &[u8]) -> Result<(usize, Option<OwnedPacket>), Error> {
+        match self.step(input) {
+            Ok((used, None)) => Ok((used, None)),
+            Ok((used, Some((seq, range)))) => {
+                let buf = std::mem::take(&mut self.buf);
+                Ok((used, Some(OwnedPacket { seq, buf, range })))
+            }
+            Err(e) => {
+                self.buf = Vec::new();
+                self.state = State::Failed(e.clone());
+                Err(e)
+            }
+        }
+    }
+
+    /// Takes back a buffer from an [`OwnedPacket`] so the next packet needs no allocation.
+    pub fn recycle(&mut self, mut buf: Vec<u8>) {
+        if self.buf.is_empty()
+            && self.buf.capacity() < buf.capacity()
+            && buf.capacity() <= RETAIN_BUFFER_MAX
+        {
+            buf.clear();
+            self.buf = buf;
         }
     }
 

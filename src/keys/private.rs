@@ -1,0 +1,111 @@
+//! Private keys we sign with (host keys; later client keys).
+
+use crate::crypto::rng::SecureRandom;
+use crate::crypto::sign::Ed25519Private;
+use crate::keys::{HostKeyAlg, PublicKey};
+use crate::wire::Writer;
+
+/// A private key. Secrets are zeroized on drop and never printed.
+#[derive(Debug)]
+pub enum PrivateKey {
+    /// Ed25519.
+    Ed25519(Ed25519Private),
+}
+
+impl PrivateKey {
+    /// A new random Ed25519 key.
+    pub fn generate_ed25519(rng: &mut dyn SecureRandom) -> Self {
+        let mut seed = zeroize::Zeroizing::new([0u8; 32]);
+        rng.fill(&mut seed[..]);
+        PrivateKey::Ed25519(Ed25519Private::from_seed(*seed))
+    }
+
+    /// The public half.
+    pub fn public(&self) -> PublicKey {
+        match self {
+            PrivateKey::Ed25519(k) => PublicKey::Ed25519(k.public()),
+        }
+    }
+
+    /// The signature algorithm this key signs with.
+    pub const fn algorithm(&self) -> HostKeyAlg {
+        match self {
+            PrivateKey::Ed25519(_) => HostKeyAlg::Ed25519,
+        }
+    }
+
+    /// A signature blob over `data` [RFC8709 §6].
+    pub fn sign(&self, data: &[u8]) -> Vec<u8> {
+        let mut out = Vec::new();
+        match self {
+            PrivateKey::Ed25519(k) => {
+                Writer::new(&mut out)
+                    .string(b"ssh-ed25519")
+                    .string(&k.sign(data));
+            }
+        }
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::crypto::rng::DeterministicRng;
+    use crate::keys::KeyError;
+
+    #[test]
+    fn signs_and_verifies_and_rejects_tampering() {
+        let k = PrivateKey::generate_ed25519(&mut DeterministicRng::new(5));
+        let sig = k.sign(b"exchange hash");
+        let public = k.public();
+        public.verify(b"exchange hash", &sig).unwrap();
+        assert_eq!(
+            public.verify(b"exchange hasH", &sig),
+            Err(KeyError::BadSignature)
+        );
+        let mut bad = sig.clone();
+        *bad.last_mut().unwrap() ^= 1;
+        assert_eq!(
+            public.verify(b"exchange hash", &bad),
+            Err(KeyError::BadSignature)
+        );
+        let other = PrivateKey::generate_ed25519(&mut DeterministicRng::new(6)).public();
+        assert_eq!(
+            other.verify(b"exchange hash", &sig),
+            Err(KeyError::BadSignature)
+        );
+    }
+
+    #[test]
+    fn openssh_text_roundtrip_and_fingerprint_shape() {
+        let public = PrivateKey::generate_ed25519(&mut DeterministicRng::new(9)).public();
+        let line = public.to_openssh();
+        assert!(line.starts_with("ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAI"));
+        assert_eq!(
+            PublicKey::from_openssh(&format!("{line} comment here")).unwrap(),
+            public
+        );
+        assert!(public.fingerprint().starts_with("SHA256:"));
+        assert_eq!(public.fingerprint().len(), 7 + 43);
+        assert!(PublicKey::from_openssh(&line.replace("ssh-ed25519", "ssh-rsa")).is_err());
+    }
+
+    #[test]
+    fn rejects_malformed_blobs() {
+        let public = PrivateKey::generate_ed25519(&mut DeterministicRng::new(9)).public();
+        let mut blob = public.to_blob();
+        blob.push(0);
+        assert!(matches!(PublicKey::decode(&blob), Err(KeyError::Decode(_))));
+        blob.truncate(blob.len() - 2);
+        assert!(PublicKey::decode(&blob).is_err());
+        let mut w = Vec::new();
+        Writer::new(&mut w).string(b"ssh-ed25519").string(&[0; 31]);
+        assert_eq!(PublicKey::decode(&w), Err(KeyError::Unsupported));
+        let mut sig = Vec::new();
+        Writer::new(&mut sig)
+            .string(b"rsa-sha2-256")
+            .string(&[0; 64]);
+        assert_eq!(public.verify(b"x", &sig), Err(KeyError::AlgorithmMismatch));
+    }
+}

@@ -1,0 +1,281 @@
+//! Incoming side of [`Transport`]: version line, packets, and the dispatch of transport
+//! messages [RFC4253 §7, §10, §11; PROTOCOL §1.10; RFC8308].
+
+use std::time::Instant;
+
+use crate::error::{Error, LimitExceeded, ProtocolError};
+use crate::msg::{Debug as DebugMsg, Disconnect, ExtInfo, KexInit, MsgNum, Unimplemented};
+use crate::transport::kex::negotiate::{self, EXT_INFO_C, EXT_INFO_S, STRICT_C, STRICT_S};
+use crate::transport::kex::{KexPhase, Negotiated};
+use crate::transport::{OwnedPacket, Role, Transport, TransportEvent};
+use crate::wire::{Decode, Encode, Reader};
+
+/// Messages that belong to a key exchange: what strict kex allows during the first one.
+const fn is_kex_message(num: MsgNum) -> bool {
+    matches!(num.0, 20 | 21 | 30..=49)
+}
+
+impl Transport {
+    /// Consumes bytes from the peer up to the end of at most one upper-layer packet. Transport
+    /// messages are handled here; anything for the layers above is returned. After an error a
+    /// DISCONNECT is queued and the transport is closed: flush [`Transport::poll_transmit`]
+    /// and drop the connection.
+    pub fn read(
+        &mut self,
+        input: &[u8],
+        now: Instant,
+    ) -> Result<(usize, Option<OwnedPacket>), Error> {
+        match self.read_inner(input, now) {
+            Ok(r) => Ok(r),
+            Err(e) => {
+                self.fail(&e);
+                Err(e)
+            }
+        }
+    }
+
+    /// Returns a packet's buffer for reuse.
+    pub fn recycle(&mut self, packet: OwnedPacket) {
+        self.dec.recycle(packet.into_buffer());
+    }
+
+    fn read_inner(
+        &mut self,
+        input: &[u8],
+        now: Instant,
+    ) -> Result<(usize, Option<OwnedPacket>), Error> {
+        if self.closed {
+            return Err(Error::Closed);
+        }
+        let mut used = 0usize;
+        if let Some(v) = &mut self.version {
+            let (n, line) = v.read(input)?;
+            used = n;
+            match line {
+                None => return Ok((used, None)),
+                Some(line) => {
+                    self.peer_version = Some(line);
+                    self.version = None;
+                }
+            }
+        }
+        loop {
+            let rest = input.get(used..).unwrap_or_default();
+            let (n, pkt) = self.dec.decode_owned(rest)?;
+            used = used.saturating_add(n);
+            let Some(pkt) = pkt else {
+                return Ok((used, None));
+            };
+            if let Some(up) = self.dispatch(pkt, now)? {
+                return Ok((used, Some(up)));
+            }
+            if self.closed {
+                return Ok((used, None));
+            }
+        }
+    }
+
+    fn dispatch(&mut self, pkt: OwnedPacket, now: Instant) -> Result<Option<OwnedPacket>, Error> {
+        let num = MsgNum(pkt.payload().first().copied().unwrap_or(0));
+        if !self.initial_done {
+            self.initial_packets_in = self.initial_packets_in.saturating_add(1);
+            if self.initial_packets_in > u64::from(u32::MAX) {
+                return Err(LimitExceeded::InitialKexPackets.into());
+            }
+        }
+        let strict_initial = self.strict && !self.initial_done;
+        if strict_initial && !is_kex_message(num) && num != MsgNum::DISCONNECT {
+            return Err(ProtocolError::StrictKexViolation {
+                seq: pkt.seq,
+                msg: num.0,
+            }
+            .into());
+        }
+        if self.skip_guess {
+            // A wrong guess: the packet is dropped unread [RFC4253 §7.1].
+            self.skip_guess = false;
+            return Ok(None);
+        }
+        let payload = pkt.payload();
+        match num {
+            MsgNum::DISCONNECT => {
+                let d = Disconnect::decode_exact(payload.get(1..).unwrap_or_default())?;
+                self.closed = true;
+                Err(Error::PeerDisconnected {
+                    reason: d.reason,
+                    description: String::from_utf8_lossy(d.description).into_owned(),
+                })
+            }
+            MsgNum::IGNORE => Ok(None),
+            MsgNum::UNIMPLEMENTED => {
+                let u = Unimplemented::decode_exact(payload.get(1..).unwrap_or_default())?;
+                self.events.push_back(TransportEvent::Unimplemented(u.seq));
+                Ok(None)
+            }
+            MsgNum::DEBUG => {
+                let d = DebugMsg::decode_exact(payload.get(1..).unwrap_or_default())?;
+                self.events.push_back(TransportEvent::Debug(
+                    String::from_utf8_lossy(d.message).into_owned(),
+                ));
+                Ok(None)
+            }
+            MsgNum::EXT_INFO => {
+                self.on_ext_info(payload)?;
+                Ok(None)
+            }
+            MsgNum::KEXINIT => {
+                let seq = pkt.seq;
+                self.on_kexinit(payload, seq, now)?;
+                Ok(None)
+            }
+            MsgNum::NEWKEYS => {
+                self.on_newkeys(now)?;
+                Ok(None)
+            }
+            n if (30..=49).contains(&n.0) => {
+                let seq = pkt.seq;
+                let payload = payload.to_vec();
+                self.recycle(pkt);
+                self.on_kex_method(&payload, seq)?;
+                Ok(None)
+            }
+            n if n.0 == 5 || n.0 == 6 || n.0 >= 50 => {
+                // Upper layers start after the first NEWKEYS [RFC4253 §10], and are paused
+                // from the peer's KEXINIT to its NEWKEYS [RFC4253 §7.1].
+                if !self.initial_done || self.kex.peer_in_kex() {
+                    return Err(self.unexpected(n));
+                }
+                if matches!(self.kex, KexPhase::Idle) && self.needs_rekey() {
+                    self.send_kexinit(now)?;
+                }
+                Ok(Some(pkt))
+            }
+            _ => {
+                // Unknown transport-range numbers: UNIMPLEMENTED [RFC4253 §11.4].
+                let seq = pkt.seq;
+                self.recycle(pkt);
+                self.reply_unimplemented(seq)?;
+                Ok(None)
+            }
+        }
+    }
+
+    fn reply_unimplemented(&mut self, seq: u32) -> Result<(), Error> {
+        let mut buf = Vec::with_capacity(5);
+        Unimplemented { seq }.encode(&mut crate::wire::Writer::new(&mut buf));
+        // Not an upper-layer message, but it may wait behind a key exchange like one.
+        self.send(&buf)
+    }
+
+    fn on_ext_info(&mut self, payload: &[u8]) -> Result<(), Error> {
+        // EXT_INFO follows NEWKEYS and is not a kex message [RFC8308 §2.4, RFC4253 §7.1].
+        if !self.initial_done || self.kex.peer_in_kex() {
+            return Err(self.unexpected(MsgNum::EXT_INFO));
+        }
+        let info = ExtInfo::decode_exact(payload.get(1..).unwrap_or_default())?;
+        if self.role == Role::Client {
+            for (name, value) in info.iter() {
+                if name == b"server-sig-algs" {
+                    let algs = String::from_utf8_lossy(value).into_owned();
+                    self.events.push_back(TransportEvent::ServerSigAlgs(algs));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn on_kexinit(&mut self, payload: &[u8], seq: u32, now: Instant) -> Result<(), Error> {
+        if self.kex.peer_in_kex() {
+            return Err(self.unexpected(MsgNum::KEXINIT));
+        }
+        let peer = KexInit::decode_exact(payload.get(1..).unwrap_or_default())?;
+        if matches!(self.kex, KexPhase::Idle) {
+            // The peer started a re-exchange: answer with ours [RFC4253 §9].
+            self.send_kexinit(now)?;
+        }
+        let KexPhase::AwaitPeerKexInit { ours } = std::mem::replace(&mut self.kex, KexPhase::Idle)
+        else {
+            return Err(self.unexpected(MsgNum::KEXINIT));
+        };
+        if !self.initial_done {
+            let (strict_marker, ext_marker) = match self.role {
+                Role::Server => (STRICT_C, EXT_INFO_C),
+                Role::Client => (STRICT_S, EXT_INFO_S),
+            };
+            self.strict = peer.kex.contains(strict_marker);
+            self.peer_ext_info = peer.kex.contains(ext_marker);
+            // With strict kex the peer's KEXINIT must be its very first packet [PROTOCOL §1.10 a].
+            if self.strict && seq != 0 {
+                return Err(ProtocolError::StrictKexViolation {
+                    seq,
+                    msg: MsgNum::KEXINIT.0,
+                }
+                .into());
+            }
+        }
+        let mut r = Reader::new(&ours);
+        r.u8()?;
+        let mine = KexInit::decode(&mut r)?;
+        let (client, server) = match self.role {
+            Role::Client => (&mine, &peer),
+            Role::Server => (&peer, &mine),
+        };
+        let algs = negotiate::negotiate(client, server)?;
+        self.skip_guess =
+            peer.first_kex_packet_follows && negotiate::guess_was_wrong(client, server);
+        let payload = payload.to_vec();
+        let (i_c, i_s) = match self.role {
+            Role::Client => (ours, payload),
+            Role::Server => (payload, ours),
+        };
+        let neg = Negotiated { algs, i_c, i_s };
+        match self.role {
+            Role::Server => self.kex = KexPhase::AwaitEcdhInit(neg),
+            Role::Client => self.client_send_ecdh_init(neg)?,
+        }
+        Ok(())
+    }
+
+    fn on_kex_method(&mut self, payload: &[u8], seq: u32) -> Result<(), Error> {
+        let num = MsgNum(payload.first().copied().unwrap_or(0));
+        match (std::mem::replace(&mut self.kex, KexPhase::Idle), num) {
+            (KexPhase::AwaitEcdhInit(neg), MsgNum::KEX_ECDH_INIT) => self.server_ecdh(neg, payload),
+            (KexPhase::AwaitEcdhReply(neg, secret), MsgNum::KEX_ECDH_REPLY) => {
+                self.client_ecdh(neg, secret, payload)
+            }
+            (phase, _) => {
+                let in_kex = phase.peer_in_kex();
+                self.kex = phase;
+                if in_kex || (self.strict && !self.initial_done) {
+                    Err(self.unexpected(num))
+                } else {
+                    self.reply_unimplemented(seq)
+                }
+            }
+        }
+    }
+
+    fn on_newkeys(&mut self, now: Instant) -> Result<(), Error> {
+        let KexPhase::AwaitNewKeys(incoming) = std::mem::replace(&mut self.kex, KexPhase::Idle)
+        else {
+            return Err(self.unexpected(MsgNum::NEWKEYS));
+        };
+        // Incoming keys change exactly here [RFC4253 §7.3]; strict kex restarts the count.
+        self.dec.set_key(incoming);
+        if self.strict {
+            self.dec.reset_seq();
+        }
+        let initial = !self.initial_done;
+        self.initial_done = true;
+        self.last_kex = now;
+        self.kex_started = None;
+        if let Some(algorithms) = self.last_algorithms {
+            self.events.push_back(TransportEvent::KexDone {
+                algorithms,
+                initial,
+                strict: self.strict,
+            });
+        }
+        Ok(())
+    }
+}

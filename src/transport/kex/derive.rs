@@ -1,0 +1,71 @@
+//! Exchange hash inputs and key derivation [RFC4253 §7.2, §8; RFC5656 §4; RFC8731 §3].
+
+use zeroize::Zeroizing;
+
+use crate::crypto::hash::HashAlg;
+use crate::wire::Writer;
+
+/// K encoded as an mpint, ready to prefix every derivation hash; zeroized on drop.
+pub struct EncodedSecret(pub Zeroizing<Vec<u8>>);
+
+impl EncodedSecret {
+    /// Encodes the big-endian shared secret as an mpint.
+    pub fn from_unsigned(k: &[u8]) -> Self {
+        let mut out = Zeroizing::new(Vec::with_capacity(k.len().saturating_add(5)));
+        Writer::new(&mut out).mpint_unsigned(k);
+        Self(out)
+    }
+}
+
+/// The fields of an ECDH-style exchange hash, in order [RFC5656 §4, RFC8731 §3].
+pub struct EcdhHashInput<'a> {
+    /// V_C, the client's identification string without CR LF.
+    pub v_c: &'a [u8],
+    /// V_S, the server's.
+    pub v_s: &'a [u8],
+    /// I_C, the payload of the client's KEXINIT.
+    pub i_c: &'a [u8],
+    /// I_S, the payload of the server's KEXINIT.
+    pub i_s: &'a [u8],
+    /// K_S, the server's host key blob.
+    pub k_s: &'a [u8],
+    /// Q_C, the client's ephemeral public value.
+    pub q_c: &'a [u8],
+    /// Q_S, the server's.
+    pub q_s: &'a [u8],
+}
+
+impl EcdhHashInput<'_> {
+    /// H = HASH(V_C ‖ V_S ‖ I_C ‖ I_S ‖ K_S ‖ Q_C ‖ Q_S ‖ K), strings length-prefixed.
+    pub fn hash(&self, alg: HashAlg, k: &EncodedSecret) -> Vec<u8> {
+        let mut h = alg.hasher();
+        for field in [
+            self.v_c, self.v_s, self.i_c, self.i_s, self.k_s, self.q_c, self.q_s,
+        ] {
+            let len = u32::try_from(field.len()).unwrap_or(u32::MAX);
+            h.update(&len.to_be_bytes());
+            h.update(field);
+        }
+        h.update(&k.0);
+        h.finish()
+    }
+}
+
+/// Derives `len` bytes for `letter` ('A'..'F'): K1 = HASH(K ‖ H ‖ letter ‖ session_id),
+/// Kn = HASH(K ‖ H ‖ K1 ‖ … ‖ Kn-1), concatenated and truncated [RFC4253 §7.2].
+pub fn derive(
+    alg: HashAlg,
+    k: &EncodedSecret,
+    h: &[u8],
+    session_id: &[u8],
+    letter: u8,
+    len: usize,
+) -> Zeroizing<Vec<u8>> {
+    let mut out = Zeroizing::new(alg.digest(&[&k.0, h, &[letter], session_id]));
+    while out.len() < len {
+        let more = alg.digest(&[&k.0, h, &out]);
+        out.extend_from_slice(&more);
+    }
+    out.truncate(len);
+    out
+}

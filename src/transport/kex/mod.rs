@@ -1,0 +1,75 @@
+//! Key exchange phases [RFC4253 §7]: one explicit state per step, the step's data inside it.
+
+pub mod derive;
+pub mod ecdh;
+pub mod negotiate;
+
+use crate::crypto::kex::X25519Secret;
+use crate::transport::OpeningKey;
+use negotiate::Algorithms;
+
+/// Where a key exchange stands.
+pub enum KexPhase {
+    /// No exchange in progress.
+    Idle,
+    /// Our KEXINIT is sent; the peer's has not arrived.
+    AwaitPeerKexInit {
+        /// Our KEXINIT payload (I_C or I_S).
+        ours: Vec<u8>,
+    },
+    /// Server: both KEXINITs exchanged, waiting for the client's ephemeral key.
+    AwaitEcdhInit(Negotiated),
+    /// Client: our ephemeral key is sent, waiting for the server's reply.
+    AwaitEcdhReply(Negotiated, X25519Secret),
+    /// Our NEWKEYS is sent (outgoing keys switched); the peer's is awaited to switch incoming.
+    AwaitNewKeys(Box<dyn OpeningKey>),
+}
+
+impl std::fmt::Debug for KexPhase {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl KexPhase {
+    /// The phase's name, for errors and logs.
+    pub const fn name(&self) -> &'static str {
+        match self {
+            KexPhase::Idle => "idle",
+            KexPhase::AwaitPeerKexInit { .. } => "awaiting KEXINIT",
+            KexPhase::AwaitEcdhInit(_) => "awaiting KEX_ECDH_INIT",
+            KexPhase::AwaitEcdhReply(..) => "awaiting KEX_ECDH_REPLY",
+            KexPhase::AwaitNewKeys(_) => "awaiting NEWKEYS",
+        }
+    }
+
+    /// Whether our side is between its KEXINIT and its NEWKEYS, when only kex messages may
+    /// leave the transport [RFC4253 §7.1].
+    pub const fn blocks_sending(&self) -> bool {
+        matches!(
+            self,
+            KexPhase::AwaitPeerKexInit { .. }
+                | KexPhase::AwaitEcdhInit(_)
+                | KexPhase::AwaitEcdhReply(..)
+        )
+    }
+
+    /// Whether the peer's KEXINIT has arrived and its NEWKEYS has not, when it may send only
+    /// kex messages [RFC4253 §7.1].
+    pub const fn peer_in_kex(&self) -> bool {
+        matches!(
+            self,
+            KexPhase::AwaitEcdhInit(_) | KexPhase::AwaitEcdhReply(..) | KexPhase::AwaitNewKeys(_)
+        )
+    }
+}
+
+/// The negotiated algorithms with both KEXINIT payloads, as the hash needs them.
+pub struct Negotiated {
+    /// What was agreed.
+    pub algs: Algorithms,
+    /// The client's KEXINIT payload.
+    pub i_c: Vec<u8>,
+    /// The server's KEXINIT payload.
+    pub i_s: Vec<u8>,
+}

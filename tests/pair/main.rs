@@ -1,0 +1,6 @@
+//! In-memory client ⇄ server tests of the transport layer: no sockets, deterministic RNG.
+// Tests tweak one setting of a default config at a time; that reads best as assignments.
+#![allow(clippy::field_reassign_with_default)]
+
+mod harness;
+mod transport;
