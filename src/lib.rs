@@ -27,7 +27,9 @@
     )
 )]
 
+pub mod auth;
 pub mod crypto;
+pub mod driver;
 pub mod error;
 pub mod keys;
 pub mod limits;

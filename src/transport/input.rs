@@ -47,6 +47,7 @@ impl Transport {
         if self.closed {
             return Err(Error::Closed);
         }
+        self.now = now;
         let mut used = 0usize;
         if let Some(v) = &mut self.version {
             let (n, line) = v.read(input)?;
@@ -109,6 +110,10 @@ impl Transport {
             MsgNum::IGNORE => Ok(None),
             MsgNum::UNIMPLEMENTED => {
                 let u = Unimplemented::decode_exact(payload.get(1..).unwrap_or_default())?;
+                // A peer that cannot take our KEXINIT will never finish the exchange.
+                if self.kex.blocks_sending() && self.our_kexinit_seq == Some(u.seq) {
+                    return Err(Error::Kex("peer refused our key re-exchange"));
+                }
                 self.events.push_back(TransportEvent::Unimplemented(u.seq));
                 Ok(None)
             }
@@ -145,9 +150,7 @@ impl Transport {
                 if !self.initial_done || self.kex.peer_in_kex() {
                     return Err(self.unexpected(n));
                 }
-                if matches!(self.kex, KexPhase::Idle) && self.needs_rekey() {
-                    self.send_kexinit(now)?;
-                }
+                self.rekey_if_due()?;
                 Ok(Some(pkt))
             }
             _ => {

@@ -143,6 +143,12 @@ pub struct Transport {
     initial_packets_in: u64,
     /// What the exchange in progress (or the last one) agreed on.
     last_algorithms: Option<Algorithms>,
+    /// The latest time the driver told us (from `read` or `handle_timeout`).
+    now: Instant,
+    /// The upper layer finished user authentication; only then do we start re-exchanges.
+    authenticated: bool,
+    /// Sequence number of our KEXINIT in flight, to recognise the peer refusing it.
+    our_kexinit_seq: Option<u32>,
 }
 
 impl std::fmt::Debug for Transport {
@@ -228,6 +234,9 @@ impl Transport {
             closed: false,
             initial_packets_in: 0,
             last_algorithms: None,
+            now,
+            authenticated: false,
+            our_kexinit_seq: None,
         };
         t.out.extend_from_slice(version::OUR_VERSION.as_bytes());
         t.out.extend_from_slice(b"\r\n");
@@ -317,7 +326,8 @@ impl Transport {
             self.queued_bytes = total;
             return Ok(());
         }
-        self.write_packet(payload)
+        self.write_packet(payload)?;
+        self.rekey_if_due()
     }
 
     /// Sends an upper-layer payload written in place by `f` (no intermediate copy when no key
@@ -329,6 +339,14 @@ impl Transport {
             return self.send(&buf);
         }
         self.enc.encode_with(&mut *self.rng, &mut self.out, f)?;
+        self.rekey_if_due()
+    }
+
+    /// Starts a re-exchange when the volume under the current keys calls for one.
+    fn rekey_if_due(&mut self) -> Result<(), Error> {
+        if self.authenticated && matches!(self.kex, KexPhase::Idle) && self.needs_rekey() {
+            self.send_kexinit(self.now)?;
+        }
         Ok(())
     }
 
@@ -357,6 +375,13 @@ impl Transport {
         self.closed = true;
     }
 
+    /// Marks user authentication as complete. Before it we never start a re-exchange (we do
+    /// answer the peer's): OpenSSH clients reject a KEXINIT during authentication and sshd
+    /// refuses one before it, and OpenSSH itself never initiates one there.
+    pub fn set_authenticated(&mut self) {
+        self.authenticated = true;
+    }
+
     /// When [`Transport::handle_timeout`] next needs calling.
     pub fn poll_timeout(&self) -> Option<Instant> {
         if self.closed || !self.initial_done {
@@ -364,12 +389,14 @@ impl Transport {
         }
         match self.kex_started {
             Some(started) => started.checked_add(self.config.kex_timeout),
-            None => self.last_kex.checked_add(self.config.rekey_interval),
+            None if self.authenticated => self.last_kex.checked_add(self.config.rekey_interval),
+            None => None,
         }
     }
 
     /// Starts a time-based re-exchange, or fails a re-exchange the peer let stall.
     pub fn handle_timeout(&mut self, now: Instant) -> Result<(), Error> {
+        self.now = now;
         let Some(deadline) = self.poll_timeout() else {
             return Ok(());
         };
@@ -384,9 +411,14 @@ impl Transport {
         self.start_rekey(now)
     }
 
-    /// Starts a key re-exchange now (either side may [RFC4253 §9]); a no-op if one is running.
+    /// Starts a key re-exchange now (either side may [RFC4253 §9]); a no-op if one is running
+    /// or before authentication (see [`Transport::set_authenticated`]).
     pub fn start_rekey(&mut self, now: Instant) -> Result<(), Error> {
-        if !self.initial_done || !matches!(self.kex, KexPhase::Idle) || self.closed {
+        if !self.initial_done
+            || !self.authenticated
+            || !matches!(self.kex, KexPhase::Idle)
+            || self.closed
+        {
             return Ok(());
         }
         self.send_kexinit(now)

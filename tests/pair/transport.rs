@@ -112,6 +112,8 @@ fn rekeys_by_volume_under_load_without_loss_or_reordering() {
     small.rekey_bytes = 64 * 1024;
     let mut p = Pair::new(small.clone(), small);
     p.handshake();
+    p.client.set_authenticated();
+    p.server.set_authenticated();
     let sid = p.client.session_id().unwrap().to_vec();
     let mut sent = Vec::new();
     for i in 0..300u32 {
@@ -153,6 +155,8 @@ fn rekeys_by_volume_under_load_without_loss_or_reordering() {
 fn either_side_may_start_a_rekey_while_data_flows() {
     let mut p = Pair::default_pair();
     p.handshake();
+    p.client.set_authenticated();
+    p.server.set_authenticated();
     p.server.start_rekey(p.now).unwrap();
     p.client.send(&[94, 1]).unwrap();
     p.server.send(&[94, 2]).unwrap();
@@ -172,6 +176,13 @@ fn either_side_may_start_a_rekey_while_data_flows() {
 fn rekeys_after_the_configured_interval_and_gives_up_on_a_stalled_peer() {
     let mut p = Pair::default_pair();
     p.handshake();
+    assert_eq!(
+        p.client.poll_timeout(),
+        None,
+        "no re-exchange before authentication"
+    );
+    p.client.set_authenticated();
+    p.server.set_authenticated();
     let due = p.client.poll_timeout().unwrap();
     assert_eq!(due, p.now + Duration::from_secs(3600));
     p.client.handle_timeout(due).unwrap();
@@ -536,4 +547,28 @@ fn non_ssh_peer_gets_a_clear_refusal() {
     );
     let err = feed(&mut server(), b"SSH-1.5-ancient\r\n").unwrap_err();
     assert_eq!(err, Error::Protocol(ProtocolError::UnsupportedVersion));
+}
+
+#[test]
+fn never_starts_a_rekey_before_authentication_but_answers_one() {
+    let mut small = TransportConfig::default();
+    small.rekey_bytes = 4096;
+    let mut p = Pair::new(small.clone(), small);
+    p.handshake();
+    for _ in 0..10 {
+        p.client.send(&[94; 1000]).unwrap();
+    }
+    p.server.start_rekey(p.now).unwrap();
+    p.drive();
+    assert_eq!(
+        kex_done(&p.client_events).len(),
+        1,
+        "nobody re-keyed before authentication"
+    );
+    // Once authenticated the server may start one, and the unauthenticated side answers it.
+    p.server.set_authenticated();
+    p.server.start_rekey(p.now).unwrap();
+    p.drive();
+    assert_eq!(kex_done(&p.client_events).len(), 2);
+    assert_eq!(p.to_server.len(), 10);
 }

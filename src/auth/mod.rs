@@ -1,0 +1,3 @@
+//! User authentication [RFC4252]. So far: the data a public-key signature covers.
+
+pub mod publickey;

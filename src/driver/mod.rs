@@ -1,0 +1,141 @@
+//! The tokio driver: moves bytes between a socket and a sans-IO connection and fires its
+//! timers. It holds no protocol state.
+
+use std::time::Instant;
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+use crate::crypto::rng::ChaChaRng;
+use crate::error::Error;
+
+/// What the driver needs from a sans-IO connection (see ARCHITECTURE.md §3).
+pub trait Connection {
+    /// Consumes input; returns how many bytes were taken.
+    fn handle_input(&mut self, bytes: &[u8], now: Instant) -> Result<usize, Error>;
+    /// Moves bytes ready for the socket into `out`.
+    fn poll_transmit(&mut self, out: &mut Vec<u8>);
+    /// When [`Connection::handle_timeout`] next needs calling.
+    fn poll_timeout(&self) -> Option<Instant>;
+    /// Handles an expired timer.
+    fn handle_timeout(&mut self, now: Instant) -> Result<(), Error>;
+    /// Whether the connection is over (flush and close).
+    fn is_closed(&self) -> bool;
+    /// Output was flushed to the socket: a chance to produce more (backpressure released).
+    fn handle_writable(&mut self, now: Instant) -> Result<(), Error> {
+        let _ = now;
+        Ok(())
+    }
+}
+
+/// A fresh per-connection CSPRNG seeded from the operating system.
+pub fn os_rng() -> std::io::Result<ChaChaRng> {
+    let mut seed = zeroize::Zeroizing::new([0u8; 32]);
+    getrandom::fill(&mut seed[..]).map_err(std::io::Error::other)?;
+    Ok(ChaChaRng::from_seed(*seed))
+}
+
+/// How a driven connection ended.
+#[derive(Debug)]
+pub enum Ended {
+    /// The connection closed itself (disconnect sent or received).
+    Closed,
+    /// The peer closed the socket.
+    Eof,
+    /// The peer sent SSH_MSG_DISCONNECT.
+    PeerDisconnected {
+        /// Its reason code.
+        reason: u32,
+        /// Its description.
+        description: String,
+    },
+    /// A protocol error ended it (a DISCONNECT was sent where possible).
+    Error(Error),
+    /// The socket failed.
+    Io(std::io::Error),
+}
+
+const READ_CHUNK: usize = 64 * 1024;
+
+/// Runs `conn` over `stream` until it ends. Output is flushed before every read, and once more
+/// after an error so the peer sees our DISCONNECT.
+pub async fn drive<S, C>(stream: &mut S, conn: &mut C) -> Ended
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+    C: Connection,
+{
+    let mut inbuf: Vec<u8> = Vec::with_capacity(READ_CHUNK);
+    let mut out = Vec::new();
+    loop {
+        conn.poll_transmit(&mut out);
+        if !out.is_empty() {
+            if let Err(e) = stream.write_all(&out).await {
+                return Ended::Io(e);
+            }
+            out.clear();
+            if let Err(e) = conn.handle_writable(Instant::now()) {
+                return finish(stream, conn, &mut out, Ended::Error(e)).await;
+            }
+            continue;
+        }
+        if conn.is_closed() {
+            let _ = stream.shutdown().await;
+            return Ended::Closed;
+        }
+        let timeout = conn.poll_timeout();
+        let sleep = async {
+            match timeout {
+                Some(t) => tokio::time::sleep_until(t.into()).await,
+                None => std::future::pending().await,
+            }
+        };
+        tokio::select! {
+            r = stream.read_buf(&mut inbuf) => match r {
+                Ok(0) => return Ended::Eof,
+                Ok(_) => {
+                    let now = Instant::now();
+                    let mut at = 0;
+                    while at < inbuf.len() && !conn.is_closed() {
+                        match conn.handle_input(inbuf.get(at..).unwrap_or_default(), now) {
+                            Ok(0) => break,
+                            Ok(n) => at = at.saturating_add(n),
+                            Err(e) => return finish(stream, conn, &mut out, Ended::Error(e)).await,
+                        }
+                    }
+                    inbuf.drain(..at.min(inbuf.len()));
+                    if inbuf.capacity() > 4 * READ_CHUNK && inbuf.is_empty() {
+                        inbuf = Vec::with_capacity(READ_CHUNK);
+                    }
+                }
+                Err(e) => return Ended::Io(e),
+            },
+            () = sleep => {
+                if let Err(e) = conn.handle_timeout(Instant::now()) {
+                    return finish(stream, conn, &mut out, Ended::Error(e)).await;
+                }
+            }
+        }
+    }
+}
+
+async fn finish<S, C>(stream: &mut S, conn: &mut C, out: &mut Vec<u8>, how: Ended) -> Ended
+where
+    S: tokio::io::AsyncWrite + Unpin,
+    C: Connection,
+{
+    let how = match how {
+        Ended::Error(Error::PeerDisconnected {
+            reason,
+            description,
+        }) => Ended::PeerDisconnected {
+            reason,
+            description,
+        },
+        other => other,
+    };
+    conn.poll_transmit(out);
+    if !out.is_empty() {
+        let _ = stream.write_all(out).await;
+    }
+    let _ = stream.shutdown().await;
+    how
+}

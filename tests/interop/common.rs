@@ -1,0 +1,329 @@
+//! Shared helpers: locating peer binaries, a loopback test server built on our transport, and
+//! an OpenSSH sshd started per test with a temporary configuration.
+
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use portcullis::driver::{Connection, drive, os_rng};
+use portcullis::error::Error;
+use portcullis::keys::{PrivateKey, PublicKey};
+use portcullis::transport::{Transport, TransportConfig, TransportEvent};
+use portcullis::wire::Writer;
+
+/// The path of a peer binary, or a failure naming the Debian package that provides it.
+pub fn require(name: &str, package: &str) -> PathBuf {
+    for dir in ["/usr/bin", "/usr/sbin", "/usr/local/bin", "/bin", "/sbin"] {
+        let p = Path::new(dir).join(name);
+        if p.is_file() {
+            return p;
+        }
+    }
+    panic!(
+        "`{name}` not found: install the Debian package {package} (apt-get install -y {package}), or run `bash .ci/run`, which does"
+    );
+}
+
+/// What the test server saw, for assertions.
+#[derive(Default)]
+pub struct ServerLog {
+    pub kex_done: AtomicUsize,
+    pub strict_kex: AtomicUsize,
+    pub errors: Mutex<Vec<String>>,
+}
+
+/// Test-only upper layer: accepts the `ssh-userauth` service and refuses every authentication
+/// with "publickey" as the method that can continue. With `rekey_after_auth` it instead lets
+/// any request in, starts a re-exchange, and refuses the session channel only after a delay,
+/// so the client's own time-based re-exchange gets to run too.
+struct RefuseAuth {
+    t: Transport,
+    log: Arc<ServerLog>,
+    rekey_after_auth: bool,
+    refuse_channel: Option<(u32, Instant)>,
+}
+
+/// How long the channel refusal waits in the re-key test.
+const CHANNEL_REFUSAL_DELAY: Duration = Duration::from_millis(2500);
+
+impl Connection for RefuseAuth {
+    fn handle_input(&mut self, bytes: &[u8], now: Instant) -> Result<usize, Error> {
+        let (used, pkt) = self.t.read(bytes, now)?;
+        while let Some(ev) = self.t.poll_event() {
+            if let TransportEvent::KexDone { strict, .. } = ev {
+                self.log.kex_done.fetch_add(1, Ordering::SeqCst);
+                if strict {
+                    self.log.strict_kex.fetch_add(1, Ordering::SeqCst);
+                }
+            }
+        }
+        if let Some(p) = pkt {
+            let payload = p.payload().to_vec();
+            self.t.recycle(p);
+            match payload.first() {
+                Some(5) => {
+                    let name = &payload[5..];
+                    self.t.send_with(|w| {
+                        w.u8(6).string(name);
+                    })?;
+                }
+                Some(50) if self.rekey_after_auth => {
+                    self.t.send_with(|w| {
+                        w.u8(52);
+                    })?;
+                    self.t.set_authenticated();
+                    self.t.start_rekey(now)?;
+                }
+                Some(50) => self.t.send_with(|w| {
+                    w.u8(51).name_list(["publickey"]).bool(false);
+                })?,
+                Some(90) => {
+                    let mut r = portcullis::wire::Reader::new(&payload[1..]);
+                    r.string()?;
+                    self.refuse_channel = Some((r.u32()?, now + CHANNEL_REFUSAL_DELAY));
+                }
+                _ => {}
+            }
+        }
+        Ok(used)
+    }
+    fn poll_transmit(&mut self, out: &mut Vec<u8>) {
+        self.t.poll_transmit(out);
+    }
+    fn poll_timeout(&self) -> Option<Instant> {
+        let refusal = self.refuse_channel.map(|(_, at)| at);
+        [self.t.poll_timeout(), refusal].into_iter().flatten().min()
+    }
+    fn handle_timeout(&mut self, now: Instant) -> Result<(), Error> {
+        if let Some((id, at)) = self.refuse_channel
+            && now >= at
+        {
+            self.refuse_channel = None;
+            self.t.send_with(|w| {
+                w.u8(92)
+                    .u32(id)
+                    .u32(1)
+                    .string(b"test server opens no channels")
+                    .string(b"");
+            })?;
+        }
+        self.t.handle_timeout(now)
+    }
+    fn is_closed(&self) -> bool {
+        self.t.is_closed()
+    }
+}
+
+/// Our transport behind [`RefuseAuth`] on 127.0.0.1, one task per connection.
+pub struct TestServer {
+    pub port: u16,
+    pub host_key: PublicKey,
+    pub log: Arc<ServerLog>,
+}
+
+impl TestServer {
+    pub async fn start(config: TransportConfig, rekey_after_auth: bool) -> Self {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let key = PrivateKey::generate_ed25519(&mut os_rng().unwrap());
+        let host_key = key.public();
+        let keys: Arc<[PrivateKey]> = Arc::from(vec![key]);
+        let config = Arc::new(config);
+        let log = Arc::new(ServerLog::default());
+        let log2 = log.clone();
+        tokio::spawn(async move {
+            loop {
+                let Ok((mut sock, _)) = listener.accept().await else {
+                    return;
+                };
+                let t = Transport::new_server(
+                    config.clone(),
+                    keys.clone(),
+                    Box::new(os_rng().unwrap()),
+                    Instant::now(),
+                );
+                let log = log2.clone();
+                tokio::spawn(async move {
+                    let mut conn = RefuseAuth {
+                        t,
+                        log: log.clone(),
+                        rekey_after_auth,
+                        refuse_channel: None,
+                    };
+                    if let portcullis::driver::Ended::Error(e) = drive(&mut sock, &mut conn).await {
+                        log.errors.lock().unwrap().push(e.to_string());
+                    }
+                });
+            }
+        });
+        Self {
+            port,
+            host_key,
+            log,
+        }
+    }
+
+    /// A known_hosts file pinning this server's key.
+    pub fn known_hosts(&self, dir: &Path) -> PathBuf {
+        let path = dir.join("known_hosts");
+        std::fs::write(
+            &path,
+            format!("[127.0.0.1]:{} {}\n", self.port, self.host_key.to_openssh()),
+        )
+        .unwrap();
+        path
+    }
+}
+
+/// Runs the OpenSSH client against 127.0.0.1:`port` with `-v`, isolated from the user's
+/// configuration; returns (exit code, stderr).
+pub async fn run_ssh(port: u16, known_hosts: &Path, extra: &[&str]) -> (i32, String) {
+    run_ssh_with(port, known_hosts, extra, &["-o", "IdentityFile=/dev/null"]).await
+}
+
+/// [`run_ssh`] with explicit identity options.
+pub async fn run_ssh_with(
+    port: u16,
+    known_hosts: &Path,
+    extra: &[&str],
+    identity: &[&str],
+) -> (i32, String) {
+    let ssh = require("ssh", "openssh-client");
+    let mut cmd = tokio::process::Command::new(ssh);
+    cmd.args([
+        "-v",
+        "-F",
+        "/dev/null",
+        "-o",
+        "BatchMode=yes",
+        "-o",
+        "StrictHostKeyChecking=yes",
+    ])
+    .arg("-o")
+    .arg(format!("UserKnownHostsFile={}", known_hosts.display()))
+    .args([
+        "-o",
+        "GlobalKnownHostsFile=/dev/null",
+        "-o",
+        "IdentitiesOnly=yes",
+    ])
+    .args(identity)
+    .args(["-o", "ConnectTimeout=10", "-p", &port.to_string()])
+    .args(extra)
+    .args(["git@127.0.0.1", "true"])
+    .stdin(Stdio::null())
+    .stdout(Stdio::null())
+    .stderr(Stdio::piped())
+    .kill_on_drop(true);
+    let out = tokio::time::timeout(Duration::from_secs(30), cmd.output())
+        .await
+        .expect("ssh hung")
+        .unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// An OpenSSH sshd on 127.0.0.1 with a temporary configuration and host key; killed on drop.
+pub struct Sshd {
+    pub port: u16,
+    pub host_key: PublicKey,
+    pub dir: tempfile::TempDir,
+    child: std::process::Child,
+}
+
+impl Sshd {
+    pub fn start(extra_config: &str) -> Self {
+        let sshd = require("sshd", "openssh-server");
+        let keygen = require("ssh-keygen", "openssh-client");
+        let dir = tempfile::tempdir().unwrap();
+        let key = dir.path().join("host_ed25519");
+        let st = std::process::Command::new(keygen)
+            .args(["-q", "-t", "ed25519", "-N", "", "-f"])
+            .arg(&key)
+            .status()
+            .unwrap();
+        assert!(st.success(), "ssh-keygen failed");
+        let host_key =
+            PublicKey::from_openssh(&std::fs::read_to_string(key.with_extension("pub")).unwrap())
+                .unwrap();
+        // sshd refuses to start without its privilege separation directory.
+        let _ = std::fs::create_dir_all("/run/sshd");
+        for _ in 0..20 {
+            let port = free_port();
+            let cfg = dir.path().join("sshd_config");
+            std::fs::write(
+                &cfg,
+                format!(
+                    "Port {port}\nListenAddress 127.0.0.1\nHostKey {}\nPidFile {}/sshd.pid\n\
+                     AuthorizedKeysFile {}/authorized_keys\nStrictModes no\nUsePAM no\n\
+                     PasswordAuthentication no\nKbdInteractiveAuthentication no\nLogLevel DEBUG1\n{extra_config}\n",
+                    key.display(),
+                    dir.path().display(),
+                    dir.path().display()
+                ),
+            )
+            .unwrap();
+            let log = std::fs::File::create(dir.path().join("sshd.log")).unwrap();
+            let mut child = std::process::Command::new(&sshd)
+                .args(["-D", "-e", "-f"])
+                .arg(&cfg)
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(log)
+                .spawn()
+                .unwrap();
+            let deadline = Instant::now() + Duration::from_secs(10);
+            while Instant::now() < deadline {
+                if let Ok(Some(_)) = child.try_wait() {
+                    break;
+                }
+                if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+                    return Self {
+                        port,
+                        host_key,
+                        dir,
+                        child,
+                    };
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        panic!(
+            "sshd did not start; log:\n{}",
+            std::fs::read_to_string(dir.path().join("sshd.log")).unwrap_or_default()
+        );
+    }
+
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("sshd.log")).unwrap_or_default()
+    }
+}
+
+impl Drop for Sshd {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// Appends a USERAUTH_REQUEST for the "none" method [RFC4252 §5.2].
+pub fn userauth_none(w: &mut Writer<'_>, user: &str) {
+    w.u8(50)
+        .string(user.as_bytes())
+        .string(b"ssh-connection")
+        .string(b"none");
+}

@@ -1,0 +1,10 @@
+//! Interoperability with real peers: the OpenSSH `ssh` client against our server, and our
+//! client against OpenSSH `sshd`, all on 127.0.0.1. A missing peer binary fails the test with
+//! the Debian package to install (`bash .ci/run` installs them).
+
+// Tests tweak one setting of a default config at a time.
+#![allow(clippy::field_reassign_with_default)]
+
+mod common;
+mod openssh_client;
+mod openssh_server;

@@ -1,0 +1,247 @@
+//! Our client against OpenSSH sshd: the handshake for each cipher (and MAC), the host key
+//! check, and client-initiated re-exchanges driven by a tiny byte limit after authenticating.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use portcullis::auth::publickey::{self, Request};
+use portcullis::driver::{Connection, Ended, drive, os_rng};
+use portcullis::error::{DisconnectReason, Error};
+use portcullis::keys::PrivateKey;
+use portcullis::transport::{
+    CipherAlg, MacAlg, Pinned, Transport, TransportConfig, TransportEvent,
+};
+use portcullis::wire::Reader;
+
+use crate::common::{Sshd, userauth_none};
+
+/// Test-only client script: ask for ssh-userauth; then either try "none" and record the methods
+/// offered, or authenticate with `key`, push `ignore_bytes` of IGNORE traffic at the pace the
+/// transport accepts, and finish with a global request whose reply proves sshd read it all.
+struct Script {
+    t: Transport,
+    key: Option<(String, PrivateKey)>,
+    ignore_left: usize,
+    kex: Vec<(CipherAlg, Option<MacAlg>, bool)>,
+    methods: Option<String>,
+    authenticated: bool,
+    finished: bool,
+}
+
+impl Script {
+    fn new(t: Transport, key: Option<(String, PrivateKey)>, ignore_bytes: usize) -> Self {
+        Self {
+            t,
+            key,
+            ignore_left: ignore_bytes,
+            kex: Vec::new(),
+            methods: None,
+            authenticated: false,
+            finished: false,
+        }
+    }
+
+    fn pump(&mut self) -> Result<(), Error> {
+        if !self.authenticated || self.finished {
+            return Ok(());
+        }
+        let chunk = [0x5a; 2048];
+        while self.ignore_left > 0 && !self.t.send_blocked() {
+            self.t.send_with(|w| {
+                w.u8(2).string(&chunk);
+            })?;
+            self.ignore_left = self.ignore_left.saturating_sub(chunk.len());
+        }
+        if self.ignore_left == 0 {
+            self.finished = true;
+            self.t.send_with(|w| {
+                w.u8(80).string(b"keepalive@openssh.com").bool(true);
+            })?;
+        }
+        Ok(())
+    }
+}
+
+impl Connection for Script {
+    fn handle_input(&mut self, bytes: &[u8], now: Instant) -> Result<usize, Error> {
+        let (used, pkt) = self.t.read(bytes, now)?;
+        while let Some(ev) = self.t.poll_event() {
+            if let TransportEvent::KexDone {
+                algorithms, strict, ..
+            } = ev
+            {
+                self.kex
+                    .push((algorithms.cipher_c2s, algorithms.mac_c2s, strict));
+            }
+        }
+        if let Some(p) = pkt {
+            let payload = p.payload().to_vec();
+            self.t.recycle(p);
+            match payload.first() {
+                Some(6) => match &self.key {
+                    None => self.t.send_with(|w| userauth_none(w, "nobody"))?,
+                    Some((user, key)) => {
+                        let blob = key.public().to_blob();
+                        let req = Request {
+                            user: user.as_bytes(),
+                            service: b"ssh-connection",
+                            algorithm: b"ssh-ed25519",
+                            key_blob: &blob,
+                        };
+                        let sig =
+                            key.sign(&publickey::signed_data(self.t.session_id().unwrap(), &req));
+                        self.t
+                            .send_with(|w| publickey::write_request(w, &req, Some(&sig)))?;
+                    }
+                },
+                Some(51) => {
+                    let mut r = Reader::new(&payload[1..]);
+                    self.methods = Some(r.name_list().unwrap().as_str().to_owned());
+                    self.t.disconnect(DisconnectReason::ByApplication, "done");
+                }
+                Some(52) => {
+                    self.authenticated = true;
+                    self.t.set_authenticated();
+                    self.pump()?;
+                }
+                Some(81 | 82) => self.t.disconnect(DisconnectReason::ByApplication, "done"),
+                _ => {}
+            }
+        }
+        Ok(used)
+    }
+    fn handle_writable(&mut self, _now: Instant) -> Result<(), Error> {
+        self.pump()
+    }
+    fn poll_transmit(&mut self, out: &mut Vec<u8>) {
+        self.t.poll_transmit(out);
+    }
+    fn poll_timeout(&self) -> Option<Instant> {
+        self.t.poll_timeout()
+    }
+    fn handle_timeout(&mut self, now: Instant) -> Result<(), Error> {
+        self.t.handle_timeout(now)
+    }
+    fn is_closed(&self) -> bool {
+        self.t.is_closed()
+    }
+}
+
+async fn run_client(
+    sshd: &Sshd,
+    config: TransportConfig,
+    key: Option<(String, PrivateKey)>,
+    ignore_bytes: usize,
+) -> Script {
+    let mut sock = tokio::net::TcpStream::connect(("127.0.0.1", sshd.port))
+        .await
+        .unwrap();
+    let mut t = Transport::new_client(
+        Arc::new(config),
+        Box::new(Pinned::Key(sshd.host_key.clone())),
+        Box::new(os_rng().unwrap()),
+        Instant::now(),
+    );
+    t.send_with(|w| {
+        w.u8(5).string(b"ssh-userauth");
+    })
+    .unwrap();
+    let mut s = Script::new(t, key, ignore_bytes);
+    let ended =
+        match tokio::time::timeout(std::time::Duration::from_secs(30), drive(&mut sock, &mut s))
+            .await
+        {
+            Ok(e) => e,
+            Err(_) => panic!("client hung; sshd log:\n{}", sshd.log()),
+        };
+    assert!(
+        matches!(ended, Ended::Closed),
+        "{ended:?}\nsshd log:\n{}",
+        sshd.log()
+    );
+    s
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn our_client_handshakes_with_sshd_for_each_cipher() {
+    let sshd = Sshd::start("");
+    for cipher in CipherAlg::SUPPORTED {
+        let macs: Vec<Option<MacAlg>> = if cipher.is_aead() {
+            vec![None]
+        } else {
+            MacAlg::SUPPORTED.iter().copied().map(Some).collect()
+        };
+        for mac in macs {
+            let mut cfg = TransportConfig::default();
+            cfg.preferences.ciphers = vec![cipher];
+            if let Some(m) = mac {
+                cfg.preferences.macs = vec![m];
+            }
+            let s = run_client(&sshd, cfg, None, 0).await;
+            assert_eq!(s.kex, vec![(cipher, mac, true)], "strict kex with OpenSSH");
+            assert_eq!(
+                s.methods.as_deref(),
+                Some("publickey"),
+                "sshd log:\n{}",
+                sshd.log()
+            );
+            assert!(s.t.session_id().is_some());
+        }
+    }
+}
+
+fn current_user() -> String {
+    let out = std::process::Command::new("id")
+        .arg("-un")
+        .output()
+        .unwrap();
+    String::from_utf8(out.stdout).unwrap().trim().to_owned()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn our_client_rekeys_with_sshd_after_a_small_byte_limit() {
+    let sshd = Sshd::start("");
+    let key = PrivateKey::generate_ed25519(&mut os_rng().unwrap());
+    std::fs::write(
+        sshd.dir.path().join("authorized_keys"),
+        format!("{}\n", key.public().to_openssh()),
+    )
+    .unwrap();
+    let mut cfg = TransportConfig::default();
+    cfg.rekey_bytes = 16 * 1024;
+    let s = run_client(&sshd, cfg, Some((current_user(), key)), 256 * 1024).await;
+    assert!(
+        s.authenticated,
+        "publickey auth failed; sshd log:\n{}",
+        sshd.log()
+    );
+    assert!(
+        s.kex.len() >= 10,
+        "only {} exchanges; sshd log:\n{}",
+        s.kex.len(),
+        sshd.log()
+    );
+    assert!(s.finished);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn our_client_refuses_sshd_with_an_unexpected_host_key() {
+    let sshd = Sshd::start("");
+    let other = PrivateKey::generate_ed25519(&mut os_rng().unwrap()).public();
+    let mut sock = tokio::net::TcpStream::connect(("127.0.0.1", sshd.port))
+        .await
+        .unwrap();
+    let t = Transport::new_client(
+        Arc::new(TransportConfig::default()),
+        Box::new(Pinned::Key(other)),
+        Box::new(os_rng().unwrap()),
+        Instant::now(),
+    );
+    let mut s = Script::new(t, None, 0);
+    let ended = drive(&mut sock, &mut s).await;
+    assert!(
+        matches!(ended, Ended::Error(Error::HostKeyRejected(_))),
+        "{ended:?}"
+    );
+    assert!(s.kex.is_empty());
+}
