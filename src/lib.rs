@@ -28,6 +28,7 @@
 )]
 
 pub mod auth;
+pub mod client;
 pub mod crypto;
 pub mod driver;
 pub mod error;

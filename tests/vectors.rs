@@ -1,6 +1,9 @@
 //! Runs every data file under `vectors/` (see vectors/README.md for the format).
 
+use portcullis::crypto::aead::AesGcm;
+use portcullis::crypto::kex::X25519Secret;
 use portcullis::crypto::rng::SecureRandom;
+use portcullis::crypto::sign::{Ed25519Private, ed25519_verify};
 use portcullis::transport::{
     CipherAlg, DirectionKeys, MacAlg, OpeningKey, PacketDecoder, PacketEncoder, SealingKey, suite,
 };
@@ -190,4 +193,108 @@ fn packet_vectors() {
         }
     }
     assert!(files_seen >= 8, "every cipher has a vector file");
+}
+
+fn arr32(v: &Value) -> [u8; 32] {
+    hex(v).try_into().expect("32 bytes")
+}
+
+#[test]
+fn x25519_vectors() {
+    let (_, file) = files("crypto")
+        .into_iter()
+        .find(|(p, _)| p.ends_with("x25519.json"))
+        .unwrap();
+    for v in file["vectors"].as_array().unwrap() {
+        let secret = X25519Secret::from_bytes(arr32(&v["scalar"]));
+        match v["output"].as_str() {
+            Some(out) => {
+                let k = secret
+                    .agree(&hex(&v["u"]))
+                    .unwrap_or_else(|e| panic!("{}: {e}", v["name"]));
+                assert_eq!(hex::encode(&*k.0), out, "{}", v["name"]);
+            }
+            None => assert!(secret.agree(&hex(&v["u"])).is_err(), "{}", v["name"]),
+        }
+    }
+    for it in file["iterated"].as_array().unwrap() {
+        let (mut k, mut u) = ([0u8; 32], [0u8; 32]);
+        k[0] = 9;
+        u[0] = 9;
+        for _ in 0..it["rounds"].as_u64().unwrap() {
+            let next: [u8; 32] = X25519Secret::from_bytes(k).agree(&u).unwrap().0[..]
+                .try_into()
+                .unwrap();
+            u = k;
+            k = next;
+        }
+        assert_eq!(hex::encode(k), it["k"].as_str().unwrap());
+    }
+}
+
+#[test]
+fn ed25519_vectors() {
+    let (_, file) = files("crypto")
+        .into_iter()
+        .find(|(p, _)| p.ends_with("ed25519.json"))
+        .unwrap();
+    let vectors = file["vectors"].as_array().unwrap();
+    assert_eq!(vectors.len(), 5);
+    for v in vectors {
+        let key = Ed25519Private::from_seed(arr32(&v["secret"]));
+        assert_eq!(
+            hex::encode(key.public()),
+            v["public"].as_str().unwrap(),
+            "{}",
+            v["name"]
+        );
+        let msg = hex(&v["message"]);
+        let sig = key.sign(&msg);
+        assert_eq!(
+            hex::encode(sig),
+            v["signature"].as_str().unwrap(),
+            "{}",
+            v["name"]
+        );
+        assert!(ed25519_verify(&key.public(), &msg, &sig));
+        let mut bad = sig;
+        bad[10] ^= 1;
+        assert!(!ed25519_verify(&key.public(), &msg, &bad), "{}", v["name"]);
+    }
+}
+
+#[test]
+fn aes_gcm_vectors() {
+    let (_, file) = files("crypto")
+        .into_iter()
+        .find(|(p, _)| p.ends_with("aes-gcm.json"))
+        .unwrap();
+    for v in file["vectors"].as_array().unwrap() {
+        let name = v["name"].as_str().unwrap();
+        let iv: [u8; 12] = hex(&v["iv"]).try_into().unwrap();
+        let (key, aad) = (hex(&v["key"]), hex(&v["aad"]));
+        let mut body = hex(&v["plaintext"]);
+        let mut tag = [0u8; 16];
+        AesGcm::new(&key, &iv)
+            .unwrap()
+            .seal_detached(&aad, &mut body, &mut tag);
+        assert_eq!(
+            hex::encode(&body),
+            v["ciphertext"].as_str().unwrap(),
+            "{name}"
+        );
+        assert_eq!(hex::encode(tag), v["tag"].as_str().unwrap(), "{name}");
+        AesGcm::new(&key, &iv)
+            .unwrap()
+            .open_detached(&aad, &mut body.clone(), &tag)
+            .unwrap();
+        tag[0] ^= 1;
+        assert!(
+            AesGcm::new(&key, &iv)
+                .unwrap()
+                .open_detached(&aad, &mut body, &tag)
+                .is_err(),
+            "{name}"
+        );
+    }
 }

@@ -114,9 +114,21 @@ impl AesGcm {
         }
     }
 
-    /// Authenticates and decrypts `packet` (clear length ‖ ciphertext) in place.
+    /// Authenticates and decrypts `packet` (clear length ‖ ciphertext) in place; the length is
+    /// the associated data.
     pub fn open(&mut self, packet: &mut [u8], tag: &[u8]) -> Result<(), CryptoError> {
         let (aad, body) = packet.split_at_mut(4.min(packet.len()));
+        self.open_detached(aad, body, tag)
+    }
+
+    /// Authenticates `aad` ‖ `body` against `tag` and decrypts `body` in place under the current
+    /// IV, then advances the invocation counter.
+    pub fn open_detached(
+        &mut self,
+        aad: &[u8],
+        body: &mut [u8],
+        tag: &[u8],
+    ) -> Result<(), CryptoError> {
         let tag = Tag::try_from(tag).map_err(|_| CryptoError::BadMac)?;
         let nonce = Nonce::from(*self.iv);
         let ok = match &self.key {
@@ -131,6 +143,12 @@ impl AesGcm {
     /// Encrypts the body of `packet` in place and writes the tag.
     pub fn seal(&mut self, packet: &mut [u8], tag: &mut [u8]) {
         let (aad, body) = packet.split_at_mut(4.min(packet.len()));
+        self.seal_detached(aad, body, tag);
+    }
+
+    /// Encrypts `body` in place under the current IV with `aad` authenticated, writes the tag,
+    /// then advances the invocation counter.
+    pub fn seal_detached(&mut self, aad: &[u8], body: &mut [u8], tag: &mut [u8]) {
         let nonce = Nonce::from(*self.iv);
         let t = match &self.key {
             GcmKey::Aes128(k) => k.encrypt_inout_detached(&nonce, aad, body.into()),

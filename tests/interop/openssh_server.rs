@@ -5,6 +5,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use portcullis::auth::publickey::{self, Request};
+use portcullis::client::known_hosts::KnownHosts;
 use portcullis::driver::{Connection, Ended, drive, os_rng};
 use portcullis::error::{DisconnectReason, Error};
 use portcullis::keys::PrivateKey;
@@ -222,6 +223,62 @@ async fn our_client_rekeys_with_sshd_after_a_small_byte_limit() {
         sshd.log()
     );
     assert!(s.finished);
+}
+
+/// A known_hosts file hashed by OpenSSH's own `ssh-keygen -H` verifies the real server.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn our_client_accepts_sshd_through_a_hashed_known_hosts_file() {
+    let sshd = Sshd::start("");
+    let kh_path = sshd.dir.path().join("known_hosts");
+    std::fs::write(
+        &kh_path,
+        format!("[127.0.0.1]:{} {}\n", sshd.port, sshd.host_key.to_openssh()),
+    )
+    .unwrap();
+    let keygen = crate::common::require("ssh-keygen", "openssh-client");
+    assert!(
+        std::process::Command::new(keygen)
+            .args(["-q", "-H", "-f"])
+            .arg(&kh_path)
+            .status()
+            .unwrap()
+            .success()
+    );
+    let text = std::fs::read_to_string(&kh_path).unwrap();
+    assert!(text.starts_with("|1|"), "{text}");
+    let kh = KnownHosts::parse(&text);
+    let mut sock = tokio::net::TcpStream::connect(("127.0.0.1", sshd.port))
+        .await
+        .unwrap();
+    let mut t = Transport::new_client(
+        Arc::new(TransportConfig::default()),
+        Box::new(kh.verifier("127.0.0.1", sshd.port)),
+        Box::new(os_rng().unwrap()),
+        Instant::now(),
+    );
+    t.send_with(|w| {
+        w.u8(5).string(b"ssh-userauth");
+    })
+    .unwrap();
+    let mut s = Script::new(t, None, 0);
+    let ended = drive(&mut sock, &mut s).await;
+    assert!(matches!(ended, Ended::Closed), "{ended:?}");
+    assert_eq!(s.methods.as_deref(), Some("publickey"));
+    // The same file does not vouch for another port.
+    let mut sock = tokio::net::TcpStream::connect(("127.0.0.1", sshd.port))
+        .await
+        .unwrap();
+    let t = Transport::new_client(
+        Arc::new(TransportConfig::default()),
+        Box::new(kh.verifier("127.0.0.1", sshd.port + 1)),
+        Box::new(os_rng().unwrap()),
+        Instant::now(),
+    );
+    let mut s = Script::new(t, None, 0);
+    assert!(matches!(
+        drive(&mut sock, &mut s).await,
+        Ended::Error(Error::HostKeyRejected(_))
+    ));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

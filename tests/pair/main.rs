@@ -3,4 +3,5 @@
 #![allow(clippy::field_reassign_with_default)]
 
 mod harness;
+mod transcript;
 mod transport;
