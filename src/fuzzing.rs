@@ -153,3 +153,53 @@ fn seal_payloads(selector: u8, mut input: &[u8]) -> (Vec<u8>, Vec<Vec<u8>>) {
     }
     (wire, payloads)
 }
+
+/// Arbitrary bytes from a client into a server transport (fixed host key, deterministic RNG),
+/// in chunks the input chooses: version exchange, KEXINIT parsing and negotiation, the kex
+/// messages and every transport rule. No panic, and after an error the transport is closed.
+pub fn transport_server(data: &[u8]) {
+    use std::sync::Arc;
+    use std::time::Instant;
+
+    use crate::keys::PrivateKey;
+    use crate::transport::{Transport, TransportConfig};
+
+    let [chunk_seed, stream @ ..] = data else { return };
+    let key = PrivateKey::generate_ed25519(&mut DeterministicRng::new(1));
+    let now = Instant::now();
+    let mut t = Transport::new_server(
+        Arc::new(TransportConfig::default()),
+        Arc::from(vec![key]),
+        Box::new(DeterministicRng::new(2)),
+        now,
+    );
+    let mut rest = stream;
+    let chunk = usize::from(*chunk_seed).max(1);
+    let mut out = Vec::new();
+    while !rest.is_empty() {
+        let n = chunk.min(rest.len());
+        let (mut piece, tail) = rest.split_at(n);
+        rest = tail;
+        while !piece.is_empty() {
+            match t.read(piece, now) {
+                Ok((used, pkt)) => {
+                    if let Some(p) = pkt {
+                        t.recycle(p);
+                    } else {
+                        assert!(used == piece.len() || t.is_closed());
+                    }
+                    if used == 0 {
+                        break;
+                    }
+                    piece = &piece[used..];
+                }
+                Err(_) => {
+                    assert!(t.is_closed());
+                    return;
+                }
+            }
+        }
+        out.clear();
+        t.poll_transmit(&mut out);
+    }
+}
