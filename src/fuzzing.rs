@@ -164,7 +164,9 @@ pub fn transport_server(data: &[u8]) {
     use crate::keys::PrivateKey;
     use crate::transport::{Transport, TransportConfig};
 
-    let [chunk_seed, stream @ ..] = data else { return };
+    let [chunk_seed, stream @ ..] = data else {
+        return;
+    };
     let key = PrivateKey::generate_ed25519(&mut DeterministicRng::new(1));
     let now = Instant::now();
     let mut t = Transport::new_server(
