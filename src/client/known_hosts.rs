@@ -102,8 +102,8 @@ impl HostKeyVerifier for KnownHostsVerifier {
         if mine().any(|e| matches!(e.marker, Marker::None) && e.key == *key) {
             return Ok(());
         }
-        if let Some(e) = mine()
-            .find(|e| matches!(e.marker, Marker::None) && e.key.algorithm() == key.algorithm())
+        if let Some(e) =
+            mine().find(|e| matches!(e.marker, Marker::None) && e.key.key_type() == key.key_type())
         {
             return Err(format!(
                 "host key for {} has changed: known {}, offered {}",

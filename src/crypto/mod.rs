@@ -8,3 +8,4 @@ pub mod kex;
 pub mod rng;
 pub mod sign;
 pub mod stream;
+pub mod verify;

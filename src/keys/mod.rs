@@ -1,32 +1,110 @@
 //! Public and private keys in SSH's encodings: key blobs and signature blobs [RFC4253 §6.6,
-//! RFC8709], the OpenSSH one-line public key format, and SHA256 fingerprints.
+//! RFC8709, RFC8332, RFC5656 §3], the OpenSSH one-line public key format, SHA256 fingerprints.
 
 mod private;
 mod public;
 
+pub use crate::crypto::verify::Curve;
 pub use private::PrivateKey;
 pub use public::{KeyError, PublicKey, SignatureBlob};
 
-/// A host key / signature algorithm we implement.
+/// What a public key blob is.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum HostKeyAlg {
-    /// `ssh-ed25519` [RFC8709].
+pub enum KeyType {
+    /// `ssh-ed25519`.
     Ed25519,
+    /// `ssh-rsa` (signed with any of the RSA signature algorithms).
+    Rsa,
+    /// `ecdsa-sha2-<curve>`.
+    Ecdsa(Curve),
 }
 
-impl HostKeyAlg {
-    /// Every host key algorithm, in our default preference order.
-    pub const SUPPORTED: [HostKeyAlg; 1] = [HostKeyAlg::Ed25519];
+impl KeyType {
+    /// The key type name in blobs and `authorized_keys`.
+    pub const fn wire_name(self) -> &'static str {
+        match self {
+            KeyType::Ed25519 => "ssh-ed25519",
+            KeyType::Rsa => "ssh-rsa",
+            KeyType::Ecdsa(Curve::P256) => "ecdsa-sha2-nistp256",
+            KeyType::Ecdsa(Curve::P384) => "ecdsa-sha2-nistp384",
+            KeyType::Ecdsa(Curve::P521) => "ecdsa-sha2-nistp521",
+        }
+    }
+}
+
+/// A signature algorithm [RFC4253 §6.6, RFC8332 §3, RFC5656 §6.2, RFC8709 §6].
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum SigAlg {
+    /// `ssh-ed25519`.
+    Ed25519,
+    /// `ecdsa-sha2-nistp256`.
+    EcdsaP256,
+    /// `ecdsa-sha2-nistp384`.
+    EcdsaP384,
+    /// `ecdsa-sha2-nistp521`.
+    EcdsaP521,
+    /// `rsa-sha2-512`.
+    RsaSha512,
+    /// `rsa-sha2-256`.
+    RsaSha256,
+    /// `ssh-rsa` with SHA-1: opt-in only.
+    RsaSha1,
+}
+
+/// Host key algorithms are signature algorithms.
+pub type HostKeyAlg = SigAlg;
+
+impl SigAlg {
+    /// Every signature algorithm we can verify, strongest first.
+    pub const ALL: [SigAlg; 7] = [
+        SigAlg::Ed25519,
+        SigAlg::EcdsaP256,
+        SigAlg::EcdsaP384,
+        SigAlg::EcdsaP521,
+        SigAlg::RsaSha512,
+        SigAlg::RsaSha256,
+        SigAlg::RsaSha1,
+    ];
+
+    /// What user keys may sign with by default: everything but SHA-1.
+    pub const DEFAULT_USER: [SigAlg; 6] = [
+        SigAlg::Ed25519,
+        SigAlg::EcdsaP256,
+        SigAlg::EcdsaP384,
+        SigAlg::EcdsaP521,
+        SigAlg::RsaSha512,
+        SigAlg::RsaSha256,
+    ];
+
+    /// Host key algorithms we can sign with today, in preference order.
+    pub const SUPPORTED: [SigAlg; 1] = [SigAlg::Ed25519];
 
     /// The exact name on the wire.
     pub const fn wire_name(self) -> &'static str {
         match self {
-            HostKeyAlg::Ed25519 => "ssh-ed25519",
+            SigAlg::Ed25519 => "ssh-ed25519",
+            SigAlg::EcdsaP256 => "ecdsa-sha2-nistp256",
+            SigAlg::EcdsaP384 => "ecdsa-sha2-nistp384",
+            SigAlg::EcdsaP521 => "ecdsa-sha2-nistp521",
+            SigAlg::RsaSha512 => "rsa-sha2-512",
+            SigAlg::RsaSha256 => "rsa-sha2-256",
+            SigAlg::RsaSha1 => "ssh-rsa",
         }
     }
 
-    /// The algorithm with this wire name, if we implement it.
+    /// The algorithm with this wire name.
     pub fn from_wire_name(name: &str) -> Option<Self> {
-        Self::SUPPORTED.into_iter().find(|a| a.wire_name() == name)
+        Self::ALL.into_iter().find(|a| a.wire_name() == name)
+    }
+
+    /// The key type that signs with it.
+    pub const fn key_type(self) -> KeyType {
+        match self {
+            SigAlg::Ed25519 => KeyType::Ed25519,
+            SigAlg::EcdsaP256 => KeyType::Ecdsa(Curve::P256),
+            SigAlg::EcdsaP384 => KeyType::Ecdsa(Curve::P384),
+            SigAlg::EcdsaP521 => KeyType::Ecdsa(Curve::P521),
+            SigAlg::RsaSha512 | SigAlg::RsaSha256 | SigAlg::RsaSha1 => KeyType::Rsa,
+        }
     }
 }

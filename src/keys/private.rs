@@ -2,7 +2,7 @@
 
 use crate::crypto::rng::SecureRandom;
 use crate::crypto::sign::Ed25519Private;
-use crate::keys::{HostKeyAlg, PublicKey};
+use crate::keys::{PublicKey, SigAlg};
 use crate::wire::Writer;
 
 /// A private key. Secrets are zeroized on drop and never printed.
@@ -28,9 +28,9 @@ impl PrivateKey {
     }
 
     /// The signature algorithm this key signs with.
-    pub const fn algorithm(&self) -> HostKeyAlg {
+    pub const fn algorithm(&self) -> SigAlg {
         match self {
-            PrivateKey::Ed25519(_) => HostKeyAlg::Ed25519,
+            PrivateKey::Ed25519(_) => SigAlg::Ed25519,
         }
     }
 
@@ -59,20 +59,22 @@ mod tests {
         let k = PrivateKey::generate_ed25519(&mut DeterministicRng::new(5));
         let sig = k.sign(b"exchange hash");
         let public = k.public();
-        public.verify(b"exchange hash", &sig).unwrap();
+        public
+            .verify(b"exchange hash", &sig, &[SigAlg::Ed25519])
+            .unwrap();
         assert_eq!(
-            public.verify(b"exchange hasH", &sig),
+            public.verify(b"exchange hasH", &sig, &[SigAlg::Ed25519]),
             Err(KeyError::BadSignature)
         );
         let mut bad = sig.clone();
         *bad.last_mut().unwrap() ^= 1;
         assert_eq!(
-            public.verify(b"exchange hash", &bad),
+            public.verify(b"exchange hash", &bad, &[SigAlg::Ed25519]),
             Err(KeyError::BadSignature)
         );
         let other = PrivateKey::generate_ed25519(&mut DeterministicRng::new(6)).public();
         assert_eq!(
-            other.verify(b"exchange hash", &sig),
+            other.verify(b"exchange hash", &sig, &[SigAlg::Ed25519]),
             Err(KeyError::BadSignature)
         );
     }
@@ -91,6 +93,10 @@ mod tests {
         assert!(PublicKey::from_openssh(&line.replace("ssh-ed25519", "ssh-rsa")).is_err());
     }
 
+    fn k_sig() -> Vec<u8> {
+        PrivateKey::generate_ed25519(&mut DeterministicRng::new(9)).sign(b"x")
+    }
+
     #[test]
     fn rejects_malformed_blobs() {
         let public = PrivateKey::generate_ed25519(&mut DeterministicRng::new(9)).public();
@@ -101,11 +107,18 @@ mod tests {
         assert!(PublicKey::decode(&blob).is_err());
         let mut w = Vec::new();
         Writer::new(&mut w).string(b"ssh-ed25519").string(&[0; 31]);
-        assert_eq!(PublicKey::decode(&w), Err(KeyError::Unsupported));
+        assert_eq!(PublicKey::decode(&w), Err(KeyError::Weak));
         let mut sig = Vec::new();
         Writer::new(&mut sig)
             .string(b"rsa-sha2-256")
             .string(&[0; 64]);
-        assert_eq!(public.verify(b"x", &sig), Err(KeyError::AlgorithmMismatch));
+        assert_eq!(
+            public.verify(b"x", &sig, &SigAlg::ALL),
+            Err(KeyError::AlgorithmMismatch)
+        );
+        assert_eq!(
+            public.verify(b"x", &k_sig(), &[]),
+            Err(KeyError::AlgorithmMismatch)
+        );
     }
 }

@@ -4,8 +4,9 @@ use base64ct::{Base64, Base64Unpadded, Encoding};
 
 use crate::crypto::hash::HashAlg;
 use crate::crypto::sign::ed25519_verify;
+use crate::crypto::verify::{self, Curve, RsaHash};
 use crate::error::DecodeError;
-use crate::keys::HostKeyAlg;
+use crate::keys::{KeyType, SigAlg};
 use crate::wire::{Reader, Writer};
 
 /// Why a key or signature was not accepted.
@@ -18,8 +19,11 @@ pub enum KeyError {
     /// A key type we do not implement.
     #[error("unsupported key type")]
     Unsupported,
-    /// The signature's algorithm does not belong to the key, or is not the expected one.
-    #[error("signature algorithm does not match the key")]
+    /// A key below our strength floor (RSA under 2048 bits) or not a valid point.
+    #[error("weak or invalid key")]
+    Weak,
+    /// The signature's algorithm does not belong to the key, or is not allowed.
+    #[error("signature algorithm not allowed for this key")]
     AlgorithmMismatch,
     /// The signature does not verify.
     #[error("bad signature")]
@@ -29,16 +33,31 @@ pub enum KeyError {
     BadText,
 }
 
-/// A public key we can verify with.
+/// A public key we can verify with. Integers are kept as canonical big-endian magnitudes and
+/// re-encoded exactly, so the blob, the fingerprint and the signed data never drift.
 #[derive(Clone, PartialEq, Eq, Hash)]
 pub enum PublicKey {
-    /// An Ed25519 key [RFC8709 §4].
+    /// Ed25519 [RFC8709 §4].
     Ed25519([u8; 32]),
+    /// RSA [RFC4253 §6.6]: exponent and modulus.
+    Rsa {
+        /// Public exponent e.
+        e: Vec<u8>,
+        /// Modulus n.
+        n: Vec<u8>,
+    },
+    /// ECDSA [RFC5656 §3.1]: the curve and the SEC1 point Q.
+    Ecdsa {
+        /// The curve.
+        curve: Curve,
+        /// Q, SEC1-encoded.
+        point: Vec<u8>,
+    },
 }
 
 impl std::fmt::Debug for PublicKey {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{} {}", self.algorithm().wire_name(), self.fingerprint())
+        write!(f, "{} {}", self.key_type().wire_name(), self.fingerprint())
     }
 }
 
@@ -66,16 +85,47 @@ impl<'a> SignatureBlob<'a> {
     }
 }
 
+fn curve_name(c: Curve) -> &'static [u8] {
+    match c {
+        Curve::P256 => b"nistp256",
+        Curve::P384 => b"nistp384",
+        Curve::P521 => b"nistp521",
+    }
+}
+
 impl PublicKey {
-    /// Parses a public key blob [RFC4253 §6.6]; trailing bytes are an error.
+    /// Parses a public key blob; trailing bytes, weak RSA moduli and off-curve points are errors.
     pub fn decode(blob: &[u8]) -> Result<Self, KeyError> {
         let mut r = Reader::new(blob);
         let key = match r.string_max(64)? {
             b"ssh-ed25519" => {
-                let k = r.string()?;
-                PublicKey::Ed25519(k.try_into().map_err(|_| KeyError::Unsupported)?)
+                PublicKey::Ed25519(r.string()?.try_into().map_err(|_| KeyError::Weak)?)
             }
-            _ => return Err(KeyError::Unsupported),
+            b"ssh-rsa" => {
+                let e = r.mpint()?.positive()?.to_vec();
+                let n = r.mpint()?.positive()?.to_vec();
+                if !verify::rsa_key_ok(&e, &n) {
+                    return Err(KeyError::Weak);
+                }
+                PublicKey::Rsa { e, n }
+            }
+            name => {
+                let curve = match name {
+                    b"ecdsa-sha2-nistp256" => Curve::P256,
+                    b"ecdsa-sha2-nistp384" => Curve::P384,
+                    b"ecdsa-sha2-nistp521" => Curve::P521,
+                    _ => return Err(KeyError::Unsupported),
+                };
+                // The curve identifier must repeat the type's curve [RFC5656 §3.1].
+                if r.string()? != curve_name(curve) {
+                    return Err(KeyError::Unsupported);
+                }
+                let point = r.string()?.to_vec();
+                if !curve.point_ok(&point) {
+                    return Err(KeyError::Weak);
+                }
+                PublicKey::Ecdsa { curve, point }
+            }
         };
         r.finish()?;
         Ok(key)
@@ -83,9 +133,16 @@ impl PublicKey {
 
     /// Appends the key blob.
     pub fn encode(&self, w: &mut Writer<'_>) {
+        w.string(self.key_type().wire_name().as_bytes());
         match self {
             PublicKey::Ed25519(k) => {
-                w.string(b"ssh-ed25519").string(k);
+                w.string(k);
+            }
+            PublicKey::Rsa { e, n } => {
+                w.mpint_unsigned(e).mpint_unsigned(n);
+            }
+            PublicKey::Ecdsa { curve, point } => {
+                w.string(curve_name(*curve)).string(point);
             }
         }
     }
@@ -97,10 +154,12 @@ impl PublicKey {
         out
     }
 
-    /// The key's algorithm.
-    pub const fn algorithm(&self) -> HostKeyAlg {
+    /// The key's type.
+    pub const fn key_type(&self) -> KeyType {
         match self {
-            PublicKey::Ed25519(_) => HostKeyAlg::Ed25519,
+            PublicKey::Ed25519(_) => KeyType::Ed25519,
+            PublicKey::Rsa { .. } => KeyType::Rsa,
+            PublicKey::Ecdsa { curve, .. } => KeyType::Ecdsa(*curve),
         }
     }
 
@@ -114,7 +173,7 @@ impl PublicKey {
     pub fn to_openssh(&self) -> String {
         format!(
             "{} {}",
-            self.algorithm().wire_name(),
+            self.key_type().wire_name(),
             Base64::encode_string(&self.to_blob())
         )
     }
@@ -127,27 +186,51 @@ impl PublicKey {
         };
         let blob = Base64::decode_vec(b64).map_err(|_| KeyError::BadText)?;
         let key = Self::decode(&blob)?;
-        if key.algorithm().wire_name() != kind {
+        if key.key_type().wire_name() != kind {
             return Err(KeyError::BadText);
         }
         Ok(key)
     }
 
-    /// Verifies a signature blob over `data`. The blob's algorithm must be one this key type
-    /// signs with, and is verified as what it says.
-    pub fn verify(&self, data: &[u8], blob: &[u8]) -> Result<(), KeyError> {
+    /// Verifies a signature blob over `data`. The blob's algorithm must sign with this key type
+    /// and be one of `allowed`; the signature is verified as what the blob says, never as what
+    /// a request claimed. Returns the algorithm the blob used.
+    pub fn verify(&self, data: &[u8], blob: &[u8], allowed: &[SigAlg]) -> Result<SigAlg, KeyError> {
         let sig = SignatureBlob::decode(blob)?;
-        match self {
-            PublicKey::Ed25519(k) => {
-                if sig.algorithm != "ssh-ed25519" {
-                    return Err(KeyError::AlgorithmMismatch);
-                }
-                if ed25519_verify(k, data, sig.signature) {
-                    Ok(())
-                } else {
-                    Err(KeyError::BadSignature)
+        let alg = SigAlg::from_wire_name(sig.algorithm).ok_or(KeyError::AlgorithmMismatch)?;
+        if alg.key_type() != self.key_type() || !allowed.contains(&alg) {
+            return Err(KeyError::AlgorithmMismatch);
+        }
+        let ok = match (self, alg) {
+            (PublicKey::Ed25519(k), _) => ed25519_verify(k, data, sig.signature),
+            (PublicKey::Rsa { e, n }, alg) => {
+                let hash = match alg {
+                    SigAlg::RsaSha512 => RsaHash::Sha512,
+                    SigAlg::RsaSha256 => RsaHash::Sha256,
+                    _ => RsaHash::Sha1,
+                };
+                verify::rsa_verify(e, n, hash, data, sig.signature)
+            }
+            (PublicKey::Ecdsa { curve, point }, _) => {
+                // string mpint r, mpint s [RFC5656 §3.1.2].
+                let mut r = Reader::new(sig.signature);
+                let parsed = (|| {
+                    Ok::<_, DecodeError>((
+                        r.mpint()?.positive()?,
+                        r.mpint()?.positive()?,
+                        r.finish()?,
+                    ))
+                })();
+                match parsed {
+                    Ok((rr, ss, ())) => verify::ecdsa_verify(*curve, point, data, rr, ss),
+                    Err(_) => false,
                 }
             }
+        };
+        if ok {
+            Ok(alg)
+        } else {
+            Err(KeyError::BadSignature)
         }
     }
 }

@@ -55,6 +55,9 @@ pub struct TransportConfig {
     /// Most upper-layer bytes held while a key exchange blocks sending; beyond it `send` fails,
     /// so writers must respect [`Transport::send_blocked`].
     pub max_queued_bytes: usize,
+    /// Server: the user-key signature algorithms we accept, announced as `server-sig-algs`
+    /// [RFC8308 §3.1] so clients pick `rsa-sha2-*` for RSA keys.
+    pub server_sig_algs: Vec<crate::keys::SigAlg>,
 }
 
 impl Default for TransportConfig {
@@ -66,6 +69,7 @@ impl Default for TransportConfig {
             kex_timeout: Duration::from_secs(300),
             max_packet_len: crate::limits::MAX_PACKET_LEN,
             max_queued_bytes: 1 << 20,
+            server_sig_algs: crate::keys::SigAlg::DEFAULT_USER.to_vec(),
         }
     }
 }

@@ -86,7 +86,7 @@ impl Transport {
         r.finish()?;
         let host_key =
             PublicKey::decode(k_s).map_err(|_| Error::Kex("unusable server host key"))?;
-        if host_key.algorithm() != neg.algs.host_key {
+        if host_key.key_type() != neg.algs.host_key.key_type() {
             return Err(Error::Kex("host key type differs from the negotiated one"));
         }
         let k = secret
@@ -104,8 +104,9 @@ impl Transport {
             q_s,
         }
         .hash(neg.algs.kex.hash(), &k);
+        // The signature must be made with the negotiated algorithm [RFC8332 §3.2].
         host_key
-            .verify(&h, sig)
+            .verify(&h, sig, &[neg.algs.host_key])
             .map_err(|_| Error::Kex("bad host key signature"))?;
         let RoleState::Client {
             verifier,
@@ -151,7 +152,9 @@ impl Transport {
         self.kex = KexPhase::AwaitNewKeys(opening);
         if first && self.role == Role::Server && self.peer_ext_info {
             // The next packet after our first NEWKEYS [RFC8308 §2.4].
-            let algs: Vec<&str> = crate::keys::HostKeyAlg::SUPPORTED
+            let algs: Vec<&str> = self
+                .config
+                .server_sig_algs
                 .iter()
                 .map(|a| a.wire_name())
                 .collect();
