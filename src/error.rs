@@ -121,6 +121,24 @@ pub enum ProtocolError {
         /// Its message number.
         msg: u8,
     },
+    /// A message named a channel that does not exist.
+    #[error("unknown channel {id}")]
+    UnknownChannel {
+        /// The recipient channel named.
+        id: u32,
+    },
+    /// A WINDOW_ADJUST would take the window past 2^32-1 [RFC4254 §5.2].
+    #[error("window overflow on channel {id}")]
+    WindowOverflow {
+        /// Our channel id.
+        id: u32,
+    },
+    /// Data beyond the window we granted, or above our maximum packet [RFC4254 §5.2].
+    #[error("window exceeded on channel {id}")]
+    WindowExceeded {
+        /// Our channel id.
+        id: u32,
+    },
     /// A message that is not allowed in the current phase.
     #[error("unexpected message {msg} in {phase}")]
     UnexpectedMessage {
@@ -204,6 +222,12 @@ pub enum Error {
     /// The connection is already closed.
     #[error("connection closed")]
     Closed,
+    /// Authentication ended the connection (attempts, grace time, bad user name).
+    #[error("authentication: {0}")]
+    Auth(&'static str),
+    /// A channel-layer limit or rule ended the connection.
+    #[error("channel: {0}")]
+    Channel(&'static str),
 }
 
 /// SSH_MSG_DISCONNECT reason codes [RFC4253 §11.1, RFC4250 §4.2.2].
@@ -249,6 +273,8 @@ impl Error {
             Error::Decode(_) | Error::Protocol(_) => DisconnectReason::ProtocolError,
             Error::Negotiation { .. } | Error::Kex(_) => DisconnectReason::KeyExchangeFailed,
             Error::HostKeyRejected(_) => DisconnectReason::HostKeyNotVerifiable,
+            Error::Auth(_) => DisconnectReason::NoMoreAuthMethodsAvailable,
+            Error::Channel(_) => DisconnectReason::ProtocolError,
         }
     }
 
@@ -272,6 +298,8 @@ impl Error {
             Error::Kex(_) => "key exchange failed".into(),
             Error::HostKeyRejected(_) => "host key not accepted".into(),
             Error::PeerDisconnected { .. } | Error::Closed => "connection closed".into(),
+            Error::Auth(why) => (*why).into(),
+            Error::Channel(_) => "protocol error".into(),
         }
     }
 }

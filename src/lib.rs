@@ -29,12 +29,14 @@
 
 pub mod auth;
 pub mod client;
+pub mod connection;
 pub mod crypto;
 pub mod driver;
 pub mod error;
 pub mod keys;
 pub mod limits;
 pub mod msg;
+pub mod server;
 pub mod transport;
 pub mod wire;
 

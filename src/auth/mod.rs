@@ -1,3 +1,4 @@
-//! User authentication [RFC4252]. So far: the data a public-key signature covers.
+//! User authentication [RFC4252]: the signed data of `publickey`, and the server's state machine.
 
 pub mod publickey;
+pub mod server;

@@ -8,3 +8,5 @@
 mod common;
 mod openssh_client;
 mod openssh_server;
+mod session_server;
+mod sessions;

@@ -1,0 +1,108 @@
+//! One channel's state: lifecycle flags and both flow-control windows [RFC4254 §5].
+
+use std::collections::VecDeque;
+
+/// Where a channel is in its lifecycle.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ChanState {
+    /// We sent CHANNEL_OPEN and await the peer's answer.
+    Opening,
+    /// The peer asked to open it; the application has not decided.
+    PendingAccept,
+    /// Confirmed both ways.
+    Open,
+}
+
+/// A channel. Buffered unread bytes never exceed what our window allowed the peer to send.
+#[derive(Debug)]
+pub struct Channel {
+    pub(crate) remote: u32,
+    pub(crate) kind: Vec<u8>,
+    pub(crate) state: ChanState,
+    pub(crate) eof_sent: bool,
+    pub(crate) eof_rcvd: bool,
+    pub(crate) close_sent: bool,
+    pub(crate) close_rcvd: bool,
+    /// Bytes we may still send [RFC4254 §5.2].
+    pub(crate) send_window: u32,
+    /// Largest data payload the peer accepts in one message.
+    pub(crate) peer_max_packet: u32,
+    /// Bytes the peer may still send us.
+    pub(crate) recv_window: u32,
+    /// Our configured window size: the most we ever grant.
+    pub(crate) recv_max: u32,
+    /// Channel data not yet read by the application.
+    pub(crate) data: VecDeque<u8>,
+    /// Extended data type 1 (stderr) not yet read.
+    pub(crate) ext: VecDeque<u8>,
+    /// Peer requests with want-reply we still owe an answer to, in order [RFC4254 §4].
+    pub(crate) replies_owed: u32,
+    /// Our requests with want-reply still unanswered.
+    pub(crate) replies_expected: u32,
+}
+
+impl Channel {
+    pub(crate) fn new(kind: Vec<u8>, state: ChanState, window: u32) -> Self {
+        Self {
+            remote: 0,
+            kind,
+            state,
+            eof_sent: false,
+            eof_rcvd: false,
+            close_sent: false,
+            close_rcvd: false,
+            send_window: 0,
+            peer_max_packet: 0,
+            recv_window: window,
+            recv_max: window,
+            data: VecDeque::new(),
+            ext: VecDeque::new(),
+            replies_owed: 0,
+            replies_expected: 0,
+        }
+    }
+
+    /// The channel type.
+    pub fn kind(&self) -> &[u8] {
+        &self.kind
+    }
+
+    /// Whether the peer sent EOF.
+    pub fn eof_received(&self) -> bool {
+        self.eof_rcvd
+    }
+
+    /// Whether the peer closed the channel.
+    pub fn close_received(&self) -> bool {
+        self.close_rcvd
+    }
+
+    /// Bytes we may send now.
+    pub fn send_window(&self) -> u32 {
+        self.send_window
+    }
+
+    /// Bytes buffered and unread.
+    pub fn buffered(&self) -> usize {
+        self.data.len().saturating_add(self.ext.len())
+    }
+
+    /// Credit to return to the peer: what it used and we consumed, sent once at least half the
+    /// window is due, so adjusts stay rare but the peer never stalls on a draining reader.
+    pub(crate) fn due_credit(&self) -> Option<u32> {
+        if self.eof_rcvd || self.close_rcvd || self.state != ChanState::Open {
+            return None;
+        }
+        let buffered = u32::try_from(self.buffered()).unwrap_or(u32::MAX);
+        let grant = self
+            .recv_max
+            .saturating_sub(self.recv_window)
+            .saturating_sub(buffered);
+        (grant > 0 && grant >= self.recv_max / 2).then_some(grant)
+    }
+
+    /// Whether the slot can be reused: CLOSE went both ways and nothing is left to read.
+    pub(crate) fn is_finished(&self) -> bool {
+        self.close_sent && self.close_rcvd && self.data.is_empty() && self.ext.is_empty()
+    }
+}

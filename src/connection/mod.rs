@@ -1,0 +1,670 @@
+//! The connection protocol [RFC4254], for either role: channels with flow-controlled windows,
+//! channel and global requests. Sans-IO like the rest: messages come in through
+//! [`Connection::handle`], the application acts through explicit calls, and everything it
+//! should know arrives as [`ChannelEvent`]s.
+
+mod channel;
+pub mod requests;
+
+pub use channel::{ChanState, Channel};
+pub use requests::ChannelRequest;
+
+use std::collections::VecDeque;
+
+use crate::error::{Error, ProtocolError};
+use crate::msg::MsgNum;
+use crate::transport::Transport;
+use crate::wire::Reader;
+
+/// Channel open failure reasons [RFC4254 §5.1].
+pub mod reason {
+    /// SSH_OPEN_ADMINISTRATIVELY_PROHIBITED.
+    pub const PROHIBITED: u32 = 1;
+    /// SSH_OPEN_CONNECT_FAILED.
+    pub const CONNECT_FAILED: u32 = 2;
+    /// SSH_OPEN_UNKNOWN_CHANNEL_TYPE.
+    pub const UNKNOWN_CHANNEL_TYPE: u32 = 3;
+    /// SSH_OPEN_RESOURCE_SHORTAGE.
+    pub const RESOURCE_SHORTAGE: u32 = 4;
+}
+
+/// Channel-layer settings.
+#[derive(Clone, Debug)]
+pub struct ConnectionConfig {
+    /// Window we grant per channel (OpenSSH's session default: 2 MiB).
+    pub window: u32,
+    /// Largest data payload we accept in one message (≥ 32768 [RFC4254 §5.2]).
+    pub max_packet: u32,
+    /// Channels open at once, counting ones still closing.
+    pub max_channels: usize,
+}
+
+impl Default for ConnectionConfig {
+    fn default() -> Self {
+        Self {
+            window: 2 * 1024 * 1024,
+            max_packet: 32 * 1024,
+            max_channels: 10,
+        }
+    }
+}
+
+/// Something on a channel the application should act on.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ChannelEvent {
+    /// The peer asks to open a channel of `kind`: answer with `accept_open` or `reject_open`.
+    OpenRequest {
+        /// Our id for it.
+        id: u32,
+        /// The channel type, e.g. `session`, `direct-tcpip`.
+        kind: Vec<u8>,
+    },
+    /// A channel we opened was confirmed.
+    Opened {
+        /// Our id.
+        id: u32,
+    },
+    /// A channel we opened was refused.
+    OpenFailed {
+        /// Our id (now free).
+        id: u32,
+        /// The reason code.
+        reason: u32,
+        /// The peer's description.
+        description: String,
+    },
+    /// A channel request; if `want_reply`, answer with `reply_request` (in order).
+    Request {
+        /// Channel.
+        id: u32,
+        /// What was asked.
+        request: ChannelRequest,
+        /// Whether an answer is expected.
+        want_reply: bool,
+    },
+    /// The answer to one of our requests.
+    Reply {
+        /// Channel.
+        id: u32,
+        /// CHANNEL_SUCCESS or not.
+        ok: bool,
+    },
+    /// Data (or stderr) arrived and can be read.
+    Readable {
+        /// Channel.
+        id: u32,
+    },
+    /// The send window grew.
+    Writable {
+        /// Channel.
+        id: u32,
+    },
+    /// The peer will send no more data.
+    Eof {
+        /// Channel.
+        id: u32,
+    },
+    /// The peer closed the channel (our CLOSE has gone too); read what is left, then it is freed.
+    Closed {
+        /// Channel.
+        id: u32,
+    },
+    /// The answer to one of our global requests.
+    GlobalReply {
+        /// REQUEST_SUCCESS or not.
+        ok: bool,
+    },
+}
+
+/// All channels of one connection.
+#[derive(Debug)]
+pub struct Connection {
+    config: ConnectionConfig,
+    channels: Vec<Option<Channel>>,
+    events: VecDeque<ChannelEvent>,
+    global_replies_expected: u32,
+    /// The peer promised to open no more sessions (`no-more-sessions@openssh.com`).
+    no_more_sessions: bool,
+}
+
+fn protocol(phase: &'static str, num: MsgNum) -> Error {
+    ProtocolError::UnexpectedMessage { phase, msg: num.0 }.into()
+}
+
+/// Bytes of a CHANNEL_DATA message around its data: number, recipient, length.
+const DATA_OVERHEAD: usize = 9;
+
+impl Connection {
+    /// An empty channel table.
+    pub fn new(config: ConnectionConfig) -> Self {
+        Self {
+            config,
+            channels: Vec::new(),
+            events: VecDeque::new(),
+            global_replies_expected: 0,
+            no_more_sessions: false,
+        }
+    }
+
+    /// The next event.
+    pub fn poll_event(&mut self) -> Option<ChannelEvent> {
+        self.events.pop_front()
+    }
+
+    /// A channel's state, if the id is in use.
+    pub fn channel(&self, id: u32) -> Option<&Channel> {
+        self.channels
+            .get(usize::try_from(id).ok()?)
+            .and_then(Option::as_ref)
+    }
+
+    fn chan_mut(&mut self, id: u32) -> Result<&mut Channel, Error> {
+        usize::try_from(id)
+            .ok()
+            .and_then(|i| self.channels.get_mut(i))
+            .and_then(Option::as_mut)
+            .ok_or(Error::Protocol(ProtocolError::UnknownChannel { id }))
+    }
+
+    /// Number of channels in use (open, opening or closing).
+    pub fn open_channels(&self) -> usize {
+        self.channels.iter().flatten().count()
+    }
+
+    fn allocate(&mut self, ch: Channel) -> Option<u32> {
+        if self.open_channels() >= self.config.max_channels {
+            return None;
+        }
+        let slot = match self.channels.iter().position(Option::is_none) {
+            Some(i) => i,
+            None => {
+                self.channels.push(None);
+                self.channels.len().saturating_sub(1)
+            }
+        };
+        let id = u32::try_from(slot).ok()?;
+        if let Some(s) = self.channels.get_mut(slot) {
+            *s = Some(ch);
+        }
+        Some(id)
+    }
+
+    fn release_if_finished(&mut self, id: u32) {
+        if let Some(slot) = usize::try_from(id)
+            .ok()
+            .and_then(|i| self.channels.get_mut(i))
+            && slot.as_ref().is_some_and(Channel::is_finished)
+        {
+            *slot = None;
+        }
+    }
+
+    /// Handles one message of the connection range (80–127).
+    pub fn handle(&mut self, t: &mut Transport, payload: &[u8]) -> Result<(), Error> {
+        let num = MsgNum(payload.first().copied().unwrap_or(0));
+        let mut r = Reader::new(payload.get(1..).unwrap_or_default());
+        match num {
+            MsgNum::GLOBAL_REQUEST => self.on_global_request(t, &mut r),
+            MsgNum::REQUEST_SUCCESS | MsgNum::REQUEST_FAILURE => {
+                // Replies may carry data (e.g. a bound port); it is not needed.
+                if self.global_replies_expected == 0 {
+                    return Err(protocol("no global request outstanding", num));
+                }
+                self.global_replies_expected = self.global_replies_expected.saturating_sub(1);
+                self.events.push_back(ChannelEvent::GlobalReply {
+                    ok: num == MsgNum::REQUEST_SUCCESS,
+                });
+                Ok(())
+            }
+            MsgNum::CHANNEL_OPEN => self.on_open(t, &mut r),
+            MsgNum::CHANNEL_OPEN_CONFIRMATION => self.on_open_confirmation(&mut r),
+            MsgNum::CHANNEL_OPEN_FAILURE => self.on_open_failure(&mut r),
+            MsgNum::CHANNEL_WINDOW_ADJUST => {
+                let (id, add) = (r.u32()?, r.u32()?);
+                r.finish()?;
+                let ch = self.open_chan(id, num)?;
+                // The window MUST NOT pass 2^32-1 [RFC4254 §5.2]: an error, never a clamp.
+                ch.send_window = ch
+                    .send_window
+                    .checked_add(add)
+                    .ok_or(ProtocolError::WindowOverflow { id })?;
+                self.events.push_back(ChannelEvent::Writable { id });
+                Ok(())
+            }
+            MsgNum::CHANNEL_DATA => {
+                let id = r.u32()?;
+                let data = r.string()?;
+                r.finish()?;
+                self.on_data(id, None, data)
+            }
+            MsgNum::CHANNEL_EXTENDED_DATA => {
+                let (id, code) = (r.u32()?, r.u32()?);
+                let data = r.string()?;
+                r.finish()?;
+                self.on_data(id, Some(code), data)
+            }
+            MsgNum::CHANNEL_EOF => {
+                let id = r.u32()?;
+                r.finish()?;
+                let ch = self.open_chan(id, num)?;
+                if !ch.eof_rcvd && !ch.close_sent {
+                    ch.eof_rcvd = true;
+                    self.events.push_back(ChannelEvent::Eof { id });
+                }
+                Ok(())
+            }
+            MsgNum::CHANNEL_CLOSE => {
+                let id = r.u32()?;
+                r.finish()?;
+                let ch = self.chan_mut(id)?;
+                if ch.close_rcvd || ch.state == ChanState::PendingAccept {
+                    return Err(protocol("channel close", num));
+                }
+                ch.close_rcvd = true;
+                // Answer a CLOSE with ours unless already sent [RFC4254 §5.3].
+                if !ch.close_sent {
+                    ch.close_sent = true;
+                    let remote = ch.remote;
+                    t.send_with(|w| {
+                        w.u8(MsgNum::CHANNEL_CLOSE.0).u32(remote);
+                    })?;
+                }
+                self.events.push_back(ChannelEvent::Closed { id });
+                self.release_if_finished(id);
+                Ok(())
+            }
+            MsgNum::CHANNEL_REQUEST => {
+                let id = r.u32()?;
+                let name = r.string()?;
+                let want_reply = r.bool()?;
+                let request = ChannelRequest::parse(name, &mut r)?;
+                r.finish()?;
+                let ch = self.open_chan(id, num)?;
+                if ch.close_sent {
+                    return Ok(());
+                }
+                if want_reply {
+                    ch.replies_owed = ch.replies_owed.saturating_add(1);
+                }
+                self.events.push_back(ChannelEvent::Request {
+                    id,
+                    request,
+                    want_reply,
+                });
+                Ok(())
+            }
+            MsgNum::CHANNEL_SUCCESS | MsgNum::CHANNEL_FAILURE => {
+                let id = r.u32()?;
+                r.finish()?;
+                let ch = self.open_chan(id, num)?;
+                if ch.replies_expected == 0 {
+                    return Err(protocol("no channel request outstanding", num));
+                }
+                ch.replies_expected = ch.replies_expected.saturating_sub(1);
+                self.events.push_back(ChannelEvent::Reply {
+                    id,
+                    ok: num == MsgNum::CHANNEL_SUCCESS,
+                });
+                Ok(())
+            }
+            _ => Err(protocol("connection", num)),
+        }
+    }
+
+    /// A channel that is open (confirmed both ways), for messages only valid then.
+    fn open_chan(&mut self, id: u32, num: MsgNum) -> Result<&mut Channel, Error> {
+        let ch = self.chan_mut(id)?;
+        if ch.state != ChanState::Open || ch.close_rcvd {
+            return Err(protocol("channel not open", num));
+        }
+        Ok(ch)
+    }
+
+    fn on_global_request(&mut self, t: &mut Transport, r: &mut Reader<'_>) -> Result<(), Error> {
+        let name = r.string()?;
+        let want_reply = r.bool()?;
+        r.rest();
+        if name == b"no-more-sessions@openssh.com" {
+            self.no_more_sessions = true;
+        }
+        // We offer no global services (port forwarding included): refuse, in arrival order.
+        if want_reply {
+            t.send_with(|w| {
+                w.u8(MsgNum::REQUEST_FAILURE.0);
+            })?;
+        }
+        Ok(())
+    }
+
+    fn on_open(&mut self, t: &mut Transport, r: &mut Reader<'_>) -> Result<(), Error> {
+        let kind = r.string()?.to_vec();
+        let (sender, window, max_packet) = (r.u32()?, r.u32()?, r.u32()?);
+        r.rest();
+        if kind == b"session" && self.no_more_sessions {
+            return Err(Error::Channel("session opened after no-more-sessions"));
+        }
+        let mut ch = Channel::new(kind.clone(), ChanState::PendingAccept, self.config.window);
+        ch.remote = sender;
+        ch.send_window = window;
+        ch.peer_max_packet = max_packet;
+        match self.allocate(ch) {
+            Some(id) => {
+                self.events
+                    .push_back(ChannelEvent::OpenRequest { id, kind });
+                Ok(())
+            }
+            None => t.send_with(|w| {
+                w.u8(MsgNum::CHANNEL_OPEN_FAILURE.0)
+                    .u32(sender)
+                    .u32(reason::RESOURCE_SHORTAGE)
+                    .string(b"too many channels")
+                    .string(b"");
+            }),
+        }
+    }
+
+    fn on_open_confirmation(&mut self, r: &mut Reader<'_>) -> Result<(), Error> {
+        let (id, sender, window, max_packet) = (r.u32()?, r.u32()?, r.u32()?, r.u32()?);
+        r.rest();
+        let ch = self.chan_mut(id)?;
+        if ch.state != ChanState::Opening {
+            return Err(protocol(
+                "channel already open",
+                MsgNum::CHANNEL_OPEN_CONFIRMATION,
+            ));
+        }
+        ch.state = ChanState::Open;
+        ch.remote = sender;
+        ch.send_window = window;
+        ch.peer_max_packet = max_packet;
+        self.events.push_back(ChannelEvent::Opened { id });
+        Ok(())
+    }
+
+    fn on_open_failure(&mut self, r: &mut Reader<'_>) -> Result<(), Error> {
+        let (id, reason) = (r.u32()?, r.u32()?);
+        let description = String::from_utf8_lossy(r.string()?).into_owned();
+        r.rest();
+        if self.chan_mut(id)?.state != ChanState::Opening {
+            return Err(protocol(
+                "channel already open",
+                MsgNum::CHANNEL_OPEN_FAILURE,
+            ));
+        }
+        if let Some(slot) = usize::try_from(id)
+            .ok()
+            .and_then(|i| self.channels.get_mut(i))
+        {
+            *slot = None;
+        }
+        self.events.push_back(ChannelEvent::OpenFailed {
+            id,
+            reason,
+            description,
+        });
+        Ok(())
+    }
+
+    fn on_data(&mut self, id: u32, code: Option<u32>, data: &[u8]) -> Result<(), Error> {
+        let max_packet = self.config.max_packet;
+        let num = if code.is_some() {
+            MsgNum::CHANNEL_EXTENDED_DATA
+        } else {
+            MsgNum::CHANNEL_DATA
+        };
+        let ch = self.open_chan(id, num)?;
+        if ch.close_sent {
+            // In flight before our CLOSE reached the peer: nobody will read it.
+            return Ok(());
+        }
+        if ch.eof_rcvd {
+            return Err(protocol("data after EOF", num));
+        }
+        let len = u32::try_from(data.len()).unwrap_or(u32::MAX);
+        // Never buffer beyond the window we granted or above our packet size: disconnect
+        // rather than drop (see RFC-NOTES, RFC4254 §5.2).
+        if len > ch.recv_window || len > max_packet {
+            return Err(ProtocolError::WindowExceeded { id }.into());
+        }
+        ch.recv_window = ch.recv_window.saturating_sub(len);
+        match code {
+            None => ch.data.extend(data),
+            Some(1) => ch.ext.extend(data),
+            // Unknown extended data types consume window and are dropped.
+            Some(_) => {}
+        }
+        if !data.is_empty() {
+            self.events.push_back(ChannelEvent::Readable { id });
+        }
+        Ok(())
+    }
+
+    /// Opens a channel of `kind` (the client opens `session`s).
+    pub fn open(&mut self, t: &mut Transport, kind: &[u8]) -> Result<u32, Error> {
+        let id = self
+            .allocate(Channel::new(
+                kind.to_vec(),
+                ChanState::Opening,
+                self.config.window,
+            ))
+            .ok_or(Error::Channel("too many channels"))?;
+        let (window, max_packet) = (self.config.window, self.config.max_packet);
+        t.send_with(|w| {
+            w.u8(MsgNum::CHANNEL_OPEN.0)
+                .string(kind)
+                .u32(id)
+                .u32(window)
+                .u32(max_packet);
+        })?;
+        Ok(id)
+    }
+
+    /// Accepts a channel the peer asked for.
+    pub fn accept_open(&mut self, t: &mut Transport, id: u32) -> Result<(), Error> {
+        let (window, max_packet) = (self.config.window, self.config.max_packet);
+        let ch = self.chan_mut(id)?;
+        if ch.state != ChanState::PendingAccept {
+            return Err(Error::Channel("channel is not awaiting a decision"));
+        }
+        ch.state = ChanState::Open;
+        let remote = ch.remote;
+        t.send_with(|w| {
+            w.u8(MsgNum::CHANNEL_OPEN_CONFIRMATION.0)
+                .u32(remote)
+                .u32(id)
+                .u32(window)
+                .u32(max_packet);
+        })
+    }
+
+    /// Refuses a channel the peer asked for; its id is free again at once.
+    pub fn reject_open(
+        &mut self,
+        t: &mut Transport,
+        id: u32,
+        code: u32,
+        description: &str,
+    ) -> Result<(), Error> {
+        let ch = self.chan_mut(id)?;
+        if ch.state != ChanState::PendingAccept {
+            return Err(Error::Channel("channel is not awaiting a decision"));
+        }
+        let remote = ch.remote;
+        if let Some(slot) = usize::try_from(id)
+            .ok()
+            .and_then(|i| self.channels.get_mut(i))
+        {
+            *slot = None;
+        }
+        t.send_with(|w| {
+            w.u8(MsgNum::CHANNEL_OPEN_FAILURE.0)
+                .u32(remote)
+                .u32(code)
+                .string(description.as_bytes())
+                .string(b"");
+        })
+    }
+
+    /// Sends a channel request (exec, env, exit-status, …).
+    pub fn request(
+        &mut self,
+        t: &mut Transport,
+        id: u32,
+        req: &ChannelRequest,
+        want_reply: bool,
+    ) -> Result<(), Error> {
+        let ch = self.open_chan(id, MsgNum::CHANNEL_REQUEST)?;
+        if ch.close_sent {
+            return Err(Error::Channel("request after close"));
+        }
+        if want_reply {
+            ch.replies_expected = ch.replies_expected.saturating_add(1);
+        }
+        let remote = ch.remote;
+        t.send_with(|w| {
+            w.u8(MsgNum::CHANNEL_REQUEST.0)
+                .u32(remote)
+                .string(req.name())
+                .bool(want_reply);
+            req.write_fields(w);
+        })
+    }
+
+    /// Answers the oldest unanswered want-reply request on `id` [RFC4254 §4 order].
+    pub fn reply_request(&mut self, t: &mut Transport, id: u32, ok: bool) -> Result<(), Error> {
+        let ch = self.chan_mut(id)?;
+        if ch.replies_owed == 0 {
+            return Err(Error::Channel("no request awaits a reply"));
+        }
+        ch.replies_owed = ch.replies_owed.saturating_sub(1);
+        if ch.close_sent {
+            return Ok(());
+        }
+        let remote = ch.remote;
+        let num = if ok {
+            MsgNum::CHANNEL_SUCCESS
+        } else {
+            MsgNum::CHANNEL_FAILURE
+        };
+        t.send_with(|w| {
+            w.u8(num.0).u32(remote);
+        })
+    }
+
+    /// Sends a global request expecting a reply (keepalives).
+    pub fn global_request(&mut self, t: &mut Transport, name: &[u8]) -> Result<(), Error> {
+        self.global_replies_expected = self.global_replies_expected.saturating_add(1);
+        t.send_with(|w| {
+            w.u8(MsgNum::GLOBAL_REQUEST.0).string(name).bool(true);
+        })
+    }
+
+    /// Global requests still awaiting a reply.
+    pub fn global_replies_expected(&self) -> u32 {
+        self.global_replies_expected
+    }
+
+    /// Sends as much of `data` as the window, the peer's packet size and transport backpressure
+    /// allow, as CHANNEL_DATA (or EXTENDED_DATA with `ext`); returns the bytes taken. Zero means
+    /// wait for [`ChannelEvent::Writable`] or the transport to drain.
+    pub fn write(
+        &mut self,
+        t: &mut Transport,
+        id: u32,
+        ext: Option<u32>,
+        data: &[u8],
+    ) -> Result<usize, Error> {
+        let ch = self.open_chan(id, MsgNum::CHANNEL_DATA)?;
+        if ch.eof_sent || ch.close_sent {
+            return Err(Error::Channel("write after EOF or close"));
+        }
+        let overhead = if ext.is_some() {
+            DATA_OVERHEAD.saturating_add(4)
+        } else {
+            DATA_OVERHEAD
+        };
+        let chunk_max = usize::try_from(ch.peer_max_packet)
+            .unwrap_or(usize::MAX)
+            .min(t.max_payload_len().saturating_sub(overhead))
+            .max(1);
+        let mut sent = 0usize;
+        while sent < data.len() && ch.send_window > 0 && !t.send_blocked() {
+            let window = usize::try_from(ch.send_window).unwrap_or(usize::MAX);
+            let n = data.len().saturating_sub(sent).min(window).min(chunk_max);
+            let Some(chunk) = data.get(sent..sent.saturating_add(n)) else {
+                break;
+            };
+            let remote = ch.remote;
+            t.send_with(|w| {
+                match ext {
+                    None => w.u8(MsgNum::CHANNEL_DATA.0).u32(remote),
+                    Some(code) => w.u8(MsgNum::CHANNEL_EXTENDED_DATA.0).u32(remote).u32(code),
+                };
+                w.string(chunk);
+            })?;
+            ch.send_window = ch
+                .send_window
+                .saturating_sub(u32::try_from(n).unwrap_or(u32::MAX));
+            sent = sent.saturating_add(n);
+        }
+        Ok(sent)
+    }
+
+    /// Reads buffered channel data (or stderr with `ext`) into `buf`; returns bytes read. Window
+    /// credit goes back to the peer only for bytes read here.
+    pub fn read(
+        &mut self,
+        t: &mut Transport,
+        id: u32,
+        ext: bool,
+        buf: &mut [u8],
+    ) -> Result<usize, Error> {
+        let ch = self.chan_mut(id)?;
+        let src = if ext { &mut ch.ext } else { &mut ch.data };
+        let n = src.len().min(buf.len());
+        for (dst, b) in buf.iter_mut().zip(src.drain(..n)) {
+            *dst = b;
+        }
+        if let Some(grant) = ch.due_credit() {
+            ch.recv_window = ch.recv_window.saturating_add(grant);
+            let remote = ch.remote;
+            t.send_with(|w| {
+                w.u8(MsgNum::CHANNEL_WINDOW_ADJUST.0).u32(remote).u32(grant);
+            })?;
+        }
+        self.release_if_finished(id);
+        Ok(n)
+    }
+
+    /// Sends EOF: we will write no more [RFC4254 §5.3].
+    pub fn send_eof(&mut self, t: &mut Transport, id: u32) -> Result<(), Error> {
+        let ch = self.open_chan(id, MsgNum::CHANNEL_EOF)?;
+        if ch.eof_sent || ch.close_sent {
+            return Ok(());
+        }
+        ch.eof_sent = true;
+        let remote = ch.remote;
+        t.send_with(|w| {
+            w.u8(MsgNum::CHANNEL_EOF.0).u32(remote);
+        })
+    }
+
+    /// Sends CLOSE; the id is reused only once the peer's CLOSE has arrived too [RFC4254 §5.3].
+    pub fn close(&mut self, t: &mut Transport, id: u32) -> Result<(), Error> {
+        let ch = self.chan_mut(id)?;
+        if ch.close_sent || ch.state != ChanState::Open {
+            return Ok(());
+        }
+        ch.close_sent = true;
+        // Whatever is unread will never be read now.
+        ch.data.clear();
+        ch.ext.clear();
+        let remote = ch.remote;
+        t.send_with(|w| {
+            w.u8(MsgNum::CHANNEL_CLOSE.0).u32(remote);
+        })?;
+        self.release_if_finished(id);
+        Ok(())
+    }
+}
