@@ -45,3 +45,55 @@ pub fn ed25519_verify(public: &[u8], msg: &[u8], sig: &[u8]) -> bool {
     };
     key.verify_strict(msg, &Signature::from_bytes(&sig)).is_ok()
 }
+
+/// An RSA private key; the `rsa` crate zeroizes its secret components on drop.
+pub struct RsaPrivate(Box<rsa::RsaPrivateKey>);
+
+impl std::fmt::Debug for RsaPrivate {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("RsaPrivate(<redacted>)")
+    }
+}
+
+impl RsaPrivate {
+    /// A key from its big-endian components; validated (and refused below 2048 bits).
+    pub fn from_components(n: &[u8], e: &[u8], d: &[u8], p: &[u8], q: &[u8]) -> Option<Self> {
+        use rsa::BoxedUint;
+        use rsa::traits::PublicKeyParts;
+        let u = BoxedUint::from_be_slice_vartime;
+        let key = rsa::RsaPrivateKey::from_components(u(n), u(e), u(d), vec![u(p), u(q)]).ok()?;
+        (key.n().bits_vartime() >= 2048).then(|| Self(Box::new(key)))
+    }
+
+    /// (e, n) as big-endian magnitudes.
+    pub fn public(&self) -> (Vec<u8>, Vec<u8>) {
+        use rsa::traits::PublicKeyParts;
+        let strip = |v: Vec<u8>| v.into_iter().skip_while(|&b| b == 0).collect::<Vec<u8>>();
+        (
+            strip(self.0.e().to_be_bytes().to_vec()),
+            strip(self.0.n().to_be_bytes().to_vec()),
+        )
+    }
+
+    /// An RSASSA-PKCS1-v1_5 signature of `msg` with `hash` [RFC8332 §3].
+    pub fn sign(&self, hash: crate::crypto::verify::RsaHash, msg: &[u8]) -> Option<Vec<u8>> {
+        use crate::crypto::verify::RsaHash;
+        use rsa::pkcs1v15::SigningKey;
+        use rsa::signature::SignatureEncoding;
+        use rsa::signature::hazmat::PrehashSigner;
+        use sha2::Digest;
+        let key = (*self.0).clone();
+        let sig = match hash {
+            RsaHash::Sha1 => {
+                SigningKey::<sha1::Sha1>::new(key).sign_prehash(&sha1::Sha1::digest(msg))
+            }
+            RsaHash::Sha256 => {
+                SigningKey::<sha2::Sha256>::new(key).sign_prehash(&sha2::Sha256::digest(msg))
+            }
+            RsaHash::Sha512 => {
+                SigningKey::<sha2::Sha512>::new(key).sign_prehash(&sha2::Sha512::digest(msg))
+            }
+        };
+        sig.ok().map(|s| s.to_vec())
+    }
+}

@@ -1,7 +1,8 @@
 //! Private keys we sign with (host keys; later client keys).
 
 use crate::crypto::rng::SecureRandom;
-use crate::crypto::sign::Ed25519Private;
+use crate::crypto::sign::{Ed25519Private, RsaPrivate};
+use crate::crypto::verify::RsaHash;
 use crate::keys::{PublicKey, SigAlg};
 use crate::wire::Writer;
 
@@ -10,6 +11,8 @@ use crate::wire::Writer;
 pub enum PrivateKey {
     /// Ed25519.
     Ed25519(Ed25519Private),
+    /// RSA (signs with rsa-sha2-512, rsa-sha2-256, or ssh-rsa when asked).
+    Rsa(RsaPrivate),
 }
 
 impl PrivateKey {
@@ -20,31 +23,50 @@ impl PrivateKey {
         PrivateKey::Ed25519(Ed25519Private::from_seed(*seed))
     }
 
+    /// An RSA key from its big-endian components (2048 bits or more).
+    pub fn rsa_from_components(n: &[u8], e: &[u8], d: &[u8], p: &[u8], q: &[u8]) -> Option<Self> {
+        RsaPrivate::from_components(n, e, d, p, q).map(PrivateKey::Rsa)
+    }
+
     /// The public half.
     pub fn public(&self) -> PublicKey {
         match self {
             PrivateKey::Ed25519(k) => PublicKey::Ed25519(k.public()),
+            PrivateKey::Rsa(k) => {
+                let (e, n) = k.public();
+                PublicKey::Rsa { e, n }
+            }
         }
     }
 
-    /// The signature algorithm this key signs with.
+    /// The preferred signature algorithm of this key.
     pub const fn algorithm(&self) -> SigAlg {
         match self {
             PrivateKey::Ed25519(_) => SigAlg::Ed25519,
+            PrivateKey::Rsa(_) => SigAlg::RsaSha512,
         }
     }
 
-    /// A signature blob over `data` [RFC8709 §6].
+    /// A signature blob over `data` with the key's preferred algorithm.
     pub fn sign(&self, data: &[u8]) -> Vec<u8> {
+        self.sign_as(data, self.algorithm()).unwrap_or_default()
+    }
+
+    /// A signature blob over `data` made with `alg` [RFC8709 §6, RFC8332 §3]; `None` if this key
+    /// cannot sign with it.
+    pub fn sign_as(&self, data: &[u8], alg: SigAlg) -> Option<Vec<u8>> {
+        let raw = match (self, alg) {
+            (PrivateKey::Ed25519(k), SigAlg::Ed25519) => k.sign(data).to_vec(),
+            (PrivateKey::Rsa(k), SigAlg::RsaSha512) => k.sign(RsaHash::Sha512, data)?,
+            (PrivateKey::Rsa(k), SigAlg::RsaSha256) => k.sign(RsaHash::Sha256, data)?,
+            (PrivateKey::Rsa(k), SigAlg::RsaSha1) => k.sign(RsaHash::Sha1, data)?,
+            _ => return None,
+        };
         let mut out = Vec::new();
-        match self {
-            PrivateKey::Ed25519(k) => {
-                Writer::new(&mut out)
-                    .string(b"ssh-ed25519")
-                    .string(&k.sign(data));
-            }
-        }
-        out
+        Writer::new(&mut out)
+            .string(alg.wire_name().as_bytes())
+            .string(&raw);
+        Some(out)
     }
 }
 

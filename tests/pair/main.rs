@@ -3,5 +3,6 @@
 #![allow(clippy::field_reassign_with_default)]
 
 mod harness;
+mod session;
 mod transcript;
 mod transport;

@@ -1,0 +1,645 @@
+//! A client transport speaking raw RFC 4252/4254 messages to a `ServerConnection`, in memory:
+//! authentication and channel rules, hostile shapes included.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use portcullis::auth::publickey::{self, Request};
+use portcullis::auth::server::AuthConfig;
+use portcullis::connection::{ChannelEvent, ConnectionConfig};
+use portcullis::crypto::rng::DeterministicRng;
+use portcullis::error::{Error, ProtocolError};
+use portcullis::keys::{PrivateKey, PublicKey, SigAlg};
+use portcullis::msg::MsgNum;
+use portcullis::server::{ServerConfig, ServerConnection, ServerEvent};
+use portcullis::transport::{Pinned, Transport, TransportConfig};
+use portcullis::wire::{Reader, Writer};
+use serde_json::Value;
+
+use crate::harness::host_key;
+
+pub struct Session {
+    pub client: Transport,
+    pub server: ServerConnection,
+    pub allowed: Vec<PublicKey>,
+    pub now: Instant,
+    /// Payloads the client received (upper layer).
+    pub to_client: Vec<Vec<u8>>,
+    pub server_events: Vec<ServerEvent>,
+    pub server_error: Option<Error>,
+    pub client_error: Option<Error>,
+}
+
+impl Session {
+    pub fn new(config: ServerConfig) -> Self {
+        let now = Instant::now();
+        let key = host_key();
+        let pinned = Pinned::Key(key.public());
+        let server = ServerConnection::new(
+            &config,
+            Arc::from(vec![key]),
+            Box::new(DeterministicRng::new(11)),
+            now,
+        );
+        let client = Transport::new_client(
+            Arc::new(TransportConfig::default()),
+            Box::new(pinned),
+            Box::new(DeterministicRng::new(12)),
+            now,
+        );
+        let mut s = Self {
+            client,
+            server,
+            allowed: Vec::new(),
+            now,
+            to_client: Vec::new(),
+            server_events: Vec::new(),
+            server_error: None,
+            client_error: None,
+        };
+        s.client
+            .send_with(|w| {
+                w.u8(5).string(b"ssh-userauth");
+            })
+            .unwrap();
+        s.drive();
+        assert_eq!(s.to_client.pop().unwrap()[0], 6, "SERVICE_ACCEPT");
+        s
+    }
+
+    pub fn send(&mut self, f: impl FnOnce(&mut Writer<'_>)) {
+        self.client.send_with(f).unwrap();
+        self.drive();
+    }
+
+    /// Moves bytes until quiet; the server's policy authorizes exactly `allowed`.
+    pub fn drive(&mut self) {
+        for _ in 0..1000 {
+            let mut c2s = Vec::new();
+            self.client.poll_transmit(&mut c2s);
+            let mut s2c = Vec::new();
+            self.server.poll_transmit(&mut s2c);
+            if c2s.is_empty() && s2c.is_empty() {
+                return;
+            }
+            let mut rest = &c2s[..];
+            while !rest.is_empty() && self.server_error.is_none() {
+                match self.server.handle_input(rest, self.now) {
+                    Ok(n) => rest = &rest[n..],
+                    Err(e) => {
+                        self.server_error = Some(e);
+                        break;
+                    }
+                }
+                while let Some(ev) = self.server.poll_event() {
+                    if let ServerEvent::AuthRequest(req) = &ev {
+                        if self.allowed.contains(&req.key) {
+                            self.server.accept_auth().unwrap();
+                        } else if let Err(e) = self.server.reject_auth() {
+                            self.server_error = Some(e);
+                        }
+                    }
+                    self.server_events.push(ev);
+                }
+            }
+            let mut rest = &s2c[..];
+            while !rest.is_empty() && self.client_error.is_none() {
+                match self.client.read(rest, self.now) {
+                    Ok((n, pkt)) => {
+                        rest = &rest[n..];
+                        if let Some(p) = pkt {
+                            self.to_client.push(p.payload().to_vec());
+                        } else if n == 0 {
+                            break;
+                        }
+                    }
+                    Err(e) => self.client_error = Some(e),
+                }
+            }
+        }
+    }
+
+    pub fn last_reply(&self) -> u8 {
+        self.to_client.last().map_or(0, |m| m[0])
+    }
+
+    pub fn authenticated(&self) -> Option<PublicKey> {
+        self.server_events.iter().find_map(|e| match e {
+            ServerEvent::Authenticated { key, .. } => Some(key.clone()),
+            _ => None,
+        })
+    }
+
+    /// A publickey request for `key` named `alg`, signed by `signer` (if any) over `session_id`.
+    pub fn pk_request(
+        &mut self,
+        key: &PublicKey,
+        alg: &str,
+        signer: Option<(&PrivateKey, SigAlg)>,
+        session_id: Option<Vec<u8>>,
+    ) {
+        let blob = key.to_blob();
+        let req = Request {
+            user: b"git",
+            service: b"ssh-connection",
+            algorithm: alg.as_bytes(),
+            key_blob: &blob,
+        };
+        let sid = session_id.unwrap_or_else(|| self.client.session_id().unwrap().to_vec());
+        let sig = signer.map(|(k, a)| k.sign_as(&publickey::signed_data(&sid, &req), a).unwrap());
+        self.send(|w| publickey::write_request(w, &req, sig.as_deref()));
+    }
+
+    pub fn login(&mut self, key: &PrivateKey) {
+        self.allowed.push(key.public());
+        self.pk_request(
+            &key.public(),
+            key.algorithm().wire_name(),
+            Some((key, key.algorithm())),
+            None,
+        );
+        assert_eq!(self.last_reply(), 52, "USERAUTH_SUCCESS");
+    }
+}
+
+fn ed(seed: u64) -> PrivateKey {
+    PrivateKey::generate_ed25519(&mut DeterministicRng::new(seed))
+}
+
+fn rsa_test_key() -> PrivateKey {
+    let path =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("vectors/keys/rsa-2048-test.json");
+    let v: Value = serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap();
+    let h = |k: &str| hex::decode(v[k].as_str().unwrap()).unwrap();
+    PrivateKey::rsa_from_components(&h("n"), &h("e"), &h("d"), &h("p"), &h("q")).unwrap()
+}
+
+#[test]
+fn query_answers_pk_ok_and_signature_logs_in() {
+    let mut s = Session::new(ServerConfig::default());
+    let a = ed(1);
+    s.allowed.push(a.public());
+    s.pk_request(&a.public(), "ssh-ed25519", None, None);
+    assert_eq!(s.last_reply(), 60, "PK_OK");
+    assert!(s.authenticated().is_none());
+    s.pk_request(
+        &a.public(),
+        "ssh-ed25519",
+        Some((&a, SigAlg::Ed25519)),
+        None,
+    );
+    assert_eq!(s.last_reply(), 52);
+    assert_eq!(s.authenticated(), Some(a.public()));
+    assert!(s.server.is_authenticated());
+}
+
+/// CVE-2024-45337's shape: the key that was only queried must never become the identity.
+#[test]
+fn identity_is_the_signing_key_not_a_queried_one() {
+    let mut s = Session::new(ServerConfig::default());
+    let (a, b) = (ed(1), ed(2));
+    s.allowed.push(a.public());
+    s.pk_request(&a.public(), "ssh-ed25519", None, None);
+    assert_eq!(s.last_reply(), 60);
+    // B signs validly for itself: the decision is about B, which is not authorized.
+    s.pk_request(
+        &b.public(),
+        "ssh-ed25519",
+        Some((&b, SigAlg::Ed25519)),
+        None,
+    );
+    assert_eq!(s.last_reply(), 51);
+    // A's blob with B's signature does not verify at all.
+    s.pk_request(
+        &a.public(),
+        "ssh-ed25519",
+        Some((&b, SigAlg::Ed25519)),
+        None,
+    );
+    assert_eq!(s.last_reply(), 51);
+    assert!(s.authenticated().is_none());
+    let asked: Vec<(PublicKey, bool)> = s
+        .server_events
+        .iter()
+        .filter_map(|e| match e {
+            ServerEvent::AuthRequest(r) => Some((r.key.clone(), r.verified.is_some())),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(asked, vec![(a.public(), false), (b.public(), true)]);
+}
+
+#[test]
+fn signature_over_another_session_id_is_refused() {
+    let mut s = Session::new(ServerConfig::default());
+    let a = ed(1);
+    s.allowed.push(a.public());
+    s.pk_request(
+        &a.public(),
+        "ssh-ed25519",
+        Some((&a, SigAlg::Ed25519)),
+        Some(vec![7; 32]),
+    );
+    assert_eq!(s.last_reply(), 51);
+    assert!(s.authenticated().is_none());
+}
+
+#[test]
+fn garbage_signature_and_mismatched_algorithm_are_refused() {
+    let mut s = Session::new(ServerConfig::default());
+    let a = ed(1);
+    s.allowed.push(a.public());
+    let blob = a.public().to_blob();
+    let req = Request {
+        user: b"git",
+        service: b"ssh-connection",
+        algorithm: b"ssh-ed25519",
+        key_blob: &blob,
+    };
+    s.send(|w| publickey::write_request(w, &req, Some(&[0, 0, 0, 1, 0])));
+    assert_eq!(s.last_reply(), 51);
+    // An ed25519 key presented as rsa-sha2-256.
+    s.pk_request(
+        &a.public(),
+        "rsa-sha2-256",
+        Some((&a, SigAlg::Ed25519)),
+        None,
+    );
+    assert_eq!(s.last_reply(), 51);
+    assert!(s.authenticated().is_none());
+}
+
+#[test]
+fn rsa_sha2_signatures_work_and_sha1_is_off_by_default() {
+    let key = rsa_test_key();
+    for alg in [SigAlg::RsaSha512, SigAlg::RsaSha256] {
+        let mut s = Session::new(ServerConfig::default());
+        s.allowed.push(key.public());
+        s.pk_request(&key.public(), alg.wire_name(), Some((&key, alg)), None);
+        assert_eq!(s.last_reply(), 52, "{alg:?}");
+    }
+    let mut s = Session::new(ServerConfig::default());
+    s.allowed.push(key.public());
+    s.pk_request(
+        &key.public(),
+        "ssh-rsa",
+        Some((&key, SigAlg::RsaSha1)),
+        None,
+    );
+    assert_eq!(s.last_reply(), 51, "ssh-rsa is opt-in");
+}
+
+/// gpg-agent 2.2 and OpenSSH 7.6 name rsa-sha2-* but sign with ssh-rsa: verified as what the
+/// blob says, accepted only when ssh-rsa is enabled, and reported as such.
+#[test]
+fn buggy_clients_sha1_signature_under_an_rsa_sha2_name() {
+    let key = rsa_test_key();
+    let mut s = Session::new(ServerConfig::default());
+    s.allowed.push(key.public());
+    s.pk_request(
+        &key.public(),
+        "rsa-sha2-512",
+        Some((&key, SigAlg::RsaSha1)),
+        None,
+    );
+    assert_eq!(s.last_reply(), 51, "SHA-1 disabled: refused");
+    let mut cfg = ServerConfig::default();
+    cfg.auth.sig_algs.push(SigAlg::RsaSha1);
+    let mut s = Session::new(cfg);
+    s.allowed.push(key.public());
+    s.pk_request(
+        &key.public(),
+        "rsa-sha2-512",
+        Some((&key, SigAlg::RsaSha1)),
+        None,
+    );
+    assert_eq!(s.last_reply(), 52, "SHA-1 enabled: accepted");
+    let verified: Vec<_> = s
+        .server_events
+        .iter()
+        .filter_map(|e| match e {
+            ServerEvent::AuthRequest(r) => Some((r.algorithm, r.verified)),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(verified, vec![(SigAlg::RsaSha512, Some(SigAlg::RsaSha1))]);
+}
+
+#[test]
+fn too_many_failures_disconnect() {
+    let mut s = Session::new(ServerConfig::default());
+    let b = ed(2);
+    for _ in 0..6 {
+        s.pk_request(
+            &b.public(),
+            "ssh-ed25519",
+            Some((&b, SigAlg::Ed25519)),
+            None,
+        );
+    }
+    assert!(
+        matches!(s.server_error, Some(Error::Auth(_))),
+        "{:?}",
+        s.server_error
+    );
+    assert!(
+        matches!(
+            s.client_error,
+            Some(Error::PeerDisconnected { reason: 14, .. })
+        ),
+        "{:?}",
+        s.client_error
+    );
+}
+
+#[test]
+fn none_lists_publickey_and_does_not_count() {
+    let mut s = Session::new(ServerConfig::default());
+    for _ in 0..10 {
+        s.send(|w| {
+            w.u8(50)
+                .string(b"git")
+                .string(b"ssh-connection")
+                .string(b"none");
+        });
+        let mut r = Reader::new(&s.to_client.last().unwrap()[1..]);
+        assert_eq!(r.name_list().unwrap().as_str(), "publickey");
+    }
+    assert!(s.server_error.is_none());
+}
+
+#[test]
+fn login_grace_time_disconnects() {
+    let mut cfg = ServerConfig::default();
+    cfg.auth = AuthConfig {
+        login_grace: Duration::from_secs(5),
+        ..Default::default()
+    };
+    let mut s = Session::new(cfg);
+    let due = s.server.poll_timeout().unwrap();
+    assert!(due <= s.now + Duration::from_secs(5));
+    assert!(s.server.handle_timeout(due).is_err());
+    assert!(s.server.is_closed());
+}
+
+#[test]
+fn overlong_user_name_disconnects() {
+    let mut s = Session::new(ServerConfig::default());
+    let long = vec![b'u'; 300];
+    s.send(|w| {
+        w.u8(50)
+            .string(&long)
+            .string(b"ssh-connection")
+            .string(b"none");
+    });
+    assert!(
+        matches!(
+            s.client_error,
+            Some(Error::PeerDisconnected { reason: 15, .. })
+        ),
+        "{:?}",
+        s.client_error
+    );
+}
+
+/// libssh CVE-2018-10933's shape: a client that sends USERAUTH_SUCCESS is disconnected.
+#[test]
+fn client_sending_userauth_success_is_disconnected() {
+    let mut s = Session::new(ServerConfig::default());
+    s.send(|w| {
+        w.u8(52);
+    });
+    assert!(
+        matches!(
+            s.server_error,
+            Some(Error::Protocol(ProtocolError::UnexpectedMessage {
+                msg: 52,
+                ..
+            }))
+        ),
+        "{:?}",
+        s.server_error
+    );
+    assert!(!s.server.is_authenticated());
+}
+
+#[test]
+fn channel_open_before_authentication_is_disconnected() {
+    let mut s = Session::new(ServerConfig::default());
+    s.send(|w| {
+        w.u8(90).string(b"session").u32(0).u32(1 << 20).u32(32768);
+    });
+    assert!(
+        matches!(
+            s.server_error,
+            Some(Error::Protocol(ProtocolError::UnexpectedMessage {
+                msg: 90,
+                ..
+            }))
+        ),
+        "{:?}",
+        s.server_error
+    );
+}
+
+#[test]
+fn requests_after_success_are_ignored() {
+    let mut s = Session::new(ServerConfig::default());
+    let a = ed(1);
+    s.login(&a);
+    let n = s.to_client.len();
+    s.pk_request(
+        &a.public(),
+        "ssh-ed25519",
+        Some((&a, SigAlg::Ed25519)),
+        None,
+    );
+    assert_eq!(s.to_client.len(), n, "no second SUCCESS, no FAILURE");
+    assert!(s.server_error.is_none());
+}
+
+fn open_session(s: &mut Session, window: u32) -> u32 {
+    s.send(|w| {
+        w.u8(90).string(b"session").u32(0).u32(window).u32(32768);
+    });
+    let id = s
+        .server_events
+        .iter()
+        .rev()
+        .find_map(|e| match e {
+            ServerEvent::Channel(ChannelEvent::OpenRequest { id, .. }) => Some(*id),
+            _ => None,
+        })
+        .unwrap();
+    s.server.accept_open(id).unwrap();
+    s.drive();
+    assert_eq!(s.last_reply(), 91, "OPEN_CONFIRMATION");
+    id
+}
+
+fn small_window() -> ServerConfig {
+    ServerConfig {
+        connection: ConnectionConfig {
+            window: 64 * 1024,
+            max_packet: 32768,
+            max_channels: 3,
+        },
+        ..Default::default()
+    }
+}
+
+#[test]
+fn data_beyond_the_window_disconnects() {
+    let mut s = Session::new(small_window());
+    s.login(&ed(1));
+    open_session(&mut s, 1 << 20);
+    for _ in 0..2 {
+        s.send(|w| {
+            w.u8(94).u32(0).string(&[7u8; 32768]);
+        });
+    }
+    assert!(s.server_error.is_none());
+    assert_eq!(s.server.channels().channel(0).unwrap().buffered(), 65536);
+    s.send(|w| {
+        w.u8(94).u32(0).string(&[7u8; 1]);
+    });
+    assert_eq!(
+        s.server_error,
+        Some(Error::Protocol(ProtocolError::WindowExceeded { id: 0 }))
+    );
+}
+
+#[test]
+fn oversized_data_packet_disconnects() {
+    let mut s = Session::new(ServerConfig::default());
+    s.login(&ed(1));
+    open_session(&mut s, 1 << 20);
+    s.send(|w| {
+        w.u8(94).u32(0).string(&[7u8; 40000]);
+    });
+    assert_eq!(
+        s.server_error,
+        Some(Error::Protocol(ProtocolError::WindowExceeded { id: 0 }))
+    );
+}
+
+#[test]
+fn reading_returns_window_credit() {
+    let mut s = Session::new(small_window());
+    s.login(&ed(1));
+    open_session(&mut s, 1 << 20);
+    for _ in 0..2 {
+        s.send(|w| {
+            w.u8(94).u32(0).string(&[7u8; 32768]);
+        });
+    }
+    let mut buf = vec![0u8; 40000];
+    assert_eq!(s.server.read(0, &mut buf).unwrap(), 40000);
+    s.drive();
+    let adjust = s
+        .to_client
+        .iter()
+        .rev()
+        .find(|m| m[0] == 93)
+        .expect("WINDOW_ADJUST");
+    let mut r = Reader::new(&adjust[1..]);
+    r.u32().unwrap();
+    assert_eq!(r.u32().unwrap(), 40000);
+}
+
+#[test]
+fn data_on_an_unknown_channel_disconnects() {
+    let mut s = Session::new(ServerConfig::default());
+    s.login(&ed(1));
+    s.send(|w| {
+        w.u8(94).u32(5).string(b"x");
+    });
+    assert_eq!(
+        s.server_error,
+        Some(Error::Protocol(ProtocolError::UnknownChannel { id: 5 }))
+    );
+}
+
+#[test]
+fn window_adjust_overflow_disconnects() {
+    let mut s = Session::new(ServerConfig::default());
+    s.login(&ed(1));
+    open_session(&mut s, u32::MAX - 10);
+    s.send(|w| {
+        w.u8(93).u32(0).u32(11);
+    });
+    assert_eq!(
+        s.server_error,
+        Some(Error::Protocol(ProtocolError::WindowOverflow { id: 0 }))
+    );
+}
+
+#[test]
+fn too_many_channels_get_resource_shortage() {
+    let mut s = Session::new(small_window());
+    s.login(&ed(1));
+    for _ in 0..3 {
+        open_session(&mut s, 1 << 20);
+    }
+    s.send(|w| {
+        w.u8(90).string(b"session").u32(9).u32(1 << 20).u32(32768);
+    });
+    let last = s.to_client.last().unwrap();
+    assert_eq!(last[0], 92, "OPEN_FAILURE");
+    let mut r = Reader::new(&last[1..]);
+    assert_eq!((r.u32().unwrap(), r.u32().unwrap()), (9, 4));
+    assert!(s.server_error.is_none());
+}
+
+#[test]
+fn channel_ids_are_reused_only_after_close_both_ways() {
+    let mut s = Session::new(small_window());
+    s.login(&ed(1));
+    let id = open_session(&mut s, 1 << 20);
+    s.server.close(id).unwrap();
+    s.drive();
+    assert!(
+        s.server.channels().channel(id).is_some(),
+        "our CLOSE alone does not free it"
+    );
+    s.send(|w| {
+        w.u8(97).u32(id);
+    });
+    assert!(s.server.channels().channel(id).is_none());
+    assert_eq!(open_session(&mut s, 1 << 20), id);
+}
+
+#[test]
+fn ping_is_answered_only_after_authentication() {
+    let mut s = Session::new(ServerConfig::default());
+    s.send(|w| {
+        w.u8(192).string(b"early");
+    });
+    assert!(s.to_client.iter().all(|m| m[0] != 193));
+    s.login(&ed(1));
+    s.send(|w| {
+        w.u8(192).string(b"late");
+    });
+    assert_eq!(
+        s.to_client.last().unwrap(),
+        &[193, 0, 0, 0, 4, b'l', b'a', b't', b'e']
+    );
+}
+
+#[test]
+fn global_requests_are_refused_in_order() {
+    let mut s = Session::new(ServerConfig::default());
+    s.login(&ed(1));
+    s.send(|w| {
+        w.u8(80)
+            .string(b"tcpip-forward")
+            .bool(true)
+            .string(b"0.0.0.0")
+            .u32(80);
+    });
+    s.send(|w| {
+        w.u8(80).string(b"keepalive@openssh.com").bool(true);
+    });
+    let replies: Vec<u8> = s.to_client.iter().rev().take(2).map(|m| m[0]).collect();
+    assert_eq!(replies, vec![MsgNum::REQUEST_FAILURE.0; 2]);
+}
