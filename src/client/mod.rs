@@ -1,3 +1,6 @@
-//! The client role's policy pieces. So far: `known_hosts` verification.
+//! The client role: [`ClientConnection`] and `known_hosts` verification.
 
+mod connection;
 pub mod known_hosts;
+
+pub use connection::{ClientConfig, ClientConnection, ClientEvent};

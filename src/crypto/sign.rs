@@ -97,3 +97,90 @@ impl RsaPrivate {
         sig.ok().map(|s| s.to_vec())
     }
 }
+
+/// An ECDSA private scalar on a NIST curve; zeroized on drop.
+pub struct EcdsaPrivate {
+    curve: crate::crypto::verify::Curve,
+    scalar: Zeroizing<Vec<u8>>,
+}
+
+impl std::fmt::Debug for EcdsaPrivate {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "EcdsaPrivate({:?}, <redacted>)", self.curve)
+    }
+}
+
+macro_rules! with_ecdsa_key {
+    ($curve:expr, $scalar:expr, |$k:ident| $body:expr) => {
+        match $curve {
+            crate::crypto::verify::Curve::P256 => p256::ecdsa::SigningKey::from_slice($scalar)
+                .ok()
+                .map(|$k| $body),
+            crate::crypto::verify::Curve::P384 => p384::ecdsa::SigningKey::from_slice($scalar)
+                .ok()
+                .map(|$k| $body),
+            crate::crypto::verify::Curve::P521 => p521::ecdsa::SigningKey::from_slice($scalar)
+                .ok()
+                .map(|$k| $body),
+        }
+    };
+}
+
+impl EcdsaPrivate {
+    /// A key from its big-endian scalar; `None` if it is out of range.
+    pub fn from_scalar(curve: crate::crypto::verify::Curve, scalar: &[u8]) -> Option<Self> {
+        let len = curve.field_len();
+        let mag: Vec<u8> = scalar.iter().copied().skip_while(|&b| b == 0).collect();
+        if mag.len() > len {
+            return None;
+        }
+        let mut fixed = Zeroizing::new(vec![0u8; len.saturating_sub(mag.len())]);
+        fixed.extend_from_slice(&mag);
+        let key = Self {
+            curve,
+            scalar: fixed,
+        };
+        key.public()?;
+        Some(key)
+    }
+
+    /// The curve.
+    pub const fn curve(&self) -> crate::crypto::verify::Curve {
+        self.curve
+    }
+
+    /// The uncompressed SEC1 public point.
+    pub fn public(&self) -> Option<Vec<u8>> {
+        with_ecdsa_key!(self.curve, &self.scalar, |k| k
+            .verifying_key()
+            .to_sec1_point(false)
+            .as_bytes()
+            .to_vec())
+    }
+
+    /// A deterministic (RFC 6979) signature of `msg` with the curve's hash: (r, s) big-endian.
+    pub fn sign(&self, msg: &[u8]) -> Option<(Vec<u8>, Vec<u8>)> {
+        use crate::crypto::verify::Curve;
+        use p256::ecdsa::signature::Signer;
+        match self.curve {
+            Curve::P256 => {
+                let k = p256::ecdsa::SigningKey::from_slice(&self.scalar).ok()?;
+                let sig: p256::ecdsa::Signature = k.sign(msg);
+                let (r, s) = sig.split_bytes();
+                Some((r.to_vec(), s.to_vec()))
+            }
+            Curve::P384 => {
+                let k = p384::ecdsa::SigningKey::from_slice(&self.scalar).ok()?;
+                let sig: p384::ecdsa::Signature = k.sign(msg);
+                let (r, s) = sig.split_bytes();
+                Some((r.to_vec(), s.to_vec()))
+            }
+            Curve::P521 => {
+                let k = p521::ecdsa::SigningKey::from_slice(&self.scalar).ok()?;
+                let sig: p521::ecdsa::Signature = k.sign(msg);
+                let (r, s) = sig.split_bytes();
+                Some((r.to_vec(), s.to_vec()))
+            }
+        }
+    }
+}

@@ -1,7 +1,8 @@
 //! Private keys we sign with (host keys; later client keys).
 
 use crate::crypto::rng::SecureRandom;
-use crate::crypto::sign::{Ed25519Private, RsaPrivate};
+use crate::crypto::sign::{EcdsaPrivate, Ed25519Private, RsaPrivate};
+use crate::crypto::verify::Curve;
 use crate::crypto::verify::RsaHash;
 use crate::keys::{PublicKey, SigAlg};
 use crate::wire::Writer;
@@ -13,6 +14,8 @@ pub enum PrivateKey {
     Ed25519(Ed25519Private),
     /// RSA (signs with rsa-sha2-512, rsa-sha2-256, or ssh-rsa when asked).
     Rsa(RsaPrivate),
+    /// ECDSA on a NIST curve.
+    Ecdsa(EcdsaPrivate),
 }
 
 impl PrivateKey {
@@ -36,14 +39,23 @@ impl PrivateKey {
                 let (e, n) = k.public();
                 PublicKey::Rsa { e, n }
             }
+            PrivateKey::Ecdsa(k) => PublicKey::Ecdsa {
+                curve: k.curve(),
+                point: k.public().unwrap_or_default(),
+            },
         }
     }
 
     /// The preferred signature algorithm of this key.
-    pub const fn algorithm(&self) -> SigAlg {
+    pub fn algorithm(&self) -> SigAlg {
         match self {
             PrivateKey::Ed25519(_) => SigAlg::Ed25519,
             PrivateKey::Rsa(_) => SigAlg::RsaSha512,
+            PrivateKey::Ecdsa(k) => match k.curve() {
+                Curve::P256 => SigAlg::EcdsaP256,
+                Curve::P384 => SigAlg::EcdsaP384,
+                Curve::P521 => SigAlg::EcdsaP521,
+            },
         }
     }
 
@@ -60,6 +72,15 @@ impl PrivateKey {
             (PrivateKey::Rsa(k), SigAlg::RsaSha512) => k.sign(RsaHash::Sha512, data)?,
             (PrivateKey::Rsa(k), SigAlg::RsaSha256) => k.sign(RsaHash::Sha256, data)?,
             (PrivateKey::Rsa(k), SigAlg::RsaSha1) => k.sign(RsaHash::Sha1, data)?,
+            (PrivateKey::Ecdsa(k), alg) if alg == self.algorithm() => {
+                // string (mpint r, mpint s) [RFC5656 §3.1.2].
+                let (r, s) = k.sign(data)?;
+                let mut inner = Vec::new();
+                Writer::new(&mut inner)
+                    .mpint_unsigned(&r)
+                    .mpint_unsigned(&s);
+                inner
+            }
             _ => return None,
         };
         let mut out = Vec::new();

@@ -5,6 +5,7 @@
 // Tests tweak one setting of a default config at a time.
 #![allow(clippy::field_reassign_with_default)]
 
+mod client_sessions;
 mod common;
 mod openssh_client;
 mod openssh_server;

@@ -1,0 +1,276 @@
+//! Our ClientConnection against OpenSSH sshd: authentication with keys from `ssh-keygen` files
+//! of every type (one encrypted), `exec` with stdout/stderr/exit status, 256 MiB through `cat`.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use portcullis::client::{ClientConfig, ClientConnection, ClientEvent};
+use portcullis::connection::{ChannelEvent, ChannelRequest};
+use portcullis::driver::{Connection, Ended, drive, os_rng};
+use portcullis::error::{DisconnectReason, Error};
+use portcullis::keys::key_file;
+use portcullis::keys::{KeyType, PrivateKey};
+use portcullis::transport::Pinned;
+use sha2::{Digest, Sha256};
+
+use crate::common::{Sshd, require};
+
+struct Exec {
+    c: ClientConnection,
+    command: String,
+    input: Vec<u8>,
+    sent: usize,
+    id: Option<u32>,
+    started: bool,
+    stdout: Sha256,
+    stdout_len: usize,
+    stderr: Vec<u8>,
+    exit: Option<u32>,
+    auth_failed: bool,
+}
+
+impl Exec {
+    fn pump(&mut self) -> Result<(), Error> {
+        while let Some(ev) = self.c.poll_event() {
+            match ev {
+                ClientEvent::Authenticated => self.id = Some(self.c.open_session()?),
+                ClientEvent::AuthFailed => self.auth_failed = true,
+                ClientEvent::Channel(ChannelEvent::Opened { id }) => {
+                    self.c.request(
+                        id,
+                        &ChannelRequest::Exec(self.command.clone().into_bytes()),
+                        true,
+                    )?;
+                }
+                ClientEvent::Channel(ChannelEvent::Reply { ok, .. }) => {
+                    assert!(ok, "exec refused");
+                    self.started = true;
+                }
+                ClientEvent::Channel(ChannelEvent::Request {
+                    request: ChannelRequest::ExitStatus(code),
+                    ..
+                }) => self.exit = Some(code),
+                ClientEvent::Channel(ChannelEvent::Closed { .. }) => {
+                    self.c.disconnect(DisconnectReason::ByApplication, "done");
+                }
+                _ => {}
+            }
+        }
+        let Some(id) = self.id else { return Ok(()) };
+        let mut buf = vec![0u8; 64 * 1024];
+        loop {
+            let n = self.c.read(id, false, &mut buf).unwrap_or(0);
+            if n == 0 {
+                break;
+            }
+            self.stdout.update(&buf[..n]);
+            self.stdout_len += n;
+        }
+        loop {
+            let n = self.c.read(id, true, &mut buf).unwrap_or(0);
+            if n == 0 {
+                break;
+            }
+            self.stderr.extend_from_slice(&buf[..n]);
+        }
+        if self.started && self.sent < self.input.len() {
+            let n = self.c.write(id, &self.input[self.sent..])?;
+            self.sent += n;
+            if self.sent == self.input.len() {
+                self.c.send_eof(id)?;
+            }
+        } else if self.started && self.input.is_empty() && self.sent == 0 {
+            self.sent = 1;
+            self.c.send_eof(id)?;
+        }
+        Ok(())
+    }
+}
+
+impl Connection for Exec {
+    fn handle_input(&mut self, bytes: &[u8], now: Instant) -> Result<usize, Error> {
+        let n = self.c.handle_input(bytes, now)?;
+        self.pump()?;
+        Ok(n)
+    }
+    fn poll_transmit(&mut self, out: &mut Vec<u8>) {
+        self.c.poll_transmit(out);
+    }
+    fn poll_timeout(&self) -> Option<Instant> {
+        self.c.poll_timeout()
+    }
+    fn handle_timeout(&mut self, now: Instant) -> Result<(), Error> {
+        self.c.handle_timeout(now)
+    }
+    fn is_closed(&self) -> bool {
+        self.c.is_closed()
+    }
+    fn handle_writable(&mut self, _now: Instant) -> Result<(), Error> {
+        self.pump()
+    }
+}
+
+fn current_user() -> String {
+    let out = std::process::Command::new("id")
+        .arg("-un")
+        .output()
+        .unwrap();
+    String::from_utf8(out.stdout).unwrap().trim().to_owned()
+}
+
+/// Generates a key with ssh-keygen and loads it with our parser.
+fn keygen(dir: &std::path::Path, kind: &str, bits: &str, pass: &str) -> Arc<PrivateKey> {
+    let path = dir.join(format!(
+        "{kind}{bits}{}",
+        if pass.is_empty() { "" } else { "-enc" }
+    ));
+    let st = std::process::Command::new(require("ssh-keygen", "openssh-client"))
+        .args(["-q", "-t", kind, "-b", bits, "-N", pass, "-f"])
+        .arg(&path)
+        .status()
+        .unwrap();
+    assert!(st.success());
+    let text = std::fs::read_to_string(&path).unwrap();
+    let key = key_file::parse(&text, (!pass.is_empty()).then_some(pass.as_bytes()))
+        .unwrap_or_else(|e| panic!("{kind}: {e}"));
+    let public = std::fs::read_to_string(path.with_extension("pub")).unwrap();
+    assert_eq!(
+        key.public(),
+        portcullis::keys::PublicKey::from_openssh(&public).unwrap(),
+        "{kind}"
+    );
+    Arc::new(key)
+}
+
+async fn exec(sshd: &Sshd, keys: Vec<Arc<PrivateKey>>, command: &str, input: Vec<u8>) -> Exec {
+    let mut sock = tokio::net::TcpStream::connect(("127.0.0.1", sshd.port))
+        .await
+        .unwrap();
+    let c = ClientConnection::new(
+        &ClientConfig::default(),
+        Box::new(Pinned::Key(sshd.host_key.clone())),
+        &current_user(),
+        keys,
+        Box::new(os_rng().unwrap()),
+        Instant::now(),
+    )
+    .unwrap();
+    let mut app = Exec {
+        c,
+        command: command.into(),
+        input,
+        sent: 0,
+        id: None,
+        started: false,
+        stdout: Sha256::new(),
+        stdout_len: 0,
+        stderr: Vec::new(),
+        exit: None,
+        auth_failed: false,
+    };
+    let ended = match tokio::time::timeout(
+        std::time::Duration::from_secs(120),
+        drive(&mut sock, &mut app),
+    )
+    .await
+    {
+        Ok(e) => e,
+        Err(_) => panic!("client hung; sshd log:\n{}", sshd.log()),
+    };
+    assert!(
+        matches!(ended, Ended::Closed | Ended::Eof),
+        "{ended:?}\n{}",
+        sshd.log()
+    );
+    app
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn our_client_authenticates_to_sshd_with_every_key_type() {
+    let sshd = Sshd::start("");
+    let dir = sshd.dir.path().to_owned();
+    let keys = [
+        keygen(&dir, "ed25519", "256", ""),
+        keygen(&dir, "ed25519", "256", "correct horse"),
+        keygen(&dir, "ecdsa", "256", ""),
+        keygen(&dir, "ecdsa", "384", ""),
+        keygen(&dir, "ecdsa", "521", ""),
+        keygen(&dir, "rsa", "3072", ""),
+    ];
+    let authorized: String = keys
+        .iter()
+        .map(|k| k.public().to_openssh() + "\n")
+        .collect();
+    std::fs::write(dir.join("authorized_keys"), authorized).unwrap();
+    for key in &keys {
+        let run = exec(
+            &sshd,
+            vec![key.clone()],
+            "echo out; echo err >&2; exit 3",
+            Vec::new(),
+        )
+        .await;
+        assert!(
+            !run.auth_failed,
+            "{:?} refused:\n{}",
+            key.public().key_type(),
+            sshd.log()
+        );
+        assert_eq!(run.exit, Some(3));
+        // (sshd at LogLevel DEBUG1 also forwards its own debug lines to stderr.)
+        assert!(
+            run.stderr.ends_with(b"err\n"),
+            "{}",
+            String::from_utf8_lossy(&run.stderr)
+        );
+        assert_eq!(
+            hex::encode(run.stdout.finalize()),
+            hex::encode(Sha256::digest(b"out\n"))
+        );
+    }
+    // RSA went through rsa-sha2-512, the best sshd lists in server-sig-algs.
+    assert!(
+        sshd.log().contains("Accepted publickey for") && sshd.log().contains("RSA SHA256:"),
+        "{}",
+        sshd.log()
+    );
+    assert_eq!(keys[5].public().key_type(), KeyType::Rsa);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn our_client_is_refused_with_an_unknown_key() {
+    let sshd = Sshd::start("");
+    let key = keygen(sshd.dir.path(), "ed25519", "256", "");
+    let run = exec(&sshd, vec![key], "true", Vec::new()).await;
+    assert!(run.auth_failed);
+    assert_eq!(run.exit, None);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn our_client_pipes_256_mib_through_cat_on_sshd() {
+    let sshd = Sshd::start("");
+    let key = keygen(sshd.dir.path(), "ed25519", "256", "");
+    std::fs::write(
+        sshd.dir.path().join("authorized_keys"),
+        key.public().to_openssh() + "\n",
+    )
+    .unwrap();
+    let mut input = vec![0u8; 256 << 20];
+    let mut x = 0x9e37_79b9_7f4a_7c15u64;
+    for chunk in input.chunks_mut(8) {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        chunk.copy_from_slice(&x.to_le_bytes()[..chunk.len()]);
+    }
+    let want = hex::encode(Sha256::digest(&input));
+    let run = exec(&sshd, vec![key], "cat", input).await;
+    assert_eq!(
+        run.exit,
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    assert_eq!(run.stdout_len, 256 << 20);
+    assert_eq!(hex::encode(run.stdout.finalize()), want);
+}
