@@ -35,6 +35,7 @@ pub mod driver;
 pub mod error;
 pub mod keys;
 pub mod limits;
+pub mod lookup;
 pub mod msg;
 pub mod server;
 pub mod transport;

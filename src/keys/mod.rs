@@ -1,6 +1,7 @@
 //! Public and private keys in SSH's encodings: key blobs and signature blobs [RFC4253 §6.6,
 //! RFC8709, RFC8332, RFC5656 §3], the OpenSSH one-line public key format, SHA256 fingerprints.
 
+pub mod authorized_keys;
 pub mod key_file;
 mod private;
 mod public;

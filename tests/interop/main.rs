@@ -7,6 +7,7 @@
 
 mod client_sessions;
 mod common;
+mod lookup;
 mod openssh_client;
 mod openssh_server;
 mod session_server;

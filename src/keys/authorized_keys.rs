@@ -1,0 +1,338 @@
+//! `authorized_keys` lines (sshd(8) "AUTHORIZED_KEYS FILE FORMAT"), parsed without I/O.
+//!
+//! Our convention: the line's comment names the identity (`ssh-ed25519 AAAA… alice`); a line
+//! without one is known by its key fingerprint. Options are handled so that access never
+//! widens: `restrict` and the forwarding/pty/rc switches are accepted (this server never offers
+//! those features), `from="pattern-list"` is enforced, and any other option (`command=`,
+//! `environment=`, `expiry-time=`, `principals=`, …) makes the line be skipped with a warning.
+
+use std::net::IpAddr;
+
+use crate::keys::PublicKey;
+
+/// One usable line.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AuthorizedKey {
+    /// The key.
+    pub key: PublicKey,
+    /// The identity name (the comment, or the fingerprint).
+    pub name: String,
+    /// `from=` patterns, if any: the client address must match.
+    pub from: Option<String>,
+}
+
+impl AuthorizedKey {
+    /// Whether this line admits `key` connecting from `addr`.
+    pub fn admits(&self, key: &PublicKey, addr: IpAddr) -> bool {
+        self.key == *key
+            && self
+                .from
+                .as_deref()
+                .is_none_or(|p| address_matches(p, addr))
+    }
+}
+
+/// A parsed file: the usable lines and a warning for each skipped one.
+#[derive(Clone, Debug, Default)]
+pub struct AuthorizedKeys {
+    /// Usable lines, in file order.
+    pub entries: Vec<AuthorizedKey>,
+    /// `line N: why`, for every line that was skipped.
+    pub warnings: Vec<String>,
+}
+
+impl AuthorizedKeys {
+    /// Parses file contents; bad lines are skipped and reported, never fatal.
+    pub fn parse(text: &str) -> Self {
+        let mut out = AuthorizedKeys::default();
+        for (i, line) in text.lines().enumerate() {
+            let line = line.trim();
+            if line.is_empty() || line.starts_with('#') {
+                continue;
+            }
+            match parse_line(line) {
+                Ok(e) => out.entries.push(e),
+                Err(why) => out
+                    .warnings
+                    .push(format!("line {}: {why}", i.saturating_add(1))),
+            }
+        }
+        out
+    }
+
+    /// The identity for `key` from `addr`: the first line that admits it.
+    pub fn find(&self, key: &PublicKey, addr: IpAddr) -> Option<&AuthorizedKey> {
+        self.entries.iter().find(|e| e.admits(key, addr))
+    }
+}
+
+const KEY_TYPES: [&str; 5] = [
+    "ssh-ed25519",
+    "ssh-rsa",
+    "ecdsa-sha2-nistp256",
+    "ecdsa-sha2-nistp384",
+    "ecdsa-sha2-nistp521",
+];
+
+/// Options that only switch off (or back on) features this server never offers.
+const NO_OP_OPTIONS: [&str; 11] = [
+    "restrict",
+    "no-pty",
+    "no-port-forwarding",
+    "no-agent-forwarding",
+    "no-x11-forwarding",
+    "no-user-rc",
+    "pty",
+    "port-forwarding",
+    "agent-forwarding",
+    "x11-forwarding",
+    "user-rc",
+];
+
+fn parse_line(line: &str) -> Result<AuthorizedKey, String> {
+    let first = line.split_ascii_whitespace().next().unwrap_or_default();
+    let (options, rest) =
+        if KEY_TYPES.contains(&first) || first.starts_with("sk-") || first.contains("-cert-v01@") {
+            ("", line)
+        } else {
+            split_options(line)?
+        };
+    let mut parts = rest.split_ascii_whitespace();
+    let (Some(kind), Some(b64)) = (parts.next(), parts.next()) else {
+        return Err("no key".into());
+    };
+    if !KEY_TYPES.contains(&kind) {
+        return Err(format!("unsupported key type {kind}"));
+    }
+    let key =
+        PublicKey::from_openssh(&format!("{kind} {b64}")).map_err(|e| format!("bad key: {e}"))?;
+    let comment = parts.collect::<Vec<_>>().join(" ");
+    let mut from = None;
+    for opt in split_list(options) {
+        let (name, value) = match opt.split_once('=') {
+            Some((n, v)) => (n, Some(v)),
+            None => (opt, None),
+        };
+        let lower = name.to_ascii_lowercase();
+        match (lower.as_str(), value) {
+            (n, None) if NO_OP_OPTIONS.contains(&n) => {}
+            ("from", Some(v)) => from = Some(unquote(v).ok_or("bad from= quoting")?),
+            (n, _) => return Err(format!("unsupported option {n}: line skipped")),
+        }
+    }
+    let name = if comment.is_empty() {
+        key.fingerprint()
+    } else {
+        comment
+    };
+    Ok(AuthorizedKey { key, name, from })
+}
+
+/// Splits the leading options field (which may hold quoted spaces) from the rest.
+fn split_options(line: &str) -> Result<(&str, &str), String> {
+    let mut quoted = false;
+    let mut escaped = false;
+    for (i, c) in line.char_indices() {
+        match c {
+            _ if escaped => escaped = false,
+            '\\' if quoted => escaped = true,
+            '"' => quoted = !quoted,
+            c if c.is_ascii_whitespace() && !quoted => {
+                return Ok((
+                    line.get(..i).unwrap_or_default(),
+                    line.get(i..).unwrap_or_default(),
+                ));
+            }
+            _ => {}
+        }
+    }
+    Err("options without a key".into())
+}
+
+/// Splits comma-separated options, keeping commas inside quotes.
+fn split_list(s: &str) -> Vec<&str> {
+    let mut out = Vec::new();
+    let (mut start, mut quoted, mut escaped) = (0usize, false, false);
+    for (i, c) in s.char_indices() {
+        match c {
+            _ if escaped => escaped = false,
+            '\\' if quoted => escaped = true,
+            '"' => quoted = !quoted,
+            ',' if !quoted => {
+                out.push(s.get(start..i).unwrap_or_default());
+                start = i.saturating_add(1);
+            }
+            _ => {}
+        }
+    }
+    if !s.is_empty() {
+        out.push(s.get(start..).unwrap_or_default());
+    }
+    out.into_iter().filter(|o| !o.is_empty()).collect()
+}
+
+fn unquote(v: &str) -> Option<String> {
+    let inner = v.strip_prefix('"')?.strip_suffix('"')?;
+    Some(inner.replace("\\\"", "\""))
+}
+
+/// sshd's `from=` semantics for addresses: a comma list of patterns with `*`/`?` wildcards or
+/// CIDR `addr/len`, `!` negating. Host names would need DNS, which we never consult: such a
+/// pattern cannot match, so it can only narrow access.
+pub fn address_matches(patterns: &str, addr: IpAddr) -> bool {
+    let text = addr.to_string();
+    let mut hit = false;
+    for p in patterns.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+        let (neg, p) = match p.strip_prefix('!') {
+            Some(rest) => (true, rest),
+            None => (false, p),
+        };
+        let m = if let Some((net, len)) = p.split_once('/') {
+            cidr(net, len, addr)
+        } else {
+            glob(p, &text)
+        };
+        if m && neg {
+            return false;
+        }
+        hit |= m && !neg;
+    }
+    hit
+}
+
+fn cidr(net: &str, len: &str, addr: IpAddr) -> bool {
+    let (Ok(net), Ok(len)) = (net.parse::<IpAddr>(), len.parse::<u32>()) else {
+        return false;
+    };
+    match (net, addr) {
+        (IpAddr::V4(n), IpAddr::V4(a)) if len <= 32 => {
+            let mask = u32::MAX.checked_shl(32u32.saturating_sub(len)).unwrap_or(0);
+            u32::from(n) & mask == u32::from(a) & mask
+        }
+        (IpAddr::V6(n), IpAddr::V6(a)) if len <= 128 => {
+            let mask = u128::MAX
+                .checked_shl(128u32.saturating_sub(len))
+                .unwrap_or(0);
+            u128::from(n) & mask == u128::from(a) & mask
+        }
+        _ => false,
+    }
+}
+
+fn glob(p: &str, s: &str) -> bool {
+    let (p, s) = (p.as_bytes(), s.as_bytes());
+    let (mut pi, mut si, mut star, mut mark) = (0usize, 0usize, None, 0usize);
+    while si < s.len() {
+        match p.get(pi) {
+            Some(b'*') => {
+                star = Some(pi);
+                mark = si;
+                pi = pi.saturating_add(1);
+            }
+            Some(&c) if c == b'?' || s.get(si) == Some(&c) => {
+                pi = pi.saturating_add(1);
+                si = si.saturating_add(1);
+            }
+            _ => match star {
+                Some(st) => {
+                    pi = st.saturating_add(1);
+                    mark = mark.saturating_add(1);
+                    si = mark;
+                }
+                None => return false,
+            },
+        }
+    }
+    p.get(pi..).unwrap_or_default().iter().all(|&c| c == b'*')
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::crypto::rng::DeterministicRng;
+    use crate::keys::PrivateKey;
+
+    fn key(seed: u64) -> PublicKey {
+        PrivateKey::generate_ed25519(&mut DeterministicRng::new(seed)).public()
+    }
+
+    fn ip(s: &str) -> IpAddr {
+        s.parse().unwrap()
+    }
+
+    #[test]
+    fn comment_names_the_identity_and_fingerprint_is_the_fallback() {
+        let (a, b) = (key(1), key(2));
+        let text = format!(
+            "# team\n{} alice laptop\n\n{}\n",
+            a.to_openssh(),
+            b.to_openssh()
+        );
+        let ak = AuthorizedKeys::parse(&text);
+        assert!(ak.warnings.is_empty(), "{:?}", ak.warnings);
+        assert_eq!(ak.find(&a, ip("10.0.0.1")).unwrap().name, "alice laptop");
+        assert_eq!(ak.find(&b, ip("10.0.0.1")).unwrap().name, b.fingerprint());
+        assert!(ak.find(&key(3), ip("10.0.0.1")).is_none());
+    }
+
+    #[test]
+    fn restrict_and_no_op_options_are_accepted() {
+        let a = key(1);
+        let ak = AuthorizedKeys::parse(&format!(
+            "restrict,no-pty,No-Port-Forwarding {} bob",
+            a.to_openssh()
+        ));
+        assert!(ak.warnings.is_empty(), "{:?}", ak.warnings);
+        assert_eq!(ak.entries.len(), 1);
+    }
+
+    #[test]
+    fn from_patterns_are_enforced() {
+        let a = key(1);
+        let ak = AuthorizedKeys::parse(&format!(
+            "from=\"10.1.*,192.168.0.0/16,!10.1.2.3\",restrict {} carol",
+            a.to_openssh()
+        ));
+        assert!(ak.warnings.is_empty(), "{:?}", ak.warnings);
+        assert!(ak.find(&a, ip("10.1.9.9")).is_some());
+        assert!(ak.find(&a, ip("192.168.44.1")).is_some());
+        assert!(ak.find(&a, ip("10.1.2.3")).is_none(), "negated");
+        assert!(ak.find(&a, ip("127.0.0.1")).is_none());
+        let host = AuthorizedKeys::parse(&format!("from=\"*.example.org\" {}", a.to_openssh()));
+        assert!(
+            host.find(&a, ip("10.0.0.1")).is_none(),
+            "host names never match without DNS"
+        );
+        let v6 = AuthorizedKeys::parse(&format!("from=\"2001:db8::/32\" {}", a.to_openssh()));
+        assert!(v6.find(&a, ip("2001:db8::1")).is_some());
+        assert!(v6.find(&a, ip("2001:db9::1")).is_none());
+    }
+
+    #[test]
+    fn unsupported_options_skip_the_line_and_say_so() {
+        let a = key(1);
+        for opt in [
+            "command=\"/bin/sh -c 'x y'\"",
+            "environment=\"A=B\"",
+            "expiry-time=\"20990101\"",
+            "principals=\"x\"",
+            "tunnel=\"1\"",
+            "cert-authority",
+            "permitopen=\"h:1\"",
+        ] {
+            let ak = AuthorizedKeys::parse(&format!("{opt} {}", a.to_openssh()));
+            assert!(ak.entries.is_empty(), "{opt}");
+            assert_eq!(ak.warnings.len(), 1, "{opt}");
+            assert!(ak.warnings[0].contains("line 1"), "{:?}", ak.warnings);
+        }
+    }
+
+    #[test]
+    fn malformed_lines_are_skipped() {
+        let ak = AuthorizedKeys::parse(
+            "ssh-ed25519\nssh-ed25519 !!!notbase64\nssh-dss AAAAB3NzaC1kc3M=\nfrom=\"unterminated ssh-ed25519 AAAA\n",
+        );
+        assert!(ak.entries.is_empty());
+        assert_eq!(ak.warnings.len(), 4, "{:?}", ak.warnings);
+    }
+}

@@ -1,0 +1,62 @@
+//! An `authorized_keys` file, re-read whenever its size, modification time or inode changes.
+
+use std::net::IpAddr;
+use std::os::unix::fs::MetadataExt;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use tokio::sync::Mutex;
+
+use crate::keys::PublicKey;
+use crate::keys::authorized_keys::AuthorizedKeys;
+use crate::lookup::{Identity, KeyLookup, LookupError, LookupFuture};
+
+type Stamp = (u64, i64, i64, u64);
+
+/// Lookup in one `authorized_keys` file.
+#[derive(Debug)]
+pub struct FileLookup {
+    path: PathBuf,
+    cache: Mutex<Option<(Stamp, Arc<AuthorizedKeys>)>>,
+}
+
+impl FileLookup {
+    /// Reads `path` on first use and again whenever it changes.
+    pub fn new(path: impl Into<PathBuf>) -> Self {
+        Self {
+            path: path.into(),
+            cache: Mutex::new(None),
+        }
+    }
+
+    /// The current contents, re-parsed if the file changed; warnings are logged once per load.
+    pub async fn current(&self) -> Result<Arc<AuthorizedKeys>, LookupError> {
+        let meta = tokio::fs::metadata(&self.path).await?;
+        let stamp = (meta.len(), meta.mtime(), meta.mtime_nsec(), meta.ino());
+        let mut cache = self.cache.lock().await;
+        if let Some((s, keys)) = cache.as_ref()
+            && *s == stamp
+        {
+            return Ok(keys.clone());
+        }
+        let text = tokio::fs::read_to_string(&self.path).await?;
+        let keys = Arc::new(AuthorizedKeys::parse(&text));
+        for w in &keys.warnings {
+            tracing::warn!(file = %self.path.display(), "authorized_keys {w}");
+        }
+        *cache = Some((stamp, keys.clone()));
+        Ok(keys)
+    }
+}
+
+impl KeyLookup for FileLookup {
+    fn lookup<'a>(&'a self, _user: &'a str, key: &'a PublicKey, addr: IpAddr) -> LookupFuture<'a> {
+        Box::pin(async move {
+            let keys = self.current().await?;
+            Ok(keys.find(key, addr).map(|e| Identity {
+                name: e.name.clone(),
+                fingerprint: key.fingerprint(),
+            }))
+        })
+    }
+}
