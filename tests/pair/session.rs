@@ -643,3 +643,77 @@ fn global_requests_are_refused_in_order() {
     let replies: Vec<u8> = s.to_client.iter().rev().take(2).map(|m| m[0]).collect();
     assert_eq!(replies, vec![MsgNum::REQUEST_FAILURE.0; 2]);
 }
+
+#[test]
+fn keepalives_go_out_when_idle_and_silence_disconnects() {
+    let cfg = ServerConfig {
+        keepalive_interval: Some(Duration::from_secs(10)),
+        keepalive_max: 3,
+        ..Default::default()
+    };
+    let mut s = Session::new(cfg);
+    s.login(&ed(1));
+    s.send(|w| {
+        w.u8(2).string(b"");
+    });
+    let first = s.server.poll_timeout().unwrap();
+    assert_eq!(first, s.now + Duration::from_secs(10));
+    // Answered keepalives keep the connection alive.
+    let mut t = first;
+    for _ in 0..5 {
+        s.server.handle_timeout(t).unwrap();
+        s.drive();
+        let last = s.to_client.last().unwrap();
+        assert_eq!(last[0], 80, "GLOBAL_REQUEST");
+        assert!(last[1..].windows(21).any(|w| w == b"keepalive@openssh.com"));
+        s.send(|w| {
+            w.u8(82);
+        });
+        t = s.server.poll_timeout().unwrap();
+    }
+    assert!(!s.server.is_closed());
+    // Three unanswered, then the connection goes.
+    for _ in 0..3 {
+        t += Duration::from_secs(10);
+        s.server.handle_timeout(t).unwrap();
+    }
+    t += Duration::from_secs(10);
+    assert!(s.server.handle_timeout(t).is_err());
+    assert!(s.server.is_closed());
+}
+
+#[test]
+fn a_write_larger_than_4_gib_is_split_by_the_window() {
+    let mut s = Session::new(ServerConfig::default());
+    s.login(&ed(1));
+    let id = open_session(&mut s, 1 << 20);
+    // calloc'd: only the pages actually sent are touched.
+    let huge = vec![0u8; (5usize << 30) + 7];
+    // Each call takes what the window and the transport's backpressure allow.
+    let mut sent = 0;
+    loop {
+        let n = s.server.write(id, None, &huge[sent..]).unwrap();
+        s.drive();
+        if n == 0 {
+            break;
+        }
+        sent += n;
+    }
+    assert_eq!(
+        sent,
+        1 << 20,
+        "exactly the peer's window, never a truncated length"
+    );
+    let data: usize = s
+        .to_client
+        .iter()
+        .filter(|m| m[0] == 94)
+        .map(|m| m.len() - 9)
+        .sum();
+    assert_eq!(data, 1 << 20);
+    s.send(|w| {
+        w.u8(93).u32(id).u32(u32::MAX - (1 << 20));
+    });
+    let n = s.server.write(id, None, &huge[sent..]).unwrap();
+    assert!(n > 0 && n <= 64 * 1024 + 32768);
+}
