@@ -1,6 +1,9 @@
 //! The tokio driver: moves bytes between a socket and a sans-IO connection and fires its
 //! timers. It holds no protocol state.
 
+pub mod pipe;
+pub mod server;
+
 use std::time::Instant;
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};

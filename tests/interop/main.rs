@@ -10,5 +10,6 @@ mod common;
 mod lookup;
 mod openssh_client;
 mod openssh_server;
+mod served;
 mod session_server;
 mod sessions;

@@ -1,0 +1,459 @@
+//! Runs one accepted connection: a [`ServerConnection`] over a socket, authentication decided
+//! by a [`KeyLookup`], and each `exec` handed to a [`SessionHandler`] that runs it as a task
+//! reading and writing the channel through [`PipeReader`]/[`PipeWriter`].
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::Instant;
+
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::sync::Notify;
+use tokio::task::JoinSet;
+
+use crate::connection::{ChannelEvent, ChannelRequest, reason};
+use crate::driver::Ended;
+use crate::driver::pipe::{Pipe, PipeReader, PipeWriter};
+use crate::error::Error;
+use crate::keys::PublicKey;
+use crate::lookup::{Identity, KeyLookup};
+use crate::server::{ServerConnection, ServerEvent};
+
+/// Who is asking, for the policy.
+#[derive(Clone, Debug)]
+pub struct SessionContext {
+    /// The SSH user name.
+    pub user: String,
+    /// The identity the key lookup returned.
+    pub identity: Identity,
+    /// The key that authenticated.
+    pub key: PublicKey,
+    /// The client's address.
+    pub peer: SocketAddr,
+    /// `env` requests the handler allowed, in order.
+    pub env: Vec<(Vec<u8>, Vec<u8>)>,
+}
+
+/// A session's standard streams.
+#[derive(Debug)]
+pub struct SessionIo {
+    /// What the client sends (channel data).
+    pub stdin: PipeReader,
+    /// Channel data to the client.
+    pub stdout: PipeWriter,
+    /// Extended data type 1 to the client.
+    pub stderr: PipeWriter,
+}
+
+/// A running command: resolves to its exit status.
+pub type SessionTask = Pin<Box<dyn Future<Output = ExitStatus> + Send>>;
+
+/// How a session ended, for `exit-status` / `exit-signal` [RFC4254 §6.10].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ExitStatus {
+    /// Exited with this code.
+    Code(u32),
+    /// Killed by this signal (name without "SIG").
+    Signal(String),
+}
+
+/// The policy layer's answer to an `exec`.
+pub enum ExecDecision {
+    /// Run this task with the session's streams.
+    Run(SessionTask),
+    /// Refuse: the message goes to the client's stderr, with exit status 1.
+    Refuse(String),
+}
+
+/// What a server does with authenticated sessions.
+pub trait SessionHandler: Send + Sync {
+    /// Whether to accept an `env` request (default: none).
+    fn env_allowed(&self, name: &[u8], value: &[u8]) -> bool {
+        let _ = (name, value);
+        false
+    }
+
+    /// Decides an `exec`, and if it runs, starts it with `io`.
+    fn exec(&self, ctx: &SessionContext, command: &[u8], io: SessionIo) -> ExecDecision;
+
+    /// Called for every other channel request (refused), for logging.
+    fn refused(&self, ctx: &SessionContext, request: &ChannelRequest) {
+        let _ = (ctx, request);
+    }
+}
+
+struct Session {
+    stdin: Pipe,
+    stdout: Pipe,
+    stderr: Pipe,
+    env: Vec<(Vec<u8>, Vec<u8>)>,
+    started: bool,
+    exit: Option<ExitStatus>,
+    done: bool,
+}
+
+struct Driver {
+    s: ServerConnection,
+    lookup: Arc<dyn KeyLookup>,
+    handler: Arc<dyn SessionHandler>,
+    peer: SocketAddr,
+    notify: Arc<Notify>,
+    sessions: HashMap<u32, Session>,
+    tasks: JoinSet<(u32, ExitStatus)>,
+    identity: Option<(String, Identity, PublicKey)>,
+    candidate: Option<Identity>,
+}
+
+const READ_CHUNK: usize = 64 * 1024;
+
+/// Serves one connection until it ends. The caller spawned it and owns the socket.
+pub async fn serve<S>(
+    mut stream: S,
+    peer: SocketAddr,
+    s: ServerConnection,
+    lookup: Arc<dyn KeyLookup>,
+    handler: Arc<dyn SessionHandler>,
+) -> Ended
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    let mut d = Driver {
+        s,
+        lookup,
+        handler,
+        peer,
+        notify: Arc::new(Notify::new()),
+        sessions: HashMap::new(),
+        tasks: JoinSet::new(),
+        identity: None,
+        candidate: None,
+    };
+    let ended = d.run(&mut stream).await;
+    // Whatever still runs sees its streams end: stdin at EOF, stdout/stderr broken.
+    for sess in d.sessions.values() {
+        sess.stdin.close_write();
+        sess.stdout.close_read();
+        sess.stderr.close_read();
+    }
+    ended
+}
+
+impl Driver {
+    async fn run<S: AsyncRead + AsyncWrite + Unpin>(&mut self, stream: &mut S) -> Ended {
+        let mut inbuf: Vec<u8> = Vec::with_capacity(READ_CHUNK);
+        let mut out = Vec::new();
+        loop {
+            if let Err(e) = self.pump() {
+                return self.finish(stream, Ended::Error(e)).await;
+            }
+            self.s.poll_transmit(&mut out);
+            if !out.is_empty() {
+                if let Err(e) = stream.write_all(&out).await {
+                    return Ended::Io(e);
+                }
+                out.clear();
+                continue;
+            }
+            if self.s.is_closed() {
+                let _ = stream.shutdown().await;
+                return Ended::Closed;
+            }
+            let timeout = self.s.poll_timeout();
+            let sleep = async {
+                match timeout {
+                    Some(t) => tokio::time::sleep_until(t.into()).await,
+                    None => std::future::pending().await,
+                }
+            };
+            let notified = self.notify.notified();
+            tokio::select! {
+                r = stream.read_buf(&mut inbuf) => match r {
+                    Ok(0) => return Ended::Eof,
+                    Ok(_) => {
+                        if let Err(e) = self.input(&mut inbuf).await {
+                            return self.finish(stream, Ended::Error(e)).await;
+                        }
+                    }
+                    Err(e) => return Ended::Io(e),
+                },
+                () = sleep => {
+                    if let Err(e) = self.s.handle_timeout(Instant::now()) {
+                        return self.finish(stream, Ended::Error(e)).await;
+                    }
+                }
+                () = notified => {}
+                Some(done) = self.tasks.join_next() => {
+                    if let Ok((id, status)) = done
+                        && let Some(sess) = self.sessions.get_mut(&id)
+                    {
+                        sess.exit = Some(status);
+                    }
+                }
+            }
+        }
+    }
+
+    async fn finish<S: AsyncWrite + Unpin>(&mut self, stream: &mut S, how: Ended) -> Ended {
+        let mut out = Vec::new();
+        self.s.poll_transmit(&mut out);
+        let _ = stream.write_all(&out).await;
+        let _ = stream.shutdown().await;
+        match how {
+            Ended::Error(Error::PeerDisconnected {
+                reason,
+                description,
+            }) => Ended::PeerDisconnected {
+                reason,
+                description,
+            },
+            other => other,
+        }
+    }
+
+    /// Feeds buffered input, deciding authentication requests (awaiting the lookup) as they come.
+    async fn input(&mut self, inbuf: &mut Vec<u8>) -> Result<(), Error> {
+        let mut at = 0;
+        while at < inbuf.len() && !self.s.is_closed() {
+            let n = self
+                .s
+                .handle_input(inbuf.get(at..).unwrap_or_default(), Instant::now())?;
+            at = at.saturating_add(n);
+            let progressed = self.events().await?;
+            if n == 0 && !progressed {
+                break;
+            }
+        }
+        inbuf.drain(..at.min(inbuf.len()));
+        Ok(())
+    }
+
+    /// Handles queued events; returns whether an authentication decision was made.
+    async fn events(&mut self) -> Result<bool, Error> {
+        let mut decided = false;
+        while let Some(ev) = self.s.poll_event() {
+            match ev {
+                ServerEvent::AuthRequest(req) => {
+                    let who = match self
+                        .lookup
+                        .lookup(&req.user, &req.key, self.peer.ip())
+                        .await
+                    {
+                        Ok(who) => who,
+                        Err(e) => {
+                            tracing::warn!(peer = %self.peer, error = %e, "key lookup failed");
+                            None
+                        }
+                    };
+                    match who {
+                        Some(id) => {
+                            if req.verified.is_some_and(|used| used != req.algorithm) {
+                                tracing::info!(peer = %self.peer, named = req.algorithm.wire_name(), "client signed with ssh-rsa under an rsa-sha2 name");
+                            }
+                            self.candidate = Some(id);
+                            self.s.accept_auth()?;
+                        }
+                        None => self.s.reject_auth()?,
+                    }
+                    decided = true;
+                }
+                ServerEvent::Authenticated { user, key } => {
+                    if let Some(id) = self.candidate.take() {
+                        self.identity = Some((user, id, key));
+                    }
+                }
+                ServerEvent::Channel(ev) => self.channel_event(ev)?,
+                ServerEvent::Transport(_) => {}
+            }
+        }
+        Ok(decided)
+    }
+
+    fn context(&self, env: Vec<(Vec<u8>, Vec<u8>)>) -> Option<SessionContext> {
+        let (user, identity, key) = self.identity.clone()?;
+        Some(SessionContext {
+            user,
+            identity,
+            key,
+            peer: self.peer,
+            env,
+        })
+    }
+
+    fn channel_event(&mut self, ev: ChannelEvent) -> Result<(), Error> {
+        match ev {
+            ChannelEvent::OpenRequest { id, kind } => {
+                if kind == b"session" {
+                    self.s.accept_open(id)?;
+                    let n = || Pipe::new(self.notify.clone());
+                    self.sessions.insert(
+                        id,
+                        Session {
+                            stdin: n(),
+                            stdout: n(),
+                            stderr: n(),
+                            env: Vec::new(),
+                            started: false,
+                            exit: None,
+                            done: false,
+                        },
+                    );
+                } else {
+                    tracing::info!(peer = %self.peer, kind = %String::from_utf8_lossy(&kind), "channel type refused");
+                    self.s
+                        .reject_open(id, reason::PROHIBITED, "only sessions are supported")?;
+                }
+            }
+            ChannelEvent::Request {
+                id,
+                request,
+                want_reply,
+            } => self.request(id, request, want_reply)?,
+            ChannelEvent::Closed { id } => {
+                if let Some(sess) = self.sessions.remove(&id) {
+                    sess.stdin.close_write();
+                    sess.stdout.close_read();
+                    sess.stderr.close_read();
+                }
+            }
+            _ => {}
+        }
+        Ok(())
+    }
+
+    fn request(&mut self, id: u32, request: ChannelRequest, want_reply: bool) -> Result<(), Error> {
+        let Some(sess) = self.sessions.get_mut(&id) else {
+            return if want_reply {
+                self.s.reply_request(id, false)
+            } else {
+                Ok(())
+            };
+        };
+        let ok = match &request {
+            ChannelRequest::Env { name, value }
+                if !sess.started && self.handler.env_allowed(name, value) =>
+            {
+                sess.env.push((name.clone(), value.clone()));
+                true
+            }
+            ChannelRequest::Exec(command) if !sess.started => {
+                sess.started = true;
+                let env = sess.env.clone();
+                let io = SessionIo {
+                    stdin: PipeReader(sess.stdin.clone()),
+                    stdout: PipeWriter(sess.stdout.clone()),
+                    stderr: PipeWriter(sess.stderr.clone()),
+                };
+                let Some(ctx) = self.context(env) else {
+                    return Err(Error::Auth("session without identity"));
+                };
+                match self.handler.exec(&ctx, command, io) {
+                    ExecDecision::Run(task) => {
+                        self.tasks.spawn(async move { (id, task.await) });
+                    }
+                    ExecDecision::Refuse(message) => {
+                        let sess = self
+                            .sessions
+                            .get_mut(&id)
+                            .ok_or(Error::Channel("session vanished"))?;
+                        sess.stderr.push(format!("{message}\n").as_bytes());
+                        sess.stdout.close_write();
+                        sess.stderr.close_write();
+                        sess.exit = Some(ExitStatus::Code(1));
+                    }
+                }
+                // The command ran or was refused with a message; either way the request was taken.
+                true
+            }
+            other => {
+                if let Some(ctx) = self.context(Vec::new()) {
+                    self.handler.refused(&ctx, other);
+                }
+                false
+            }
+        };
+        if want_reply {
+            self.s.reply_request(id, ok)
+        } else {
+            Ok(())
+        }
+    }
+
+    /// Moves bytes between channels and pipes as far as windows and pipe space allow, and
+    /// finishes sessions whose task is done and whose output is delivered.
+    fn pump(&mut self) -> Result<(), Error> {
+        let mut tmp = [0u8; 32 * 1024];
+        let ids: Vec<u32> = self.sessions.keys().copied().collect();
+        for id in ids {
+            let Some(sess) = self.sessions.get_mut(&id) else {
+                continue;
+            };
+            if sess.done {
+                continue;
+            }
+            // Client → task, only into free pipe space: window credit follows consumption.
+            loop {
+                let room = sess.stdin.room().min(tmp.len());
+                if room == 0 {
+                    break;
+                }
+                let n = self.s.read(id, tmp.get_mut(..room).unwrap_or_default())?;
+                if n == 0 {
+                    break;
+                }
+                sess.stdin.push(tmp.get(..n).unwrap_or_default());
+            }
+            if self
+                .s
+                .channels()
+                .channel(id)
+                .is_some_and(|c| c.eof_received() && c.buffered() == 0)
+            {
+                sess.stdin.close_write();
+            }
+            // Task → client, as far as the window and the transport take it.
+            for (pipe, ext) in [(&sess.stdout, None), (&sess.stderr, Some(1))] {
+                loop {
+                    let mut err = None;
+                    let used = pipe.drain(|data| match self.s.write(id, ext, data) {
+                        Ok(n) => n,
+                        Err(e) => {
+                            err = Some(e);
+                            0
+                        }
+                    });
+                    if let Some(e) = err {
+                        // The client closed the channel under us; stop writing to it.
+                        tracing::debug!(channel = id, error = %e, "write to channel failed");
+                        pipe.close_read();
+                        break;
+                    }
+                    if used == 0 {
+                        break;
+                    }
+                }
+            }
+            if let Some(status) = sess.exit.clone()
+                && sess.stdout.finished()
+                && sess.stderr.finished()
+            {
+                sess.done = true;
+                match status {
+                    ExitStatus::Code(code) => self.s.exit_status(id, code)?,
+                    ExitStatus::Signal(sig) => self.s.exit_signal(id, &sig, "")?,
+                }
+                self.s.send_eof(id)?;
+                self.s.close(id)?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Copies `stdin` to `stdout` (a test helper and an example of a handler's task).
+pub async fn echo(mut io: SessionIo) -> ExitStatus {
+    let ok = tokio::io::copy(&mut io.stdin, &mut io.stdout).await.is_ok()
+        && io.stdout.shutdown().await.is_ok();
+    ExitStatus::Code(if ok { 0 } else { 1 })
+}

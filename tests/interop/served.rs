@@ -1,0 +1,233 @@
+//! The async server path end to end with ssh: `driver::server::serve` with an authorized_keys
+//! lookup and a handler whose tasks use tokio's AsyncRead/AsyncWrite on the channel.
+
+use std::path::Path;
+use std::process::Stdio;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use portcullis::connection::ChannelRequest;
+use portcullis::driver::os_rng;
+use portcullis::driver::server::{
+    ExecDecision, ExitStatus, SessionContext, SessionHandler, SessionIo, echo, serve,
+};
+use portcullis::keys::PrivateKey;
+use portcullis::lookup::FileLookup;
+use portcullis::server::{ServerConfig, ServerConnection};
+use sha2::{Digest, Sha256};
+use tokio::io::AsyncWriteExt;
+
+use crate::common::require;
+
+/// (identity, command, allowed env) of each exec.
+type Seen = (String, String, Vec<(String, String)>);
+
+#[derive(Default)]
+struct Handler {
+    seen: Mutex<Vec<Seen>>,
+    refused: Mutex<Vec<String>>,
+}
+
+impl SessionHandler for Handler {
+    fn env_allowed(&self, name: &[u8], _value: &[u8]) -> bool {
+        name == b"GIT_PROTOCOL"
+    }
+
+    fn exec(&self, ctx: &SessionContext, command: &[u8], io: SessionIo) -> ExecDecision {
+        let cmd = String::from_utf8_lossy(command).into_owned();
+        let env = ctx
+            .env
+            .iter()
+            .map(|(k, v)| {
+                (
+                    String::from_utf8_lossy(k).into_owned(),
+                    String::from_utf8_lossy(v).into_owned(),
+                )
+            })
+            .collect();
+        self.seen
+            .lock()
+            .unwrap()
+            .push((ctx.identity.name.clone(), cmd.clone(), env));
+        match cmd.as_str() {
+            "cat" => ExecDecision::Run(Box::pin(echo(io))),
+            "fail" => ExecDecision::Run(Box::pin(async move {
+                let mut err = io.stderr;
+                let _ = err.write_all(b"it went wrong\n").await;
+                ExitStatus::Code(5)
+            })),
+            _ => ExecDecision::Refuse(format!("portcullis: `{cmd}` is not allowed")),
+        }
+    }
+
+    fn refused(&self, _ctx: &SessionContext, request: &ChannelRequest) {
+        self.refused
+            .lock()
+            .unwrap()
+            .push(String::from_utf8_lossy(request.name()).into_owned());
+    }
+}
+
+struct Served {
+    port: u16,
+    known_hosts: std::path::PathBuf,
+    key: std::path::PathBuf,
+    handler: Arc<Handler>,
+    _dir: tempfile::TempDir,
+}
+
+async fn start() -> Served {
+    let dir = tempfile::tempdir().unwrap();
+    let key = dir.path().join("id");
+    assert!(
+        std::process::Command::new(require("ssh-keygen", "openssh-client"))
+            .args(["-q", "-t", "ed25519", "-N", "", "-f"])
+            .arg(&key)
+            .status()
+            .unwrap()
+            .success()
+    );
+    let public = std::fs::read_to_string(key.with_extension("pub")).unwrap();
+    let mut parts = public.split_whitespace();
+    std::fs::write(
+        dir.path().join("authorized_keys"),
+        format!(
+            "restrict {} {} alice\n",
+            parts.next().unwrap(),
+            parts.next().unwrap()
+        ),
+    )
+    .unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let host = PrivateKey::generate_ed25519(&mut os_rng().unwrap());
+    let known_hosts = dir.path().join("known_hosts");
+    std::fs::write(
+        &known_hosts,
+        format!("[127.0.0.1]:{port} {}\n", host.public().to_openssh()),
+    )
+    .unwrap();
+    let keys: Arc<[PrivateKey]> = Arc::from(vec![host]);
+    let lookup = Arc::new(FileLookup::new(dir.path().join("authorized_keys")));
+    let handler = Arc::new(Handler::default());
+    let h2 = handler.clone();
+    let config = ServerConfig::default();
+    tokio::spawn(async move {
+        loop {
+            let Ok((sock, peer)) = listener.accept().await else {
+                return;
+            };
+            let s = ServerConnection::new(
+                &config,
+                keys.clone(),
+                Box::new(os_rng().unwrap()),
+                Instant::now(),
+            );
+            tokio::spawn(serve(sock, peer, s, lookup.clone(), h2.clone()));
+        }
+    });
+    Served {
+        port,
+        known_hosts,
+        key,
+        handler,
+        _dir: dir,
+    }
+}
+
+async fn ssh(
+    s: &Served,
+    extra: &[&str],
+    remote: &str,
+    stdin: Option<&Path>,
+) -> (i32, Vec<u8>, String) {
+    let mut cmd = tokio::process::Command::new(require("ssh", "openssh-client"));
+    cmd.args([
+        "-F",
+        "/dev/null",
+        "-o",
+        "BatchMode=yes",
+        "-o",
+        "IdentitiesOnly=yes",
+        "-o",
+        "GlobalKnownHostsFile=/dev/null",
+    ])
+    .arg("-o")
+    .arg(format!("UserKnownHostsFile={}", s.known_hosts.display()))
+    .arg("-i")
+    .arg(&s.key)
+    .args(["-p", &s.port.to_string()])
+    .args(extra)
+    .arg("git@127.0.0.1")
+    .arg(remote)
+    .stdout(Stdio::piped())
+    .stderr(Stdio::piped())
+    .kill_on_drop(true);
+    match stdin {
+        Some(p) => cmd.stdin(std::fs::File::open(p).unwrap()),
+        None => cmd.stdin(Stdio::null()),
+    };
+    let out = tokio::time::timeout(Duration::from_secs(60), cmd.output())
+        .await
+        .expect("ssh hung")
+        .unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        out.stdout,
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tokio_copy_on_channel_streams_carries_64_mib() {
+    let s = start().await;
+    let data: Vec<u8> = (0..64u32 << 20)
+        .map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8)
+        .collect();
+    let input = s._dir.path().join("in");
+    std::fs::write(&input, &data).unwrap();
+    let (code, out, err) = ssh(
+        &s,
+        &["-o", "SetEnv=GIT_PROTOCOL=version=2 OTHER=x"],
+        "cat",
+        Some(&input),
+    )
+    .await;
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(out.len(), data.len());
+    assert_eq!(Sha256::digest(&out), Sha256::digest(&data));
+    let seen = s.handler.seen.lock().unwrap();
+    assert_eq!(
+        seen[0].0, "alice",
+        "identity from the authorized_keys comment"
+    );
+    assert_eq!(
+        seen[0].2,
+        vec![("GIT_PROTOCOL".to_string(), "version=2".to_string())],
+        "only the allowed variable"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn refusals_and_failures_reach_stderr_with_a_nonzero_status() {
+    let s = start().await;
+    let (code, out, err) = ssh(&s, &[], "fail", None).await;
+    assert_eq!((code, out.is_empty()), (5, true), "{err}");
+    assert!(err.contains("it went wrong"), "{err}");
+    let (code, _, err) = ssh(&s, &[], "rm -rf /", None).await;
+    assert_eq!(code, 1, "{err}");
+    assert!(
+        err.contains("portcullis: `rm -rf /` is not allowed"),
+        "{err}"
+    );
+    // `-tt` makes OpenSSH treat the refused pty as fatal (exit 255): we only check it was refused.
+    let (_, _, err) = ssh(&s, &["-tt"], "fail", None).await;
+    assert!(err.contains("PTY allocation request failed"), "{err}");
+    assert!(
+        s.handler
+            .refused
+            .lock()
+            .unwrap()
+            .contains(&"pty-req".to_string())
+    );
+}
