@@ -18,7 +18,8 @@ pub enum ChanState {
 pub struct Channel {
     pub(crate) remote: u32,
     pub(crate) kind: Vec<u8>,
-    pub(crate) state: ChanState,
+    /// Lifecycle state.
+    pub state: ChanState,
     pub(crate) eof_sent: bool,
     pub(crate) eof_rcvd: bool,
     pub(crate) close_sent: bool,

@@ -274,3 +274,67 @@ async fn our_client_pipes_256_mib_through_cat_on_sshd() {
     assert_eq!(run.stdout_len, 256 << 20);
     assert_eq!(hex::encode(run.stdout.finalize()), want);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn async_streams_of_a_remote_command_on_sshd() {
+    use portcullis::driver::client::{RemoteExit, spawn_exec};
+    use portcullis::driver::server::ExitStatus;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    let sshd = Sshd::start("");
+    let key = keygen(sshd.dir.path(), "ecdsa", "256", "");
+    std::fs::write(
+        sshd.dir.path().join("authorized_keys"),
+        key.public().to_openssh() + "\n",
+    )
+    .unwrap();
+    let connect = |command: &str| {
+        let command = command.as_bytes().to_vec();
+        let key = key.clone();
+        let host = sshd.host_key.clone();
+        let port = sshd.port;
+        async move {
+            let sock = tokio::net::TcpStream::connect(("127.0.0.1", port))
+                .await
+                .unwrap();
+            let c = ClientConnection::new(
+                &ClientConfig::default(),
+                Box::new(Pinned::Key(host)),
+                &current_user(),
+                vec![key],
+                Box::new(os_rng().unwrap()),
+                Instant::now(),
+            )
+            .unwrap();
+            spawn_exec(sock, c, command, Vec::new())
+        }
+    };
+    let data: Vec<u8> = (0..(32u32 << 20)).map(|i| (i % 251) as u8).collect();
+    let mut s = connect("cat; echo done >&2; exit 7").await;
+    let input = data.clone();
+    let mut stdin = s.stdin;
+    let writer = tokio::spawn(async move {
+        stdin.write_all(&input).await.unwrap();
+        stdin.shutdown().await.unwrap();
+    });
+    let mut out = Vec::new();
+    let mut err = Vec::new();
+    let (a, b) = tokio::join!(
+        s.stdout.read_to_end(&mut out),
+        s.stderr.read_to_end(&mut err)
+    );
+    a.unwrap();
+    b.unwrap();
+    writer.await.unwrap();
+    assert_eq!(out.len(), data.len());
+    assert!(out == data);
+    assert!(
+        err.ends_with(b"done\n"),
+        "{}",
+        String::from_utf8_lossy(&err)
+    );
+    assert!(matches!(
+        s.exit.await.unwrap(),
+        RemoteExit::Status(ExitStatus::Code(7))
+    ));
+}
