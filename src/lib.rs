@@ -33,6 +33,7 @@ pub mod connection;
 pub mod crypto;
 pub mod driver;
 pub mod error;
+pub mod git;
 pub mod keys;
 pub mod limits;
 pub mod lookup;
