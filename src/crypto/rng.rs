@@ -7,6 +7,32 @@ pub trait SecureRandom: Send {
     fn fill(&mut self, dest: &mut [u8]);
 }
 
+/// Lends a [`SecureRandom`] to crates that want a `rand_core` generator (RSA key generation).
+pub struct RandCore<'a>(pub &'a mut dyn SecureRandom);
+
+impl rand_core::TryRng for RandCore<'_> {
+    type Error = core::convert::Infallible;
+
+    fn try_next_u32(&mut self) -> Result<u32, Self::Error> {
+        let mut b = [0u8; 4];
+        self.0.fill(&mut b);
+        Ok(u32::from_le_bytes(b))
+    }
+
+    fn try_next_u64(&mut self) -> Result<u64, Self::Error> {
+        let mut b = [0u8; 8];
+        self.0.fill(&mut b);
+        Ok(u64::from_le_bytes(b))
+    }
+
+    fn try_fill_bytes(&mut self, dst: &mut [u8]) -> Result<(), Self::Error> {
+        self.0.fill(dst);
+        Ok(())
+    }
+}
+
+impl rand_core::TryCryptoRng for RandCore<'_> {}
+
 /// A ChaCha20 keystream as a CSPRNG: one per connection, seeded by the driver from the OS, so
 /// the per-packet padding and cookies cost no system call.
 pub struct ChaChaRng(chacha20::ChaCha20);

@@ -65,6 +65,32 @@ impl RsaPrivate {
         (key.n().bits_vartime() >= 2048).then(|| Self(Box::new(key)))
     }
 
+    /// A new random key of `bits` bits (slow: seconds for 3072).
+    pub fn generate(rng: &mut dyn crate::crypto::rng::SecureRandom, bits: usize) -> Option<Self> {
+        let mut adapter = crate::crypto::rng::RandCore(rng);
+        rsa::RsaPrivateKey::new(&mut adapter, bits)
+            .ok()
+            .map(|k| Self(Box::new(k)))
+    }
+
+    /// The private components for a key file: (n, e, d, iqmp, p, q), big-endian.
+    pub fn components(&self) -> Option<[Zeroizing<Vec<u8>>; 6]> {
+        use rsa::traits::{PrivateKeyParts, PublicKeyParts};
+        let k = &self.0;
+        let [p, q] = k.primes() else { return None };
+        let b = |v: &rsa::BoxedUint| {
+            Zeroizing::new(
+                v.to_be_bytes()
+                    .iter()
+                    .copied()
+                    .skip_while(|&x| x == 0)
+                    .collect::<Vec<u8>>(),
+            )
+        };
+        let iqmp = k.crt_coefficient()?;
+        Some([b(k.n()), b(k.e()), b(k.d()), b(&iqmp), b(p), b(q)])
+    }
+
     /// (e, n) as big-endian magnitudes.
     pub fn public(&self) -> (Vec<u8>, Vec<u8>) {
         use rsa::traits::PublicKeyParts;
@@ -142,6 +168,11 @@ impl EcdsaPrivate {
         };
         key.public()?;
         Some(key)
+    }
+
+    /// The big-endian scalar (for key files).
+    pub fn scalar(&self) -> &[u8] {
+        &self.scalar
     }
 
     /// The curve.

@@ -10,7 +10,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
-use tokio::sync::Notify;
+use tokio::sync::{Notify, oneshot};
 use tokio::task::JoinSet;
 
 use crate::connection::{ChannelEvent, ChannelRequest, reason};
@@ -45,6 +45,8 @@ pub struct SessionIo {
     pub stdout: PipeWriter,
     /// Extended data type 1 to the client.
     pub stderr: PipeWriter,
+    /// Resolves when the channel or the connection is gone: stop the work (kill the process).
+    pub gone: oneshot::Receiver<()>,
 }
 
 /// A running command: resolves to its exit status.
@@ -85,6 +87,8 @@ pub trait SessionHandler: Send + Sync {
 }
 
 struct Session {
+    /// Dropped with the session: the task's `gone` fires.
+    _alive: Option<oneshot::Sender<()>>,
     stdin: Pipe,
     stdout: Pipe,
     stderr: Pipe,
@@ -290,6 +294,7 @@ impl Driver {
                     self.sessions.insert(
                         id,
                         Session {
+                            _alive: None,
                             stdin: n(),
                             stdout: n(),
                             stderr: n(),
@@ -340,10 +345,13 @@ impl Driver {
             ChannelRequest::Exec(command) if !sess.started => {
                 sess.started = true;
                 let env = sess.env.clone();
+                let (alive, gone) = oneshot::channel();
+                sess._alive = Some(alive);
                 let io = SessionIo {
                     stdin: PipeReader(sess.stdin.clone()),
                     stdout: PipeWriter(sess.stdout.clone()),
                     stderr: PipeWriter(sess.stderr.clone()),
+                    gone,
                 };
                 let Some(ctx) = self.context(env) else {
                     return Err(Error::Auth("session without identity"));

@@ -149,3 +149,75 @@ fn parse_binary(raw: &[u8], passphrase: Option<&[u8]>) -> Result<PrivateKey, Key
     }
     Ok(key)
 }
+
+/// Writes `key` as an unencrypted `openssh-key-v1` file [PROTOCOL.key], as `ssh-keygen` does.
+pub fn serialize(
+    key: &PrivateKey,
+    comment: &str,
+    rng: &mut dyn crate::crypto::rng::SecureRandom,
+) -> Zeroizing<String> {
+    use crate::wire::Writer;
+    let public = key.public();
+    let blob = public.to_blob();
+    let mut check = [0u8; 4];
+    rng.fill(&mut check);
+    let mut private = Zeroizing::new(Vec::new());
+    {
+        let mut w = Writer::new(&mut private);
+        w.raw(&check)
+            .raw(&check)
+            .string(public.key_type().wire_name().as_bytes());
+        match key {
+            PrivateKey::Ed25519(k) => {
+                let pk = k.public();
+                let mut both = Zeroizing::new(k.seed().to_vec());
+                both.extend_from_slice(&pk);
+                w.string(&pk).string(&both);
+            }
+            PrivateKey::Rsa(k) => {
+                if let Some([n, e, d, iqmp, p, q]) = k.components() {
+                    w.mpint_unsigned(&n)
+                        .mpint_unsigned(&e)
+                        .mpint_unsigned(&d)
+                        .mpint_unsigned(&iqmp)
+                        .mpint_unsigned(&p)
+                        .mpint_unsigned(&q);
+                }
+            }
+            PrivateKey::Ecdsa(k) => {
+                let point = k.public().unwrap_or_default();
+                let curve: &[u8] = match k.curve() {
+                    Curve::P256 => b"nistp256",
+                    Curve::P384 => b"nistp384",
+                    Curve::P521 => b"nistp521",
+                };
+                w.string(curve).string(&point).mpint_unsigned(k.scalar());
+            }
+        }
+        w.string(comment.as_bytes());
+    }
+    let mut pad = 1u8;
+    while private.len() % 8 != 0 {
+        private.push(pad);
+        pad = pad.wrapping_add(1);
+    }
+    let mut raw = Zeroizing::new(MAGIC.to_vec());
+    Writer::new(&mut raw)
+        .string(b"none")
+        .string(b"none")
+        .string(b"")
+        .u32(1)
+        .string(&blob)
+        .string(&private);
+    let b64 = Zeroizing::new(Base64::encode_string(&raw));
+    let mut out = Zeroizing::new(String::new());
+    out.push_str(BEGIN);
+    out.push('\n');
+    for chunk in b64.as_bytes().chunks(70) {
+        out.push_str(std::str::from_utf8(chunk).unwrap_or_default());
+        out.push('\n');
+    }
+    out.push_str(END);
+    out.push('\n');
+    out
+}

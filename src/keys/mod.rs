@@ -78,8 +78,15 @@ impl SigAlg {
         SigAlg::RsaSha256,
     ];
 
-    /// Host key algorithms we can sign with today, in preference order.
-    pub const SUPPORTED: [SigAlg; 1] = [SigAlg::Ed25519];
+    /// Host key algorithms, in our default preference order (SHA-1 `ssh-rsa` is opt-in).
+    pub const SUPPORTED: [SigAlg; 6] = [
+        SigAlg::Ed25519,
+        SigAlg::EcdsaP256,
+        SigAlg::EcdsaP384,
+        SigAlg::EcdsaP521,
+        SigAlg::RsaSha512,
+        SigAlg::RsaSha256,
+    ];
 
     /// The exact name on the wire.
     pub const fn wire_name(self) -> &'static str {

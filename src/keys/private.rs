@@ -26,6 +26,11 @@ impl PrivateKey {
         PrivateKey::Ed25519(Ed25519Private::from_seed(*seed))
     }
 
+    /// A new random RSA key of `bits` bits.
+    pub fn generate_rsa(rng: &mut dyn SecureRandom, bits: usize) -> Option<Self> {
+        RsaPrivate::generate(rng, bits).map(PrivateKey::Rsa)
+    }
+
     /// An RSA key from its big-endian components (2048 bits or more).
     pub fn rsa_from_components(n: &[u8], e: &[u8], d: &[u8], p: &[u8], q: &[u8]) -> Option<Self> {
         RsaPrivate::from_components(n, e, d, p, q).map(PrivateKey::Rsa)
@@ -56,6 +61,14 @@ impl PrivateKey {
                 Curve::P384 => SigAlg::EcdsaP384,
                 Curve::P521 => SigAlg::EcdsaP521,
             },
+        }
+    }
+
+    /// Every signature algorithm this key can sign with (RSA: SHA-2 only; `ssh-rsa` by request).
+    pub fn algorithms(&self) -> Vec<SigAlg> {
+        match self {
+            PrivateKey::Rsa(_) => vec![SigAlg::RsaSha512, SigAlg::RsaSha256],
+            other => vec![other.algorithm()],
         }
     }
 

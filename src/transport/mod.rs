@@ -433,7 +433,7 @@ impl Transport {
         self.rng.fill(&mut cookie);
         let host_keys: Vec<_> = match &self.role_state {
             RoleState::Server { host_keys } => {
-                host_keys.iter().map(PrivateKey::algorithm).collect()
+                host_keys.iter().flat_map(PrivateKey::algorithms).collect()
             }
             RoleState::Client { .. } => Vec::new(),
         };

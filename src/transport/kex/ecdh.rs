@@ -46,7 +46,7 @@ impl Transport {
         let host_keys = host_keys.clone();
         let key: &PrivateKey = host_keys
             .iter()
-            .find(|k| k.algorithm() == neg.algs.host_key)
+            .find(|k| k.algorithms().contains(&neg.algs.host_key))
             .ok_or(Error::Kex("no host key for the negotiated algorithm"))?;
         let k_s = key.public().to_blob();
         let v_c = self.peer_version.clone().unwrap_or_default();
@@ -60,7 +60,9 @@ impl Transport {
             q_s: &q_s,
         }
         .hash(neg.algs.kex.hash(), &k);
-        let sig = key.sign(&h);
+        let sig = key.sign_as(&h, neg.algs.host_key).ok_or(Error::Kex(
+            "host key cannot sign with the negotiated algorithm",
+        ))?;
         let mut reply = Vec::with_capacity(k_s.len().saturating_add(sig.len()).saturating_add(64));
         Writer::new(&mut reply)
             .u8(MsgNum::KEX_ECDH_REPLY.0)

@@ -1,0 +1,221 @@
+//! Running git for one session: a fixed argv, no shell, a scrubbed environment, its own
+//! process group (killed with everything in it when the client goes away or falls idle), and
+//! its stdio piped through the channel with backpressure both ways.
+
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+
+use crate::driver::server::{ExitStatus, SessionIo};
+use crate::git::command::Service;
+
+/// What to run and with which identity variables.
+#[derive(Clone, Debug)]
+pub struct GitRun {
+    /// Absolute path of the `git` binary.
+    pub git: PathBuf,
+    /// The service.
+    pub service: Service,
+    /// Absolute repository path.
+    pub repo: PathBuf,
+    /// Create a bare repository there first.
+    pub create: bool,
+    /// Environment for git and its hooks (`GIT_PROTOCOL`, `PORTCULLIS_*`).
+    pub env: Vec<(String, String)>,
+    /// Kill git when no byte moved either way for this long.
+    pub idle_timeout: Duration,
+}
+
+/// Bytes moved and how the session ended, for the log line.
+#[derive(Clone, Debug)]
+pub struct RunReport {
+    /// Bytes from the client into git.
+    pub bytes_in: u64,
+    /// Bytes from git to the client (stdout and stderr).
+    pub bytes_out: u64,
+    /// Wall time.
+    pub duration: Duration,
+    /// Exit status sent to the client.
+    pub status: ExitStatus,
+}
+
+/// Runs git to completion (or until the client is gone), then reports.
+pub async fn run(job: GitRun, io: SessionIo) -> RunReport {
+    let start = Instant::now();
+    let counters = Arc::new((AtomicU64::new(0), AtomicU64::new(0)));
+    let status = run_inner(&job, io, counters.clone()).await;
+    RunReport {
+        bytes_in: counters.0.load(Ordering::Relaxed),
+        bytes_out: counters.1.load(Ordering::Relaxed),
+        duration: start.elapsed(),
+        status,
+    }
+}
+
+fn command(git: &Path, env: &[(String, String)]) -> tokio::process::Command {
+    let mut cmd = tokio::process::Command::new(git);
+    cmd.env_clear()
+        .env("PATH", "/usr/local/bin:/usr/bin:/bin")
+        .env("LANG", "C");
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    cmd.stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .process_group(0)
+        .kill_on_drop(true);
+    cmd
+}
+
+/// Kills git's whole process group (hooks, pack-objects children).
+fn kill_group(pid: Option<u32>) {
+    if let Some(pid) = pid.and_then(|p| i32::try_from(p).ok()) {
+        let _ = nix::sys::signal::killpg(
+            nix::unistd::Pid::from_raw(pid),
+            nix::sys::signal::Signal::SIGKILL,
+        );
+    }
+}
+
+async fn run_inner(
+    job: &GitRun,
+    mut io: SessionIo,
+    counters: Arc<(AtomicU64, AtomicU64)>,
+) -> ExitStatus {
+    if job.create {
+        let init = command(&job.git, &job.env)
+            .args(["init", "--bare", "--quiet"])
+            .arg(&job.repo)
+            .stdin(Stdio::null())
+            .output()
+            .await;
+        if !init.is_ok_and(|o| o.status.success()) {
+            let _ = io
+                .stderr
+                .write_all(b"portcullis: could not create the repository\n")
+                .await;
+            return ExitStatus::Code(1);
+        }
+    }
+    let mut cmd = command(&job.git, &job.env);
+    cmd.arg(job.service.subcommand()).arg(&job.repo);
+    let mut child = match cmd.spawn() {
+        Ok(c) => c,
+        Err(e) => {
+            tracing::error!(error = %e, git = %job.git.display(), "cannot start git");
+            let _ = io
+                .stderr
+                .write_all(b"portcullis: internal error starting git\n")
+                .await;
+            return ExitStatus::Code(1);
+        }
+    };
+    let pid = child.id();
+    let (Some(stdin), Some(stdout), Some(stderr)) =
+        (child.stdin.take(), child.stdout.take(), child.stderr.take())
+    else {
+        kill_group(pid);
+        return ExitStatus::Code(1);
+    };
+    let activity = Arc::new(AtomicU64::new(0));
+    // The client may keep its side open after git is done: that copy must not hold us up.
+    let to_git = tokio::spawn(copy(
+        io.stdin,
+        stdin,
+        counters.clone(),
+        activity.clone(),
+        true,
+    ));
+    let from_git = copy(stdout, io.stdout, counters.clone(), activity.clone(), false);
+    let errors = copy(stderr, io.stderr, counters.clone(), activity.clone(), false);
+    let idle = idle_watch(activity, job.idle_timeout);
+    let wait = async {
+        let (_, _, status) = tokio::join!(from_git, errors, child.wait());
+        status
+    };
+    let _abort_on_exit = AbortOnDrop(to_git);
+    tokio::select! {
+        status = wait => match status {
+            Ok(s) => exit_status(s),
+            Err(_) => ExitStatus::Code(1),
+        },
+        _ = &mut io.gone => {
+            kill_group(pid);
+            ExitStatus::Signal("KILL".into())
+        }
+        () = idle => {
+            tracing::info!(repo = %job.repo.display(), "git idle too long, killed");
+            kill_group(pid);
+            ExitStatus::Signal("KILL".into())
+        }
+    }
+}
+
+/// Stops the stdin copy when the session ends, whichever way.
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+fn exit_status(s: std::process::ExitStatus) -> ExitStatus {
+    use std::os::unix::process::ExitStatusExt;
+    match (s.code(), s.signal()) {
+        (Some(code), _) => ExitStatus::Code(u32::try_from(code).unwrap_or(1)),
+        (None, Some(sig)) => {
+            ExitStatus::Signal(nix::sys::signal::Signal::try_from(sig).map_or_else(
+                |_| "KILL".into(),
+                |s| s.as_str().trim_start_matches("SIG").to_owned(),
+            ))
+        }
+        _ => ExitStatus::Code(1),
+    }
+}
+
+/// Copies until EOF, counting bytes and noting activity; closes the writer at the end.
+async fn copy<R: AsyncRead + Unpin, W: AsyncWrite + Unpin>(
+    mut r: R,
+    mut w: W,
+    counters: Arc<(AtomicU64, AtomicU64)>,
+    activity: Arc<AtomicU64>,
+    inbound: bool,
+) {
+    let mut buf = vec![0u8; 32 * 1024];
+    loop {
+        let n = match r.read(&mut buf).await {
+            Ok(0) | Err(_) => break,
+            Ok(n) => n,
+        };
+        if w.write_all(buf.get(..n).unwrap_or_default()).await.is_err() {
+            break;
+        }
+        let n = u64::try_from(n).unwrap_or(0);
+        if inbound {
+            counters.0.fetch_add(n, Ordering::Relaxed);
+        } else {
+            counters.1.fetch_add(n, Ordering::Relaxed);
+        }
+        activity.fetch_add(1, Ordering::Relaxed);
+    }
+    let _ = w.shutdown().await;
+}
+
+/// Resolves once no copy made progress for `limit`.
+async fn idle_watch(activity: Arc<AtomicU64>, limit: Duration) {
+    let mut last = activity.load(Ordering::Relaxed);
+    loop {
+        tokio::time::sleep(limit).await;
+        let now = activity.load(Ordering::Relaxed);
+        if now == last {
+            return;
+        }
+        last = now;
+    }
+}

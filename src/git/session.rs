@@ -1,0 +1,132 @@
+//! The git front door as a [`SessionHandler`]: parse, resolve, authorize, run, log.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::connection::ChannelRequest;
+use crate::driver::server::{ExecDecision, ExitStatus, SessionContext, SessionHandler, SessionIo};
+use crate::git::command::{self, Service, valid_git_protocol};
+use crate::git::policy::{Access, Authorizer, Decision};
+use crate::git::process::{self, GitRun};
+use crate::git::repo::RepoRoot;
+
+/// Serves repositories under one root.
+pub struct GitServer {
+    /// The repository root.
+    pub root: RepoRoot,
+    /// Who may read or write what.
+    pub authorizer: Arc<dyn Authorizer>,
+    /// Absolute path of `git`.
+    pub git: PathBuf,
+    /// Create a missing repository on the first push (for identities allowed to write it).
+    pub create_on_push: bool,
+    /// Kill git after this long without a byte moving.
+    pub idle_timeout: Duration,
+}
+
+/// What the client sees for a missing and for a forbidden repository alike.
+fn not_found(path: &str) -> String {
+    format!("portcullis: repository '{path}' not found, or you do not have access to it")
+}
+
+impl SessionHandler for GitServer {
+    fn env_allowed(&self, name: &[u8], value: &[u8]) -> bool {
+        name == b"GIT_PROTOCOL" && valid_git_protocol(value)
+    }
+
+    fn exec(&self, ctx: &SessionContext, command: &[u8], io: SessionIo) -> ExecDecision {
+        let shown = String::from_utf8_lossy(command).into_owned();
+        let refuse = |why: String, reason: &str| {
+            tracing::info!(user = %ctx.identity.name, fingerprint = %ctx.identity.fingerprint, addr = %ctx.peer, command = %shown, reason, "refused");
+            ExecDecision::Refuse(why)
+        };
+        let cmd = match command::parse(command) {
+            Ok(c) => c,
+            Err(e) => return refuse(format!("portcullis: {e}"), "not a git command"),
+        };
+        let repo = match self.root.resolve(&cmd.path) {
+            Ok(r) => r,
+            Err(e) => return refuse(not_found(&cmd.path), &e.to_string()),
+        };
+        let access = Access::from(cmd.service);
+        if self.authorizer.authorize(
+            &ctx.identity.name,
+            &ctx.identity.fingerprint,
+            &repo.name,
+            access,
+        ) == Decision::Deny
+        {
+            return refuse(not_found(&cmd.path), "access denied");
+        }
+        let create = !repo.exists && cmd.service == Service::ReceivePack && self.create_on_push;
+        if !repo.exists && !create {
+            return refuse(not_found(&cmd.path), "no such repository");
+        }
+        let mut env: Vec<(String, String)> = ctx
+            .env
+            .iter()
+            .filter(|(k, _)| k == b"GIT_PROTOCOL")
+            .map(|(k, v)| {
+                (
+                    String::from_utf8_lossy(k).into_owned(),
+                    String::from_utf8_lossy(v).into_owned(),
+                )
+            })
+            .collect();
+        let protocol = env.first().map(|(_, v)| v.clone()).unwrap_or_default();
+        env.extend([
+            ("PORTCULLIS_USER".to_owned(), ctx.identity.name.clone()),
+            (
+                "PORTCULLIS_KEY_FINGERPRINT".to_owned(),
+                ctx.identity.fingerprint.clone(),
+            ),
+            (
+                "PORTCULLIS_REMOTE_ADDR".to_owned(),
+                ctx.peer.ip().to_string(),
+            ),
+            ("PORTCULLIS_REPOSITORY".to_owned(), repo.name.clone()),
+        ]);
+        let job = GitRun {
+            git: self.git.clone(),
+            service: cmd.service,
+            repo: repo.path.clone(),
+            create,
+            env,
+            idle_timeout: self.idle_timeout,
+        };
+        let (user, fingerprint, addr, name, service) = (
+            ctx.identity.name.clone(),
+            ctx.identity.fingerprint.clone(),
+            ctx.peer,
+            repo.name,
+            cmd.service,
+        );
+        ExecDecision::Run(Box::pin(async move {
+            let report = process::run(job, io).await;
+            let status = match &report.status {
+                ExitStatus::Code(c) => c.to_string(),
+                ExitStatus::Signal(s) => format!("signal {s}"),
+            };
+            tracing::info!(
+                user = %user,
+                fingerprint = %fingerprint,
+                addr = %addr,
+                repo = %name,
+                command = %service,
+                protocol = %protocol,
+                created = create,
+                bytes_in = report.bytes_in,
+                bytes_out = report.bytes_out,
+                duration_ms = u64::try_from(report.duration.as_millis()).unwrap_or(u64::MAX),
+                exit = %status,
+                "session"
+            );
+            report.status
+        }))
+    }
+
+    fn refused(&self, ctx: &SessionContext, request: &ChannelRequest) {
+        tracing::info!(user = %ctx.identity.name, addr = %ctx.peer, request = %String::from_utf8_lossy(request.name()), "request refused");
+    }
+}
