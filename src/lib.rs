@@ -29,6 +29,7 @@
 
 pub mod auth;
 pub mod client;
+pub mod config;
 pub mod connection;
 pub mod crypto;
 pub mod driver;

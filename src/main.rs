@@ -1,22 +1,377 @@
-//! The `portcullis` binary. The protocol stack is being built bottom-up (see README.md); the
-//! server command arrives with the git server issue, and until then this says so plainly.
+//! The `portcullis` binary: a git-only SSH server. `portcullis` with no arguments serves on the
+//! embedded default configuration (`portcullis.example.toml`).
 
+use std::net::IpAddr;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use clap::{Parser, Subcommand};
+use portcullis::config::{self, Config};
+use portcullis::driver::os_rng;
+use portcullis::driver::server::serve;
+use portcullis::git::policy::RuleAuthorizer;
+use portcullis::git::repo::RepoRoot;
+use portcullis::git::session::GitServer;
+use portcullis::keys::{PrivateKey, PublicKey, key_file};
+use portcullis::lookup::{CommandLookup, FileLookup, KeyLookup, LookupFuture};
+use portcullis::server::ServerConnection;
+use tokio::sync::Semaphore;
+
+#[derive(Parser)]
+#[command(name = "portcullis", version, about = "A git-only SSH server")]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+    /// Configuration file (default: the embedded one, see portcullis.example.toml).
+    #[arg(long, global = true, value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// Listen address; repeat for several (replaces the configured list).
+    #[arg(long = "listen", global = true, value_name = "ADDR:PORT")]
+    listen: Vec<String>,
+    /// Data directory (host keys, authorized_keys, repositories).
+    #[arg(long, global = true, value_name = "DIR")]
+    data_dir: Option<PathBuf>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the server (the default).
+    Serve,
+    /// Print the host key fingerprints (generating missing keys).
+    Fingerprints,
+    /// Check the configuration and exit.
+    CheckConfig,
+}
 
 fn main() -> ExitCode {
-    let arg = std::env::args().nth(1);
-    match arg.as_deref() {
-        Some("--version" | "-V") => {
-            println!("portcullis {}", env!("CARGO_PKG_VERSION"));
-            ExitCode::SUCCESS
+    let cli = Cli::parse();
+    let config = match load(&cli) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("portcullis: configuration: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let result = match cli.command.unwrap_or(Command::Serve) {
+        Command::CheckConfig => {
+            println!("configuration OK");
+            Ok(())
+        }
+        Command::Fingerprints => host_keys(&config).map(|keys| print_fingerprints(&keys)),
+        Command::Serve => run(config),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("portcullis: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn load(cli: &Cli) -> Result<Config, String> {
+    let text = match &cli.config {
+        Some(p) => std::fs::read_to_string(p).map_err(|e| format!("{}: {e}", p.display()))?,
+        None => config::DEFAULT.to_owned(),
+    };
+    let mut c = Config::parse(&text).map_err(|e| e.to_string())?;
+    if !cli.listen.is_empty() {
+        for a in &cli.listen {
+            a.parse::<std::net::SocketAddr>()
+                .map_err(|_| format!("--listen: \"{a}\" is not an ADDRESS:PORT"))?;
+        }
+        c.listen = cli.listen.clone();
+    }
+    if let Some(d) = &cli.data_dir {
+        c.data_dir = d.clone();
+    }
+    Ok(c)
+}
+
+/// Loads the host keys, generating missing ones (Ed25519 or RSA-3072, by file name) with mode 0600.
+fn host_keys(c: &Config) -> Result<Vec<PrivateKey>, String> {
+    use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+    std::fs::create_dir_all(&c.data_dir).map_err(|e| format!("{}: {e}", c.data_dir.display()))?;
+    let mut keys = Vec::new();
+    for p in &c.host_keys {
+        let path = c.in_data(p);
+        if !path.exists() {
+            let mut rng = os_rng().map_err(|e| e.to_string())?;
+            let rsa = path
+                .file_name()
+                .is_some_and(|n| n.to_string_lossy().contains("rsa"));
+            let key = if rsa {
+                eprintln!(
+                    "portcullis: generating RSA-3072 host key {} (a few seconds)",
+                    path.display()
+                );
+                PrivateKey::generate_rsa(&mut rng, 3072).ok_or("RSA key generation failed")?
+            } else {
+                PrivateKey::generate_ed25519(&mut rng)
+            };
+            let text = key_file::serialize(&key, "portcullis host key", &mut rng);
+            let mut f = std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .mode(0o600)
+                .open(&path)
+                .map_err(|e| format!("{}: {e}", path.display()))?;
+            std::io::Write::write_all(&mut f, text.as_bytes())
+                .map_err(|e| format!("{}: {e}", path.display()))?;
+            std::fs::write(
+                path.with_extension("pub"),
+                key.public().to_openssh() + " portcullis host key\n",
+            )
+            .map_err(|e| e.to_string())?;
+        }
+        let mode = std::fs::metadata(&path)
+            .map_err(|e| e.to_string())?
+            .permissions()
+            .mode();
+        if mode & 0o077 != 0 {
+            return Err(format!(
+                "{}: host key is readable by others (mode {:o}); chmod 600 it",
+                path.display(),
+                mode & 0o777
+            ));
+        }
+        let text =
+            std::fs::read_to_string(&path).map_err(|e| format!("{}: {e}", path.display()))?;
+        keys.push(key_file::parse(&text, None).map_err(|e| format!("{}: {e}", path.display()))?);
+    }
+    Ok(keys)
+}
+
+fn print_fingerprints(keys: &[PrivateKey]) {
+    for k in keys {
+        let p = k.public();
+        println!("{} {}", p.fingerprint(), p.key_type().wire_name());
+    }
+}
+
+/// First start: an authorized_keys file seeded from the invoking user's ~/.ssh/*.pub.
+fn seed_authorized_keys(path: &Path) -> Result<(), String> {
+    if path.exists() {
+        return Ok(());
+    }
+    let mut lines = String::from(
+        "# portcullis authorized_keys: one key per line; the comment names the identity.\n",
+    );
+    let home = std::env::var_os("HOME").map(PathBuf::from);
+    let mut seeded = Vec::new();
+    if let Some(dir) = home
+        .map(|h| h.join(".ssh"))
+        .and_then(|d| std::fs::read_dir(d).ok())
+    {
+        let mut pubs: Vec<PathBuf> = dir
+            .flatten()
+            .map(|e| e.path())
+            .filter(|p| p.extension().is_some_and(|x| x == "pub"))
+            .collect();
+        pubs.sort();
+        for p in pubs {
+            let Ok(text) = std::fs::read_to_string(&p) else {
+                continue;
+            };
+            let line = text.lines().next().unwrap_or_default().trim().to_owned();
+            if PublicKey::from_openssh(&line).is_ok() {
+                lines.push_str(&line);
+                lines.push('\n');
+                seeded.push(format!(
+                    "{} ({})",
+                    p.display(),
+                    line.split_whitespace().take(1).collect::<String>()
+                ));
+            }
+        }
+    }
+    std::fs::write(path, lines).map_err(|e| format!("{}: {e}", path.display()))?;
+    if seeded.is_empty() {
+        eprintln!(
+            "portcullis: created {} (empty: add your public key to it)",
+            path.display()
+        );
+    } else {
+        for s in seeded {
+            eprintln!("portcullis: authorized {s} in {}", path.display());
+        }
+    }
+    Ok(())
+}
+
+/// Only the configured service account may log in; the identity comes from the key.
+struct ServiceAccount {
+    user: String,
+    inner: Box<dyn KeyLookup>,
+}
+
+impl KeyLookup for ServiceAccount {
+    fn lookup<'a>(&'a self, user: &'a str, key: &'a PublicKey, addr: IpAddr) -> LookupFuture<'a> {
+        if user != self.user {
+            tracing::info!(user, addr = %addr, "wrong user name");
+            return Box::pin(async { Ok(None) });
+        }
+        self.inner.lookup(user, key, addr)
+    }
+}
+
+fn find_git(git: &Path) -> Result<PathBuf, String> {
+    if git.components().count() > 1 {
+        return Ok(git.to_path_buf());
+    }
+    std::env::var_os("PATH")
+        .into_iter()
+        .flat_map(|p| std::env::split_paths(&p).collect::<Vec<_>>())
+        .map(|d| d.join(git))
+        .find(|p| p.is_file())
+        .ok_or_else(|| {
+            format!(
+                "`{}` not found in PATH: install the Debian package git",
+                git.display()
+            )
+        })
+}
+
+fn init_logging(c: &Config) {
+    let filter = tracing_subscriber::EnvFilter::new(&c.log.level);
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    if c.log.format == "json" {
+        builder.json().init();
+    } else {
+        builder.init();
+    }
+}
+
+fn run(c: Config) -> Result<(), String> {
+    init_logging(&c);
+    let keys = host_keys(&c)?;
+    let repos = c.in_data(&c.repos_root);
+    std::fs::create_dir_all(&repos).map_err(|e| format!("{}: {e}", repos.display()))?;
+    let root = RepoRoot::new(&repos).map_err(|e| format!("{}: {e}", repos.display()))?;
+    let inner: Box<dyn KeyLookup> = match c.keys.backend.as_str() {
+        "command" => {
+            let argv = c.keys.command.clone().unwrap_or_default();
+            let (program, args) = argv.split_first().ok_or("keys.command is empty")?;
+            Box::new(CommandLookup {
+                program: program.into(),
+                args: args.to_vec(),
+                timeout: Duration::from_secs(c.keys.command_timeout_secs),
+            })
         }
         _ => {
-            eprintln!(
-                "portcullis {}: the SSH server is not built yet; only the protocol library \
-                 (wire codec, binary packet protocol) exists so far. See README.md.",
-                env!("CARGO_PKG_VERSION")
+            let path = c.in_data(
+                c.keys
+                    .file
+                    .as_deref()
+                    .unwrap_or(Path::new("authorized_keys")),
             );
-            ExitCode::from(2)
+            seed_authorized_keys(&path)?;
+            Box::new(FileLookup::new(path))
         }
+    };
+    let lookup: Arc<dyn KeyLookup> = Arc::new(ServiceAccount {
+        user: c.user.clone(),
+        inner,
+    });
+    let handler = Arc::new(GitServer {
+        root,
+        authorizer: Arc::new(RuleAuthorizer::new(c.access.clone())),
+        git: find_git(&c.git)?,
+        create_on_push: c.create_on_push,
+        idle_timeout: Duration::from_secs(c.timeouts.idle_secs),
+    });
+    let server_config = Arc::new(c.server_config().map_err(|e| e.to_string())?);
+    let keys: Arc<[PrivateKey]> = Arc::from(keys);
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| e.to_string())?;
+    runtime.block_on(async move {
+        let mut listeners = Vec::new();
+        for addr in c.listen_addrs() {
+            let l = tokio::net::TcpListener::bind(addr)
+                .await
+                .map_err(|e| format!("listen {addr}: {e}"))?;
+            listeners.push(l);
+        }
+        for k in keys.iter() {
+            let p = k.public();
+            println!("host key {} {}", p.key_type().wire_name(), p.fingerprint());
+        }
+        for l in &listeners {
+            if let Ok(a) = l.local_addr() {
+                println!(
+                    "listening on {a} (repositories in {}, user \"{}\")",
+                    repos.display(),
+                    c.user
+                );
+            }
+        }
+        let limit = Arc::new(Semaphore::new(c.limits.max_connections));
+        let mut tasks = tokio::task::JoinSet::new();
+        for listener in listeners {
+            let (limit, keys, cfg, lookup, handler) = (
+                limit.clone(),
+                keys.clone(),
+                server_config.clone(),
+                lookup.clone(),
+                handler.clone(),
+            );
+            tasks.spawn(async move {
+                loop {
+                    let Ok((sock, peer)) = listener.accept().await else {
+                        continue;
+                    };
+                    let Ok(permit) = limit.clone().try_acquire_owned() else {
+                        tracing::warn!(addr = %peer, "too many connections, dropped");
+                        continue;
+                    };
+                    let _ = sock.set_nodelay(true);
+                    let rng = match os_rng() {
+                        Ok(r) => r,
+                        Err(e) => {
+                            tracing::error!(error = %e, "no randomness");
+                            continue;
+                        }
+                    };
+                    let s =
+                        ServerConnection::new(&cfg, keys.clone(), Box::new(rng), Instant::now());
+                    let (lookup, handler) = (lookup.clone(), handler.clone());
+                    // Detached: stopping the listeners at shutdown must not cut live sessions.
+                    tokio::spawn(async move {
+                        let ended = serve(sock, peer, s, lookup, handler).await;
+                        tracing::debug!(addr = %peer, ?ended, "connection ended");
+                        drop(permit);
+                    });
+                }
+            });
+        }
+        shutdown_signal().await;
+        tracing::info!("shutting down: no new connections");
+        tasks.abort_all();
+        // Sessions keep running in their own tasks; give them the grace period.
+        let deadline = Instant::now() + Duration::from_secs(c.timeouts.shutdown_grace_secs);
+        while limit.available_permits() < c.limits.max_connections && Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        Ok::<(), String>(())
+    })
+}
+
+async fn shutdown_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    let (Ok(mut term), Ok(mut int)) = (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) else {
+        return std::future::pending().await;
+    };
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = int.recv() => {}
     }
 }

@@ -48,6 +48,9 @@ pub async fn run(job: GitRun, io: SessionIo) -> RunReport {
     let start = Instant::now();
     let counters = Arc::new((AtomicU64::new(0), AtomicU64::new(0)));
     let status = run_inner(&job, io, counters.clone()).await;
+    if job.create && status == ExitStatus::Code(0) {
+        point_head_at_a_branch(&job).await;
+    }
     RunReport {
         bytes_in: counters.0.load(Ordering::Relaxed),
         bytes_out: counters.1.load(Ordering::Relaxed),
@@ -153,6 +156,42 @@ async fn run_inner(
             kill_group(pid);
             ExitStatus::Signal("KILL".into())
         }
+    }
+}
+
+/// A repository created by a push has `HEAD` naming git's default branch, which the push may
+/// not have created: point it at a pushed branch (main or master first) so clones check out.
+async fn point_head_at_a_branch(job: &GitRun) {
+    let git = |args: &[&str]| {
+        let mut c = command(&job.git, &[]);
+        c.arg("--git-dir")
+            .arg(&job.repo)
+            .args(args)
+            .stdin(Stdio::null())
+            .stderr(Stdio::null());
+        c
+    };
+    let head_ok = git(&["rev-parse", "--verify", "--quiet", "HEAD"])
+        .output()
+        .await
+        .is_ok_and(|o| o.status.success());
+    if head_ok {
+        return;
+    }
+    let Ok(out) = git(&["for-each-ref", "--format=%(refname)", "refs/heads"])
+        .output()
+        .await
+    else {
+        return;
+    };
+    let refs = String::from_utf8_lossy(&out.stdout).into_owned();
+    let branches: Vec<&str> = refs.lines().collect();
+    let pick = ["refs/heads/main", "refs/heads/master"]
+        .into_iter()
+        .find(|b| branches.contains(b))
+        .or_else(|| branches.first().copied());
+    if let Some(branch) = pick {
+        let _ = git(&["symbolic-ref", "HEAD", branch]).output().await;
     }
 }
 

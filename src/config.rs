@@ -1,0 +1,406 @@
+//! The configuration file (see `portcullis.example.toml`, which is also the embedded default).
+//! Parsing refuses unknown keys and names the key and the problem for every bad value.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde::Deserialize;
+
+use crate::auth::server::AuthConfig;
+use crate::connection::ConnectionConfig;
+use crate::git::policy::Rule;
+use crate::keys::SigAlg;
+use crate::server::ServerConfig;
+use crate::transport::{CipherAlg, KexAlg, MacAlg, Preferences, TransportConfig};
+
+/// The embedded default configuration.
+pub const DEFAULT: &str = include_str!("../portcullis.example.toml");
+
+/// The whole file.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// Listen addresses.
+    pub listen: Vec<String>,
+    /// State directory.
+    pub data_dir: PathBuf,
+    /// Host key files (relative to data_dir).
+    pub host_keys: Vec<PathBuf>,
+    /// Repository root (relative to data_dir).
+    pub repos_root: PathBuf,
+    /// Required SSH user name.
+    pub user: String,
+    /// git binary.
+    pub git: PathBuf,
+    /// Create repositories on first push.
+    pub create_on_push: bool,
+    /// Key lookup.
+    pub keys: Keys,
+    /// Access rules.
+    #[serde(default)]
+    pub access: Vec<Rule>,
+    /// Algorithm lists.
+    #[serde(default)]
+    pub algorithms: Algorithms,
+    /// Timeouts.
+    pub timeouts: Timeouts,
+    /// Limits.
+    pub limits: Limits,
+    /// Logging.
+    pub log: Log,
+}
+
+/// `[keys]`.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Keys {
+    /// "file" or "command".
+    pub backend: String,
+    /// authorized_keys path.
+    #[serde(default)]
+    pub file: Option<PathBuf>,
+    /// Command argv.
+    #[serde(default)]
+    pub command: Option<Vec<String>>,
+    /// Command time limit.
+    #[serde(default = "five")]
+    pub command_timeout_secs: u64,
+}
+
+fn five() -> u64 {
+    5
+}
+
+/// `[algorithms]`: each list optional.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Algorithms {
+    /// Key exchange methods.
+    pub kex: Option<Vec<String>>,
+    /// Ciphers.
+    pub ciphers: Option<Vec<String>>,
+    /// MACs.
+    pub macs: Option<Vec<String>>,
+    /// Host key algorithms.
+    pub host_keys: Option<Vec<String>>,
+    /// User key signature algorithms.
+    pub user_keys: Option<Vec<String>>,
+}
+
+/// `[timeouts]`.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Timeouts {
+    /// Login grace.
+    pub login_grace_secs: u64,
+    /// git idle kill.
+    pub idle_secs: u64,
+    /// Keepalive interval (0 = off).
+    pub keepalive_interval_secs: u64,
+    /// Unanswered keepalives allowed.
+    pub keepalive_max: u32,
+    /// Shutdown grace.
+    pub shutdown_grace_secs: u64,
+}
+
+/// `[limits]`.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Limits {
+    /// Authentication attempts.
+    pub max_auth_attempts: u32,
+    /// Channels per connection.
+    pub max_channels: usize,
+    /// Concurrent connections.
+    pub max_connections: usize,
+}
+
+/// `[log]`.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Log {
+    /// "human" or "json".
+    pub format: String,
+    /// tracing filter.
+    pub level: String,
+}
+
+/// A configuration problem, naming the key.
+#[derive(Debug, thiserror::Error)]
+#[error("{key}: {problem}")]
+pub struct ConfigError {
+    /// The offending key.
+    pub key: String,
+    /// What is wrong.
+    pub problem: String,
+}
+
+fn bad(key: &str, problem: impl Into<String>) -> ConfigError {
+    ConfigError {
+        key: key.into(),
+        problem: problem.into(),
+    }
+}
+
+fn names<T: Copy>(
+    key: &str,
+    list: &Option<Vec<String>>,
+    parse: impl Fn(&str) -> Option<T>,
+    default: &[T],
+) -> Result<Vec<T>, ConfigError> {
+    match list {
+        None => Ok(default.to_vec()),
+        Some(v) if v.is_empty() => Err(bad(key, "must not be empty")),
+        Some(v) => v
+            .iter()
+            .map(|n| {
+                parse(n)
+                    .ok_or_else(|| bad(key, format!("unknown or unsupported algorithm \"{n}\"")))
+            })
+            .collect(),
+    }
+}
+
+impl Config {
+    /// Parses and validates TOML text.
+    pub fn parse(text: &str) -> Result<Self, ConfigError> {
+        let c: Config = toml::from_str(text).map_err(|e| {
+            let span = e
+                .span()
+                .map(|s| format!(" (at byte {})", s.start))
+                .unwrap_or_default();
+            bad("config", format!("{}{span}", e.message()))
+        })?;
+        c.validate()?;
+        Ok(c)
+    }
+
+    fn validate(&self) -> Result<(), ConfigError> {
+        if self.listen.is_empty() {
+            return Err(bad("listen", "at least one address is needed"));
+        }
+        for a in &self.listen {
+            a.parse::<SocketAddr>()
+                .map_err(|_| bad("listen", format!("\"{a}\" is not an ADDRESS:PORT")))?;
+        }
+        if self.host_keys.is_empty() {
+            return Err(bad("host_keys", "at least one host key is needed"));
+        }
+        if self.user.is_empty() {
+            return Err(bad("user", "must not be empty"));
+        }
+        match self.keys.backend.as_str() {
+            "file" if self.keys.file.is_none() => {
+                return Err(bad("keys.file", "needed with backend = \"file\""));
+            }
+            "command" if self.keys.command.as_ref().is_none_or(Vec::is_empty) => {
+                return Err(bad("keys.command", "needed with backend = \"command\""));
+            }
+            "file" | "command" => {}
+            other => {
+                return Err(bad(
+                    "keys.backend",
+                    format!("\"{other}\" is not \"file\" or \"command\""),
+                ));
+            }
+        }
+        if self.keys.command_timeout_secs == 0 {
+            return Err(bad("keys.command_timeout_secs", "must be at least 1"));
+        }
+        for (i, r) in self.access.iter().enumerate() {
+            if r.who.is_empty() || r.repos.is_empty() {
+                return Err(bad(
+                    &format!("access[{i}]"),
+                    "who and repos must not be empty",
+                ));
+            }
+        }
+        self.preferences()?;
+        self.user_sig_algs()?;
+        let t = &self.timeouts;
+        if t.login_grace_secs == 0 || t.idle_secs == 0 {
+            return Err(bad(
+                "timeouts",
+                "login_grace_secs and idle_secs must be at least 1",
+            ));
+        }
+        if t.keepalive_interval_secs > 0 && t.keepalive_max == 0 {
+            return Err(bad(
+                "timeouts.keepalive_max",
+                "must be at least 1 when keepalives are on",
+            ));
+        }
+        let l = &self.limits;
+        if l.max_auth_attempts == 0 || l.max_channels == 0 || l.max_connections == 0 {
+            return Err(bad("limits", "every limit must be at least 1"));
+        }
+        if !matches!(self.log.format.as_str(), "human" | "json") {
+            return Err(bad(
+                "log.format",
+                format!("\"{}\" is not \"human\" or \"json\"", self.log.format),
+            ));
+        }
+        tracing_subscriber::EnvFilter::try_new(&self.log.level)
+            .map_err(|e| bad("log.level", e.to_string()))?;
+        Ok(())
+    }
+
+    fn preferences(&self) -> Result<Preferences, ConfigError> {
+        let a = &self.algorithms;
+        let host_default = SigAlg::SUPPORTED;
+        Ok(Preferences {
+            kex: names(
+                "algorithms.kex",
+                &a.kex,
+                KexAlg::from_wire_name,
+                &KexAlg::SUPPORTED,
+            )?,
+            ciphers: names(
+                "algorithms.ciphers",
+                &a.ciphers,
+                CipherAlg::from_wire_name,
+                &CipherAlg::SUPPORTED,
+            )?,
+            macs: names(
+                "algorithms.macs",
+                &a.macs,
+                MacAlg::from_wire_name,
+                &MacAlg::SUPPORTED,
+            )?,
+            host_key: names(
+                "algorithms.host_keys",
+                &a.host_keys,
+                |n| SigAlg::from_wire_name(n).filter(|a| host_default.contains(a)),
+                &host_default,
+            )?,
+        })
+    }
+
+    fn user_sig_algs(&self) -> Result<Vec<SigAlg>, ConfigError> {
+        names(
+            "algorithms.user_keys",
+            &self.algorithms.user_keys,
+            SigAlg::from_wire_name,
+            &SigAlg::DEFAULT_USER,
+        )
+    }
+
+    /// A path from the file, relative to `data_dir` unless absolute.
+    pub fn in_data(&self, p: &Path) -> PathBuf {
+        if p.is_absolute() {
+            p.to_path_buf()
+        } else {
+            self.data_dir.join(p)
+        }
+    }
+
+    /// The listen addresses.
+    pub fn listen_addrs(&self) -> Vec<SocketAddr> {
+        self.listen.iter().filter_map(|a| a.parse().ok()).collect()
+    }
+
+    /// The protocol settings for every connection.
+    pub fn server_config(&self) -> Result<ServerConfig, ConfigError> {
+        let user_algs = self.user_sig_algs()?;
+        let transport = TransportConfig {
+            preferences: self.preferences()?,
+            server_sig_algs: user_algs.clone(),
+            ..Default::default()
+        };
+        let t = &self.timeouts;
+        Ok(ServerConfig {
+            transport: Arc::new(transport),
+            auth: AuthConfig {
+                sig_algs: user_algs,
+                max_attempts: self.limits.max_auth_attempts,
+                login_grace: Duration::from_secs(t.login_grace_secs),
+                ..Default::default()
+            },
+            connection: ConnectionConfig {
+                max_channels: self.limits.max_channels,
+                ..Default::default()
+            },
+            keepalive_interval: (t.keepalive_interval_secs > 0)
+                .then(|| Duration::from_secs(t.keepalive_interval_secs)),
+            keepalive_max: t.keepalive_max,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn embedded_default_is_valid() {
+        let c = Config::parse(DEFAULT).unwrap();
+        assert_eq!(c.listen_addrs(), vec!["127.0.0.1:2222".parse().unwrap()]);
+        assert_eq!(c.access.len(), 1);
+        c.server_config().unwrap();
+    }
+
+    fn with(replace: &str, by: &str) -> String {
+        assert!(DEFAULT.contains(replace), "{replace}");
+        DEFAULT.replacen(replace, by, 1)
+    }
+
+    #[test]
+    fn bad_values_name_their_key() {
+        let cases = [
+            (
+                with("listen = [\"127.0.0.1:2222\"]", "listen = [\"localhost\"]"),
+                "listen",
+            ),
+            (
+                with("backend = \"file\"", "backend = \"ldap\""),
+                "keys.backend",
+            ),
+            (with("format = \"human\"", "format = \"xml\""), "log.format"),
+            (with("max_channels = 10", "max_channels = 0"), "limits"),
+            (
+                with("[algorithms]", "[algorithms]\nciphers = [\"3des-cbc\"]"),
+                "algorithms.ciphers",
+            ),
+            (
+                with("[algorithms]", "[algorithms]\nhost_keys = [\"ssh-rsa\"]"),
+                "algorithms.host_keys",
+            ),
+            (with("access = \"write\"", "access = \"admin\""), "config"),
+            (
+                with("user = \"git\"", "user = \"git\"\nusr = \"x\""),
+                "config",
+            ),
+        ];
+        for (text, key) in cases {
+            let e = Config::parse(&text).unwrap_err();
+            assert_eq!(e.key, key, "{e}");
+        }
+        let e = Config::parse(&with("access = \"write\"", "access = \"admin\"")).unwrap_err();
+        assert!(
+            e.problem.contains("admin") || e.problem.contains("variant"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn ssh_rsa_is_opt_in_for_user_keys() {
+        let c = Config::parse(&with(
+            "[algorithms]",
+            "[algorithms]\nuser_keys = [\"ssh-ed25519\", \"ssh-rsa\"]",
+        ))
+        .unwrap();
+        let s = c.server_config().unwrap();
+        assert_eq!(s.auth.sig_algs, vec![SigAlg::Ed25519, SigAlg::RsaSha1]);
+        assert!(
+            !Config::parse(DEFAULT)
+                .unwrap()
+                .server_config()
+                .unwrap()
+                .auth
+                .sig_algs
+                .contains(&SigAlg::RsaSha1)
+        );
+    }
+}
