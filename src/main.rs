@@ -236,9 +236,12 @@ fn find_git(git: &Path) -> Result<PathBuf, String> {
 
 fn init_logging(c: &Config) {
     let filter = tracing_subscriber::EnvFilter::new(&c.log.level);
+    // Colour only for a person at a terminal, never into log files.
+    let tty = std::io::IsTerminal::is_terminal(&std::io::stderr());
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr);
+        .with_writer(std::io::stderr)
+        .with_ansi(tty);
     if c.log.format == "json" {
         builder.json().init();
     } else {

@@ -7,6 +7,7 @@
 
 mod client_sessions;
 mod common;
+mod git_server;
 mod host_keys;
 mod lookup;
 mod openssh_client;

@@ -1,0 +1,540 @@
+//! The `portcullis` binary with real git and ssh: clone, fetch, push, ls-remote (v0 and v2),
+//! archive, a 100 MiB repository, 20 concurrent clones, an interrupted push, refusals.
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use crate::common::require;
+
+pub struct Server {
+    child: Child,
+    pub port: u16,
+    pub dir: tempfile::TempDir,
+    pub printed: Vec<String>,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Server {
+    pub fn data(&self) -> PathBuf {
+        self.dir.path().join("data")
+    }
+
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("server.log")).unwrap_or_default()
+    }
+
+    /// A user key, listed in authorized_keys under `name` unless `name` is None.
+    pub fn user_key(&self, file: &str, name: Option<&str>) -> PathBuf {
+        let path = self.dir.path().join(file);
+        assert!(
+            Command::new(require("ssh-keygen", "openssh-client"))
+                .args(["-q", "-t", "ed25519", "-N", "", "-f"])
+                .arg(&path)
+                .status()
+                .unwrap()
+                .success()
+        );
+        if let Some(name) = name {
+            let public = std::fs::read_to_string(path.with_extension("pub")).unwrap();
+            let mut parts = public.split_whitespace();
+            let line = format!(
+                "{} {} {name}\n",
+                parts.next().unwrap(),
+                parts.next().unwrap()
+            );
+            let ak = self.data().join("authorized_keys");
+            let mut text = std::fs::read_to_string(&ak).unwrap_or_default();
+            text.push_str(&line);
+            std::fs::write(ak, text).unwrap();
+        }
+        path
+    }
+
+    pub fn ssh_command(&self, key: &Path) -> String {
+        let kh = self.dir.path().join("known_hosts");
+        if !kh.exists() {
+            let mut text = String::new();
+            for entry in std::fs::read_dir(self.data()).unwrap().flatten() {
+                let p = entry.path();
+                if p.extension().is_some_and(|x| x == "pub")
+                    && p.file_name()
+                        .unwrap()
+                        .to_string_lossy()
+                        .starts_with("host_")
+                {
+                    let public = std::fs::read_to_string(&p).unwrap();
+                    text.push_str(&format!("[127.0.0.1]:{} {}\n", self.port, public.trim()));
+                }
+            }
+            std::fs::write(&kh, text).unwrap();
+        }
+        format!(
+            "ssh -F /dev/null -o BatchMode=yes -o IdentitiesOnly=yes -o StrictHostKeyChecking=yes -o UserKnownHostsFile={} -o GlobalKnownHostsFile=/dev/null -i {}",
+            kh.display(),
+            key.display()
+        )
+    }
+
+    pub fn url(&self, repo: &str) -> String {
+        format!("ssh://git@127.0.0.1:{}/{repo}", self.port)
+    }
+}
+
+/// Starts the binary with `config` (a full TOML file) on a free port.
+pub fn start(config: &str) -> Server {
+    require("git", "git");
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("portcullis.toml");
+    std::fs::write(&cfg, config).unwrap();
+    std::fs::create_dir_all(dir.path().join("data")).unwrap();
+    std::fs::write(dir.path().join("data/authorized_keys"), "").unwrap();
+    let log = std::fs::File::create(dir.path().join("server.log")).unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_portcullis"))
+        .arg("--config")
+        .arg(&cfg)
+        .args(["--listen", "127.0.0.1:0", "--data-dir"])
+        .arg(dir.path().join("data"))
+        .stdout(Stdio::piped())
+        .stderr(log)
+        .spawn()
+        .unwrap();
+    let mut printed = Vec::new();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let port = loop {
+        let line = lines
+            .next()
+            .expect("portcullis exited before listening")
+            .unwrap();
+        printed.push(line.clone());
+        if let Some(rest) = line.strip_prefix("listening on 127.0.0.1:") {
+            break rest.split_whitespace().next().unwrap().parse().unwrap();
+        }
+    };
+    Server {
+        child,
+        port,
+        dir,
+        printed,
+    }
+}
+
+/// The embedded default configuration with one Ed25519 host key (RSA generation is slow in
+/// debug builds) and the given access rules.
+pub fn config(access: &str) -> String {
+    let base = portcullis::config::DEFAULT.replace(
+        "host_keys = [\"host_ed25519_key\", \"host_rsa_key\"]",
+        "host_keys = [\"host_ed25519_key\"]",
+    );
+    let start = base.find("[[access]]").unwrap();
+    let end = base.find("[algorithms]").unwrap();
+    format!("{}{access}\n{}", &base[..start], &base[end..])
+        .replace("level = \"info\"", "level = \"info,portcullis=debug\"")
+}
+
+pub const EVERYONE_WRITES: &str =
+    "[[access]]\nwho = [\"*\"]\nrepos = [\"**\"]\naccess = \"write\"\n";
+
+pub struct Git<'a> {
+    pub server: &'a Server,
+    pub key: PathBuf,
+}
+
+impl Git<'_> {
+    pub fn run(&self, cwd: &Path, args: &[&str]) -> (bool, String, String) {
+        let out = Command::new(require("git", "git"))
+            .current_dir(cwd)
+            .args([
+                "-c",
+                "user.name=T",
+                "-c",
+                "user.email=t@example.org",
+                "-c",
+                "init.defaultBranch=main",
+                "-c",
+                "advice.detachedHead=false",
+            ])
+            .args(args)
+            .env("GIT_SSH_COMMAND", self.server.ssh_command(&self.key))
+            .env("GIT_TERMINAL_PROMPT", "0")
+            .stdin(Stdio::null())
+            .output()
+            .unwrap();
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    }
+
+    pub fn ok(&self, cwd: &Path, args: &[&str]) -> String {
+        let (ok, out, err) = self.run(cwd, args);
+        assert!(
+            ok,
+            "git {args:?} failed:\n{err}\nserver log:\n{}",
+            self.server.log()
+        );
+        out
+    }
+}
+
+/// A local repository with a few commits.
+pub fn local_repo(git: &Git<'_>, dir: &Path, commits: usize) -> PathBuf {
+    let path = dir.join("local");
+    git.ok(dir, &["init", "-q", "local"]);
+    for i in 0..commits {
+        std::fs::write(
+            path.join(format!("file{i}.txt")),
+            format!("content {i}\n").repeat(i + 1),
+        )
+        .unwrap();
+        git.ok(&path, &["add", "."]);
+        git.ok(&path, &["commit", "-q", "-m", &format!("commit {i}")]);
+    }
+    path
+}
+
+fn rev(git: &Git<'_>, cwd: &Path, what: &str) -> String {
+    git.ok(cwd, &["rev-parse", what]).trim().to_owned()
+}
+
+#[test]
+fn clone_fetch_push_ls_remote_and_archive() {
+    let s = start(&config(EVERYONE_WRITES));
+    let git = Git {
+        server: &s,
+        key: s.user_key("alice", Some("alice")),
+    };
+    let work = tempfile::tempdir().unwrap();
+    let local = local_repo(&git, work.path(), 3);
+    git.ok(&local, &["push", "-q", &s.url("team/app.git"), "main"]);
+    // Clone by the scp-like and the ssh:// forms, with and without .git.
+    git.ok(work.path(), &["clone", "-q", &s.url("team/app"), "c1"]);
+    assert_eq!(
+        std::fs::read_to_string(work.path().join("c1/file2.txt")).unwrap(),
+        "content 2\n".repeat(3)
+    );
+    // A new branch, pushed and fetched.
+    git.ok(&local, &["checkout", "-q", "-b", "feature"]);
+    std::fs::write(local.join("feature.txt"), "new\n").unwrap();
+    git.ok(&local, &["add", "."]);
+    git.ok(&local, &["commit", "-q", "-m", "feature"]);
+    git.ok(&local, &["push", "-q", &s.url("team/app.git"), "feature"]);
+    git.ok(&work.path().join("c1"), &["fetch", "-q", "origin"]);
+    assert_eq!(
+        rev(&git, &work.path().join("c1"), "origin/feature"),
+        rev(&git, &local, "feature")
+    );
+    // ls-remote, protocol v0 and v2 (and v2 really in use).
+    let v0 = git.ok(
+        work.path(),
+        &[
+            "-c",
+            "protocol.version=0",
+            "ls-remote",
+            &s.url("team/app.git"),
+        ],
+    );
+    assert!(v0.contains("refs/heads/feature"), "{v0}");
+    let out = Command::new("git")
+        .args([
+            "-c",
+            "protocol.version=2",
+            "ls-remote",
+            &s.url("team/app.git"),
+        ])
+        .env("GIT_SSH_COMMAND", s.ssh_command(&git.key))
+        .env("GIT_TRACE_PACKET", "1")
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let trace = String::from_utf8_lossy(&out.stderr);
+    assert!(trace.contains("< version 2"), "{trace}");
+    assert!(s.log().contains("protocol=version=2"), "{}", s.log());
+    // git archive --remote (upload-archive).
+    let tar = git.ok(
+        work.path(),
+        &[
+            "archive",
+            "--format=tar",
+            &format!("--remote={}", s.url("team/app.git")),
+            "main",
+            "file0.txt",
+        ],
+    );
+    assert!(tar.contains("content 0"), "archive");
+    // The session log line carries who, what and how much.
+    let log = s.log();
+    assert!(
+        log.contains("user=alice")
+            && log.contains("repo=team/app.git")
+            && log.contains("command=git-receive-pack")
+            && log.contains("bytes_out="),
+        "{log}"
+    );
+}
+
+#[test]
+fn host_key_fingerprints_printed_at_start_match_what_ssh_sees() {
+    // The real defaults: Ed25519 and RSA-3072 keys generated on first start.
+    let s = start(portcullis::config::DEFAULT);
+    let printed: Vec<String> = s
+        .printed
+        .iter()
+        .filter(|l| l.starts_with("host key "))
+        .cloned()
+        .collect();
+    assert_eq!(printed.len(), 2, "{:?}", s.printed);
+    let key = s.user_key("alice", Some("alice"));
+    for (alg, line) in [("ssh-ed25519", &printed[0]), ("rsa-sha2-512", &printed[1])] {
+        let out = Command::new("sh")
+            .arg("-c")
+            .arg(format!(
+                "{} -v -o HostKeyAlgorithms={alg} -p {} git@127.0.0.1 git-upload-pack \\'none\\'",
+                s.ssh_command(&key),
+                s.port
+            ))
+            .stdin(Stdio::null())
+            .output()
+            .unwrap();
+        let log = String::from_utf8_lossy(&out.stderr);
+        let fp = line.split_whitespace().last().unwrap();
+        assert!(
+            log.contains(&format!(
+                "Server host key: {} {fp}",
+                if alg == "ssh-ed25519" {
+                    "ssh-ed25519"
+                } else {
+                    "ssh-rsa"
+                }
+            )),
+            "{alg}: {log}"
+        );
+    }
+    let mode = std::os::unix::fs::PermissionsExt::mode(
+        &std::fs::metadata(s.data().join("host_rsa_key"))
+            .unwrap()
+            .permissions(),
+    );
+    assert_eq!(mode & 0o777, 0o600);
+}
+
+fn random_file(path: &Path, mib: usize) -> String {
+    use sha2::{Digest, Sha256};
+    let mut data = vec![0u8; mib << 20];
+    let mut x = 0x2545_f491_4f6c_dd1du64;
+    for c in data.chunks_mut(8) {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        c.copy_from_slice(&x.to_le_bytes()[..c.len()]);
+    }
+    std::fs::write(path, &data).unwrap();
+    hex::encode(Sha256::digest(&data))
+}
+
+#[test]
+fn a_100_mib_repository_clones_intact_and_20_concurrent_clones_are_fsck_clean() {
+    use sha2::{Digest, Sha256};
+    let s = start(&config(EVERYONE_WRITES));
+    let git = Git {
+        server: &s,
+        key: s.user_key("alice", Some("alice")),
+    };
+    let work = tempfile::tempdir().unwrap();
+    let local = local_repo(&git, work.path(), 2);
+    let digest = random_file(&local.join("big.bin"), 100);
+    git.ok(&local, &["add", "big.bin"]);
+    git.ok(&local, &["commit", "-q", "-m", "big"]);
+    git.ok(&local, &["push", "-q", &s.url("big.git"), "main"]);
+    git.ok(
+        work.path(),
+        &["clone", "-q", &s.url("big.git"), "big-clone"],
+    );
+    let cloned = std::fs::read(work.path().join("big-clone/big.bin")).unwrap();
+    assert_eq!(hex::encode(Sha256::digest(&cloned)), digest);
+    git.ok(&work.path().join("big-clone"), &["fsck", "--no-progress"]);
+    // 20 clones of a small repository at once.
+    let small = work.path().join("small");
+    std::fs::create_dir(&small).unwrap();
+    let sl = local_repo(&git, &small, 30);
+    git.ok(&sl, &["push", "-q", &s.url("small.git"), "main"]);
+    let ssh = s.ssh_command(&git.key);
+    let started = Instant::now();
+    let children: Vec<_> = (0..20)
+        .map(|i| {
+            Command::new("git")
+                .current_dir(work.path())
+                .args(["clone", "-q", &s.url("small.git"), &format!("c{i}")])
+                .env("GIT_SSH_COMMAND", &ssh)
+                .stdin(Stdio::null())
+                .stderr(Stdio::piped())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    for (i, c) in children.into_iter().enumerate() {
+        let out = c.wait_with_output().unwrap();
+        assert!(
+            out.status.success(),
+            "clone {i}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        git.ok(
+            &work.path().join(format!("c{i}")),
+            &["fsck", "--no-progress"],
+        );
+        assert_eq!(
+            rev(&git, &work.path().join(format!("c{i}")), "HEAD"),
+            rev(&git, &sl, "HEAD")
+        );
+    }
+    assert!(started.elapsed() < Duration::from_secs(120));
+}
+
+#[test]
+fn an_interrupted_push_leaves_refs_unchanged_and_the_repository_fsck_clean() {
+    let s = start(&config(EVERYONE_WRITES));
+    let git = Git {
+        server: &s,
+        key: s.user_key("alice", Some("alice")),
+    };
+    let work = tempfile::tempdir().unwrap();
+    let local = local_repo(&git, work.path(), 1);
+    git.ok(&local, &["push", "-q", &s.url("p.git"), "main"]);
+    let before = git.ok(work.path(), &["ls-remote", &s.url("p.git")]);
+    random_file(&local.join("big.bin"), 64);
+    git.ok(&local, &["add", "big.bin"]);
+    git.ok(&local, &["commit", "-q", "-m", "big"]);
+    let mut push = Command::new("git")
+        .current_dir(&local)
+        .args(["push", "-q", &s.url("p.git"), "main"])
+        .env("GIT_SSH_COMMAND", s.ssh_command(&git.key))
+        .stdin(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    // Kill it mid-transfer: once the server has started receiving.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !s
+        .data()
+        .join("repos/p.git/objects")
+        .read_dir()
+        .unwrap()
+        .flatten()
+        .any(|e| {
+            e.file_name().to_string_lossy().starts_with("tmp_objdir")
+                || e.file_name().to_string_lossy().starts_with("incoming")
+        })
+        && Instant::now() < deadline
+    {
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    std::thread::sleep(Duration::from_millis(50));
+    // Kill the push's own ssh (its child) and the push itself, like a client losing power.
+    let _ = Command::new("pkill")
+        .args(["-KILL", "-P", &push.id().to_string()])
+        .status();
+    push.kill().unwrap();
+    push.wait().unwrap();
+    std::thread::sleep(Duration::from_millis(500));
+    let after = git.ok(work.path(), &["ls-remote", &s.url("p.git")]);
+    assert_eq!(before, after, "refs changed by an interrupted push");
+    let repo = s.data().join("repos/p.git");
+    git.ok(&repo, &["fsck", "--no-progress"]);
+}
+
+#[test]
+fn refusals_are_clean_and_say_why() {
+    let rules = format!(
+        "{EVERYONE_WRITES}[[access]]\nwho = [\"bob\"]\nrepos = [\"**\"]\naccess = \"read\"\n"
+    )
+    .replace("who = [\"*\"]", "who = [\"alice\"]");
+    let s = start(&config(&rules));
+    let alice = Git {
+        server: &s,
+        key: s.user_key("alice", Some("alice")),
+    };
+    let bob = Git {
+        server: &s,
+        key: s.user_key("bob", Some("bob")),
+    };
+    let mallory = Git {
+        server: &s,
+        key: s.user_key("mallory", None),
+    };
+    let work = tempfile::tempdir().unwrap();
+    let local = local_repo(&alice, work.path(), 1);
+    alice.ok(&local, &["push", "-q", &s.url("ro.git"), "main"]);
+    // Read-only: bob clones but cannot push, and is told the same as for a missing repository.
+    bob.ok(work.path(), &["clone", "-q", &s.url("ro.git"), "bob-clone"]);
+    let (ok, _, err) = bob.run(&local, &["push", "-q", &s.url("ro.git"), "main:other"]);
+    assert!(
+        !ok && err.contains("not found, or you do not have access to it"),
+        "{err}"
+    );
+    let (ok, _, missing) = alice.run(work.path(), &["clone", "-q", &s.url("nothere.git"), "x"]);
+    assert!(
+        !ok && missing.contains("not found, or you do not have access to it"),
+        "{missing}"
+    );
+    // An unknown key.
+    let (ok, _, err) = mallory.run(work.path(), &["clone", "-q", &s.url("ro.git"), "m"]);
+    assert!(
+        !ok && err.contains("Permission denied (publickey)"),
+        "{err}"
+    );
+    // Traversal and option injection.
+    let ssh = |remote: &str, extra: &str| {
+        Command::new("sh")
+            .arg("-c")
+            .arg(format!(
+                "{} {extra} -p {} git@127.0.0.1 {remote}",
+                s.ssh_command(&alice.key),
+                s.port
+            ))
+            .stdin(Stdio::null())
+            .output()
+            .unwrap()
+    };
+    let marker = work.path().join("pwned");
+    for remote in [
+        "\"git-upload-pack '/../../etc'\"".to_string(),
+        "\"git-upload-pack '../ro.git'\"".to_string(),
+        format!(
+            "\"git-upload-pack '--upload-pack=touch {}'\"",
+            marker.display()
+        ),
+        "\"git-upload-pack '/ro.git' ; id\"".to_string(),
+    ] {
+        let out = ssh(&remote, "");
+        assert_eq!(out.status.code(), Some(1), "{remote}");
+        assert!(!String::from_utf8_lossy(&out.stderr).is_empty(), "{remote}");
+    }
+    assert!(!marker.exists());
+    // A shell, a command, port forwarding: refused, and nothing hangs.
+    let out = ssh("", "");
+    assert_ne!(out.status.code(), Some(0));
+    let out = ssh("ls", "");
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains(
+        "only git-upload-pack, git-receive-pack and git-upload-archive are allowed here"
+    ));
+    let out = ssh("", "-N -o ExitOnForwardFailure=yes -R 0:127.0.0.1:9");
+    assert_eq!(out.status.code(), Some(255));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("forwarding failed"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = ssh("", "-o ExitOnForwardFailure=yes -W 127.0.0.1:22");
+    assert_eq!(out.status.code(), Some(255));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("administratively prohibited"));
+}
