@@ -80,6 +80,13 @@ pub trait SessionHandler: Send + Sync {
     /// Decides an `exec`, and if it runs, starts it with `io`.
     fn exec(&self, ctx: &SessionContext, command: &[u8], io: SessionIo) -> ExecDecision;
 
+    /// A `shell` request: `Some(message)` accepts it only to print the message on stderr and
+    /// exit with status 1 (how hosting sites greet `ssh git@host`); `None` refuses it.
+    fn shell(&self, ctx: &SessionContext) -> Option<String> {
+        let _ = ctx;
+        None
+    }
+
     /// Called for every other channel request (refused), for logging.
     fn refused(&self, ctx: &SessionContext, request: &ChannelRequest) {
         let _ = (ctx, request);
@@ -258,7 +265,12 @@ impl Driver {
                             self.candidate = Some(id);
                             self.s.accept_auth()?;
                         }
-                        None => self.s.reject_auth()?,
+                        None => {
+                            if req.verified.is_some() {
+                                tracing::info!(peer = %self.peer, user = %req.user, key = %req.key.fingerprint(), "key not authorized");
+                            }
+                            self.s.reject_auth()?;
+                        }
                     }
                     decided = true;
                 }
@@ -328,6 +340,12 @@ impl Driver {
     }
 
     fn request(&mut self, id: u32, request: ChannelRequest, want_reply: bool) -> Result<(), Error> {
+        let shell_message = match request {
+            ChannelRequest::Shell => self
+                .context(Vec::new())
+                .and_then(|ctx| self.handler.shell(&ctx)),
+            _ => None,
+        };
         let Some(sess) = self.sessions.get_mut(&id) else {
             return if want_reply {
                 self.s.reply_request(id, false)
@@ -342,6 +360,17 @@ impl Driver {
                 sess.env.push((name.clone(), value.clone()));
                 true
             }
+            ChannelRequest::Shell if !sess.started => match shell_message {
+                Some(message) => {
+                    sess.started = true;
+                    sess.stderr.push(format!("{message}\n").as_bytes());
+                    sess.stdout.close_write();
+                    sess.stderr.close_write();
+                    sess.exit = Some(ExitStatus::Code(1));
+                    true
+                }
+                None => false,
+            },
             ChannelRequest::Exec(command) if !sess.started => {
                 sess.started = true;
                 let env = sess.env.clone();

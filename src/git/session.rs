@@ -126,7 +126,21 @@ impl SessionHandler for GitServer {
         }))
     }
 
+    fn shell(&self, ctx: &SessionContext) -> Option<String> {
+        tracing::info!(user = %ctx.identity.name, addr = %ctx.peer, "shell refused");
+        Some(format!(
+            "portcullis: hello {}, you are authenticated, but there is no shell here: only git-upload-pack, git-receive-pack and git-upload-archive are allowed",
+            ctx.identity.name
+        ))
+    }
+
     fn refused(&self, ctx: &SessionContext, request: &ChannelRequest) {
-        tracing::info!(user = %ctx.identity.name, addr = %ctx.peer, request = %String::from_utf8_lossy(request.name()), "request refused");
+        let name = String::from_utf8_lossy(request.name()).into_owned();
+        // Stock clients send LANG/LC_* with every connection: not worth an info line.
+        if matches!(request, ChannelRequest::Env { .. }) {
+            tracing::debug!(user = %ctx.identity.name, addr = %ctx.peer, request = %name, "request refused");
+        } else {
+            tracing::info!(user = %ctx.identity.name, addr = %ctx.peer, request = %name, "request refused");
+        }
     }
 }

@@ -521,7 +521,13 @@ fn refusals_are_clean_and_say_why() {
     assert!(!marker.exists());
     // A shell, a command, port forwarding: refused, and nothing hangs.
     let out = ssh("", "");
-    assert_ne!(out.status.code(), Some(0));
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        String::from_utf8_lossy(&out.stderr)
+            .contains("hello alice, you are authenticated, but there is no shell here"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let out = ssh("ls", "");
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains(
@@ -537,4 +543,68 @@ fn refusals_are_clean_and_say_why() {
     let out = ssh("", "-o ExitOnForwardFailure=yes -W 127.0.0.1:22");
     assert_eq!(out.status.code(), Some(255));
     assert!(String::from_utf8_lossy(&out.stderr).contains("administratively prohibited"));
+}
+
+#[test]
+fn local_forwarding_is_refused_and_json_logs_are_one_object_per_line() {
+    let cfg = config(EVERYONE_WRITES).replace("format = \"human\"", "format = \"json\"");
+    let s = start(&cfg);
+    let alice = Git {
+        server: &s,
+        key: s.user_key("alice", Some("alice")),
+    };
+    // ssh -N -L: the forward is refused when used; ssh stays up and reports it.
+    let local = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let mut fwd = Command::new("sh")
+        .arg("-c")
+        .arg(format!(
+            "exec {} -N -L {local}:127.0.0.1:22 -p {} git@127.0.0.1",
+            s.ssh_command(&alice.key),
+            s.port
+        ))
+        .stdin(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let mut conn = loop {
+        if let Ok(c) = std::net::TcpStream::connect(("127.0.0.1", local)) {
+            break c;
+        }
+        assert!(Instant::now() < deadline, "ssh -L did not listen");
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    conn.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let mut buf = [0u8; 16];
+    assert_eq!(
+        std::io::Read::read(&mut conn, &mut buf).unwrap_or(0),
+        0,
+        "forwarded connection must be closed"
+    );
+    fwd.kill().unwrap();
+    let out = fwd.wait_with_output().unwrap();
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("administratively prohibited"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // A session, then its JSON line.
+    let work = tempfile::tempdir().unwrap();
+    let local_repo = local_repo(&alice, work.path(), 1);
+    alice.ok(&local_repo, &["push", "-q", &s.url("j.git"), "main"]);
+    let log = s.log();
+    let line = log
+        .lines()
+        .find(|l| l.contains("\"session\""))
+        .unwrap_or_else(|| panic!("{log}"));
+    let v: serde_json::Value = serde_json::from_str(line).unwrap();
+    assert_eq!(v["fields"]["user"], "alice");
+    assert_eq!(v["fields"]["repo"], "j.git");
+    assert_eq!(v["fields"]["command"], "git-receive-pack");
+    assert_eq!(v["fields"]["exit"], "0");
+    assert!(v["fields"]["bytes_in"].as_u64().unwrap() > 0);
 }
