@@ -449,6 +449,59 @@ fn an_interrupted_push_leaves_refs_unchanged_and_the_repository_fsck_clean() {
     assert_eq!(before, after, "refs changed by an interrupted push");
     let repo = s.data().join("repos/p.git");
     git.ok(&repo, &["fsck", "--no-progress"]);
+    // The server-side git is gone too (its process group was killed or it saw EOF).
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let left = Command::new("pgrep")
+            .args(["-f", &format!("receive-pack {}", repo.display())])
+            .output()
+            .unwrap();
+        if left.stdout.is_empty() {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "git receive-pack still running: {}",
+            String::from_utf8_lossy(&left.stdout)
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+#[test]
+fn an_idle_git_is_killed_after_the_idle_timeout() {
+    let s = start(&config(EVERYONE_WRITES).replace("idle_secs = 600", "idle_secs = 1"));
+    let git = Git {
+        server: &s,
+        key: s.user_key("alice", Some("alice")),
+    };
+    let work = tempfile::tempdir().unwrap();
+    let local = local_repo(&git, work.path(), 1);
+    git.ok(&local, &["push", "-q", &s.url("idle.git"), "main"]);
+    // upload-pack advertises its refs, then waits for a request that never comes.
+    let started = Instant::now();
+    let mut ssh = Command::new("sh")
+        .arg("-c")
+        .arg(format!(
+            "exec {} -p {} git@127.0.0.1 \"git-upload-pack '/idle.git'\"",
+            s.ssh_command(&git.key),
+            s.port
+        ))
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    // Hold stdin open (wait() would close it, and EOF ends upload-pack by itself).
+    let _stdin = ssh.stdin.take();
+    let status = ssh.wait().unwrap();
+    assert!(!status.success());
+    assert!(
+        started.elapsed() < Duration::from_secs(15),
+        "took {:?}",
+        started.elapsed()
+    );
+    assert!(s.log().contains("git idle too long, killed"), "{}", s.log());
 }
 
 #[test]
