@@ -143,6 +143,11 @@ async fn rekeys_both_ways_with_ssh_after_authentication() {
         log.matches("SSH2_MSG_KEXINIT received").count() >= 3,
         "{log}"
     );
+    // ssh may exit before our task has read its last NEWKEYS off the socket.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    while server.log.kex_done.load(Ordering::SeqCst) < 3 && std::time::Instant::now() < deadline {
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
     assert!(server.log.kex_done.load(Ordering::SeqCst) >= 3);
     assert!(
         server.log.errors.lock().unwrap().is_empty(),
