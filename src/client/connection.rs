@@ -93,14 +93,16 @@ impl ClientConnection {
     pub fn handle_input(&mut self, bytes: &[u8], now: Instant) -> Result<usize, Error> {
         let mut used = 0usize;
         while used < bytes.len() && !self.t.is_closed() {
-            let (n, pkt) = self.t.read(bytes.get(used..).unwrap_or_default(), now)?;
-            used = used.saturating_add(n);
+            // Events first: a read may finish an exchange and then fail on what follows.
+            let read = self.t.read(bytes.get(used..).unwrap_or_default(), now);
             while let Some(e) = self.t.poll_event() {
                 if let TransportEvent::ServerSigAlgs(list) = &e {
                     self.auth.set_server_sig_algs(list);
                 }
                 self.events.push_back(ClientEvent::Transport(e));
             }
+            let (n, pkt) = read?;
+            used = used.saturating_add(n);
             if let Some(p) = pkt {
                 let r = self.dispatch(p.payload());
                 self.t.recycle(p);

@@ -107,9 +107,11 @@ impl ServerConnection {
     pub fn handle_input(&mut self, bytes: &[u8], now: Instant) -> Result<usize, Error> {
         let mut used = 0usize;
         while used < bytes.len() && self.pending.is_none() && !self.t.is_closed() {
-            let (n, pkt) = self.t.read(bytes.get(used..).unwrap_or_default(), now)?;
-            used = used.saturating_add(n);
+            // Events first: a read may finish an exchange and then fail on what follows.
+            let read = self.t.read(bytes.get(used..).unwrap_or_default(), now);
             self.drain_transport_events();
+            let (n, pkt) = read?;
+            used = used.saturating_add(n);
             if let Some(p) = pkt {
                 let seq = p.seq;
                 let result = self.dispatch(p.payload(), seq, now);

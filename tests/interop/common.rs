@@ -50,7 +50,8 @@ const CHANNEL_REFUSAL_DELAY: Duration = Duration::from_millis(2500);
 
 impl Connection for RefuseAuth {
     fn handle_input(&mut self, bytes: &[u8], now: Instant) -> Result<usize, Error> {
-        let (used, pkt) = self.t.read(bytes, now)?;
+        // Events first: a read can finish an exchange and then hit the peer's DISCONNECT.
+        let read = self.t.read(bytes, now);
         while let Some(ev) = self.t.poll_event() {
             if let TransportEvent::KexDone { strict, .. } = ev {
                 self.log.kex_done.fetch_add(1, Ordering::SeqCst);
@@ -59,6 +60,7 @@ impl Connection for RefuseAuth {
                 }
             }
         }
+        let (used, pkt) = read?;
         if let Some(p) = pkt {
             let payload = p.payload().to_vec();
             self.t.recycle(p);

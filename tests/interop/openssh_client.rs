@@ -148,7 +148,12 @@ async fn rekeys_both_ways_with_ssh_after_authentication() {
     while server.log.kex_done.load(Ordering::SeqCst) < 3 && std::time::Instant::now() < deadline {
         tokio::time::sleep(std::time::Duration::from_millis(20)).await;
     }
-    assert!(server.log.kex_done.load(Ordering::SeqCst) >= 3);
+    assert!(
+        server.log.kex_done.load(Ordering::SeqCst) >= 3,
+        "server finished {} exchanges; errors {:?}\n{log}",
+        server.log.kex_done.load(Ordering::SeqCst),
+        server.log.errors.lock().unwrap()
+    );
     assert!(
         server.log.errors.lock().unwrap().is_empty(),
         "{:?}",
