@@ -162,9 +162,13 @@ impl Transport {
                 .collect();
             let value = algs.join(",");
             let mut msg = Vec::new();
+            // ping@openssh.com: ServerConnection answers it after authentication [PROTOCOL §1.9].
             ExtInfo::write(
                 &mut Writer::new(&mut msg),
-                &[("server-sig-algs", value.as_bytes())],
+                &[
+                    ("server-sig-algs", value.as_bytes()),
+                    ("ping@openssh.com", b"0"),
+                ],
             );
             self.write_packet(&msg)?;
         }
