@@ -62,3 +62,234 @@ impl X25519Secret {
         Ok(SharedSecret(Zeroizing::new(out.to_vec())))
     }
 }
+
+/// How a method's shared secret enters the exchange hash and key derivation.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SecretEncoding {
+    /// As an mpint of the big-endian bytes (classical DH/ECDH [RFC4253 §8, RFC5656 §4]).
+    Mpint,
+    /// As a string (PQ/T hybrids [draft-ietf-sshm-mlkem-hybrid-kex §2.5]).
+    String,
+}
+
+/// A shared secret with its encoding.
+pub struct Secret {
+    /// The raw bytes.
+    pub bytes: Zeroizing<Vec<u8>>,
+    /// How to encode them.
+    pub encoding: SecretEncoding,
+}
+
+/// The agreement schemes behind the ECDH-shaped exchanges (messages 30/31 with string
+/// public values).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Agreement {
+    /// X25519 [RFC8731].
+    X25519,
+    /// ECDH on a NIST curve [RFC5656 §4].
+    Nist(crate::crypto::verify::Curve),
+    /// ML-KEM-768 + X25519, K = SHA-256(K_PQ ‖ K_CL) [draft-ietf-sshm-mlkem-hybrid-kex §2.4].
+    Mlkem768X25519,
+}
+
+/// A client's ephemeral secret between its INIT and the server's REPLY; zeroized on drop.
+pub enum Ephemeral {
+    /// X25519 scalar.
+    X25519(X25519Secret),
+    /// NIST scalar (big-endian) and its curve.
+    Nist(crate::crypto::verify::Curve, Zeroizing<Vec<u8>>),
+    /// ML-KEM decapsulation key and X25519 scalar.
+    Mlkem768X25519(Box<ml_kem::DecapsulationKey768>, X25519Secret),
+}
+
+impl std::fmt::Debug for Ephemeral {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Ephemeral(<redacted>)")
+    }
+}
+
+const MLKEM768_EK: usize = 1184;
+const MLKEM768_CT: usize = 1088;
+
+fn nist_scalar(
+    curve: crate::crypto::verify::Curve,
+    rng: &mut dyn SecureRandom,
+) -> Zeroizing<Vec<u8>> {
+    // A random scalar in range: reject the (astronomically rare) out-of-range draws.
+    loop {
+        let mut k = Zeroizing::new(vec![0u8; curve.field_len()]);
+        rng.fill(&mut k);
+        if curve == crate::crypto::verify::Curve::P521
+            && let Some(top) = k.first_mut()
+        {
+            *top &= 0x01;
+        }
+        if nist_public(curve, &k).is_some() {
+            return k;
+        }
+    }
+}
+
+fn nist_public(curve: crate::crypto::verify::Curve, k: &[u8]) -> Option<Vec<u8>> {
+    use crate::crypto::verify::Curve;
+    use p256::elliptic_curve::sec1::ToSec1Point;
+    Some(match curve {
+        Curve::P256 => p256::SecretKey::from_slice(k)
+            .ok()?
+            .public_key()
+            .to_sec1_point(false)
+            .as_bytes()
+            .to_vec(),
+        Curve::P384 => p384::SecretKey::from_slice(k)
+            .ok()?
+            .public_key()
+            .to_sec1_point(false)
+            .as_bytes()
+            .to_vec(),
+        Curve::P521 => p521::SecretKey::from_slice(k)
+            .ok()?
+            .public_key()
+            .to_sec1_point(false)
+            .as_bytes()
+            .to_vec(),
+    })
+}
+
+/// ECDH with a validated peer point; the x-coordinate [RFC5656 §4, SEC1 §3.3.1].
+fn nist_agree(
+    curve: crate::crypto::verify::Curve,
+    k: &[u8],
+    peer: &[u8],
+) -> Result<Zeroizing<Vec<u8>>, AgreementError> {
+    use crate::crypto::verify::Curve;
+    macro_rules! dh {
+        ($c:ident) => {{
+            let sk = $c::SecretKey::from_slice(k).map_err(|_| AgreementError::BadPublic)?;
+            let pk = $c::PublicKey::from_sec1_bytes(peer).map_err(|_| AgreementError::BadPublic)?;
+            let ss = $c::ecdh::diffie_hellman(sk.to_nonzero_scalar(), pk.as_affine());
+            Zeroizing::new(ss.raw_secret_bytes().to_vec())
+        }};
+    }
+    Ok(match curve {
+        Curve::P256 => dh!(p256),
+        Curve::P384 => dh!(p384),
+        Curve::P521 => dh!(p521),
+    })
+}
+
+impl Agreement {
+    /// Client: a fresh ephemeral and the INIT value (Q_C or C_INIT).
+    pub fn start(self, rng: &mut dyn SecureRandom) -> (Ephemeral, Vec<u8>) {
+        match self {
+            Agreement::X25519 => {
+                let s = X25519Secret::generate(rng);
+                let q = s.public().to_vec();
+                (Ephemeral::X25519(s), q)
+            }
+            Agreement::Nist(curve) => {
+                let k = nist_scalar(curve, rng);
+                let q = nist_public(curve, &k).unwrap_or_default();
+                (Ephemeral::Nist(curve, k), q)
+            }
+            Agreement::Mlkem768X25519 => {
+                let mut seed = Zeroizing::new([0u8; 64]);
+                rng.fill(&mut seed[..]);
+                let dk = ml_kem::DecapsulationKey768::from_seed((*seed).into());
+                use ml_kem::kem::KeyExport;
+                let mut c_init = dk.encapsulation_key().to_bytes().to_vec();
+                let x = X25519Secret::generate(rng);
+                c_init.extend_from_slice(&x.public());
+                (Ephemeral::Mlkem768X25519(Box::new(dk), x), c_init)
+            }
+        }
+    }
+
+    /// Server: the REPLY value (Q_S or S_REPLY) and K, from the client's INIT value.
+    pub fn respond(
+        self,
+        init: &[u8],
+        rng: &mut dyn SecureRandom,
+    ) -> Result<(Vec<u8>, Secret), AgreementError> {
+        match self {
+            Agreement::X25519 => {
+                let s = X25519Secret::generate(rng);
+                let k = s.agree(init)?;
+                Ok((
+                    s.public().to_vec(),
+                    Secret {
+                        bytes: k.0,
+                        encoding: SecretEncoding::Mpint,
+                    },
+                ))
+            }
+            Agreement::Nist(curve) => {
+                let k = nist_scalar(curve, rng);
+                let shared = nist_agree(curve, &k, init)?;
+                Ok((
+                    nist_public(curve, &k).unwrap_or_default(),
+                    Secret {
+                        bytes: shared,
+                        encoding: SecretEncoding::Mpint,
+                    },
+                ))
+            }
+            Agreement::Mlkem768X25519 => {
+                use ml_kem::kem::Encapsulate;
+                // C_INIT must be exactly C_PK2 ‖ C_PK1 [draft §2.3].
+                if init.len() != MLKEM768_EK.saturating_add(32) {
+                    return Err(AgreementError::BadPublic);
+                }
+                let (pk2, pk1) = init.split_at(MLKEM768_EK);
+                let key = ml_kem::kem::Key::<ml_kem::EncapsulationKey768>::try_from(pk2)
+                    .map_err(|_| AgreementError::BadPublic)?;
+                // FIPS 203 §7.2 encapsulation key check happens in `new`.
+                let ek = ml_kem::EncapsulationKey768::new(&key)
+                    .map_err(|_| AgreementError::BadPublic)?;
+                let (ct, k_pq) = ek.encapsulate_with_rng(&mut crate::crypto::rng::RandCore(rng));
+                let x = X25519Secret::generate(rng);
+                let k_cl = x.agree(pk1)?;
+                let mut reply = ct.to_vec();
+                reply.extend_from_slice(&x.public());
+                Ok((reply, hybrid_secret(&k_pq, &k_cl.0)))
+            }
+        }
+    }
+}
+
+/// K = SHA-256(K_PQ ‖ K_CL), as a string [draft-ietf-sshm-mlkem-hybrid-kex §2.4].
+fn hybrid_secret(k_pq: &[u8], k_cl: &[u8]) -> Secret {
+    let k = crate::crypto::hash::HashAlg::Sha256.digest(&[k_pq, k_cl]);
+    Secret {
+        bytes: Zeroizing::new(k),
+        encoding: SecretEncoding::String,
+    }
+}
+
+impl Ephemeral {
+    /// Client: K from the server's REPLY value.
+    pub fn finish(self, reply: &[u8]) -> Result<Secret, AgreementError> {
+        match self {
+            Ephemeral::X25519(s) => Ok(Secret {
+                bytes: s.agree(reply)?.0,
+                encoding: SecretEncoding::Mpint,
+            }),
+            Ephemeral::Nist(curve, k) => Ok(Secret {
+                bytes: nist_agree(curve, &k, reply)?,
+                encoding: SecretEncoding::Mpint,
+            }),
+            Ephemeral::Mlkem768X25519(dk, x) => {
+                use ml_kem::kem::Decapsulate;
+                // S_REPLY must be exactly S_CT2 ‖ S_PK1 [draft §2.3].
+                if reply.len() != MLKEM768_CT.saturating_add(32) {
+                    return Err(AgreementError::BadPublic);
+                }
+                let (ct, pk1) = reply.split_at(MLKEM768_CT);
+                let ct = ml_kem::ml_kem_768::Ciphertext::try_from(ct)
+                    .map_err(|_| AgreementError::BadPublic)?;
+                let k_pq = dk.decapsulate(&ct);
+                let k_cl = x.agree(pk1)?;
+                Ok(hybrid_secret(&k_pq, &k_cl.0))
+            }
+        }
+    }
+}

@@ -243,8 +243,8 @@ impl Transport {
         let num = MsgNum(payload.first().copied().unwrap_or(0));
         match (std::mem::replace(&mut self.kex, KexPhase::Idle), num) {
             (KexPhase::AwaitEcdhInit(neg), MsgNum::KEX_ECDH_INIT) => self.server_ecdh(neg, payload),
-            (KexPhase::AwaitEcdhReply(neg, secret), MsgNum::KEX_ECDH_REPLY) => {
-                self.client_ecdh(neg, secret, payload)
+            (KexPhase::AwaitEcdhReply(neg, secret, q_c), MsgNum::KEX_ECDH_REPLY) => {
+                self.client_ecdh(neg, secret, q_c, payload)
             }
             (phase, _) => {
                 let in_kex = phase.peer_in_kex();

@@ -329,3 +329,15 @@ pub fn userauth_none(w: &mut Writer<'_>, user: &str) {
         .string(b"ssh-connection")
         .string(b"none");
 }
+
+/// The key exchange methods the installed OpenSSH implements (`ssh -Q kex`).
+pub fn openssh_kex() -> Vec<String> {
+    let out = std::process::Command::new(require("ssh", "openssh-client"))
+        .args(["-Q", "kex"])
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(str::to_owned)
+        .collect()
+}

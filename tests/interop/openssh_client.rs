@@ -62,7 +62,16 @@ async fn ssh_handshakes_with_each_kex_name_and_checks_our_host_key() {
     let server = TestServer::start(TransportConfig::default(), false).await;
     let dir = tempfile::tempdir().unwrap();
     let kh = server.known_hosts(dir.path());
-    for kex in KexAlg::SUPPORTED {
+    let openssh = crate::common::openssh_kex();
+    let tested: Vec<KexAlg> = KexAlg::SUPPORTED
+        .into_iter()
+        .filter(|k| openssh.contains(&k.wire_name().to_string()))
+        .collect();
+    assert!(
+        tested.len() >= 5,
+        "OpenSSH knows too few of our methods: {openssh:?}"
+    );
+    for kex in tested.iter().copied() {
         let (code, log) = run_ssh(
             server.port,
             &kh,
@@ -99,7 +108,7 @@ async fn ssh_handshakes_with_each_kex_name_and_checks_our_host_key() {
         server.log.kex_done.load(Ordering::SeqCst),
         server.log.strict_kex.load(Ordering::SeqCst),
     );
-    assert_eq!((done, strict), (2, 2));
+    assert_eq!((done, strict), (tested.len(), tested.len()));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -302,3 +302,28 @@ async fn our_client_refuses_sshd_with_an_unexpected_host_key() {
     );
     assert!(s.kex.is_empty());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn our_client_negotiates_each_kex_method_sshd_knows() {
+    use portcullis::transport::KexAlg;
+    let sshd = Sshd::start("");
+    let openssh = crate::common::openssh_kex();
+    let mut tested = 0;
+    for kex in KexAlg::SUPPORTED
+        .into_iter()
+        .filter(|k| openssh.contains(&k.wire_name().to_string()))
+    {
+        let mut cfg = TransportConfig::default();
+        cfg.preferences.kex = vec![kex];
+        let s = run_client(&sshd, cfg, None, 0).await;
+        assert_eq!(s.kex.len(), 1, "{kex:?}: {}", sshd.log());
+        assert_eq!(s.methods.as_deref(), Some("publickey"));
+        assert!(
+            sshd.log()
+                .contains(&format!("kex: algorithm: {}", kex.wire_name())),
+            "{kex:?}"
+        );
+        tested += 1;
+    }
+    assert!(tested >= 5);
+}

@@ -363,8 +363,11 @@ impl RawPeer {
 }
 
 fn server() -> Transport {
+    // curve25519 first on both sides, so a guessed X25519 ECDH_INIT is the right guess.
+    let mut cfg = TransportConfig::default();
+    cfg.preferences.kex = vec![portcullis::transport::KexAlg::Curve25519Sha256];
     Transport::new_server(
-        Arc::new(TransportConfig::default()),
+        Arc::new(cfg),
         Arc::from(vec![host_key()]),
         Box::new(DeterministicRng::new(1)),
         std::time::Instant::now(),
@@ -470,7 +473,9 @@ fn ecdh_init() -> Vec<u8> {
 
 /// A KEXINIT whose first kex method is one we do not implement, with a guessed packet.
 fn guessing_kexinit(raw: &RawPeer, first: &str) -> Vec<u8> {
-    let mut k = raw.kexinit(true, |_| {});
+    let mut k = raw.kexinit(true, |p| {
+        p.kex = vec![portcullis::transport::KexAlg::Curve25519Sha256]
+    });
     // Prepend `first` to the kex name-list and set first_kex_packet_follows.
     let list_len = u32::from_be_bytes(k[17..21].try_into().unwrap()) as usize;
     let mut names = format!("{first},").into_bytes();
@@ -573,4 +578,47 @@ fn never_starts_a_rekey_before_authentication_but_answers_one() {
     p.drive();
     assert_eq!(kex_done(&p.client_events).len(), 2);
     assert_eq!(p.to_server.len(), 10);
+}
+
+#[test]
+fn every_kex_method_and_host_key_type_agrees() {
+    use portcullis::crypto::verify::Curve;
+    use portcullis::transport::KexAlg;
+    for kex in KexAlg::SUPPORTED {
+        let mut c = TransportConfig::default();
+        c.preferences.kex = vec![kex];
+        let mut p = Pair::new(c, TransportConfig::default());
+        p.handshake();
+        let TransportEvent::KexDone { algorithms, .. } = &p.client_events[0] else {
+            panic!()
+        };
+        assert_eq!(algorithms.kex, kex);
+        assert_eq!(p.client.session_id().unwrap().len(), kex.hash().len());
+        p.client.send(&[94, 1, 2, 3]).unwrap();
+        p.drive();
+        assert_eq!(p.to_server, vec![vec![94, 1, 2, 3]], "{kex:?}");
+    }
+    let _ = Curve::P256;
+}
+
+#[test]
+fn hybrid_kex_refuses_wrong_lengths() {
+    let mut raw = RawPeer::new();
+    let kexinit = raw.kexinit(true, |p| {
+        p.kex = vec![portcullis::transport::KexAlg::Mlkem768X25519Sha256]
+    });
+    let mut m = Vec::new();
+    // 32 bytes short of C_PK2 ‖ C_PK1.
+    Writer::new(&mut m).u8(30).string(&vec![7u8; 1184]);
+    raw.packet(&kexinit).packet(&m);
+    let mut s = Transport::new_server(
+        Arc::new(TransportConfig::default()),
+        Arc::from(vec![host_key()]),
+        Box::new(DeterministicRng::new(1)),
+        std::time::Instant::now(),
+    );
+    assert_eq!(
+        feed(&mut s, &raw.wire).unwrap_err(),
+        Error::Kex("bad client ephemeral key")
+    );
 }

@@ -15,6 +15,18 @@ impl EncodedSecret {
         Writer::new(&mut out).mpint_unsigned(k);
         Self(out)
     }
+
+    /// Encodes a method's secret as that method says: mpint, or string for the hybrids.
+    pub fn new(k: &crate::crypto::kex::Secret) -> Self {
+        match k.encoding {
+            crate::crypto::kex::SecretEncoding::Mpint => Self::from_unsigned(&k.bytes),
+            crate::crypto::kex::SecretEncoding::String => {
+                let mut out = Zeroizing::new(Vec::with_capacity(k.bytes.len().saturating_add(4)));
+                Writer::new(&mut out).string(&k.bytes);
+                Self(out)
+            }
+        }
+    }
 }
 
 /// The fields of an ECDH-style exchange hash, in order [RFC5656 §4, RFC8731 §3].

@@ -1,7 +1,7 @@
 //! The ECDH-shaped exchange of `curve25519-sha256` [RFC8731 §3, RFC5656 §4], both roles, and
 //! what follows it: NEWKEYS, key switching and the server's EXT_INFO [RFC4253 §7.3, RFC8308 §2.4].
 
-use crate::crypto::kex::X25519Secret;
+use crate::crypto::kex::Ephemeral;
 use crate::error::Error;
 use crate::keys::{PrivateKey, PublicKey};
 use crate::msg::{ExtInfo, MsgNum};
@@ -18,13 +18,13 @@ type KeyPair = (Box<dyn OpeningKey>, Box<dyn SealingKey>);
 impl Transport {
     /// Client: our ephemeral public value Q_C.
     pub(crate) fn client_send_ecdh_init(&mut self, neg: Negotiated) -> Result<(), Error> {
-        let secret = X25519Secret::generate(&mut *self.rng);
-        let mut msg = Vec::with_capacity(40);
+        let (secret, q_c) = neg.algs.kex.agreement().start(&mut *self.rng);
+        let mut msg = Vec::with_capacity(q_c.len().saturating_add(8));
         Writer::new(&mut msg)
             .u8(MsgNum::KEX_ECDH_INIT.0)
-            .string(&secret.public());
+            .string(&q_c);
         self.write_packet(&msg)?;
-        self.kex = KexPhase::AwaitEcdhReply(neg, secret);
+        self.kex = KexPhase::AwaitEcdhReply(neg, secret, q_c);
         Ok(())
     }
 
@@ -34,12 +34,13 @@ impl Transport {
         r.u8()?;
         let q_c = r.string()?;
         r.finish()?;
-        let secret = X25519Secret::generate(&mut *self.rng);
-        let q_s = secret.public();
-        let k = secret
-            .agree(q_c)
+        let (q_s, k) = neg
+            .algs
+            .kex
+            .agreement()
+            .respond(q_c, &mut *self.rng)
             .map_err(|_| Error::Kex("bad client ephemeral key"))?;
-        let k = EncodedSecret::from_unsigned(&k.0);
+        let k = EncodedSecret::new(&k);
         let RoleState::Server { host_keys } = &self.role_state else {
             return Err(Error::Kex("not a server"));
         };
@@ -77,7 +78,8 @@ impl Transport {
     pub(crate) fn client_ecdh(
         &mut self,
         neg: Negotiated,
-        secret: X25519Secret,
+        secret: Ephemeral,
+        q_c: Vec<u8>,
         payload: &[u8],
     ) -> Result<(), Error> {
         let mut r = Reader::new(payload);
@@ -92,9 +94,9 @@ impl Transport {
             return Err(Error::Kex("host key type differs from the negotiated one"));
         }
         let k = secret
-            .agree(q_s)
+            .finish(q_s)
             .map_err(|_| Error::Kex("bad server ephemeral key"))?;
-        let k = EncodedSecret::from_unsigned(&k.0);
+        let k = EncodedSecret::new(&k);
         let v_s = self.peer_version.clone().unwrap_or_default();
         let h = EcdhHashInput {
             v_c: OUR_VERSION.as_bytes(),
@@ -102,7 +104,7 @@ impl Transport {
             i_c: &neg.i_c,
             i_s: &neg.i_s,
             k_s,
-            q_c: &secret.public(),
+            q_c: &q_c,
             q_s,
         }
         .hash(neg.algs.kex.hash(), &k);

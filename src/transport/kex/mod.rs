@@ -4,7 +4,7 @@ pub mod derive;
 pub mod ecdh;
 pub mod negotiate;
 
-use crate::crypto::kex::X25519Secret;
+use crate::crypto::kex::Ephemeral;
 use crate::transport::OpeningKey;
 use negotiate::Algorithms;
 
@@ -19,8 +19,8 @@ pub enum KexPhase {
     },
     /// Server: both KEXINITs exchanged, waiting for the client's ephemeral key.
     AwaitEcdhInit(Negotiated),
-    /// Client: our ephemeral key is sent, waiting for the server's reply.
-    AwaitEcdhReply(Negotiated, X25519Secret),
+    /// Client: our ephemeral key (and the INIT value sent) is out, waiting for the reply.
+    AwaitEcdhReply(Negotiated, Ephemeral, Vec<u8>),
     /// Our NEWKEYS is sent (outgoing keys switched); the peer's is awaited to switch incoming.
     AwaitNewKeys(Box<dyn OpeningKey>),
 }

@@ -21,21 +21,53 @@ pub const STRICT_S: &str = "kex-strict-s-v00@openssh.com";
 /// A key exchange method we implement.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum KexAlg {
+    /// `mlkem768x25519-sha256`: ML-KEM-768 + X25519 [draft-ietf-sshm-mlkem-hybrid-kex].
+    Mlkem768X25519Sha256,
     /// `curve25519-sha256` [RFC8731].
     Curve25519Sha256,
     /// `curve25519-sha256@libssh.org`, the same method under its original name [RFC8731 §1].
     Curve25519Sha256Libssh,
+    /// `ecdh-sha2-nistp256` [RFC5656 §4].
+    EcdhNistp256,
+    /// `ecdh-sha2-nistp384` [RFC5656 §4].
+    EcdhNistp384,
+    /// `ecdh-sha2-nistp521` [RFC5656 §4].
+    EcdhNistp521,
 }
 
 impl KexAlg {
-    /// Every method, in our default preference order.
-    pub const SUPPORTED: [KexAlg; 2] = [KexAlg::Curve25519Sha256, KexAlg::Curve25519Sha256Libssh];
+    /// Every method, in our default preference order: post-quantum hybrid, curve25519, NIST.
+    pub const SUPPORTED: [KexAlg; 6] = [
+        KexAlg::Mlkem768X25519Sha256,
+        KexAlg::Curve25519Sha256,
+        KexAlg::Curve25519Sha256Libssh,
+        KexAlg::EcdhNistp256,
+        KexAlg::EcdhNistp384,
+        KexAlg::EcdhNistp521,
+    ];
 
     /// The exact name on the wire.
     pub const fn wire_name(self) -> &'static str {
         match self {
+            KexAlg::Mlkem768X25519Sha256 => "mlkem768x25519-sha256",
             KexAlg::Curve25519Sha256 => "curve25519-sha256",
             KexAlg::Curve25519Sha256Libssh => "curve25519-sha256@libssh.org",
+            KexAlg::EcdhNistp256 => "ecdh-sha2-nistp256",
+            KexAlg::EcdhNistp384 => "ecdh-sha2-nistp384",
+            KexAlg::EcdhNistp521 => "ecdh-sha2-nistp521",
+        }
+    }
+
+    /// The agreement scheme behind the method.
+    pub const fn agreement(self) -> crate::crypto::kex::Agreement {
+        use crate::crypto::kex::Agreement;
+        use crate::crypto::verify::Curve;
+        match self {
+            KexAlg::Mlkem768X25519Sha256 => Agreement::Mlkem768X25519,
+            KexAlg::Curve25519Sha256 | KexAlg::Curve25519Sha256Libssh => Agreement::X25519,
+            KexAlg::EcdhNistp256 => Agreement::Nist(Curve::P256),
+            KexAlg::EcdhNistp384 => Agreement::Nist(Curve::P384),
+            KexAlg::EcdhNistp521 => Agreement::Nist(Curve::P521),
         }
     }
 
@@ -47,7 +79,12 @@ impl KexAlg {
     /// The hash of the exchange hash and key derivation.
     pub const fn hash(self) -> HashAlg {
         match self {
-            KexAlg::Curve25519Sha256 | KexAlg::Curve25519Sha256Libssh => HashAlg::Sha256,
+            KexAlg::Mlkem768X25519Sha256
+            | KexAlg::Curve25519Sha256
+            | KexAlg::Curve25519Sha256Libssh
+            | KexAlg::EcdhNistp256 => HashAlg::Sha256,
+            KexAlg::EcdhNistp384 => HashAlg::Sha384,
+            KexAlg::EcdhNistp521 => HashAlg::Sha512,
         }
     }
 }
