@@ -298,3 +298,25 @@ fn aes_gcm_vectors() {
         );
     }
 }
+
+#[test]
+fn rfc3526_groups_match_the_vector_file() {
+    use portcullis::crypto::kex::DhGroup;
+    let (_, file) = files("crypto")
+        .into_iter()
+        .find(|(p, _)| p.ends_with("rfc3526-groups.json"))
+        .unwrap();
+    let groups = file["groups"].as_array().unwrap();
+    for (g, v) in [DhGroup::G14, DhGroup::G16, DhGroup::G18]
+        .into_iter()
+        .zip(groups)
+    {
+        assert_eq!(
+            hex::encode(g.prime()),
+            v["prime"].as_str().unwrap(),
+            "{}",
+            v["name"]
+        );
+        assert_eq!(g.prime().len() * 8, v["bits"].as_u64().unwrap() as usize);
+    }
+}

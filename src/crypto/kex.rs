@@ -90,6 +90,112 @@ pub enum Agreement {
     Nist(crate::crypto::verify::Curve),
     /// ML-KEM-768 + X25519, K = SHA-256(K_PQ ‖ K_CL) [draft-ietf-sshm-mlkem-hybrid-kex §2.4].
     Mlkem768X25519,
+    /// Finite-field Diffie-Hellman over an RFC 3526 group, generator 2 [RFC4253 §8, RFC8268].
+    Dh(DhGroup),
+}
+
+/// A MODP group [RFC3526].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DhGroup {
+    /// 2048-bit, group 14.
+    G14,
+    /// 4096-bit, group 16.
+    G16,
+    /// 8192-bit, group 18.
+    G18,
+}
+
+impl DhGroup {
+    /// The prime, big-endian.
+    pub fn prime(self) -> Vec<u8> {
+        let hex = match self {
+            DhGroup::G14 => crate::crypto::modp::GROUP14,
+            DhGroup::G16 => crate::crypto::modp::GROUP16,
+            DhGroup::G18 => crate::crypto::modp::GROUP18,
+        };
+        hex.as_bytes()
+            .chunks(2)
+            .filter_map(|c| {
+                std::str::from_utf8(c)
+                    .ok()
+                    .and_then(|s| u8::from_str_radix(s, 16).ok())
+            })
+            .collect()
+    }
+}
+
+/// Bits of a DH private exponent: over twice the strength of the largest group [RFC8268 §4].
+const DH_EXPONENT_BITS: usize = 512;
+
+struct Modp {
+    p: crypto_bigint::BoxedUint,
+    params: crypto_bigint::modular::BoxedMontyParams,
+}
+
+fn modp(group: DhGroup) -> Option<Modp> {
+    use crypto_bigint::{BoxedUint, Odd, modular::BoxedMontyParams};
+    let bytes = group.prime();
+    let bits = u32::try_from(bytes.len().saturating_mul(8)).ok()?;
+    let p = BoxedUint::from_be_slice(&bytes, bits).ok()?;
+    let odd = Option::<Odd<BoxedUint>>::from(Odd::new(p.clone()))?;
+    Some(Modp {
+        p,
+        params: BoxedMontyParams::new(odd),
+    })
+}
+
+impl Modp {
+    fn value(&self, bytes: &[u8]) -> Option<crypto_bigint::BoxedUint> {
+        let mag: Vec<u8> = bytes.iter().copied().skip_while(|&b| b == 0).collect();
+        if mag.len() > self.p.bits_precision() as usize / 8 {
+            return None;
+        }
+        crypto_bigint::BoxedUint::from_be_slice(&mag, self.p.bits_precision()).ok()
+    }
+
+    /// base^exp mod p, big-endian without leading zeros.
+    fn pow(
+        &self,
+        base: &crypto_bigint::BoxedUint,
+        exp: &crypto_bigint::BoxedUint,
+    ) -> Zeroizing<Vec<u8>> {
+        let r = crypto_bigint::modular::BoxedMontyForm::new(base.clone(), &self.params)
+            .pow(exp)
+            .retrieve();
+        Zeroizing::new(
+            r.to_be_bytes()
+                .iter()
+                .copied()
+                .skip_while(|&b| b == 0)
+                .collect(),
+        )
+    }
+
+    /// A peer value must lie in [2, p-2] [RFC4253 §8: "not in the range [1, p-1] MUST NOT be accepted"].
+    fn check(&self, v: &crypto_bigint::BoxedUint) -> bool {
+        let two = crypto_bigint::BoxedUint::from_be_slice(&[2], self.p.bits_precision()).ok();
+        let p_minus_1 = self
+            .p
+            .wrapping_sub(crypto_bigint::BoxedUint::one_with_precision(
+                self.p.bits_precision(),
+            ));
+        two.is_some_and(|two| *v >= two && *v < p_minus_1)
+    }
+
+    fn exponent(
+        &self,
+        rng: &mut dyn SecureRandom,
+    ) -> Option<(crypto_bigint::BoxedUint, Zeroizing<Vec<u8>>)> {
+        let mut x = Zeroizing::new(vec![0u8; DH_EXPONENT_BITS / 8]);
+        rng.fill(&mut x);
+        if let Some(top) = x.first_mut() {
+            *top |= 0x80;
+        }
+        let exp = crypto_bigint::BoxedUint::from_be_slice(&x, self.p.bits_precision()).ok()?;
+        let g = crypto_bigint::BoxedUint::from_be_slice(&[2], self.p.bits_precision()).ok()?;
+        let public = self.pow(&g, &exp);
+        Some((exp, public))
+    }
 }
 
 /// A client's ephemeral secret between its INIT and the server's REPLY; zeroized on drop.
@@ -100,6 +206,8 @@ pub enum Ephemeral {
     Nist(crate::crypto::verify::Curve, Zeroizing<Vec<u8>>),
     /// ML-KEM decapsulation key and X25519 scalar.
     Mlkem768X25519(Box<ml_kem::DecapsulationKey768>, X25519Secret),
+    /// DH group and private exponent.
+    Dh(DhGroup, Zeroizing<crypto_bigint::BoxedUint>),
 }
 
 impl std::fmt::Debug for Ephemeral {
@@ -178,7 +286,12 @@ fn nist_agree(
 }
 
 impl Agreement {
-    /// Client: a fresh ephemeral and the INIT value (Q_C or C_INIT).
+    /// Whether the public values travel (and are hashed) as mpints — DH — rather than strings.
+    pub const fn public_is_mpint(self) -> bool {
+        matches!(self, Agreement::Dh(_))
+    }
+
+    /// Client: a fresh ephemeral and the INIT value (Q_C or C_INIT; e for DH).
     pub fn start(self, rng: &mut dyn SecureRandom) -> (Ephemeral, Vec<u8>) {
         match self {
             Agreement::X25519 => {
@@ -201,6 +314,14 @@ impl Agreement {
                 c_init.extend_from_slice(&x.public());
                 (Ephemeral::Mlkem768X25519(Box::new(dk), x), c_init)
             }
+            Agreement::Dh(group) => match modp(group).and_then(|m| m.exponent(rng)) {
+                Some((x, e)) => (Ephemeral::Dh(group, Zeroizing::new(x)), e.to_vec()),
+                // Unreachable with valid constants; an empty e is refused by any peer.
+                None => (
+                    Ephemeral::Dh(group, Zeroizing::new(crypto_bigint::BoxedUint::zero())),
+                    Vec::new(),
+                ),
+            },
         }
     }
 
@@ -252,6 +373,23 @@ impl Agreement {
                 reply.extend_from_slice(&x.public());
                 Ok((reply, hybrid_secret(&k_pq, &k_cl.0)))
             }
+            Agreement::Dh(group) => {
+                let m = modp(group).ok_or(AgreementError::BadPublic)?;
+                let e = m
+                    .value(init)
+                    .filter(|e| m.check(e))
+                    .ok_or(AgreementError::BadPublic)?;
+                let (y, f) = m.exponent(rng).ok_or(AgreementError::BadPublic)?;
+                let y = Zeroizing::new(y);
+                let k = m.pow(&e, &y);
+                Ok((
+                    f.to_vec(),
+                    Secret {
+                        bytes: k,
+                        encoding: SecretEncoding::Mpint,
+                    },
+                ))
+            }
         }
     }
 }
@@ -289,6 +427,17 @@ impl Ephemeral {
                 let k_pq = dk.decapsulate(&ct);
                 let k_cl = x.agree(pk1)?;
                 Ok(hybrid_secret(&k_pq, &k_cl.0))
+            }
+            Ephemeral::Dh(group, x) => {
+                let m = modp(group).ok_or(AgreementError::BadPublic)?;
+                let f = m
+                    .value(reply)
+                    .filter(|f| m.check(f))
+                    .ok_or(AgreementError::BadPublic)?;
+                Ok(Secret {
+                    bytes: m.pow(&f, &x),
+                    encoding: SecretEncoding::Mpint,
+                })
             }
         }
     }

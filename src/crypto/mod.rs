@@ -5,6 +5,7 @@ pub mod ct;
 pub mod hash;
 pub mod hmac;
 pub mod kex;
+pub mod modp;
 pub mod rng;
 pub mod sign;
 pub mod stream;

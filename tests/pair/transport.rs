@@ -622,3 +622,32 @@ fn hybrid_kex_refuses_wrong_lengths() {
         Error::Kex("bad client ephemeral key")
     );
 }
+
+#[test]
+fn dh_public_values_outside_the_range_are_refused() {
+    use portcullis::crypto::kex::DhGroup;
+    let p = DhGroup::G14.prime();
+    let mut p_minus_1 = p.clone();
+    *p_minus_1.last_mut().unwrap() -= 1;
+    for e in [vec![0u8], vec![1u8], p_minus_1, p.clone()] {
+        let mut raw = RawPeer::new();
+        let kexinit = raw.kexinit(true, |p| {
+            p.kex = vec![portcullis::transport::KexAlg::DhGroup14Sha256]
+        });
+        let mut m = Vec::new();
+        Writer::new(&mut m).u8(30).mpint_unsigned(&e);
+        raw.packet(&kexinit).packet(&m);
+        let mut s = Transport::new_server(
+            Arc::new(TransportConfig::default()),
+            Arc::from(vec![host_key()]),
+            Box::new(DeterministicRng::new(1)),
+            std::time::Instant::now(),
+        );
+        assert_eq!(
+            feed(&mut s, &raw.wire).unwrap_err(),
+            Error::Kex("bad client ephemeral key"),
+            "e = {:x?}",
+            &e[..e.len().min(4)]
+        );
+    }
+}

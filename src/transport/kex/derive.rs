@@ -45,19 +45,33 @@ pub struct EcdhHashInput<'a> {
     pub q_c: &'a [u8],
     /// Q_S, the server's.
     pub q_s: &'a [u8],
+    /// DH: e and f are hashed as mpints [RFC4253 §8], not strings.
+    pub mpint_publics: bool,
 }
 
 impl EcdhHashInput<'_> {
     /// H = HASH(V_C ‖ V_S ‖ I_C ‖ I_S ‖ K_S ‖ Q_C ‖ Q_S ‖ K), strings length-prefixed.
     pub fn hash(&self, alg: HashAlg, k: &EncodedSecret) -> Vec<u8> {
         let mut h = alg.hasher();
-        for field in [
-            self.v_c, self.v_s, self.i_c, self.i_s, self.k_s, self.q_c, self.q_s,
-        ] {
+        for field in [self.v_c, self.v_s, self.i_c, self.i_s, self.k_s] {
             let len = u32::try_from(field.len()).unwrap_or(u32::MAX);
             h.update(&len.to_be_bytes());
             h.update(field);
         }
+        // ECDH/hybrids hash Q_C, Q_S as strings; DH hashes e, f as mpints [RFC4253 §8].
+        let mut publics = Vec::with_capacity(
+            self.q_c
+                .len()
+                .saturating_add(self.q_s.len())
+                .saturating_add(10),
+        );
+        let mut w = Writer::new(&mut publics);
+        if self.mpint_publics {
+            w.mpint_unsigned(self.q_c).mpint_unsigned(self.q_s);
+        } else {
+            w.string(self.q_c).string(self.q_s);
+        }
+        h.update(&publics);
         h.update(&k.0);
         h.finish()
     }
@@ -80,4 +94,50 @@ pub fn derive(
     }
     out.truncate(len);
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A DH public value with its top bit set gains a sign byte as an mpint: the hash must
+    /// differ from the string form exactly then (RFC 4253 §8 hashes e and f as mpints).
+    #[test]
+    fn dh_publics_are_hashed_as_mpints() {
+        fn input(q_c: &[u8], mpint: bool) -> EcdhHashInput<'_> {
+            EcdhHashInput {
+                v_c: b"c",
+                v_s: b"s",
+                i_c: b"",
+                i_s: b"",
+                k_s: b"",
+                q_c,
+                q_s: &[0x01],
+                mpint_publics: mpint,
+            }
+        }
+        let k = EncodedSecret::from_unsigned(&[5]);
+        let high = [0x80u8, 1, 2];
+        assert_ne!(
+            input(&high, true).hash(HashAlg::Sha256, &k),
+            input(&high, false).hash(HashAlg::Sha256, &k)
+        );
+        let low = [0x7fu8, 1, 2];
+        assert_eq!(
+            input(&low, true).hash(HashAlg::Sha256, &k),
+            input(&low, false).hash(HashAlg::Sha256, &k)
+        );
+        // And the mpint form is exactly RFC 4251's.
+        let mut expect = Vec::new();
+        for f in [&b"c"[..], b"s", b"", b"", b""] {
+            expect.extend_from_slice(&(f.len() as u32).to_be_bytes());
+            expect.extend_from_slice(f);
+        }
+        expect.extend_from_slice(&[0, 0, 0, 4, 0, 0x80, 1, 2, 0, 0, 0, 1, 1]);
+        expect.extend_from_slice(&k.0);
+        assert_eq!(
+            input(&high, true).hash(HashAlg::Sha256, &k),
+            HashAlg::Sha256.digest(&[&expect])
+        );
+    }
 }

@@ -12,6 +12,24 @@ use crate::transport::version::OUR_VERSION;
 use crate::transport::{OpeningKey, Role, RoleState, SealingKey, Transport};
 use crate::wire::{Reader, Writer};
 
+/// Writes a public value: mpint e/f for DH [RFC4253 §8], string Q otherwise [RFC5656 §4].
+fn public(w: &mut Writer<'_>, mpint: bool, v: &[u8]) {
+    if mpint {
+        w.mpint_unsigned(v);
+    } else {
+        w.string(v);
+    }
+}
+
+/// Reads a public value written by [`public`]; a negative mpint is refused.
+fn read_public<'a>(r: &mut Reader<'a>, mpint: bool) -> Result<&'a [u8], Error> {
+    Ok(if mpint {
+        r.mpint()?.positive()?
+    } else {
+        r.string()?
+    })
+}
+
 /// This side's receive and send protection from one exchange.
 type KeyPair = (Box<dyn OpeningKey>, Box<dyn SealingKey>);
 
@@ -20,9 +38,9 @@ impl Transport {
     pub(crate) fn client_send_ecdh_init(&mut self, neg: Negotiated) -> Result<(), Error> {
         let (secret, q_c) = neg.algs.kex.agreement().start(&mut *self.rng);
         let mut msg = Vec::with_capacity(q_c.len().saturating_add(8));
-        Writer::new(&mut msg)
-            .u8(MsgNum::KEX_ECDH_INIT.0)
-            .string(&q_c);
+        let mut w = Writer::new(&mut msg);
+        w.u8(MsgNum::KEX_ECDH_INIT.0);
+        public(&mut w, neg.algs.kex.agreement().public_is_mpint(), &q_c);
         self.write_packet(&msg)?;
         self.kex = KexPhase::AwaitEcdhReply(neg, secret, q_c);
         Ok(())
@@ -32,7 +50,8 @@ impl Transport {
     pub(crate) fn server_ecdh(&mut self, neg: Negotiated, payload: &[u8]) -> Result<(), Error> {
         let mut r = Reader::new(payload);
         r.u8()?;
-        let q_c = r.string()?;
+        let mpint = neg.algs.kex.agreement().public_is_mpint();
+        let q_c = read_public(&mut r, mpint)?;
         r.finish()?;
         let (q_s, k) = neg
             .algs
@@ -59,17 +78,17 @@ impl Transport {
             k_s: &k_s,
             q_c,
             q_s: &q_s,
+            mpint_publics: mpint,
         }
         .hash(neg.algs.kex.hash(), &k);
         let sig = key.sign_as(&h, neg.algs.host_key).ok_or(Error::Kex(
             "host key cannot sign with the negotiated algorithm",
         ))?;
         let mut reply = Vec::with_capacity(k_s.len().saturating_add(sig.len()).saturating_add(64));
-        Writer::new(&mut reply)
-            .u8(MsgNum::KEX_ECDH_REPLY.0)
-            .string(&k_s)
-            .string(&q_s)
-            .string(&sig);
+        let mut w = Writer::new(&mut reply);
+        w.u8(MsgNum::KEX_ECDH_REPLY.0).string(&k_s);
+        public(&mut w, mpint, &q_s);
+        w.string(&sig);
         self.write_packet(&reply)?;
         self.finish_exchange(&neg, &k, &h)
     }
@@ -85,7 +104,8 @@ impl Transport {
         let mut r = Reader::new(payload);
         r.u8()?;
         let k_s = r.string()?;
-        let q_s = r.string()?;
+        let mpint = neg.algs.kex.agreement().public_is_mpint();
+        let q_s = read_public(&mut r, mpint)?;
         let sig = r.string()?;
         r.finish()?;
         let host_key =
@@ -106,6 +126,7 @@ impl Transport {
             k_s,
             q_c: &q_c,
             q_s,
+            mpint_publics: mpint,
         }
         .hash(neg.algs.kex.hash(), &k);
         // The signature must be made with the negotiated algorithm [RFC8332 §3.2].

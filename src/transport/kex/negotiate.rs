@@ -33,17 +33,26 @@ pub enum KexAlg {
     EcdhNistp384,
     /// `ecdh-sha2-nistp521` [RFC5656 §4].
     EcdhNistp521,
+    /// `diffie-hellman-group14-sha256` [RFC8268].
+    DhGroup14Sha256,
+    /// `diffie-hellman-group16-sha512` [RFC8268].
+    DhGroup16Sha512,
+    /// `diffie-hellman-group18-sha512` [RFC8268].
+    DhGroup18Sha512,
 }
 
 impl KexAlg {
     /// Every method, in our default preference order: post-quantum hybrid, curve25519, NIST.
-    pub const SUPPORTED: [KexAlg; 6] = [
+    pub const SUPPORTED: [KexAlg; 9] = [
         KexAlg::Mlkem768X25519Sha256,
         KexAlg::Curve25519Sha256,
         KexAlg::Curve25519Sha256Libssh,
         KexAlg::EcdhNistp256,
         KexAlg::EcdhNistp384,
         KexAlg::EcdhNistp521,
+        KexAlg::DhGroup16Sha512,
+        KexAlg::DhGroup18Sha512,
+        KexAlg::DhGroup14Sha256,
     ];
 
     /// The exact name on the wire.
@@ -55,12 +64,15 @@ impl KexAlg {
             KexAlg::EcdhNistp256 => "ecdh-sha2-nistp256",
             KexAlg::EcdhNistp384 => "ecdh-sha2-nistp384",
             KexAlg::EcdhNistp521 => "ecdh-sha2-nistp521",
+            KexAlg::DhGroup14Sha256 => "diffie-hellman-group14-sha256",
+            KexAlg::DhGroup16Sha512 => "diffie-hellman-group16-sha512",
+            KexAlg::DhGroup18Sha512 => "diffie-hellman-group18-sha512",
         }
     }
 
     /// The agreement scheme behind the method.
     pub const fn agreement(self) -> crate::crypto::kex::Agreement {
-        use crate::crypto::kex::Agreement;
+        use crate::crypto::kex::{Agreement, DhGroup};
         use crate::crypto::verify::Curve;
         match self {
             KexAlg::Mlkem768X25519Sha256 => Agreement::Mlkem768X25519,
@@ -68,6 +80,9 @@ impl KexAlg {
             KexAlg::EcdhNistp256 => Agreement::Nist(Curve::P256),
             KexAlg::EcdhNistp384 => Agreement::Nist(Curve::P384),
             KexAlg::EcdhNistp521 => Agreement::Nist(Curve::P521),
+            KexAlg::DhGroup14Sha256 => Agreement::Dh(DhGroup::G14),
+            KexAlg::DhGroup16Sha512 => Agreement::Dh(DhGroup::G16),
+            KexAlg::DhGroup18Sha512 => Agreement::Dh(DhGroup::G18),
         }
     }
 
@@ -84,7 +99,10 @@ impl KexAlg {
             | KexAlg::Curve25519Sha256Libssh
             | KexAlg::EcdhNistp256 => HashAlg::Sha256,
             KexAlg::EcdhNistp384 => HashAlg::Sha384,
-            KexAlg::EcdhNistp521 => HashAlg::Sha512,
+            KexAlg::EcdhNistp521 | KexAlg::DhGroup16Sha512 | KexAlg::DhGroup18Sha512 => {
+                HashAlg::Sha512
+            }
+            KexAlg::DhGroup14Sha256 => HashAlg::Sha256,
         }
     }
 }
