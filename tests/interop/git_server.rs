@@ -661,3 +661,89 @@ fn local_forwarding_is_refused_and_json_logs_are_one_object_per_line() {
     assert_eq!(v["fields"]["exit"], "0");
     assert!(v["fields"]["bytes_in"].as_u64().unwrap() > 0);
 }
+
+/// A client that is not OpenSSH: dropbear's dbclient pushes and clones.
+#[test]
+fn dropbear_dbclient_pushes_and_clones() {
+    let dbclient = require("dbclient", "dropbear-bin");
+    let convert = require("dropbearconvert", "dropbear-bin");
+    let s = start(&config(EVERYONE_WRITES));
+    let key = s.user_key("alice", Some("alice"));
+    let db_key = s.dir.path().join("alice.db");
+    let out = Command::new(convert)
+        .args(["openssh", "dropbear"])
+        .arg(&key)
+        .arg(&db_key)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // dbclient cannot pin a key from the command line; -y -y skips the check (test only).
+    let ssh = format!("{} -y -y -i {}", dbclient.display(), db_key.display());
+    let git = |cwd: &Path, args: &[&str]| {
+        let out = Command::new("git")
+            .current_dir(cwd)
+            .args([
+                "-c",
+                "ssh.variant=ssh",
+                "-c",
+                "user.name=D",
+                "-c",
+                "user.email=d@example.org",
+                "-c",
+                "init.defaultBranch=main",
+            ])
+            .args(args)
+            .env("GIT_SSH_COMMAND", &ssh)
+            .stdin(Stdio::null())
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "git {args:?}: {}\n{}",
+            String::from_utf8_lossy(&out.stderr),
+            s.log()
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let work = tempfile::tempdir().unwrap();
+    git(work.path(), &["init", "-q", "local"]);
+    let local = work.path().join("local");
+    std::fs::write(local.join("a.txt"), "dropbear\n").unwrap();
+    git(&local, &["add", "."]);
+    git(&local, &["commit", "-q", "-m", "from dropbear"]);
+    git(
+        &local,
+        &[
+            "-c",
+            "protocol.version=0",
+            "push",
+            "-q",
+            &s.url("db.git"),
+            "main",
+        ],
+    );
+    git(
+        work.path(),
+        &[
+            "-c",
+            "protocol.version=0",
+            "clone",
+            "-q",
+            &s.url("db.git"),
+            "clone",
+        ],
+    );
+    assert_eq!(
+        std::fs::read_to_string(work.path().join("clone/a.txt")).unwrap(),
+        "dropbear\n"
+    );
+    let refs = git(
+        work.path(),
+        &["-c", "protocol.version=0", "ls-remote", &s.url("db.git")],
+    );
+    assert!(refs.contains("refs/heads/main"), "{refs}");
+}

@@ -292,7 +292,11 @@ mod tests {
         );
         let a = negotiate(&kexinit(&c), &kexinit(&s)).unwrap();
         assert_eq!(a.cipher_c2s, CipherAlg::Aes256Gcm);
-        assert_eq!(a.kex, KexAlg::Curve25519Sha256);
+        assert_eq!(
+            a.kex,
+            KexAlg::Mlkem768X25519Sha256,
+            "post-quantum hybrid first"
+        );
         assert_eq!(a.mac_c2s, None, "AEAD: no MAC");
         assert!(!guess_was_wrong(&kexinit(&c), &kexinit(&s)));
     }
