@@ -53,6 +53,9 @@ pub struct AuthRequest {
     /// by this key verified, with the algorithm the signature itself used (which differs from
     /// `algorithm` for the old clients that name `rsa-sha2-*` but sign with `ssh-rsa`).
     pub verified: Option<SigAlg>,
+    /// Security keys: the authenticator flags of the verified signature (0x01 user present,
+    /// 0x04 user verified); the policy layer decides what it requires.
+    pub sk_flags: Option<u8>,
 }
 
 /// Where authentication stands.
@@ -223,7 +226,8 @@ impl AuthServer {
             user: user.to_owned(),
             key,
             algorithm,
-            verified,
+            verified: verified.map(|v| v.algorithm),
+            sk_flags: verified.and_then(|v| v.sk_flags),
         };
         self.phase = Phase::Pending(req.clone());
         Ok(AuthOutcome::Decide(req))

@@ -257,6 +257,9 @@ impl Driver {
                             None
                         }
                     };
+                    // Security keys: presence/verification flags must satisfy the key's options.
+                    let who =
+                        who.filter(|id| req.verified.is_none() || id.accepts_flags(req.sk_flags));
                     match who {
                         Some(id) => {
                             if req.verified.is_some_and(|used| used != req.algorithm) {

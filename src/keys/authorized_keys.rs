@@ -19,6 +19,10 @@ pub struct AuthorizedKey {
     pub name: String,
     /// `from=` patterns, if any: the client address must match.
     pub from: Option<String>,
+    /// Security keys: whether signatures must attest user presence (unless `no-touch-required`).
+    pub touch_required: bool,
+    /// `verify-required`: signatures must attest user verification (security keys only).
+    pub verify_required: bool,
 }
 
 impl AuthorizedKey {
@@ -66,12 +70,14 @@ impl AuthorizedKeys {
     }
 }
 
-const KEY_TYPES: [&str; 5] = [
+const KEY_TYPES: [&str; 7] = [
     "ssh-ed25519",
     "ssh-rsa",
     "ecdsa-sha2-nistp256",
     "ecdsa-sha2-nistp384",
     "ecdsa-sha2-nistp521",
+    "sk-ssh-ed25519@openssh.com",
+    "sk-ecdsa-sha2-nistp256@openssh.com",
 ];
 
 /// Options that only switch off (or back on) features this server never offers.
@@ -108,6 +114,7 @@ fn parse_line(line: &str) -> Result<AuthorizedKey, String> {
         PublicKey::from_openssh(&format!("{kind} {b64}")).map_err(|e| format!("bad key: {e}"))?;
     let comment = parts.collect::<Vec<_>>().join(" ");
     let mut from = None;
+    let (mut touch_required, mut verify_required) = (true, false);
     for opt in split_list(options) {
         let (name, value) = match opt.split_once('=') {
             Some((n, v)) => (n, Some(v)),
@@ -117,6 +124,9 @@ fn parse_line(line: &str) -> Result<AuthorizedKey, String> {
         match (lower.as_str(), value) {
             (n, None) if NO_OP_OPTIONS.contains(&n) => {}
             ("from", Some(v)) => from = Some(unquote(v).ok_or("bad from= quoting")?),
+            // Both only ever narrow or keep access for security keys [sshd(8)].
+            ("no-touch-required", None) => touch_required = false,
+            ("verify-required", None) => verify_required = true,
             (n, _) => return Err(format!("unsupported option {n}: line skipped")),
         }
     }
@@ -125,7 +135,13 @@ fn parse_line(line: &str) -> Result<AuthorizedKey, String> {
     } else {
         comment
     };
-    Ok(AuthorizedKey { key, name, from })
+    Ok(AuthorizedKey {
+        key,
+        name,
+        from,
+        touch_required,
+        verify_required,
+    })
 }
 
 /// Splits the leading options field (which may hold quoted spaces) from the rest.

@@ -8,7 +8,7 @@ mod public;
 
 pub use crate::crypto::verify::Curve;
 pub use private::PrivateKey;
-pub use public::{KeyError, PublicKey, SignatureBlob};
+pub use public::{KeyError, PublicKey, SignatureBlob, Verified, sk_signed_data};
 
 /// What a public key blob is.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -19,6 +19,10 @@ pub enum KeyType {
     Rsa,
     /// `ecdsa-sha2-<curve>`.
     Ecdsa(Curve),
+    /// `sk-ssh-ed25519@openssh.com` (FIDO security key) [PROTOCOL.u2f].
+    SkEd25519,
+    /// `sk-ecdsa-sha2-nistp256@openssh.com` (FIDO security key) [PROTOCOL.u2f].
+    SkEcdsaP256,
 }
 
 impl KeyType {
@@ -30,6 +34,8 @@ impl KeyType {
             KeyType::Ecdsa(Curve::P256) => "ecdsa-sha2-nistp256",
             KeyType::Ecdsa(Curve::P384) => "ecdsa-sha2-nistp384",
             KeyType::Ecdsa(Curve::P521) => "ecdsa-sha2-nistp521",
+            KeyType::SkEd25519 => "sk-ssh-ed25519@openssh.com",
+            KeyType::SkEcdsaP256 => "sk-ecdsa-sha2-nistp256@openssh.com",
         }
     }
 }
@@ -51,6 +57,10 @@ pub enum SigAlg {
     RsaSha256,
     /// `ssh-rsa` with SHA-1: opt-in only.
     RsaSha1,
+    /// `sk-ssh-ed25519@openssh.com` (user keys only).
+    SkEd25519,
+    /// `sk-ecdsa-sha2-nistp256@openssh.com` (user keys only).
+    SkEcdsaP256,
 }
 
 /// Host key algorithms are signature algorithms.
@@ -58,9 +68,11 @@ pub type HostKeyAlg = SigAlg;
 
 impl SigAlg {
     /// Every signature algorithm we can verify, strongest first.
-    pub const ALL: [SigAlg; 7] = [
+    pub const ALL: [SigAlg; 9] = [
         SigAlg::Ed25519,
+        SigAlg::SkEd25519,
         SigAlg::EcdsaP256,
+        SigAlg::SkEcdsaP256,
         SigAlg::EcdsaP384,
         SigAlg::EcdsaP521,
         SigAlg::RsaSha512,
@@ -69,9 +81,11 @@ impl SigAlg {
     ];
 
     /// What user keys may sign with by default: everything but SHA-1.
-    pub const DEFAULT_USER: [SigAlg; 6] = [
+    pub const DEFAULT_USER: [SigAlg; 8] = [
         SigAlg::Ed25519,
+        SigAlg::SkEd25519,
         SigAlg::EcdsaP256,
+        SigAlg::SkEcdsaP256,
         SigAlg::EcdsaP384,
         SigAlg::EcdsaP521,
         SigAlg::RsaSha512,
@@ -98,6 +112,8 @@ impl SigAlg {
             SigAlg::RsaSha512 => "rsa-sha2-512",
             SigAlg::RsaSha256 => "rsa-sha2-256",
             SigAlg::RsaSha1 => "ssh-rsa",
+            SigAlg::SkEd25519 => "sk-ssh-ed25519@openssh.com",
+            SigAlg::SkEcdsaP256 => "sk-ecdsa-sha2-nistp256@openssh.com",
         }
     }
 
@@ -114,6 +130,8 @@ impl SigAlg {
             SigAlg::EcdsaP384 => KeyType::Ecdsa(Curve::P384),
             SigAlg::EcdsaP521 => KeyType::Ecdsa(Curve::P521),
             SigAlg::RsaSha512 | SigAlg::RsaSha256 | SigAlg::RsaSha1 => KeyType::Rsa,
+            SigAlg::SkEd25519 => KeyType::SkEd25519,
+            SigAlg::SkEcdsaP256 => KeyType::SkEcdsaP256,
         }
     }
 }

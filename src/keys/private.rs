@@ -178,3 +178,86 @@ mod tests {
         );
     }
 }
+
+#[cfg(test)]
+mod sk_tests {
+    use crate::crypto::rng::DeterministicRng;
+    use crate::crypto::sign::{EcdsaPrivate, Ed25519Private};
+    use crate::crypto::verify::Curve;
+    use crate::keys::{KeyError, PublicKey, SigAlg, sk_signed_data};
+    use crate::wire::Writer;
+
+    /// A signature blob as a FIDO authenticator plus OpenSSH produce it [PROTOCOL.u2f].
+    fn sk_blob(alg: &str, raw: &[u8], flags: u8, counter: u32) -> Vec<u8> {
+        let mut out = Vec::new();
+        Writer::new(&mut out)
+            .string(alg.as_bytes())
+            .string(raw)
+            .u8(flags)
+            .u32(counter);
+        out
+    }
+
+    #[test]
+    fn sk_ed25519_signatures_cover_application_flags_and_counter() {
+        let k = Ed25519Private::from_seed([4; 32]);
+        let public = PublicKey::SkEd25519 {
+            key: k.public(),
+            application: b"ssh:".to_vec(),
+        };
+        let msg = b"session data";
+        let sig = k.sign(&sk_signed_data(b"ssh:", 0x01, 7, msg));
+        let blob = sk_blob("sk-ssh-ed25519@openssh.com", &sig, 0x01, 7);
+        let v = public.verify(msg, &blob, &SigAlg::DEFAULT_USER).unwrap();
+        assert_eq!((v.algorithm, v.sk_flags), (SigAlg::SkEd25519, Some(0x01)));
+        // Flags, counter or application changed after signing: invalid.
+        for bad in [
+            sk_blob("sk-ssh-ed25519@openssh.com", &sig, 0x05, 7),
+            sk_blob("sk-ssh-ed25519@openssh.com", &sig, 0x01, 8),
+        ] {
+            assert_eq!(
+                public.verify(msg, &bad, &SigAlg::DEFAULT_USER),
+                Err(KeyError::BadSignature)
+            );
+        }
+        let other_app = PublicKey::SkEd25519 {
+            key: k.public(),
+            application: b"ssh:other".to_vec(),
+        };
+        assert_eq!(
+            other_app.verify(msg, &blob, &SigAlg::DEFAULT_USER),
+            Err(KeyError::BadSignature)
+        );
+        // The blob round-trips and an sk blob without flags/counter is malformed.
+        assert_eq!(PublicKey::decode(&public.to_blob()).unwrap(), public);
+        let mut short = Vec::new();
+        Writer::new(&mut short)
+            .string(b"sk-ssh-ed25519@openssh.com")
+            .string(&sig);
+        assert!(matches!(
+            public.verify(msg, &short, &SigAlg::DEFAULT_USER),
+            Err(KeyError::Decode(_))
+        ));
+    }
+
+    #[test]
+    fn sk_ecdsa_p256_signatures_verify() {
+        let k = EcdsaPrivate::from_scalar(Curve::P256, &[9; 32]).unwrap();
+        let public = PublicKey::SkEcdsaP256 {
+            point: k.public().unwrap(),
+            application: b"ssh:".to_vec(),
+        };
+        let msg = b"session data";
+        let (r, s) = k.sign(&sk_signed_data(b"ssh:", 0x05, 1, msg)).unwrap();
+        let mut raw = Vec::new();
+        Writer::new(&mut raw).mpint_unsigned(&r).mpint_unsigned(&s);
+        let blob = sk_blob("sk-ecdsa-sha2-nistp256@openssh.com", &raw, 0x05, 1);
+        let v = public.verify(msg, &blob, &SigAlg::DEFAULT_USER).unwrap();
+        assert_eq!((v.algorithm, v.sk_flags), (SigAlg::SkEcdsaP256, Some(0x05)));
+        assert_eq!(
+            PublicKey::from_openssh(&public.to_openssh()).unwrap(),
+            public
+        );
+        let _ = DeterministicRng::new(0);
+    }
+}

@@ -53,6 +53,20 @@ pub enum PublicKey {
         /// Q, SEC1-encoded.
         point: Vec<u8>,
     },
+    /// A FIDO Ed25519 key [PROTOCOL.u2f].
+    SkEd25519 {
+        /// The Ed25519 key.
+        key: [u8; 32],
+        /// The FIDO application (usually "ssh:").
+        application: Vec<u8>,
+    },
+    /// A FIDO ECDSA P-256 key [PROTOCOL.u2f].
+    SkEcdsaP256 {
+        /// Q, SEC1-encoded.
+        point: Vec<u8>,
+        /// The FIDO application (usually "ssh:").
+        application: Vec<u8>,
+    },
 }
 
 impl std::fmt::Debug for PublicKey {
@@ -61,13 +75,16 @@ impl std::fmt::Debug for PublicKey {
     }
 }
 
-/// A parsed signature blob: `string algorithm, string signature` [RFC4253 §6.6].
+/// A parsed signature blob: `string algorithm, string signature` [RFC4253 §6.6], plus
+/// `byte flags, uint32 counter` for security keys [PROTOCOL.u2f].
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct SignatureBlob<'a> {
     /// The signature algorithm name inside the blob.
     pub algorithm: &'a str,
     /// The raw signature bytes.
     pub signature: &'a [u8],
+    /// Security keys: (flags, counter).
+    pub sk: Option<(u8, u32)>,
 }
 
 impl<'a> SignatureBlob<'a> {
@@ -77,12 +94,27 @@ impl<'a> SignatureBlob<'a> {
         let algorithm =
             std::str::from_utf8(r.string_max(64)?).map_err(|_| KeyError::Unsupported)?;
         let signature = r.string()?;
+        let sk = if algorithm.starts_with("sk-") {
+            Some((r.u8()?, r.u32()?))
+        } else {
+            None
+        };
         r.finish()?;
         Ok(Self {
             algorithm,
             signature,
+            sk,
         })
     }
+}
+
+/// What a verified signature says besides "valid".
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Verified {
+    /// The algorithm the signature used.
+    pub algorithm: SigAlg,
+    /// Security keys: the authenticator flags (0x01 user present, 0x04 user verified).
+    pub sk_flags: Option<u8>,
 }
 
 fn curve_name(c: Curve) -> &'static [u8] {
@@ -93,6 +125,16 @@ fn curve_name(c: Curve) -> &'static [u8] {
     }
 }
 
+/// The data a security key signs: SHA256(application) ‖ flags ‖ counter ‖ SHA256(message)
+/// [PROTOCOL.u2f "SSH U2F signatures"; no extensions are defined].
+pub fn sk_signed_data(application: &[u8], flags: u8, counter: u32, message: &[u8]) -> Vec<u8> {
+    let mut out = HashAlg::Sha256.digest(&[application]);
+    out.push(flags);
+    out.extend_from_slice(&counter.to_be_bytes());
+    out.extend_from_slice(&HashAlg::Sha256.digest(&[message]));
+    out
+}
+
 impl PublicKey {
     /// Parses a public key blob; trailing bytes, weak RSA moduli and off-curve points are errors.
     pub fn decode(blob: &[u8]) -> Result<Self, KeyError> {
@@ -101,6 +143,10 @@ impl PublicKey {
             b"ssh-ed25519" => {
                 PublicKey::Ed25519(r.string()?.try_into().map_err(|_| KeyError::Weak)?)
             }
+            b"sk-ssh-ed25519@openssh.com" => PublicKey::SkEd25519 {
+                key: r.string()?.try_into().map_err(|_| KeyError::Weak)?,
+                application: r.string_max(256)?.to_vec(),
+            },
             b"ssh-rsa" => {
                 let e = r.mpint()?.positive()?.to_vec();
                 let n = r.mpint()?.positive()?.to_vec();
@@ -108,6 +154,19 @@ impl PublicKey {
                     return Err(KeyError::Weak);
                 }
                 PublicKey::Rsa { e, n }
+            }
+            b"sk-ecdsa-sha2-nistp256@openssh.com" => {
+                if r.string()? != curve_name(Curve::P256) {
+                    return Err(KeyError::Unsupported);
+                }
+                let point = r.string()?.to_vec();
+                if !Curve::P256.point_ok(&point) {
+                    return Err(KeyError::Weak);
+                }
+                PublicKey::SkEcdsaP256 {
+                    point,
+                    application: r.string_max(256)?.to_vec(),
+                }
             }
             name => {
                 let curve = match name {
@@ -144,6 +203,14 @@ impl PublicKey {
             PublicKey::Ecdsa { curve, point } => {
                 w.string(curve_name(*curve)).string(point);
             }
+            PublicKey::SkEd25519 { key, application } => {
+                w.string(key).string(application);
+            }
+            PublicKey::SkEcdsaP256 { point, application } => {
+                w.string(curve_name(Curve::P256))
+                    .string(point)
+                    .string(application);
+            }
         }
     }
 
@@ -160,6 +227,8 @@ impl PublicKey {
             PublicKey::Ed25519(_) => KeyType::Ed25519,
             PublicKey::Rsa { .. } => KeyType::Rsa,
             PublicKey::Ecdsa { curve, .. } => KeyType::Ecdsa(*curve),
+            PublicKey::SkEd25519 { .. } => KeyType::SkEd25519,
+            PublicKey::SkEcdsaP256 { .. } => KeyType::SkEcdsaP256,
         }
     }
 
@@ -194,16 +263,33 @@ impl PublicKey {
 
     /// Verifies a signature blob over `data`. The blob's algorithm must sign with this key type
     /// and be one of `allowed`; the signature is verified as what the blob says, never as what
-    /// a request claimed. Returns the algorithm the blob used.
-    pub fn verify(&self, data: &[u8], blob: &[u8], allowed: &[SigAlg]) -> Result<SigAlg, KeyError> {
+    /// a request claimed. Security-key signatures cover the application, flags and counter
+    /// too; their flags are returned for the caller's presence policy.
+    pub fn verify(
+        &self,
+        data: &[u8],
+        blob: &[u8],
+        allowed: &[SigAlg],
+    ) -> Result<Verified, KeyError> {
         let sig = SignatureBlob::decode(blob)?;
         let alg = SigAlg::from_wire_name(sig.algorithm).ok_or(KeyError::AlgorithmMismatch)?;
         if alg.key_type() != self.key_type() || !allowed.contains(&alg) {
             return Err(KeyError::AlgorithmMismatch);
         }
-        let ok = match (self, alg) {
-            (PublicKey::Ed25519(k), _) => ed25519_verify(k, data, sig.signature),
-            (PublicKey::Rsa { e, n }, alg) => {
+        let ecdsa = |curve: Curve, point: &[u8], msg: &[u8]| {
+            // string mpint r, mpint s [RFC5656 §3.1.2].
+            let mut r = Reader::new(sig.signature);
+            let parsed = (|| {
+                Ok::<_, DecodeError>((r.mpint()?.positive()?, r.mpint()?.positive()?, r.finish()?))
+            })();
+            match parsed {
+                Ok((rr, ss, ())) => verify::ecdsa_verify(curve, point, msg, rr, ss),
+                Err(_) => false,
+            }
+        };
+        let ok = match (self, sig.sk) {
+            (PublicKey::Ed25519(k), None) => ed25519_verify(k, data, sig.signature),
+            (PublicKey::Rsa { e, n }, None) => {
                 let hash = match alg {
                     SigAlg::RsaSha512 => RsaHash::Sha512,
                     SigAlg::RsaSha256 => RsaHash::Sha256,
@@ -211,24 +297,24 @@ impl PublicKey {
                 };
                 verify::rsa_verify(e, n, hash, data, sig.signature)
             }
-            (PublicKey::Ecdsa { curve, point }, _) => {
-                // string mpint r, mpint s [RFC5656 §3.1.2].
-                let mut r = Reader::new(sig.signature);
-                let parsed = (|| {
-                    Ok::<_, DecodeError>((
-                        r.mpint()?.positive()?,
-                        r.mpint()?.positive()?,
-                        r.finish()?,
-                    ))
-                })();
-                match parsed {
-                    Ok((rr, ss, ())) => verify::ecdsa_verify(*curve, point, data, rr, ss),
-                    Err(_) => false,
-                }
-            }
+            (PublicKey::Ecdsa { curve, point }, None) => ecdsa(*curve, point, data),
+            (PublicKey::SkEd25519 { key, application }, Some((flags, counter))) => ed25519_verify(
+                key,
+                &sk_signed_data(application, flags, counter, data),
+                sig.signature,
+            ),
+            (PublicKey::SkEcdsaP256 { point, application }, Some((flags, counter))) => ecdsa(
+                Curve::P256,
+                point,
+                &sk_signed_data(application, flags, counter, data),
+            ),
+            _ => false,
         };
         if ok {
-            Ok(alg)
+            Ok(Verified {
+                algorithm: alg,
+                sk_flags: sig.sk.map(|(f, _)| f),
+            })
         } else {
             Err(KeyError::BadSignature)
         }

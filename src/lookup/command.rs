@@ -100,10 +100,7 @@ impl KeyLookup for CommandLookup {
             for w in &keys.warnings {
                 tracing::warn!(program = %self.program.display(), "key command output {w}");
             }
-            Ok(keys.find(key, addr).map(|e| Identity {
-                name: e.name.clone(),
-                fingerprint: key.fingerprint(),
-            }))
+            Ok(keys.find(key, addr).map(|e| Identity::from_entry(e, key)))
         })
     }
 }

@@ -53,10 +53,7 @@ impl KeyLookup for FileLookup {
     fn lookup<'a>(&'a self, _user: &'a str, key: &'a PublicKey, addr: IpAddr) -> LookupFuture<'a> {
         Box::pin(async move {
             let keys = self.current().await?;
-            Ok(keys.find(key, addr).map(|e| Identity {
-                name: e.name.clone(),
-                fingerprint: key.fingerprint(),
-            }))
+            Ok(keys.find(key, addr).map(|e| Identity::from_entry(e, key)))
         })
     }
 }

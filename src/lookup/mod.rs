@@ -22,6 +22,33 @@ pub struct Identity {
     pub name: String,
     /// The key's SHA256 fingerprint.
     pub fingerprint: String,
+    /// Security keys: require the user-presence flag (default; `no-touch-required` clears it).
+    pub touch_required: bool,
+    /// Security keys: require the user-verification flag (`verify-required`).
+    pub verify_required: bool,
+}
+
+impl Identity {
+    /// The identity an authorized_keys line gives `key`.
+    pub fn from_entry(e: &crate::keys::authorized_keys::AuthorizedKey, key: &PublicKey) -> Self {
+        Self {
+            name: e.name.clone(),
+            fingerprint: key.fingerprint(),
+            touch_required: e.touch_required,
+            verify_required: e.verify_required,
+        }
+    }
+
+    /// Whether a signature with these security-key flags (`None` for other keys) meets this
+    /// identity's requirements [PROTOCOL.u2f, sshd(8) no-touch-required / verify-required].
+    pub fn accepts_flags(&self, sk_flags: Option<u8>) -> bool {
+        match sk_flags {
+            None => !self.verify_required,
+            Some(f) => {
+                (!self.touch_required || f & 0x01 != 0) && (!self.verify_required || f & 0x04 != 0)
+            }
+        }
+    }
 }
 
 /// Why a lookup could not answer (as opposed to answering "nobody").
@@ -47,4 +74,45 @@ pub trait KeyLookup: Send + Sync {
     /// Looks the key up. `Ok(None)`: not authorized. `Err`: the backend failed (the server
     /// refuses the key and logs it).
     fn lookup<'a>(&'a self, user: &'a str, key: &'a PublicKey, addr: IpAddr) -> LookupFuture<'a>;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::crypto::rng::DeterministicRng;
+    use crate::keys::PrivateKey;
+    use crate::keys::authorized_keys::AuthorizedKeys;
+
+    #[test]
+    fn security_key_presence_and_verification_policy() {
+        let k = PrivateKey::generate_ed25519(&mut DeterministicRng::new(1)).public();
+        let sk = PublicKey::SkEd25519 {
+            key: [3; 32],
+            application: b"ssh:".to_vec(),
+        };
+        let text = format!(
+            "{} plain\nno-touch-required {} relaxed\nverify-required {} strict\n",
+            sk.to_openssh(),
+            sk.to_openssh(),
+            k.to_openssh()
+        );
+        let ak = AuthorizedKeys::parse(&text);
+        assert!(ak.warnings.is_empty(), "{:?}", ak.warnings);
+        let plain = Identity::from_entry(&ak.entries[0], &sk);
+        let relaxed = Identity::from_entry(&ak.entries[1], &sk);
+        let strict = Identity::from_entry(&ak.entries[2], &k);
+        assert!(
+            plain.accepts_flags(Some(0x01)) && !plain.accepts_flags(Some(0x00)),
+            "touch required by default"
+        );
+        assert!(relaxed.accepts_flags(Some(0x00)));
+        assert!(
+            !strict.accepts_flags(None),
+            "verify-required cannot be met by a non-FIDO key"
+        );
+        assert!(
+            plain.accepts_flags(None),
+            "ordinary keys have no flags to check"
+        );
+    }
 }

@@ -94,8 +94,9 @@ async fn ssh_handshakes_with_each_kex_name_and_checks_our_host_key() {
             log.contains("is known and matches the ED25519 host key"),
             "{log}"
         );
-        let sig_algs = "server-sig-algs=<ssh-ed25519,ecdsa-sha2-nistp256,ecdsa-sha2-nistp384,\
-                        ecdsa-sha2-nistp521,rsa-sha2-512,rsa-sha2-256>";
+        let sig_algs = "server-sig-algs=<ssh-ed25519,sk-ssh-ed25519@openssh.com,ecdsa-sha2-nistp256,\
+                        sk-ecdsa-sha2-nistp256@openssh.com,ecdsa-sha2-nistp384,ecdsa-sha2-nistp521,\
+                        rsa-sha2-512,rsa-sha2-256>";
         assert!(log.contains(sig_algs), "ext-info: {log}");
         // OpenSSH 9.2 predates ping (9.3) and calls it unrecognised: it was received.
         assert!(

@@ -717,3 +717,49 @@ fn a_write_larger_than_4_gib_is_split_by_the_window() {
     let n = s.server.write(id, None, &huge[sent..]).unwrap();
     assert!(n > 0 && n <= 64 * 1024 + 32768);
 }
+
+/// A FIDO key logs in with a signature built as PROTOCOL.u2f describes; the flags reach the
+/// policy layer, which requires user presence by default.
+#[test]
+fn security_key_login_reports_flags() {
+    use portcullis::crypto::sign::Ed25519Private;
+    use portcullis::keys::sk_signed_data;
+    let k = Ed25519Private::from_seed([8; 32]);
+    let public = PublicKey::SkEd25519 {
+        key: k.public(),
+        application: b"ssh:".to_vec(),
+    };
+    for flags in [0x01u8, 0x00] {
+        let mut s = Session::new(ServerConfig::default());
+        s.allowed.push(public.clone());
+        let blob = public.to_blob();
+        let req = Request {
+            user: b"git",
+            service: b"ssh-connection",
+            algorithm: b"sk-ssh-ed25519@openssh.com",
+            key_blob: &blob,
+        };
+        let data = publickey::signed_data(s.client.session_id().unwrap(), &req);
+        let raw = k.sign(&sk_signed_data(b"ssh:", flags, 42, &data));
+        let mut sig = Vec::new();
+        Writer::new(&mut sig)
+            .string(b"sk-ssh-ed25519@openssh.com")
+            .string(&raw)
+            .u8(flags)
+            .u32(42);
+        s.send(|w| publickey::write_request(w, &req, Some(&sig)));
+        let seen = s.server_events.iter().find_map(|e| match e {
+            ServerEvent::AuthRequest(r) => Some((r.verified, r.sk_flags)),
+            _ => None,
+        });
+        assert_eq!(seen, Some((Some(SigAlg::SkEd25519), Some(flags))));
+        // The default identity policy: presence required.
+        let id = portcullis::lookup::Identity {
+            name: "x".into(),
+            fingerprint: public.fingerprint(),
+            touch_required: true,
+            verify_required: false,
+        };
+        assert_eq!(id.accepts_flags(Some(flags)), flags & 1 == 1);
+    }
+}

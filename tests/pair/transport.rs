@@ -74,7 +74,7 @@ fn server_sends_ext_info_with_server_sig_algs() {
     assert!(
         p.client_events
             .contains(&TransportEvent::ServerSigAlgs(
-        "ssh-ed25519,ecdsa-sha2-nistp256,ecdsa-sha2-nistp384,ecdsa-sha2-nistp521,rsa-sha2-512,rsa-sha2-256".into()
+        "ssh-ed25519,sk-ssh-ed25519@openssh.com,ecdsa-sha2-nistp256,sk-ecdsa-sha2-nistp256@openssh.com,ecdsa-sha2-nistp384,ecdsa-sha2-nistp521,rsa-sha2-512,rsa-sha2-256".into()
     )),
         "{:?}",
         p.client_events
