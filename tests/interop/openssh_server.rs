@@ -331,3 +331,66 @@ async fn our_client_negotiates_each_kex_method_sshd_knows() {
     }
     assert!(tested >= 5);
 }
+
+/// sshd with every host key type; our client insists on one algorithm at a time.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn our_client_verifies_each_host_key_algorithm_of_sshd() {
+    use portcullis::keys::{PublicKey, SigAlg};
+    let keygen = crate::common::require("ssh-keygen", "openssh-client");
+    let dir = tempfile::tempdir().unwrap();
+    let mut lines = String::new();
+    let mut keys = Vec::new();
+    for (kind, bits) in [
+        ("ecdsa", "256"),
+        ("ecdsa", "384"),
+        ("ecdsa", "521"),
+        ("rsa", "3072"),
+    ] {
+        let path = dir.path().join(format!("host_{kind}{bits}"));
+        assert!(
+            std::process::Command::new(&keygen)
+                .args(["-q", "-N", "", "-t", kind, "-b", bits, "-f"])
+                .arg(&path)
+                .status()
+                .unwrap()
+                .success()
+        );
+        lines.push_str(&format!("HostKey {}\n", path.display()));
+        keys.push(
+            PublicKey::from_openssh(&std::fs::read_to_string(path.with_extension("pub")).unwrap())
+                .unwrap(),
+        );
+    }
+    let sshd = Sshd::start(&lines);
+    keys.push(sshd.host_key.clone());
+    for alg in SigAlg::SUPPORTED {
+        let key = keys
+            .iter()
+            .find(|k| k.key_type() == alg.key_type())
+            .unwrap()
+            .clone();
+        let mut cfg = TransportConfig::default();
+        cfg.preferences.host_key = vec![alg];
+        let mut sock = tokio::net::TcpStream::connect(("127.0.0.1", sshd.port))
+            .await
+            .unwrap();
+        let mut t = Transport::new_client(
+            Arc::new(cfg),
+            Box::new(Pinned::Key(key)),
+            Box::new(os_rng().unwrap()),
+            Instant::now(),
+        );
+        t.send_with(|w| {
+            w.u8(5).string(b"ssh-userauth");
+        })
+        .unwrap();
+        let mut s = Script::new(t, None, 0);
+        let ended = drive(&mut sock, &mut s).await;
+        assert!(
+            matches!(ended, Ended::Closed),
+            "{alg:?}: {ended:?}\n{}",
+            sshd.log()
+        );
+        assert_eq!(s.methods.as_deref(), Some("publickey"), "{alg:?}");
+    }
+}
