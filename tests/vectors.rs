@@ -320,3 +320,60 @@ fn rfc3526_groups_match_the_vector_file() {
         assert_eq!(g.prime().len() * 8, v["bits"].as_u64().unwrap() as usize);
     }
 }
+
+#[test]
+fn hmac_rfc4231_vectors_through_the_packet_mac() {
+    use portcullis::crypto::hmac::PacketMac;
+    let (_, file) = files("crypto")
+        .into_iter()
+        .find(|(p, _)| p.ends_with("hmac-rfc4231.json"))
+        .unwrap();
+    for v in file["vectors"].as_array().unwrap() {
+        let (key, msg) = (hex(&v["key"]), hex(&v["message"]));
+        let mac = match v["hash"].as_str().unwrap() {
+            "sha256" => PacketMac::sha256(&key),
+            _ => PacketMac::sha512(&key),
+        }
+        .unwrap();
+        // MAC(key, seq ‖ data) with seq = the first four message bytes.
+        let seq = u32::from_be_bytes(msg[..4].try_into().unwrap());
+        let mut tag = vec![0u8; mac.len()];
+        mac.compute(seq, &msg[4..], &mut tag);
+        assert_eq!(
+            hex::encode(&tag),
+            v["mac"].as_str().unwrap(),
+            "{}",
+            v["name"]
+        );
+        assert!(mac.verify(seq, &msg[4..], &tag));
+    }
+}
+
+#[test]
+fn nist_ecdh_vectors() {
+    use portcullis::crypto::kex::Ephemeral;
+    use portcullis::crypto::verify::Curve;
+    let (_, file) = files("crypto")
+        .into_iter()
+        .find(|(p, _)| p.ends_with("ecdh-nist.json"))
+        .unwrap();
+    for v in file["vectors"].as_array().unwrap() {
+        let curve = match v["curve"].as_str().unwrap() {
+            "P256" => Curve::P256,
+            "P384" => Curve::P384,
+            _ => Curve::P521,
+        };
+        let e = Ephemeral::Nist(curve, zeroize::Zeroizing::new(hex(&v["scalar"])));
+        let k = e.finish(&hex(&v["peer_point"])).unwrap();
+        assert_eq!(
+            hex::encode(&*k.bytes),
+            v["shared_x"].as_str().unwrap(),
+            "{curve:?}"
+        );
+    }
+    // An off-curve point is refused.
+    let e = Ephemeral::Nist(Curve::P256, zeroize::Zeroizing::new(vec![1u8; 32]));
+    let mut bad = vec![4u8];
+    bad.extend_from_slice(&[7u8; 64]);
+    assert!(e.finish(&bad).is_err());
+}
