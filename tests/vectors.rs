@@ -377,3 +377,48 @@ fn nist_ecdh_vectors() {
     bad.extend_from_slice(&[7u8; 64]);
     assert!(e.finish(&bad).is_err());
 }
+
+/// Hands out exactly the bytes it was given, so an ephemeral can be rebuilt from a vector.
+struct Replay(Vec<u8>);
+
+impl SecureRandom for Replay {
+    fn fill(&mut self, dest: &mut [u8]) {
+        assert!(dest.len() <= self.0.len(), "vector ran out of random bytes");
+        let rest = self.0.split_off(dest.len());
+        dest.copy_from_slice(&self.0);
+        self.0 = rest;
+    }
+}
+
+#[test]
+fn mlkem768x25519_vectors_against_openssl() {
+    use portcullis::crypto::kex::{Agreement, SecretEncoding};
+    let (_, file) = files("crypto")
+        .into_iter()
+        .find(|(p, _)| p.ends_with("mlkem768x25519.json"))
+        .unwrap();
+    for v in file["vectors"].as_array().unwrap() {
+        let mut random = hex(&v["mlkem_seed"]);
+        random.extend(hex(&v["x25519_scalar"]));
+        let mut rng = Replay(random);
+        let (ephemeral, c_init) = Agreement::Mlkem768X25519.start(&mut rng);
+        assert!(
+            rng.0.is_empty(),
+            "start drew a different amount of randomness"
+        );
+        assert_eq!(hex::encode(&c_init), v["c_init"].as_str().unwrap());
+        let reply = hex(&v["s_reply"]);
+        let k = ephemeral.finish(&reply).unwrap();
+        assert!(matches!(k.encoding, SecretEncoding::String));
+        assert_eq!(hex::encode(&*k.bytes), v["k"].as_str().unwrap());
+        // A reply one byte short or long is refused, not truncated or padded.
+        for bad in [
+            &reply[..reply.len() - 1],
+            &[reply.as_slice(), &[0]].concat()[..],
+        ] {
+            let mut rng = Replay([hex(&v["mlkem_seed"]), hex(&v["x25519_scalar"])].concat());
+            let (ephemeral, _) = Agreement::Mlkem768X25519.start(&mut rng);
+            assert!(ephemeral.finish(bad).is_err());
+        }
+    }
+}
