@@ -92,6 +92,9 @@ pub enum Agreement {
     Mlkem768X25519,
     /// Finite-field Diffie-Hellman over an RFC 3526 group, generator 2 [RFC4253 §8, RFC8268].
     Dh(DhGroup),
+    /// Diffie-Hellman over a group the server picks per connection [RFC4419]: the group is
+    /// only known after GEX_GROUP, so the exchange runs through [`DhParams`] directly.
+    GroupExchange,
 }
 
 /// A MODP group [RFC3526].
@@ -127,24 +130,131 @@ impl DhGroup {
 /// Bits of a DH private exponent: over twice the strength of the largest group [RFC8268 §4].
 const DH_EXPONENT_BITS: usize = 512;
 
-struct Modp {
+/// Group sizes we take part in: below 2048 bits is too weak [RFC8270 §4], above 8192 too slow
+/// to be offered to an unauthenticated peer.
+pub const DH_MIN_BITS: u32 = 2048;
+/// See [`DH_MIN_BITS`].
+pub const DH_MAX_BITS: u32 = 8192;
+
+/// A finite-field DH group: a fixed RFC 3526 one, or one a GEX server sent us.
+pub struct DhParams {
     p: crypto_bigint::BoxedUint,
+    g: crypto_bigint::BoxedUint,
     params: crypto_bigint::modular::BoxedMontyParams,
 }
 
-fn modp(group: DhGroup) -> Option<Modp> {
-    use crypto_bigint::{BoxedUint, Odd, modular::BoxedMontyParams};
-    let bytes = group.prime();
-    let bits = u32::try_from(bytes.len().saturating_mul(8)).ok()?;
-    let p = BoxedUint::from_be_slice(&bytes, bits).ok()?;
-    let odd = Option::<Odd<BoxedUint>>::from(Odd::new(p.clone()))?;
-    Some(Modp {
-        p,
-        params: BoxedMontyParams::new(odd),
-    })
+impl std::fmt::Debug for DhParams {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "DhParams({} bits)", self.bits())
+    }
 }
 
-impl Modp {
+fn modp(group: DhGroup) -> Option<DhParams> {
+    DhParams::from_wire(&group.prime(), &[2])
+}
+
+impl DhParams {
+    /// One of the RFC 3526 groups (generator 2).
+    pub fn fixed(group: DhGroup) -> Option<Self> {
+        modp(group)
+    }
+
+    /// p and g as received (mpint magnitudes), refused unless p is odd and within
+    /// [`DH_MIN_BITS`, `DH_MAX_BITS`] and g lies in [2, p−2]. Primality is not tested: the
+    /// group is covered by the host key signature over H, as in OpenSSH's client.
+    pub fn from_wire(p: &[u8], g: &[u8]) -> Option<Self> {
+        use crypto_bigint::{BoxedUint, Odd, modular::BoxedMontyParams};
+        let p: Vec<u8> = p.iter().copied().skip_while(|&b| b == 0).collect();
+        if p.len() > DH_MAX_BITS as usize / 8 {
+            return None;
+        }
+        let precision = u32::try_from(p.len().saturating_mul(8)).ok()?.max(64);
+        let p = BoxedUint::from_be_slice(&p, precision).ok()?;
+        if !(DH_MIN_BITS..=DH_MAX_BITS).contains(&p.bits()) {
+            return None;
+        }
+        let odd = Option::<Odd<BoxedUint>>::from(Odd::new(p.clone()))?;
+        let mut params = DhParams {
+            g: BoxedUint::zero_with_precision(p.bits_precision()),
+            p,
+            params: BoxedMontyParams::new(odd),
+        };
+        let g = params.value(g)?;
+        if !params.check(&g) {
+            return None;
+        }
+        params.g = g;
+        Some(params)
+    }
+
+    /// Bit length of p.
+    pub fn bits(&self) -> u32 {
+        self.p.bits()
+    }
+
+    /// p, big-endian without leading zeros.
+    pub fn p_bytes(&self) -> Vec<u8> {
+        strip(&self.p.to_be_bytes())
+    }
+
+    /// g, big-endian without leading zeros.
+    pub fn g_bytes(&self) -> Vec<u8> {
+        strip(&self.g.to_be_bytes())
+    }
+
+    /// Client: a private exponent and e = g^x mod p.
+    pub fn start(
+        &self,
+        rng: &mut dyn SecureRandom,
+    ) -> Option<(Zeroizing<crypto_bigint::BoxedUint>, Vec<u8>)> {
+        let (x, e) = self.exponent(rng)?;
+        Some((Zeroizing::new(x), e.to_vec()))
+    }
+
+    /// Server: f and K from the client's e.
+    pub fn respond(
+        &self,
+        e: &[u8],
+        rng: &mut dyn SecureRandom,
+    ) -> Result<(Vec<u8>, Secret), AgreementError> {
+        let e = self
+            .value(e)
+            .filter(|e| self.check(e))
+            .ok_or(AgreementError::BadPublic)?;
+        let (y, f) = self.exponent(rng).ok_or(AgreementError::BadPublic)?;
+        let y = Zeroizing::new(y);
+        Ok((f.to_vec(), self.shared(&e, &y)?))
+    }
+
+    /// Client: K from the server's f.
+    pub fn finish(&self, x: &crypto_bigint::BoxedUint, f: &[u8]) -> Result<Secret, AgreementError> {
+        let f = self
+            .value(f)
+            .filter(|f| self.check(f))
+            .ok_or(AgreementError::BadPublic)?;
+        self.shared(&f, x)
+    }
+
+    /// K = peer^x mod p, accepted only if 1 < K < p−1 against confinement [RFC4419 §3].
+    fn shared(
+        &self,
+        peer: &crypto_bigint::BoxedUint,
+        x: &crypto_bigint::BoxedUint,
+    ) -> Result<Secret, AgreementError> {
+        let k = Zeroizing::new(
+            crypto_bigint::modular::BoxedMontyForm::new(peer.clone(), &self.params)
+                .pow(x)
+                .retrieve(),
+        );
+        if !self.check(&k) {
+            return Err(AgreementError::BadPublic);
+        }
+        Ok(Secret {
+            bytes: Zeroizing::new(strip(&k.to_be_bytes())),
+            encoding: SecretEncoding::Mpint,
+        })
+    }
+
     fn value(&self, bytes: &[u8]) -> Option<crypto_bigint::BoxedUint> {
         let mag: Vec<u8> = bytes.iter().copied().skip_while(|&b| b == 0).collect();
         if mag.len() > self.p.bits_precision() as usize / 8 {
@@ -162,13 +272,7 @@ impl Modp {
         let r = crypto_bigint::modular::BoxedMontyForm::new(base.clone(), &self.params)
             .pow(exp)
             .retrieve();
-        Zeroizing::new(
-            r.to_be_bytes()
-                .iter()
-                .copied()
-                .skip_while(|&b| b == 0)
-                .collect(),
-        )
+        Zeroizing::new(strip(&r.to_be_bytes()))
     }
 
     /// A peer value must lie in [2, p-2] [RFC4253 §8: "not in the range [1, p-1] MUST NOT be accepted"].
@@ -192,10 +296,13 @@ impl Modp {
             *top |= 0x80;
         }
         let exp = crypto_bigint::BoxedUint::from_be_slice(&x, self.p.bits_precision()).ok()?;
-        let g = crypto_bigint::BoxedUint::from_be_slice(&[2], self.p.bits_precision()).ok()?;
-        let public = self.pow(&g, &exp);
+        let public = self.pow(&self.g, &exp);
         Some((exp, public))
     }
+}
+
+fn strip(bytes: &[u8]) -> Vec<u8> {
+    bytes.iter().copied().skip_while(|&b| b == 0).collect()
 }
 
 /// A client's ephemeral secret between its INIT and the server's REPLY; zeroized on drop.
@@ -207,7 +314,9 @@ pub enum Ephemeral {
     /// ML-KEM decapsulation key and X25519 scalar.
     Mlkem768X25519(Box<ml_kem::DecapsulationKey768>, X25519Secret),
     /// DH group and private exponent.
-    Dh(DhGroup, Zeroizing<crypto_bigint::BoxedUint>),
+    Dh(Box<DhParams>, Zeroizing<crypto_bigint::BoxedUint>),
+    /// No usable ephemeral could be made; every reply is refused.
+    Failed,
 }
 
 impl std::fmt::Debug for Ephemeral {
@@ -288,7 +397,7 @@ fn nist_agree(
 impl Agreement {
     /// Whether the public values travel (and are hashed) as mpints — DH — rather than strings.
     pub const fn public_is_mpint(self) -> bool {
-        matches!(self, Agreement::Dh(_))
+        matches!(self, Agreement::Dh(_) | Agreement::GroupExchange)
     }
 
     /// Client: a fresh ephemeral and the INIT value (Q_C or C_INIT; e for DH).
@@ -314,14 +423,15 @@ impl Agreement {
                 c_init.extend_from_slice(&x.public());
                 (Ephemeral::Mlkem768X25519(Box::new(dk), x), c_init)
             }
-            Agreement::Dh(group) => match modp(group).and_then(|m| m.exponent(rng)) {
-                Some((x, e)) => (Ephemeral::Dh(group, Zeroizing::new(x)), e.to_vec()),
-                // Unreachable with valid constants; an empty e is refused by any peer.
-                None => (
-                    Ephemeral::Dh(group, Zeroizing::new(crypto_bigint::BoxedUint::zero())),
-                    Vec::new(),
-                ),
-            },
+            Agreement::Dh(group) => {
+                match modp(group).and_then(|m| m.start(rng).map(|(x, e)| (m, x, e))) {
+                    Some((m, x, e)) => (Ephemeral::Dh(Box::new(m), x), e),
+                    // Unreachable with valid constants; an empty e is refused by any peer.
+                    None => (Ephemeral::Failed, Vec::new()),
+                }
+            }
+            // GEX starts from the server's group (`DhParams::start`), never from here.
+            Agreement::GroupExchange => (Ephemeral::Failed, Vec::new()),
         }
     }
 
@@ -373,23 +483,10 @@ impl Agreement {
                 reply.extend_from_slice(&x.public());
                 Ok((reply, hybrid_secret(&k_pq, &k_cl.0)))
             }
-            Agreement::Dh(group) => {
-                let m = modp(group).ok_or(AgreementError::BadPublic)?;
-                let e = m
-                    .value(init)
-                    .filter(|e| m.check(e))
-                    .ok_or(AgreementError::BadPublic)?;
-                let (y, f) = m.exponent(rng).ok_or(AgreementError::BadPublic)?;
-                let y = Zeroizing::new(y);
-                let k = m.pow(&e, &y);
-                Ok((
-                    f.to_vec(),
-                    Secret {
-                        bytes: k,
-                        encoding: SecretEncoding::Mpint,
-                    },
-                ))
-            }
+            Agreement::Dh(group) => modp(group)
+                .ok_or(AgreementError::BadPublic)?
+                .respond(init, rng),
+            Agreement::GroupExchange => Err(AgreementError::BadPublic),
         }
     }
 }
@@ -428,17 +525,8 @@ impl Ephemeral {
                 let k_cl = x.agree(pk1)?;
                 Ok(hybrid_secret(&k_pq, &k_cl.0))
             }
-            Ephemeral::Dh(group, x) => {
-                let m = modp(group).ok_or(AgreementError::BadPublic)?;
-                let f = m
-                    .value(reply)
-                    .filter(|f| m.check(f))
-                    .ok_or(AgreementError::BadPublic)?;
-                Ok(Secret {
-                    bytes: m.pow(&f, &x),
-                    encoding: SecretEncoding::Mpint,
-                })
-            }
+            Ephemeral::Dh(params, x) => params.finish(&x, reply),
+            Ephemeral::Failed => Err(AgreementError::BadPublic),
         }
     }
 }

@@ -37,6 +37,9 @@ msg_nums! {
     NEWKEYS = 21,
     KEX_ECDH_INIT = 30,
     KEX_ECDH_REPLY = 31,
+    KEX_DH_GEX_INIT = 32,
+    KEX_DH_GEX_REPLY = 33,
+    KEX_DH_GEX_REQUEST = 34,
     USERAUTH_REQUEST = 50,
     USERAUTH_FAILURE = 51,
     USERAUTH_SUCCESS = 52,
@@ -58,6 +61,11 @@ msg_nums! {
     CHANNEL_FAILURE = 100,
     PING = 192,
     PONG = 193,
+}
+
+impl MsgNum {
+    /// GEX reuses 31 for the server's group [RFC4419 §5]; the kex phase tells the two apart.
+    pub const KEX_DH_GEX_GROUP: MsgNum = MsgNum(31);
 }
 
 /// The protocol layer a message number belongs to [RFC4251 §7].

@@ -5,7 +5,7 @@ use std::time::Instant;
 
 use crate::error::{Error, LimitExceeded, ProtocolError};
 use crate::msg::{Debug as DebugMsg, Disconnect, ExtInfo, KexInit, MsgNum, Unimplemented};
-use crate::transport::kex::negotiate::{self, EXT_INFO_C, EXT_INFO_S, STRICT_C, STRICT_S};
+use crate::transport::kex::negotiate::{self, EXT_INFO_C, EXT_INFO_S, KexAlg, STRICT_C, STRICT_S};
 use crate::transport::kex::{KexPhase, Negotiated};
 use crate::transport::{OwnedPacket, Role, Transport, TransportEvent};
 use crate::wire::{Decode, Encode, Reader};
@@ -231,10 +231,18 @@ impl Transport {
             Role::Client => (ours, payload),
             Role::Server => (payload, ours),
         };
-        let neg = Negotiated { algs, i_c, i_s };
-        match self.role {
-            Role::Server => self.kex = KexPhase::AwaitEcdhInit(neg),
-            Role::Client => self.client_send_ecdh_init(neg)?,
+        let neg = Negotiated {
+            algs,
+            i_c,
+            i_s,
+            gex: None,
+        };
+        let gex = neg.algs.kex == KexAlg::DhGexSha256;
+        match (self.role, gex) {
+            (Role::Server, false) => self.kex = KexPhase::AwaitEcdhInit(neg),
+            (Role::Server, true) => self.kex = KexPhase::AwaitGexRequest(neg),
+            (Role::Client, false) => self.client_send_ecdh_init(neg)?,
+            (Role::Client, true) => self.client_send_gex_request(neg)?,
         }
         Ok(())
     }
@@ -242,9 +250,27 @@ impl Transport {
     fn on_kex_method(&mut self, payload: &[u8], seq: u32) -> Result<(), Error> {
         let num = MsgNum(payload.first().copied().unwrap_or(0));
         match (std::mem::replace(&mut self.kex, KexPhase::Idle), num) {
-            (KexPhase::AwaitEcdhInit(neg), MsgNum::KEX_ECDH_INIT) => self.server_ecdh(neg, payload),
-            (KexPhase::AwaitEcdhReply(neg, secret, q_c), MsgNum::KEX_ECDH_REPLY) => {
+            (KexPhase::AwaitEcdhInit(neg), MsgNum::KEX_ECDH_INIT) => {
+                self.server_ecdh(neg, payload, None)
+            }
+            (KexPhase::AwaitEcdhReply(neg, secret, q_c), num)
+                if num
+                    == if neg.gex.is_some() {
+                        MsgNum::KEX_DH_GEX_REPLY
+                    } else {
+                        MsgNum::KEX_ECDH_REPLY
+                    } =>
+            {
                 self.client_ecdh(neg, secret, q_c, payload)
+            }
+            (KexPhase::AwaitGexRequest(neg), MsgNum::KEX_DH_GEX_REQUEST) => {
+                self.server_gex_request(neg, payload)
+            }
+            (KexPhase::AwaitGexGroup(neg, request), MsgNum::KEX_DH_GEX_GROUP) => {
+                self.client_gex_group(neg, request, payload)
+            }
+            (KexPhase::AwaitGexInit(neg, group), MsgNum::KEX_DH_GEX_INIT) => {
+                self.server_ecdh(neg, payload, Some(group))
             }
             (phase, _) => {
                 let in_kex = phase.peer_in_kex();

@@ -329,7 +329,7 @@ async fn our_client_negotiates_each_kex_method_sshd_knows() {
         );
         tested += 1;
     }
-    assert!(tested >= 5);
+    assert!(tested >= 5 || std::env::var("KEX_ONLY").is_ok());
 }
 
 /// sshd with every host key type; our client insists on one algorithm at a time.

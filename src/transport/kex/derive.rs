@@ -41,6 +41,8 @@ pub struct EcdhHashInput<'a> {
     pub i_s: &'a [u8],
     /// K_S, the server's host key blob.
     pub k_s: &'a [u8],
+    /// GEX only: min ‖ n ‖ max ‖ p ‖ g, already encoded [RFC4419 §3].
+    pub gex: Option<&'a [u8]>,
     /// Q_C, the client's ephemeral public value.
     pub q_c: &'a [u8],
     /// Q_S, the server's.
@@ -57,6 +59,9 @@ impl EcdhHashInput<'_> {
             let len = u32::try_from(field.len()).unwrap_or(u32::MAX);
             h.update(&len.to_be_bytes());
             h.update(field);
+        }
+        if let Some(gex) = self.gex {
+            h.update(gex);
         }
         // ECDH/hybrids hash Q_C, Q_S as strings; DH hashes e, f as mpints [RFC4253 §8].
         let mut publics = Vec::with_capacity(
@@ -111,6 +116,7 @@ mod tests {
                 i_c: b"",
                 i_s: b"",
                 k_s: b"",
+                gex: None,
                 q_c,
                 q_s: &[0x01],
                 mpint_publics: mpint,

@@ -1,7 +1,7 @@
 //! The ECDH-shaped exchange of `curve25519-sha256` [RFC8731 §3, RFC5656 §4], both roles, and
 //! what follows it: NEWKEYS, key switching and the server's EXT_INFO [RFC4253 §7.3, RFC8308 §2.4].
 
-use crate::crypto::kex::Ephemeral;
+use crate::crypto::kex::{DhParams, Ephemeral};
 use crate::error::Error;
 use crate::keys::{PrivateKey, PublicKey};
 use crate::msg::{ExtInfo, MsgNum};
@@ -47,18 +47,23 @@ impl Transport {
     }
 
     /// Server: Q_C in, K_S ‖ Q_S ‖ signature out, then NEWKEYS.
-    pub(crate) fn server_ecdh(&mut self, neg: Negotiated, payload: &[u8]) -> Result<(), Error> {
+    /// With GEX, `group` is the one this server sent and e, f travel in GEX_INIT / GEX_REPLY.
+    pub(crate) fn server_ecdh(
+        &mut self,
+        neg: Negotiated,
+        payload: &[u8],
+        group: Option<Box<DhParams>>,
+    ) -> Result<(), Error> {
         let mut r = Reader::new(payload);
         r.u8()?;
         let mpint = neg.algs.kex.agreement().public_is_mpint();
         let q_c = read_public(&mut r, mpint)?;
         r.finish()?;
-        let (q_s, k) = neg
-            .algs
-            .kex
-            .agreement()
-            .respond(q_c, &mut *self.rng)
-            .map_err(|_| Error::Kex("bad client ephemeral key"))?;
+        let (q_s, k) = match &group {
+            Some(group) => group.respond(q_c, &mut *self.rng),
+            None => neg.algs.kex.agreement().respond(q_c, &mut *self.rng),
+        }
+        .map_err(|_| Error::Kex("bad client ephemeral key"))?;
         let k = EncodedSecret::new(&k);
         let RoleState::Server { host_keys } = &self.role_state else {
             return Err(Error::Kex("not a server"));
@@ -76,6 +81,7 @@ impl Transport {
             i_c: &neg.i_c,
             i_s: &neg.i_s,
             k_s: &k_s,
+            gex: neg.gex.as_deref(),
             q_c,
             q_s: &q_s,
             mpint_publics: mpint,
@@ -86,7 +92,12 @@ impl Transport {
         ))?;
         let mut reply = Vec::with_capacity(k_s.len().saturating_add(sig.len()).saturating_add(64));
         let mut w = Writer::new(&mut reply);
-        w.u8(MsgNum::KEX_ECDH_REPLY.0).string(&k_s);
+        let num = if group.is_some() {
+            MsgNum::KEX_DH_GEX_REPLY
+        } else {
+            MsgNum::KEX_ECDH_REPLY
+        };
+        w.u8(num.0).string(&k_s);
         public(&mut w, mpint, &q_s);
         w.string(&sig);
         self.write_packet(&reply)?;
@@ -124,6 +135,7 @@ impl Transport {
             i_c: &neg.i_c,
             i_s: &neg.i_s,
             k_s,
+            gex: neg.gex.as_deref(),
             q_c: &q_c,
             q_s,
             mpint_publics: mpint,

@@ -2,9 +2,10 @@
 
 pub mod derive;
 pub mod ecdh;
+pub mod gex;
 pub mod negotiate;
 
-use crate::crypto::kex::Ephemeral;
+use crate::crypto::kex::{DhParams, Ephemeral};
 use crate::transport::OpeningKey;
 use negotiate::Algorithms;
 
@@ -19,6 +20,12 @@ pub enum KexPhase {
     },
     /// Server: both KEXINITs exchanged, waiting for the client's ephemeral key.
     AwaitEcdhInit(Negotiated),
+    /// Server, GEX: waiting for the client's group size request [RFC4419 §3].
+    AwaitGexRequest(Negotiated),
+    /// Client, GEX: the request (min, n, max) is out, waiting for the group.
+    AwaitGexGroup(Negotiated, [u32; 3]),
+    /// Server, GEX: the group is out, waiting for e.
+    AwaitGexInit(Negotiated, Box<DhParams>),
     /// Client: our ephemeral key (and the INIT value sent) is out, waiting for the reply.
     AwaitEcdhReply(Negotiated, Ephemeral, Vec<u8>),
     /// Our NEWKEYS is sent (outgoing keys switched); the peer's is awaited to switch incoming.
@@ -39,6 +46,9 @@ impl KexPhase {
             KexPhase::AwaitPeerKexInit { .. } => "awaiting KEXINIT",
             KexPhase::AwaitEcdhInit(_) => "awaiting KEX_ECDH_INIT",
             KexPhase::AwaitEcdhReply(..) => "awaiting KEX_ECDH_REPLY",
+            KexPhase::AwaitGexRequest(_) => "awaiting KEX_DH_GEX_REQUEST",
+            KexPhase::AwaitGexGroup(..) => "awaiting KEX_DH_GEX_GROUP",
+            KexPhase::AwaitGexInit(..) => "awaiting KEX_DH_GEX_INIT",
             KexPhase::AwaitNewKeys(_) => "awaiting NEWKEYS",
         }
     }
@@ -51,6 +61,9 @@ impl KexPhase {
             KexPhase::AwaitPeerKexInit { .. }
                 | KexPhase::AwaitEcdhInit(_)
                 | KexPhase::AwaitEcdhReply(..)
+                | KexPhase::AwaitGexRequest(_)
+                | KexPhase::AwaitGexGroup(..)
+                | KexPhase::AwaitGexInit(..)
         )
     }
 
@@ -59,7 +72,12 @@ impl KexPhase {
     pub const fn peer_in_kex(&self) -> bool {
         matches!(
             self,
-            KexPhase::AwaitEcdhInit(_) | KexPhase::AwaitEcdhReply(..) | KexPhase::AwaitNewKeys(_)
+            KexPhase::AwaitEcdhInit(_)
+                | KexPhase::AwaitEcdhReply(..)
+                | KexPhase::AwaitGexRequest(_)
+                | KexPhase::AwaitGexGroup(..)
+                | KexPhase::AwaitGexInit(..)
+                | KexPhase::AwaitNewKeys(_)
         )
     }
 }
@@ -72,4 +90,6 @@ pub struct Negotiated {
     pub i_c: Vec<u8>,
     /// The server's KEXINIT payload.
     pub i_s: Vec<u8>,
+    /// GEX: the hashed min ‖ n ‖ max ‖ p ‖ g, once the group is known.
+    pub gex: Option<Vec<u8>>,
 }

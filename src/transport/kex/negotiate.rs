@@ -39,17 +39,20 @@ pub enum KexAlg {
     DhGroup16Sha512,
     /// `diffie-hellman-group18-sha512` [RFC8268].
     DhGroup18Sha512,
+    /// `diffie-hellman-group-exchange-sha256`: the server picks the group [RFC4419].
+    DhGexSha256,
 }
 
 impl KexAlg {
     /// Every method, in our default preference order: post-quantum hybrid, curve25519, NIST.
-    pub const SUPPORTED: [KexAlg; 9] = [
+    pub const SUPPORTED: [KexAlg; 10] = [
         KexAlg::Mlkem768X25519Sha256,
         KexAlg::Curve25519Sha256,
         KexAlg::Curve25519Sha256Libssh,
         KexAlg::EcdhNistp256,
         KexAlg::EcdhNistp384,
         KexAlg::EcdhNistp521,
+        KexAlg::DhGexSha256,
         KexAlg::DhGroup16Sha512,
         KexAlg::DhGroup18Sha512,
         KexAlg::DhGroup14Sha256,
@@ -67,6 +70,7 @@ impl KexAlg {
             KexAlg::DhGroup14Sha256 => "diffie-hellman-group14-sha256",
             KexAlg::DhGroup16Sha512 => "diffie-hellman-group16-sha512",
             KexAlg::DhGroup18Sha512 => "diffie-hellman-group18-sha512",
+            KexAlg::DhGexSha256 => "diffie-hellman-group-exchange-sha256",
         }
     }
 
@@ -83,6 +87,7 @@ impl KexAlg {
             KexAlg::DhGroup14Sha256 => Agreement::Dh(DhGroup::G14),
             KexAlg::DhGroup16Sha512 => Agreement::Dh(DhGroup::G16),
             KexAlg::DhGroup18Sha512 => Agreement::Dh(DhGroup::G18),
+            KexAlg::DhGexSha256 => Agreement::GroupExchange,
         }
     }
 
@@ -102,7 +107,7 @@ impl KexAlg {
             KexAlg::EcdhNistp521 | KexAlg::DhGroup16Sha512 | KexAlg::DhGroup18Sha512 => {
                 HashAlg::Sha512
             }
-            KexAlg::DhGroup14Sha256 => HashAlg::Sha256,
+            KexAlg::DhGroup14Sha256 | KexAlg::DhGexSha256 => HashAlg::Sha256,
         }
     }
 }
