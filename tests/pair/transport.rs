@@ -651,3 +651,66 @@ fn dh_public_values_outside_the_range_are_refused() {
         );
     }
 }
+
+/// GEX from a hostile client: impossible size ranges, the obsolete REQUEST_OLD, and e out of
+/// range after a valid group all end the exchange with a kex error, never a panic.
+#[test]
+fn group_exchange_refuses_bad_requests_and_bad_e() {
+    use portcullis::crypto::kex::DhGroup;
+    let server = || {
+        Transport::new_server(
+            Arc::new(TransportConfig::default()),
+            Arc::from(vec![host_key()]),
+            Box::new(DeterministicRng::new(1)),
+            std::time::Instant::now(),
+        )
+    };
+    let gex_kexinit = |raw: &mut RawPeer| {
+        raw.kexinit(true, |p| {
+            p.kex = vec![portcullis::transport::KexAlg::DhGexSha256]
+        })
+    };
+    for (min, n, max) in [
+        (1024, 1024, 1536),
+        (4096, 2048, 8192),
+        (8192, 8192, 2048),
+        (u32::MAX, u32::MAX, u32::MAX),
+    ] {
+        let mut raw = RawPeer::new();
+        let kexinit = gex_kexinit(&mut raw);
+        let mut m = Vec::new();
+        Writer::new(&mut m).u8(34).u32(min).u32(n).u32(max);
+        raw.packet(&kexinit).packet(&m);
+        assert_eq!(
+            feed(&mut server(), &raw.wire).unwrap_err(),
+            Error::Kex("no DH group within the requested size range"),
+            "{min} {n} {max}"
+        );
+    }
+    // SSH_MSG_KEX_DH_GEX_REQUEST_OLD (30) is not part of the method here.
+    let mut raw = RawPeer::new();
+    let kexinit = gex_kexinit(&mut raw);
+    let mut m = Vec::new();
+    Writer::new(&mut m).u8(30).u32(2048);
+    raw.packet(&kexinit).packet(&m);
+    assert!(matches!(
+        feed(&mut server(), &raw.wire).unwrap_err(),
+        Error::Protocol(_)
+    ));
+    // A valid request (2048 bits: group 14), then e = 1 or e = p−1.
+    let p = DhGroup::G14.prime();
+    let mut p_minus_1 = p.clone();
+    *p_minus_1.last_mut().unwrap() -= 1;
+    for e in [vec![1u8], p_minus_1] {
+        let mut raw = RawPeer::new();
+        let kexinit = gex_kexinit(&mut raw);
+        let (mut req, mut init) = (Vec::new(), Vec::new());
+        Writer::new(&mut req).u8(34).u32(2048).u32(2048).u32(2048);
+        Writer::new(&mut init).u8(32).mpint_unsigned(&e);
+        raw.packet(&kexinit).packet(&req).packet(&init);
+        assert_eq!(
+            feed(&mut server(), &raw.wire).unwrap_err(),
+            Error::Kex("bad client ephemeral key")
+        );
+    }
+}
