@@ -530,3 +530,23 @@ impl Ephemeral {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A GEX server may send any odd p. With p = 2^2048 − 1 = 3·b, f = 2b − 1 is a square root
+    /// of 1: an even exponent confines K to 1, which must be refused [RFC4419 §3], while an
+    /// odd one gives K = f, in range, and is accepted — so the K check is what refuses.
+    #[test]
+    fn shared_secret_confined_to_one_is_refused() {
+        let p = [0xffu8; 256];
+        let mut f = vec![0xaau8; 255];
+        f.push(0xa9);
+        let group = DhParams::from_wire(&p, &[2]).unwrap();
+        let exp = |v: u8| crypto_bigint::BoxedUint::from_be_slice(&[v], 2048).unwrap();
+        assert!(group.finish(&exp(2), &f).is_err());
+        let k = group.finish(&exp(3), &f).unwrap();
+        assert_eq!(&k.bytes[..], &f[..]);
+    }
+}
