@@ -422,3 +422,34 @@ fn mlkem768x25519_vectors_against_openssl() {
         }
     }
 }
+
+#[test]
+fn sntrup761x25519_draft_kats_through_the_client_ephemeral() {
+    use portcullis::crypto::kex::{Ephemeral, SecretEncoding};
+    use sntrup::sntrup761::DecapsulationKey;
+    let (_, file) = files("crypto")
+        .into_iter()
+        .find(|(p, _)| p.ends_with("sntrup761x25519.json"))
+        .unwrap();
+    for v in file["vectors"].as_array().unwrap() {
+        let dk = || DecapsulationKey::try_from(hex(&v["sntrup761_sk"]).as_slice()).unwrap();
+        let ct = hex(&v["sntrup761_ct"]);
+        let ct_typed = sntrup::sntrup761::Ciphertext::try_from(ct.as_slice()).unwrap();
+        assert_eq!(
+            hex::encode(dk().decapsulate(&ct_typed).as_ref()),
+            v["sntrup761_ss"].as_str().unwrap(),
+            "{}",
+            v["name"]
+        );
+        let x = || X25519Secret::from_bytes(arr32(&v["x25519_scalar"]));
+        let reply = [ct.clone(), hex(&v["x25519_peer"])].concat();
+        let k = Ephemeral::Sntrup761X25519(Box::new(dk()), x())
+            .finish(&reply)
+            .unwrap();
+        assert!(matches!(k.encoding, SecretEncoding::String));
+        assert_eq!(hex::encode(&*k.bytes), v["k"].as_str().unwrap());
+        // A reply one byte short is refused, not truncated.
+        let short = Ephemeral::Sntrup761X25519(Box::new(dk()), x());
+        assert!(short.finish(&reply[..reply.len() - 1]).is_err());
+    }
+}

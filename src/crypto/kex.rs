@@ -1,7 +1,9 @@
-//! Key agreement primitives: X25519 [RFC8731 §3, RFC7748 §5].
+//! Key agreement primitives: X25519 [RFC8731 §3, RFC7748 §5], NIST ECDH, finite-field DH, and
+//! the ML-KEM / sntrup761 hybrids.
 
 use zeroize::Zeroizing;
 
+use crate::crypto::hash::HashAlg;
 use crate::crypto::rng::SecureRandom;
 
 /// Why a key agreement failed; deliberately coarse.
@@ -90,6 +92,9 @@ pub enum Agreement {
     Nist(crate::crypto::verify::Curve),
     /// ML-KEM-768 + X25519, K = SHA-256(K_PQ ‖ K_CL) [draft-ietf-sshm-mlkem-hybrid-kex §2.4].
     Mlkem768X25519,
+    /// Streamlined NTRU Prime 761 + X25519, K = SHA-512(K_PQ ‖ K_CL), the same construction
+    /// with OpenSSH's sntrup761 (PROTOCOL: sntrup761x25519-sha512).
+    Sntrup761X25519,
     /// Finite-field Diffie-Hellman over an RFC 3526 group, generator 2 [RFC4253 §8, RFC8268].
     Dh(DhGroup),
     /// Diffie-Hellman over a group the server picks per connection [RFC4419]: the group is
@@ -313,6 +318,8 @@ pub enum Ephemeral {
     Nist(crate::crypto::verify::Curve, Zeroizing<Vec<u8>>),
     /// ML-KEM decapsulation key and X25519 scalar.
     Mlkem768X25519(Box<ml_kem::DecapsulationKey768>, X25519Secret),
+    /// sntrup761 decapsulation key and X25519 scalar.
+    Sntrup761X25519(Box<sntrup::sntrup761::DecapsulationKey>, X25519Secret),
     /// DH group and private exponent.
     Dh(Box<DhParams>, Zeroizing<crypto_bigint::BoxedUint>),
     /// No usable ephemeral could be made; every reply is refused.
@@ -430,6 +437,14 @@ impl Agreement {
                     None => (Ephemeral::Failed, Vec::new()),
                 }
             }
+            Agreement::Sntrup761X25519 => {
+                let (ek, dk) =
+                    sntrup::sntrup761::generate_key(&mut crate::crypto::rng::RandCore(rng));
+                let mut c_init = ek.as_ref().to_vec();
+                let x = X25519Secret::generate(rng);
+                c_init.extend_from_slice(&x.public());
+                (Ephemeral::Sntrup761X25519(Box::new(dk), x), c_init)
+            }
             // GEX starts from the server's group (`DhParams::start`), never from here.
             Agreement::GroupExchange => (Ephemeral::Failed, Vec::new()),
         }
@@ -481,7 +496,26 @@ impl Agreement {
                 let k_cl = x.agree(pk1)?;
                 let mut reply = ct.to_vec();
                 reply.extend_from_slice(&x.public());
-                Ok((reply, hybrid_secret(&k_pq, &k_cl.0)))
+                Ok((reply, hybrid_secret(HashAlg::Sha256, &k_pq, &k_cl.0)))
+            }
+            Agreement::Sntrup761X25519 => {
+                use sntrup::sntrup761::{EncapsulationKey, PUBLIC_KEY_SIZE};
+                if init.len() != PUBLIC_KEY_SIZE.saturating_add(32) {
+                    return Err(AgreementError::BadPublic);
+                }
+                let (pk2, pk1) = init.split_at(PUBLIC_KEY_SIZE);
+                // As in the reference code OpenSSH uses, coefficients are reduced on decode,
+                // not checked: a malformed key only spoils the sender's own exchange.
+                let ek = EncapsulationKey::try_from(pk2).map_err(|_| AgreementError::BadPublic)?;
+                let (ct, k_pq) = ek.encapsulate(&mut crate::crypto::rng::RandCore(rng));
+                let x = X25519Secret::generate(rng);
+                let k_cl = x.agree(pk1)?;
+                let mut reply = ct.as_ref().to_vec();
+                reply.extend_from_slice(&x.public());
+                Ok((
+                    reply,
+                    hybrid_secret(HashAlg::Sha512, k_pq.as_ref(), &k_cl.0),
+                ))
             }
             Agreement::Dh(group) => modp(group)
                 .ok_or(AgreementError::BadPublic)?
@@ -491,9 +525,9 @@ impl Agreement {
     }
 }
 
-/// K = SHA-256(K_PQ ‖ K_CL), as a string [draft-ietf-sshm-mlkem-hybrid-kex §2.4].
-fn hybrid_secret(k_pq: &[u8], k_cl: &[u8]) -> Secret {
-    let k = crate::crypto::hash::HashAlg::Sha256.digest(&[k_pq, k_cl]);
+/// K = HASH(K_PQ ‖ K_CL), as a string [draft-ietf-sshm-mlkem-hybrid-kex §2.4].
+fn hybrid_secret(hash: HashAlg, k_pq: &[u8], k_cl: &[u8]) -> Secret {
+    let k = hash.digest(&[k_pq, k_cl]);
     Secret {
         bytes: Zeroizing::new(k),
         encoding: SecretEncoding::String,
@@ -523,7 +557,18 @@ impl Ephemeral {
                     .map_err(|_| AgreementError::BadPublic)?;
                 let k_pq = dk.decapsulate(&ct);
                 let k_cl = x.agree(pk1)?;
-                Ok(hybrid_secret(&k_pq, &k_cl.0))
+                Ok(hybrid_secret(HashAlg::Sha256, &k_pq, &k_cl.0))
+            }
+            Ephemeral::Sntrup761X25519(dk, x) => {
+                use sntrup::sntrup761::{CIPHERTEXT_SIZE, Ciphertext};
+                if reply.len() != CIPHERTEXT_SIZE.saturating_add(32) {
+                    return Err(AgreementError::BadPublic);
+                }
+                let (ct, pk1) = reply.split_at(CIPHERTEXT_SIZE);
+                let ct = Ciphertext::try_from(ct).map_err(|_| AgreementError::BadPublic)?;
+                let k_pq = dk.decapsulate(&ct);
+                let k_cl = x.agree(pk1)?;
+                Ok(hybrid_secret(HashAlg::Sha512, k_pq.as_ref(), &k_cl.0))
             }
             Ephemeral::Dh(params, x) => params.finish(&x, reply),
             Ephemeral::Failed => Err(AgreementError::BadPublic),

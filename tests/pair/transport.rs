@@ -603,24 +603,32 @@ fn every_kex_method_and_host_key_type_agrees() {
 
 #[test]
 fn hybrid_kex_refuses_wrong_lengths() {
-    let mut raw = RawPeer::new();
-    let kexinit = raw.kexinit(true, |p| {
-        p.kex = vec![portcullis::transport::KexAlg::Mlkem768X25519Sha256]
-    });
-    let mut m = Vec::new();
-    // 32 bytes short of C_PK2 ‖ C_PK1.
-    Writer::new(&mut m).u8(30).string(&vec![7u8; 1184]);
-    raw.packet(&kexinit).packet(&m);
-    let mut s = Transport::new_server(
-        Arc::new(TransportConfig::default()),
-        Arc::from(vec![host_key()]),
-        Box::new(DeterministicRng::new(1)),
-        std::time::Instant::now(),
-    );
-    assert_eq!(
-        feed(&mut s, &raw.wire).unwrap_err(),
-        Error::Kex("bad client ephemeral key")
-    );
+    use portcullis::transport::KexAlg;
+    // ML-KEM: 32 bytes short of C_PK2 ‖ C_PK1. sntrup761: one byte short, one long.
+    let cases: [(KexAlg, Vec<u8>); 3] = [
+        (KexAlg::Mlkem768X25519Sha256, vec![7u8; 1184]),
+        (KexAlg::Sntrup761X25519Sha512, vec![7u8; 1158 + 31]),
+        (KexAlg::Sntrup761X25519Sha512Openssh, vec![7u8; 1158 + 33]),
+    ];
+    for (kex, c_init) in cases {
+        let mut raw = RawPeer::new();
+        let kexinit = raw.kexinit(true, |p| p.kex = vec![kex]);
+        let mut m = Vec::new();
+        Writer::new(&mut m).u8(30).string(&c_init);
+        raw.packet(&kexinit).packet(&m);
+        let mut s = Transport::new_server(
+            Arc::new(TransportConfig::default()),
+            Arc::from(vec![host_key()]),
+            Box::new(DeterministicRng::new(1)),
+            std::time::Instant::now(),
+        );
+        assert_eq!(
+            feed(&mut s, &raw.wire).err(),
+            Some(Error::Kex("bad client ephemeral key")),
+            "{kex:?} {}",
+            c_init.len()
+        );
+    }
 }
 
 #[test]

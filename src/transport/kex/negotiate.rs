@@ -23,6 +23,10 @@ pub const STRICT_S: &str = "kex-strict-s-v00@openssh.com";
 pub enum KexAlg {
     /// `mlkem768x25519-sha256`: ML-KEM-768 + X25519 [draft-ietf-sshm-mlkem-hybrid-kex].
     Mlkem768X25519Sha256,
+    /// `sntrup761x25519-sha512`: sntrup761 + X25519, OpenSSH's 9.x default (PROTOCOL).
+    Sntrup761X25519Sha512,
+    /// `sntrup761x25519-sha512@openssh.com`, its name before OpenSSH 9.9.
+    Sntrup761X25519Sha512Openssh,
     /// `curve25519-sha256` [RFC8731].
     Curve25519Sha256,
     /// `curve25519-sha256@libssh.org`, the same method under its original name [RFC8731 §1].
@@ -45,8 +49,10 @@ pub enum KexAlg {
 
 impl KexAlg {
     /// Every method, in our default preference order: post-quantum hybrid, curve25519, NIST.
-    pub const SUPPORTED: [KexAlg; 10] = [
+    pub const SUPPORTED: [KexAlg; 12] = [
         KexAlg::Mlkem768X25519Sha256,
+        KexAlg::Sntrup761X25519Sha512,
+        KexAlg::Sntrup761X25519Sha512Openssh,
         KexAlg::Curve25519Sha256,
         KexAlg::Curve25519Sha256Libssh,
         KexAlg::EcdhNistp256,
@@ -62,6 +68,8 @@ impl KexAlg {
     pub const fn wire_name(self) -> &'static str {
         match self {
             KexAlg::Mlkem768X25519Sha256 => "mlkem768x25519-sha256",
+            KexAlg::Sntrup761X25519Sha512 => "sntrup761x25519-sha512",
+            KexAlg::Sntrup761X25519Sha512Openssh => "sntrup761x25519-sha512@openssh.com",
             KexAlg::Curve25519Sha256 => "curve25519-sha256",
             KexAlg::Curve25519Sha256Libssh => "curve25519-sha256@libssh.org",
             KexAlg::EcdhNistp256 => "ecdh-sha2-nistp256",
@@ -80,6 +88,9 @@ impl KexAlg {
         use crate::crypto::verify::Curve;
         match self {
             KexAlg::Mlkem768X25519Sha256 => Agreement::Mlkem768X25519,
+            KexAlg::Sntrup761X25519Sha512 | KexAlg::Sntrup761X25519Sha512Openssh => {
+                Agreement::Sntrup761X25519
+            }
             KexAlg::Curve25519Sha256 | KexAlg::Curve25519Sha256Libssh => Agreement::X25519,
             KexAlg::EcdhNistp256 => Agreement::Nist(Curve::P256),
             KexAlg::EcdhNistp384 => Agreement::Nist(Curve::P384),
@@ -104,9 +115,11 @@ impl KexAlg {
             | KexAlg::Curve25519Sha256Libssh
             | KexAlg::EcdhNistp256 => HashAlg::Sha256,
             KexAlg::EcdhNistp384 => HashAlg::Sha384,
-            KexAlg::EcdhNistp521 | KexAlg::DhGroup16Sha512 | KexAlg::DhGroup18Sha512 => {
-                HashAlg::Sha512
-            }
+            KexAlg::EcdhNistp521
+            | KexAlg::DhGroup16Sha512
+            | KexAlg::DhGroup18Sha512
+            | KexAlg::Sntrup761X25519Sha512
+            | KexAlg::Sntrup761X25519Sha512Openssh => HashAlg::Sha512,
             KexAlg::DhGroup14Sha256 | KexAlg::DhGexSha256 => HashAlg::Sha256,
         }
     }
