@@ -78,6 +78,7 @@ where
         status: None,
         outcome: None,
         eof_sent: false,
+        closing: false,
     };
     tokio::spawn(task.run(stream, tx));
     session
@@ -95,6 +96,8 @@ struct Exec {
     status: Option<ExitStatus>,
     outcome: Option<RemoteExit>,
     eof_sent: bool,
+    /// The peer closed the channel; what it sent before is still being handed to the pipes.
+    closing: bool,
 }
 
 impl Exec {
@@ -205,15 +208,8 @@ impl Exec {
                     }
                     _ => {}
                 },
-                ClientEvent::Channel(ChannelEvent::Closed { .. }) => {
-                    self.drain_output()?;
-                    self.outcome = Some(
-                        self.status
-                            .take()
-                            .map_or(RemoteExit::NoStatus, RemoteExit::Status),
-                    );
-                    self.c.disconnect(DisconnectReason::ByApplication, "done");
-                }
+                // Not done yet: the channel may still hold more output than the pipes take.
+                ClientEvent::Channel(ChannelEvent::Closed { .. }) => self.closing = true,
                 _ => {}
             }
         }
@@ -251,15 +247,36 @@ impl Exec {
         Ok(())
     }
 
-    fn pump(&mut self) -> Result<(), Error> {
-        self.events()?;
-        let Some(id) = self.id else { return Ok(()) };
+    /// After the peer's CLOSE: keep handing buffered output to the pipes as the reader frees
+    /// room, and end the connection only once nothing is left (else the tail would be lost).
+    fn finish_closing(&mut self, id: u32) -> Result<(), Error> {
+        if self.outcome.is_some() {
+            return Ok(());
+        }
+        self.drain_output()?;
         if self
             .c
             .channels()
             .channel(id)
-            .is_none_or(|c| c.close_received())
+            .is_none_or(|c| c.buffered() == 0)
         {
+            self.outcome = Some(
+                self.status
+                    .take()
+                    .map_or(RemoteExit::NoStatus, RemoteExit::Status),
+            );
+            self.c.disconnect(DisconnectReason::ByApplication, "done");
+        }
+        Ok(())
+    }
+
+    fn pump(&mut self) -> Result<(), Error> {
+        self.events()?;
+        let Some(id) = self.id else { return Ok(()) };
+        if self.closing {
+            return self.finish_closing(id);
+        }
+        if self.c.channels().channel(id).is_none() {
             return Ok(());
         }
         self.drain_output()?;
