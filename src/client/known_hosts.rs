@@ -153,29 +153,7 @@ fn hashed_matches(hashed: &str, name: &str) -> bool {
 
 /// `*` and `?` wildcards, case-insensitive as host names are.
 fn glob(p: &[u8], s: &[u8]) -> bool {
-    let (mut pi, mut si, mut star, mut mark) = (0usize, 0usize, None, 0usize);
-    while si < s.len() {
-        match p.get(pi) {
-            Some(b'*') => {
-                star = Some(pi);
-                mark = si;
-                pi = pi.saturating_add(1);
-            }
-            Some(&c) if c == b'?' || s.get(si).is_some_and(|b| b.eq_ignore_ascii_case(&c)) => {
-                pi = pi.saturating_add(1);
-                si = si.saturating_add(1);
-            }
-            _ => match star {
-                Some(st) => {
-                    pi = st.saturating_add(1);
-                    mark = mark.saturating_add(1);
-                    si = mark;
-                }
-                None => return false,
-            },
-        }
-    }
-    p.get(pi..).unwrap_or_default().iter().all(|&c| c == b'*')
+    crate::keys::pattern::glob(p, s, true)
 }
 
 #[cfg(test)]

@@ -236,30 +236,7 @@ fn cidr(net: &str, len: &str, addr: IpAddr) -> bool {
 }
 
 fn glob(p: &str, s: &str) -> bool {
-    let (p, s) = (p.as_bytes(), s.as_bytes());
-    let (mut pi, mut si, mut star, mut mark) = (0usize, 0usize, None, 0usize);
-    while si < s.len() {
-        match p.get(pi) {
-            Some(b'*') => {
-                star = Some(pi);
-                mark = si;
-                pi = pi.saturating_add(1);
-            }
-            Some(&c) if c == b'?' || s.get(si) == Some(&c) => {
-                pi = pi.saturating_add(1);
-                si = si.saturating_add(1);
-            }
-            _ => match star {
-                Some(st) => {
-                    pi = st.saturating_add(1);
-                    mark = mark.saturating_add(1);
-                    si = mark;
-                }
-                None => return false,
-            },
-        }
-    }
-    p.get(pi..).unwrap_or_default().iter().all(|&c| c == b'*')
+    crate::keys::pattern::glob(p.as_bytes(), s.as_bytes(), false)
 }
 
 #[cfg(test)]

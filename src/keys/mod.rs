@@ -3,6 +3,7 @@
 
 pub mod authorized_keys;
 pub mod key_file;
+pub(crate) mod pattern;
 mod private;
 mod public;
 
