@@ -249,7 +249,7 @@ impl Config {
 
     fn preferences(&self) -> Result<Preferences, ConfigError> {
         let a = &self.algorithms;
-        let host_default = SigAlg::SUPPORTED;
+
         Ok(Preferences {
             kex: names(
                 "algorithms.kex",
@@ -272,8 +272,8 @@ impl Config {
             host_key: names(
                 "algorithms.host_keys",
                 &a.host_keys,
-                |n| SigAlg::from_wire_name(n).filter(|a| host_default.contains(a)),
-                &host_default,
+                |n| SigAlg::from_wire_name(n).filter(|a| SigAlg::HOST_ALL.contains(a)),
+                &SigAlg::SUPPORTED,
             )?,
         })
     }
@@ -364,7 +364,10 @@ mod tests {
                 "algorithms.ciphers",
             ),
             (
-                with("[algorithms]", "[algorithms]\nhost_keys = [\"ssh-rsa\"]"),
+                with(
+                    "[algorithms]",
+                    "[algorithms]\nhost_keys = [\"sk-ssh-ed25519@openssh.com\"]",
+                ),
                 "algorithms.host_keys",
             ),
             (with("access = \"write\"", "access = \"admin\""), "config"),
@@ -381,6 +384,27 @@ mod tests {
         assert!(
             e.problem.contains("admin") || e.problem.contains("variant"),
             "{e}"
+        );
+    }
+
+    #[test]
+    fn sha1_host_signatures_and_macs_are_opt_in() {
+        let d = Config::parse(DEFAULT).unwrap().server_config().unwrap();
+        let p = &d.transport.preferences;
+        assert!(!p.host_key.contains(&SigAlg::RsaSha1));
+        assert!(!p.macs.contains(&MacAlg::HmacSha1) && !p.macs.contains(&MacAlg::HmacSha1Etm));
+        let c = Config::parse(&with(
+            "[algorithms]",
+            "[algorithms]\nhost_keys = [\"ssh-ed25519\", \"ssh-rsa\"]\n\
+             macs = [\"hmac-sha2-256\", \"hmac-sha1-etm@openssh.com\", \"hmac-sha1\"]",
+        ))
+        .unwrap();
+        let s = c.server_config().unwrap();
+        let p = &s.transport.preferences;
+        assert_eq!(p.host_key, vec![SigAlg::Ed25519, SigAlg::RsaSha1]);
+        assert_eq!(
+            p.macs,
+            vec![MacAlg::HmacSha256, MacAlg::HmacSha1Etm, MacAlg::HmacSha1]
         );
     }
 

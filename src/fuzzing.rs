@@ -9,9 +9,9 @@ use crate::transport::suite::{self, CipherAlg, DirectionKeys, MacAlg};
 use crate::transport::{PacketDecoder, PacketEncoder};
 use crate::wire::Encode;
 
-/// The protection suites, picked by the low bits of the selector byte: cleartext, then every
-/// cipher (with each MAC framing for AES-CTR), all under fixed keys.
-const SUITES: [Option<(CipherAlg, Option<MacAlg>)>; 8] = [
+/// The protection suites, picked by the selector byte modulo their count: cleartext, then every
+/// cipher (with each MAC framing for AES-CTR, the opt-in SHA-1 MACs too), all under fixed keys.
+const SUITES: [Option<(CipherAlg, Option<MacAlg>)>; 10] = [
     None,
     Some((CipherAlg::ChaCha20Poly1305, None)),
     Some((CipherAlg::Aes128Gcm, None)),
@@ -20,6 +20,8 @@ const SUITES: [Option<(CipherAlg, Option<MacAlg>)>; 8] = [
     Some((CipherAlg::Aes256Ctr, Some(MacAlg::HmacSha512Etm))),
     Some((CipherAlg::Aes192Ctr, Some(MacAlg::HmacSha256))),
     Some((CipherAlg::Aes256Ctr, Some(MacAlg::HmacSha512))),
+    Some((CipherAlg::Aes128Ctr, Some(MacAlg::HmacSha1Etm))),
+    Some((CipherAlg::Aes128Ctr, Some(MacAlg::HmacSha1))),
 ];
 
 const FIXED_KEY: [u8; 64] = [0x42; 64];

@@ -192,7 +192,7 @@ fn packet_vectors() {
             }
         }
     }
-    assert!(files_seen >= 8, "every cipher has a vector file");
+    assert!(files_seen >= 10, "every cipher and MAC has a vector file");
 }
 
 fn arr32(v: &Value) -> [u8; 32] {
@@ -322,15 +322,18 @@ fn rfc3526_groups_match_the_vector_file() {
 }
 
 #[test]
-fn hmac_rfc4231_vectors_through_the_packet_mac() {
+fn hmac_rfc4231_and_rfc2202_vectors_through_the_packet_mac() {
     use portcullis::crypto::hmac::PacketMac;
-    let (_, file) = files("crypto")
+    let vectors: Vec<_> = files("crypto")
         .into_iter()
-        .find(|(p, _)| p.ends_with("hmac-rfc4231.json"))
-        .unwrap();
-    for v in file["vectors"].as_array().unwrap() {
+        .filter(|(p, _)| p.ends_with("hmac-rfc4231.json") || p.ends_with("hmac-sha1-rfc2202.json"))
+        .flat_map(|(_, f)| f["vectors"].as_array().unwrap().clone())
+        .collect();
+    assert_eq!(vectors.len(), 8 + 7);
+    for v in &vectors {
         let (key, msg) = (hex(&v["key"]), hex(&v["message"]));
         let mac = match v["hash"].as_str().unwrap() {
+            "sha1" => PacketMac::sha1(&key),
             "sha256" => PacketMac::sha256(&key),
             _ => PacketMac::sha512(&key),
         }

@@ -1,6 +1,8 @@
-//! `hmac-sha2-256` and `hmac-sha2-512` [RFC6668] over the sequence number and packet bytes.
+//! `hmac-sha2-256` and `hmac-sha2-512` [RFC6668] (and the opt-in `hmac-sha1` [RFC4253 §6.4])
+//! over the sequence number and packet bytes.
 
 use hmac::{Hmac, KeyInit, Mac};
+use sha1::Sha1;
 use sha2::{Sha256, Sha512};
 
 use crate::crypto::ct;
@@ -9,6 +11,8 @@ use crate::crypto::ct;
 /// schedule is paid once per key, not once per packet.
 #[derive(Clone)]
 pub enum PacketMac {
+    /// hmac-sha1: 20-byte key and tag (legacy, opt-in only).
+    Sha1(Box<Hmac<Sha1>>),
     /// hmac-sha2-256: 32-byte key and tag.
     Sha256(Box<Hmac<Sha256>>),
     /// hmac-sha2-512: 64-byte key and tag.
@@ -16,6 +20,11 @@ pub enum PacketMac {
 }
 
 impl PacketMac {
+    /// HMAC-SHA-1 with a 20-byte key.
+    pub fn sha1(key: &[u8]) -> Option<Self> {
+        Some(Self::Sha1(Box::new(Hmac::new_from_slice(key).ok()?)))
+    }
+
     /// HMAC-SHA-256 with a 32-byte key.
     pub fn sha256(key: &[u8]) -> Option<Self> {
         Some(Self::Sha256(Box::new(Hmac::new_from_slice(key).ok()?)))
@@ -29,6 +38,7 @@ impl PacketMac {
     /// Tag length in bytes.
     pub const fn len(&self) -> usize {
         match self {
+            Self::Sha1(_) => 20,
             Self::Sha256(_) => 32,
             Self::Sha512(_) => 64,
         }
@@ -42,6 +52,12 @@ impl PacketMac {
     /// MAC(key, seq ‖ data) [RFC4253 §6.4] into `tag`.
     pub fn compute(&self, seq: u32, data: &[u8], tag: &mut [u8]) {
         match self {
+            Self::Sha1(m) => {
+                let mut m = (**m).clone();
+                m.update(&seq.to_be_bytes());
+                m.update(data);
+                copy_prefix(tag, m.finalize().into_bytes().as_slice());
+            }
             Self::Sha256(m) => {
                 let mut m = (**m).clone();
                 m.update(&seq.to_be_bytes());

@@ -103,6 +103,17 @@ impl SigAlg {
         SigAlg::RsaSha256,
     ];
 
+    /// Host key algorithms a configuration may choose from: the defaults plus `ssh-rsa`.
+    pub const HOST_ALL: [SigAlg; 7] = [
+        SigAlg::Ed25519,
+        SigAlg::EcdsaP256,
+        SigAlg::EcdsaP384,
+        SigAlg::EcdsaP521,
+        SigAlg::RsaSha512,
+        SigAlg::RsaSha256,
+        SigAlg::RsaSha1,
+    ];
+
     /// The exact name on the wire.
     pub const fn wire_name(self) -> &'static str {
         match self {

@@ -67,7 +67,7 @@ impl PrivateKey {
     /// Every signature algorithm this key can sign with (RSA: SHA-2 only; `ssh-rsa` by request).
     pub fn algorithms(&self) -> Vec<SigAlg> {
         match self {
-            PrivateKey::Rsa(_) => vec![SigAlg::RsaSha512, SigAlg::RsaSha256],
+            PrivateKey::Rsa(_) => vec![SigAlg::RsaSha512, SigAlg::RsaSha256, SigAlg::RsaSha1],
             other => vec![other.algorithm()],
         }
     }

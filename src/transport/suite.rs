@@ -93,6 +93,10 @@ pub enum MacAlg {
     HmacSha256,
     /// `hmac-sha2-512`.
     HmacSha512,
+    /// `hmac-sha1-etm@openssh.com` (opt-in only).
+    HmacSha1Etm,
+    /// `hmac-sha1` (opt-in only).
+    HmacSha1,
 }
 
 impl MacAlg {
@@ -104,6 +108,16 @@ impl MacAlg {
         MacAlg::HmacSha512,
     ];
 
+    /// Everything we implement: the defaults plus the SHA-1 MACs a config may opt into.
+    pub const ALL: [MacAlg; 6] = [
+        MacAlg::HmacSha256Etm,
+        MacAlg::HmacSha512Etm,
+        MacAlg::HmacSha256,
+        MacAlg::HmacSha512,
+        MacAlg::HmacSha1Etm,
+        MacAlg::HmacSha1,
+    ];
+
     /// The exact name on the wire.
     pub const fn wire_name(self) -> &'static str {
         match self {
@@ -111,12 +125,14 @@ impl MacAlg {
             MacAlg::HmacSha512Etm => "hmac-sha2-512-etm@openssh.com",
             MacAlg::HmacSha256 => "hmac-sha2-256",
             MacAlg::HmacSha512 => "hmac-sha2-512",
+            MacAlg::HmacSha1Etm => "hmac-sha1-etm@openssh.com",
+            MacAlg::HmacSha1 => "hmac-sha1",
         }
     }
 
     /// The algorithm with this wire name, if we implement it.
     pub fn from_wire_name(name: &str) -> Option<Self> {
-        Self::SUPPORTED.into_iter().find(|a| a.wire_name() == name)
+        Self::ALL.into_iter().find(|a| a.wire_name() == name)
     }
 
     /// Bytes of MAC key drawn from the key derivation (= tag length) [RFC6668 §2].
@@ -124,18 +140,23 @@ impl MacAlg {
         match self {
             MacAlg::HmacSha256Etm | MacAlg::HmacSha256 => 32,
             MacAlg::HmacSha512Etm | MacAlg::HmacSha512 => 64,
+            MacAlg::HmacSha1Etm | MacAlg::HmacSha1 => 20,
         }
     }
 
     /// Whether the MAC covers the ciphertext with the length in clear [PROTOCOL §1.7].
     pub const fn is_etm(self) -> bool {
-        matches!(self, MacAlg::HmacSha256Etm | MacAlg::HmacSha512Etm)
+        matches!(
+            self,
+            MacAlg::HmacSha256Etm | MacAlg::HmacSha512Etm | MacAlg::HmacSha1Etm
+        )
     }
 
     fn keyed(self, key: &[u8]) -> Option<PacketMac> {
         match self {
             MacAlg::HmacSha256Etm | MacAlg::HmacSha256 => PacketMac::sha256(key),
             MacAlg::HmacSha512Etm | MacAlg::HmacSha512 => PacketMac::sha512(key),
+            MacAlg::HmacSha1Etm | MacAlg::HmacSha1 => PacketMac::sha1(key),
         }
     }
 }

@@ -35,46 +35,7 @@ async fn ssh_verifies_each_host_key_algorithm() {
         keygen_private(dir.path(), "ecdsa", "521"),
         keygen_private(dir.path(), "rsa", "3072"),
     ];
-    let known: String = keys
-        .iter()
-        .map(|k| format!("[127.0.0.1]:PORT {}\n", k.public().to_openssh()))
-        .collect();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let port = listener.local_addr().unwrap().port();
-    std::fs::write(
-        dir.path().join("known_hosts"),
-        known.replace("PORT", &port.to_string()),
-    )
-    .unwrap();
-    std::fs::write(dir.path().join("authorized_keys"), "").unwrap();
-    let keys: Arc<[PrivateKey]> = Arc::from(keys);
-    let lookup = Arc::new(FileLookup::new(dir.path().join("authorized_keys")));
-    tokio::spawn(async move {
-        loop {
-            let Ok((sock, peer)) = listener.accept().await else {
-                return;
-            };
-            let s = ServerConnection::new(
-                &ServerConfig::default(),
-                keys.clone(),
-                Box::new(os_rng().unwrap()),
-                Instant::now(),
-            );
-            struct Nothing;
-            impl portcullis::driver::server::SessionHandler for Nothing {
-                fn exec(
-                    &self,
-                    _: &portcullis::driver::server::SessionContext,
-                    _: &[u8],
-                    _: portcullis::driver::server::SessionIo,
-                ) -> portcullis::driver::server::ExecDecision {
-                    portcullis::driver::server::ExecDecision::Refuse("no".into())
-                }
-            }
-            tokio::spawn(serve(sock, peer, s, lookup.clone(), Arc::new(Nothing)));
-        }
-    });
-    let kh = dir.path().join("known_hosts");
+    let (port, kh) = spawn_server(dir.path(), keys, ServerConfig::default()).await;
     for (alg, shown) in [
         ("ssh-ed25519", "ED25519"),
         ("ecdsa-sha2-nistp256", "ECDSA"),
@@ -98,6 +59,84 @@ async fn ssh_verifies_each_host_key_algorithm() {
             "{alg}: {log}"
         );
     }
+    // SHA-1 `ssh-rsa` signatures are not on offer by default…
+    let (code, log) = run_ssh(port, &kh, &["-o", "HostKeyAlgorithms=ssh-rsa"]).await;
+    assert_eq!(code, 255, "{log}");
+    assert!(log.contains("no matching host key type found"), "{log}");
+}
+
+/// …and are made (with the same RSA key) when the configuration opts in.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ssh_rsa_host_signatures_when_opted_in() {
+    let dir = tempfile::tempdir().unwrap();
+    let keys = vec![
+        keygen_private(dir.path(), "ed25519", "256"),
+        keygen_private(dir.path(), "rsa", "3072"),
+    ];
+    let mut config = ServerConfig::default();
+    let mut transport = (*config.transport).clone();
+    transport
+        .preferences
+        .host_key
+        .push(portcullis::keys::SigAlg::RsaSha1);
+    config.transport = Arc::new(transport);
+    let (port, kh) = spawn_server(dir.path(), keys, config).await;
+    let (code, log) = run_ssh(port, &kh, &["-o", "HostKeyAlgorithms=ssh-rsa"]).await;
+    assert_eq!(code, 255, "{log}");
+    assert!(log.contains("kex: host key algorithm: ssh-rsa"), "{log}");
+    assert!(log.contains("matches the RSA host key"), "{log}");
+    assert!(log.contains("Permission denied (publickey)"), "{log}");
+    // Clients that prefer SHA-2 still get it from the same server.
+    let (_, log) = run_ssh(port, &kh, &["-o", "HostKeyAlgorithms=rsa-sha2-512,ssh-rsa"]).await;
+    assert!(
+        log.contains("kex: host key algorithm: rsa-sha2-512"),
+        "{log}"
+    );
+}
+
+/// Serves `keys` with `config` (every exec refused); returns the port and a known_hosts file.
+async fn spawn_server(
+    dir: &std::path::Path,
+    keys: Vec<PrivateKey>,
+    config: ServerConfig,
+) -> (u16, std::path::PathBuf) {
+    let known: String = keys
+        .iter()
+        .map(|k| format!("[127.0.0.1]:PORT {}\n", k.public().to_openssh()))
+        .collect();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let kh = dir.join("known_hosts");
+    std::fs::write(&kh, known.replace("PORT", &port.to_string())).unwrap();
+    std::fs::write(dir.join("authorized_keys"), "").unwrap();
+    let keys: Arc<[PrivateKey]> = Arc::from(keys);
+    let lookup = Arc::new(FileLookup::new(dir.join("authorized_keys")));
+    tokio::spawn(async move {
+        loop {
+            let Ok((sock, peer)) = listener.accept().await else {
+                return;
+            };
+            let s = ServerConnection::new(
+                &config,
+                keys.clone(),
+                Box::new(os_rng().unwrap()),
+                Instant::now(),
+            );
+            struct Nothing;
+            impl portcullis::driver::server::SessionHandler for Nothing {
+                fn exec(
+                    &self,
+                    _: &portcullis::driver::server::SessionContext,
+                    _: &[u8],
+                    _: portcullis::driver::server::SessionIo,
+                ) -> portcullis::driver::server::ExecDecision {
+                    portcullis::driver::server::ExecDecision::Refuse("no".into())
+                }
+            }
+            tokio::spawn(serve(sock, peer, s, lookup.clone(), Arc::new(Nothing)));
+        }
+    });
+    (port, kh)
 }
 
 #[test]

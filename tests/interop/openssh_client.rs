@@ -57,6 +57,39 @@ async fn ssh_handshakes_with_each_cipher() {
     );
 }
 
+/// `hmac-sha1` and its etm twin exist for old clients but only when the configuration names them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sha1_macs_only_when_opted_in() {
+    let dir = tempfile::tempdir().unwrap();
+    let plain = TestServer::start(TransportConfig::default(), false).await;
+    let kh = plain.known_hosts(dir.path());
+    for mac in [MacAlg::HmacSha1, MacAlg::HmacSha1Etm] {
+        let macs = format!("MACs={}", mac.wire_name());
+        let (code, log) =
+            run_ssh(plain.port, &kh, &["-o", "Ciphers=aes128-ctr", "-o", &macs]).await;
+        assert_eq!(code, 255, "{log}");
+        assert!(log.contains("no matching MAC found"), "{log}");
+    }
+    let mut cfg = TransportConfig::default();
+    cfg.preferences.macs = MacAlg::ALL.to_vec();
+    let opted = TestServer::start(cfg, false).await;
+    let dir = tempfile::tempdir().unwrap();
+    let kh = opted.known_hosts(dir.path());
+    for mac in [MacAlg::HmacSha1, MacAlg::HmacSha1Etm] {
+        let macs = format!("MACs={}", mac.wire_name());
+        let (code, log) =
+            run_ssh(opted.port, &kh, &["-o", "Ciphers=aes128-ctr", "-o", &macs]).await;
+        assert_reached_auth(code, &log);
+        for dir in ["client->server", "server->client"] {
+            let line = format!(
+                "kex: {dir} cipher: aes128-ctr MAC: {} compression: none",
+                mac.wire_name()
+            );
+            assert!(log.contains(&line), "missing `{line}` in\n{log}");
+        }
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ssh_handshakes_with_each_kex_name_and_checks_our_host_key() {
     let server = TestServer::start(TransportConfig::default(), false).await;

@@ -170,7 +170,8 @@ async fn our_client_handshakes_with_sshd_for_each_cipher() {
         let macs: Vec<Option<MacAlg>> = if cipher.is_aead() {
             vec![None]
         } else {
-            MacAlg::SUPPORTED.iter().copied().map(Some).collect()
+            // sshd 9.2 still offers the SHA-1 MACs by default: our opt-in ones are checked too.
+            MacAlg::ALL.iter().copied().map(Some).collect()
         };
         for mac in macs {
             let mut cfg = TransportConfig::default();
@@ -361,9 +362,10 @@ async fn our_client_verifies_each_host_key_algorithm_of_sshd() {
                 .unwrap(),
         );
     }
+    lines.push_str("HostKeyAlgorithms +ssh-rsa\n");
     let sshd = Sshd::start(&lines);
     keys.push(sshd.host_key.clone());
-    for alg in SigAlg::SUPPORTED {
+    for alg in SigAlg::HOST_ALL {
         let key = keys
             .iter()
             .find(|k| k.key_type() == alg.key_type())

@@ -95,3 +95,5 @@ suite("aes128-ctr-hmac-sha2-256-etm", "aes128-ctr", "hmac-sha2-256-etm@openssh.c
 suite("aes256-ctr-hmac-sha2-512-etm", "aes256-ctr", "hmac-sha2-512-etm@openssh.com", 16, False, 32, 16, 64, ctr_seal(hashlib.sha512, True))
 suite("aes192-ctr-hmac-sha2-256", "aes192-ctr", "hmac-sha2-256", 16, True, 24, 16, 32, ctr_seal(hashlib.sha256, False))
 suite("aes256-ctr-hmac-sha2-512", "aes256-ctr", "hmac-sha2-512", 16, True, 32, 16, 64, ctr_seal(hashlib.sha512, False))
+suite("aes128-ctr-hmac-sha1", "aes128-ctr", "hmac-sha1", 16, True, 16, 16, 20, ctr_seal(hashlib.sha1, False))
+suite("aes256-ctr-hmac-sha1-etm", "aes256-ctr", "hmac-sha1-etm@openssh.com", 16, False, 32, 16, 20, ctr_seal(hashlib.sha1, True))
