@@ -2,9 +2,10 @@
 
 use std::collections::VecDeque;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use crate::auth::client::{AuthClient, AuthProgress};
+use crate::connection::keepalive::Keepalive;
 use crate::connection::{ChannelEvent, ChannelRequest, Connection, ConnectionConfig};
 use crate::crypto::rng::SecureRandom;
 use crate::error::{DisconnectReason, Error, ProtocolError};
@@ -21,6 +22,11 @@ pub struct ClientConfig {
     pub connection: ConnectionConfig,
     /// Also try `ssh-rsa` (SHA-1) signatures with RSA keys.
     pub allow_ssh_rsa: bool,
+    /// Probe the server after this long without input (ssh's ServerAliveInterval); `None`
+    /// never probes.
+    pub keepalive_interval: Option<Duration>,
+    /// Unanswered probes before giving up (ServerAliveCountMax).
+    pub keepalive_max: u32,
 }
 
 /// What the application must act on.
@@ -44,6 +50,7 @@ pub struct ClientConnection {
     auth: AuthClient,
     conn: Connection,
     events: VecDeque<ClientEvent>,
+    keepalive: Keepalive,
 }
 
 impl ClientConnection {
@@ -66,6 +73,7 @@ impl ClientConnection {
             auth: AuthClient::new(user.to_owned(), keys, config.allow_ssh_rsa),
             conn: Connection::new(config.connection.clone()),
             events: VecDeque::new(),
+            keepalive: Keepalive::new(config.keepalive_interval, config.keepalive_max),
         })
     }
 
@@ -114,6 +122,9 @@ impl ClientConnection {
                 break;
             }
         }
+        if self.is_authenticated() {
+            self.keepalive.input(now);
+        }
         Ok(used)
     }
 
@@ -150,7 +161,10 @@ impl ClientConnection {
                 }
                 self.conn.handle(&mut self.t, payload)?;
                 while let Some(e) = self.conn.poll_event() {
-                    self.events.push_back(ClientEvent::Channel(e));
+                    // Replies to our keepalives: their arrival is all that counts.
+                    if !matches!(e, ChannelEvent::GlobalReply { .. }) {
+                        self.events.push_back(ClientEvent::Channel(e));
+                    }
                 }
                 Ok(())
             }
@@ -211,11 +225,16 @@ impl ClientConnection {
 
     /// The next timer.
     pub fn poll_timeout(&self) -> Option<Instant> {
-        self.t.poll_timeout()
+        [self.t.poll_timeout(), self.keepalive.poll_timeout()]
+            .into_iter()
+            .flatten()
+            .min()
     }
 
     /// Fires timers.
     pub fn handle_timeout(&mut self, now: Instant) -> Result<(), Error> {
+        self.keepalive
+            .handle_timeout(&mut self.conn, &mut self.t, now)?;
         self.t.handle_timeout(now)
     }
 

@@ -73,6 +73,11 @@ impl Channel {
         self.eof_rcvd
     }
 
+    /// Whether our CLOSE went out.
+    pub fn close_sent(&self) -> bool {
+        self.close_sent
+    }
+
     /// Whether the peer closed the channel.
     pub fn close_received(&self) -> bool {
         self.close_rcvd

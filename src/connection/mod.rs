@@ -4,6 +4,7 @@
 //! should know arrives as [`ChannelEvent`]s.
 
 mod channel;
+pub mod keepalive;
 pub mod requests;
 
 pub use channel::{ChanState, Channel};
@@ -165,6 +166,11 @@ impl Connection {
             .and_then(|i| self.channels.get_mut(i))
             .and_then(Option::as_mut)
             .ok_or(Error::Protocol(ProtocolError::UnknownChannel { id }))
+    }
+
+    /// The settings this layer runs with.
+    pub fn config(&self) -> &ConnectionConfig {
+        &self.config
     }
 
     /// Number of channels in use (open, opening or closing).

@@ -1,22 +1,25 @@
-//! Runs one outgoing connection in its own task for a single `exec`: authentication, a session
-//! channel, `env` requests, the command, and its streams as tokio `AsyncRead`/`AsyncWrite`
-//! (bounded pipes, so backpressure reaches the remote window both ways).
+//! Runs one outgoing connection in its own task: authentication, then any number of `exec`
+//! sessions, each a channel of that connection with its streams as tokio
+//! `AsyncRead`/`AsyncWrite` (bounded pipes, so backpressure reaches the remote window both
+//! ways). [`ClientHandle`] is what a pool keeps; [`spawn_exec`] is the one-command form.
 
-use std::sync::Arc;
-use std::time::Instant;
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
-use tokio::sync::{Notify, oneshot};
+use tokio::sync::{Notify, mpsc, oneshot};
 
 use crate::client::{ClientConnection, ClientEvent};
-use crate::connection::{ChannelEvent, ChannelRequest};
+use crate::connection::{ChanState, ChannelEvent, ChannelRequest};
 use crate::driver::Ended;
 use crate::driver::pipe::{Pipe, PipeReader, PipeWriter};
 use crate::driver::server::ExitStatus;
 use crate::error::{DisconnectReason, Error};
 
 /// How a remote command ended, or why it never ran.
-#[derive(Debug)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum RemoteExit {
     /// `exit-status` / `exit-signal` arrived.
     Status(ExitStatus),
@@ -24,97 +27,299 @@ pub enum RemoteExit {
     NoStatus,
     /// Authentication failed.
     AuthFailed,
-    /// The server refused the session or the command.
+    /// The server would not open a session channel (e.g. its MaxSessions was reached).
+    OpenFailed {
+        /// RFC 4254 §5.1 reason code.
+        reason: u32,
+        /// The server's description.
+        description: String,
+    },
+    /// The server refused the command.
     Refused(String),
-    /// The connection ended first.
-    Disconnected(Ended),
+    /// The connection ended first; why.
+    Disconnected(String),
+}
+
+impl std::fmt::Display for RemoteExit {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            RemoteExit::Status(ExitStatus::Code(c)) => write!(f, "exit status {c}"),
+            RemoteExit::Status(ExitStatus::Signal(s)) => write!(f, "killed by signal {s}"),
+            RemoteExit::NoStatus => f.write_str("ended without an exit status"),
+            RemoteExit::AuthFailed => f.write_str("authentication refused"),
+            RemoteExit::OpenFailed { description, .. } => {
+                write!(f, "session refused: {description}")
+            }
+            RemoteExit::Refused(why) => write!(f, "command refused: {why}"),
+            RemoteExit::Disconnected(why) => write!(f, "connection lost: {why}"),
+        }
+    }
 }
 
 /// The streams of a remote command.
 #[derive(Debug)]
 pub struct RemoteSession {
-    /// The command's standard input.
+    /// The command's standard input (shut it down for EOF).
     pub stdin: PipeWriter,
     /// Its standard output.
     pub stdout: PipeReader,
     /// Its standard error.
     pub stderr: PipeReader,
-    /// Resolves once, when the command is over.
+    /// Resolves once, when the command is over. Dropping every stream before that closes
+    /// the channel.
     pub exit: oneshot::Receiver<RemoteExit>,
 }
 
-/// Spawns a task that runs `command` over `conn` on `stream`.
-pub fn spawn_exec<S>(
+/// What the connection task is asked to do.
+enum Command {
+    Exec {
+        command: Vec<u8>,
+        env: Vec<(Vec<u8>, Vec<u8>)>,
+        reply: oneshot::Sender<Result<RemoteSession, RemoteExit>>,
+    },
+}
+
+/// State the task shares with its handles (read without a round trip).
+#[derive(Debug)]
+struct Shared {
+    /// Sessions open or opening.
+    sessions: AtomicUsize,
+    /// Set when the task has ended.
+    ended: AtomicBool,
+    /// When the last session ended (or the connection was made).
+    idle_since: Mutex<Instant>,
+    /// Woken when the task ends.
+    gone: Notify,
+}
+
+/// An authenticated connection that runs commands as channels. Clones share the connection;
+/// it disconnects once every handle is dropped and its last session is over.
+#[derive(Clone, Debug)]
+pub struct ClientHandle {
+    tx: mpsc::Sender<Command>,
+    shared: Arc<Shared>,
+}
+
+impl ClientHandle {
+    /// Runs `command` with `env` requests on a new channel. Resolves once the server accepted
+    /// the command (its `exec` reply), or with why not.
+    pub async fn exec(
+        &self,
+        command: Vec<u8>,
+        env: Vec<(Vec<u8>, Vec<u8>)>,
+    ) -> Result<RemoteSession, RemoteExit> {
+        let (reply, answer) = oneshot::channel();
+        let gone = || RemoteExit::Disconnected("connection closed".into());
+        self.shared.sessions.fetch_add(1, Ordering::SeqCst);
+        if self
+            .tx
+            .send(Command::Exec {
+                command,
+                env,
+                reply,
+            })
+            .await
+            .is_err()
+        {
+            self.shared.sessions.fetch_sub(1, Ordering::SeqCst);
+            return Err(gone());
+        }
+        answer.await.unwrap_or_else(|_| Err(gone()))
+    }
+
+    /// Sessions open or opening on this connection.
+    pub fn sessions(&self) -> usize {
+        self.shared.sessions.load(Ordering::SeqCst)
+    }
+
+    /// Whether the connection still runs.
+    pub fn is_alive(&self) -> bool {
+        !self.shared.ended.load(Ordering::SeqCst) && !self.tx.is_closed()
+    }
+
+    /// How long it has had no session; `None` while one runs.
+    pub fn idle_for(&self, now: Instant) -> Option<Duration> {
+        if self.sessions() > 0 {
+            return None;
+        }
+        let since = *self
+            .shared
+            .idle_since
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        Some(now.saturating_duration_since(since))
+    }
+
+    /// Resolves when the connection task has ended.
+    pub async fn closed(&self) {
+        let notified = self.shared.gone.notified();
+        if self.shared.ended.load(Ordering::SeqCst) {
+            return;
+        }
+        notified.await;
+    }
+}
+
+/// Starts the task for `conn` over `stream` and waits for authentication.
+pub async fn connect<S>(stream: S, conn: ClientConnection) -> Result<ClientHandle, RemoteExit>
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let (tx, rx) = mpsc::channel(16);
+    let shared = Arc::new(Shared {
+        sessions: AtomicUsize::new(0),
+        ended: AtomicBool::new(false),
+        idle_since: Mutex::new(Instant::now()),
+        gone: Notify::new(),
+    });
+    let (ready_tx, ready) = oneshot::channel();
+    let task = Task {
+        c: conn,
+        rx: Some(rx),
+        shared: shared.clone(),
+        notify: Arc::new(Notify::new()),
+        chans: HashMap::new(),
+        ready: Some(ready_tx),
+    };
+    tokio::spawn(task.run(stream));
+    match ready.await {
+        Ok(Ok(())) => Ok(ClientHandle { tx, shared }),
+        Ok(Err(e)) => Err(e),
+        Err(_) => Err(RemoteExit::Disconnected("connection task ended".into())),
+    }
+}
+
+/// Runs `command` over a fresh connection that ends with it.
+pub async fn spawn_exec<S>(
     stream: S,
     conn: ClientConnection,
     command: Vec<u8>,
     env: Vec<(Vec<u8>, Vec<u8>)>,
-) -> RemoteSession
+) -> Result<RemoteSession, RemoteExit>
 where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
-    let notify = Arc::new(Notify::new());
-    let (stdin, stdout, stderr) = (
-        Pipe::new(notify.clone()),
-        Pipe::new(notify.clone()),
-        Pipe::new(notify.clone()),
-    );
-    let (tx, rx) = oneshot::channel();
-    let session = RemoteSession {
-        stdin: PipeWriter(stdin.clone()),
-        stdout: PipeReader(stdout.clone()),
-        stderr: PipeReader(stderr.clone()),
-        exit: rx,
-    };
-    let task = Exec {
-        c: conn,
-        command,
-        env,
-        notify,
-        stdin,
-        stdout,
-        stderr,
-        id: None,
-        status: None,
-        outcome: None,
-        eof_sent: false,
-        closing: false,
-    };
-    tokio::spawn(task.run(stream, tx));
-    session
+    let handle = connect(stream, conn).await?;
+    handle.exec(command, env).await
 }
 
-struct Exec {
-    c: ClientConnection,
-    command: Vec<u8>,
-    env: Vec<(Vec<u8>, Vec<u8>)>,
-    notify: Arc<Notify>,
+/// One session channel as the task sees it.
+struct Chan {
     stdin: Pipe,
     stdout: Pipe,
     stderr: Pipe,
-    id: Option<u32>,
+    command: Vec<u8>,
+    env: Vec<(Vec<u8>, Vec<u8>)>,
+    /// Until the exec reply: where the streams (or the refusal) go.
+    reply: Option<oneshot::Sender<Result<RemoteSession, RemoteExit>>>,
+    /// The streams, built at open and handed over on the exec reply.
+    session: Option<RemoteSession>,
+    exit: Option<oneshot::Sender<RemoteExit>>,
     status: Option<ExitStatus>,
-    outcome: Option<RemoteExit>,
+    running: bool,
     eof_sent: bool,
-    /// The peer closed the channel; what it sent before is still being handed to the pipes.
+    /// The server closed the channel; what it sent before is still being handed over.
     closing: bool,
 }
 
-impl Exec {
-    async fn run<S: AsyncRead + AsyncWrite + Unpin>(
-        mut self,
-        mut stream: S,
-        tx: oneshot::Sender<RemoteExit>,
-    ) {
-        let ended = self.drive(&mut stream).await;
+impl Chan {
+    fn new(
+        notify: &Arc<Notify>,
+        command: Vec<u8>,
+        env: Vec<(Vec<u8>, Vec<u8>)>,
+        reply: oneshot::Sender<Result<RemoteSession, RemoteExit>>,
+    ) -> Self {
+        let (stdin, stdout, stderr) = (
+            Pipe::new(notify.clone()),
+            Pipe::new(notify.clone()),
+            Pipe::new(notify.clone()),
+        );
+        let (exit_tx, exit) = oneshot::channel();
+        let session = RemoteSession {
+            stdin: PipeWriter(stdin.clone()),
+            stdout: PipeReader(stdout.clone()),
+            stderr: PipeReader(stderr.clone()),
+            exit,
+        };
+        Self {
+            stdin,
+            stdout,
+            stderr,
+            command,
+            env,
+            reply: Some(reply),
+            session: Some(session),
+            exit: Some(exit_tx),
+            status: None,
+            running: false,
+            eof_sent: false,
+            closing: false,
+        }
+    }
+
+    /// Tells whoever waits how it ended and releases the streams.
+    fn end(mut self, outcome: RemoteExit) {
         self.stdout.close_write();
         self.stderr.close_write();
         self.stdin.close_read();
-        let outcome = self.outcome.take().unwrap_or(match self.status.take() {
-            Some(s) => RemoteExit::Status(s),
-            None => RemoteExit::Disconnected(ended),
-        });
-        let _ = tx.send(outcome);
+        match self.reply.take() {
+            Some(reply) => {
+                let _ = reply.send(Err(outcome));
+            }
+            None => {
+                if let Some(exit) = self.exit.take() {
+                    let _ = exit.send(outcome);
+                }
+            }
+        }
+    }
+
+    /// Whether the application dropped every stream (it no longer cares).
+    fn abandoned(&self) -> bool {
+        self.session.is_none()
+            && self.stdout.lock().read_closed
+            && self.stderr.lock().read_closed
+            && self.stdin.lock().write_closed
+    }
+}
+
+struct Task {
+    c: ClientConnection,
+    /// `None` once every handle is gone.
+    rx: Option<mpsc::Receiver<Command>>,
+    shared: Arc<Shared>,
+    notify: Arc<Notify>,
+    chans: HashMap<u32, Chan>,
+    ready: Option<oneshot::Sender<Result<(), RemoteExit>>>,
+}
+
+impl Task {
+    async fn run<S: AsyncRead + AsyncWrite + Unpin>(mut self, mut stream: S) {
+        let ended = self.drive(&mut stream).await;
+        let why = ended.to_string();
+        if let Some(ready) = self.ready.take() {
+            let _ = ready.send(Err(match ended {
+                Ended::Closed if !self.c.is_authenticated() => RemoteExit::AuthFailed,
+                _ => RemoteExit::Disconnected(why.clone()),
+            }));
+        }
+        for (_, ch) in self.chans.drain() {
+            let outcome = match ch.status.clone() {
+                Some(s) if ch.closing => RemoteExit::Status(s),
+                _ => RemoteExit::Disconnected(why.clone()),
+            };
+            ch.end(outcome);
+        }
+        // Late requests find the receiver closed and fail fast.
+        if let Some(rx) = self.rx.as_mut() {
+            rx.close();
+            while let Some(Command::Exec { reply, .. }) = rx.recv().await {
+                let _ = reply.send(Err(RemoteExit::Disconnected(why.clone())));
+            }
+        }
+        self.shared.sessions.store(0, Ordering::SeqCst);
+        self.shared.ended.store(true, Ordering::SeqCst);
+        self.shared.gone.notify_waiters();
     }
 
     async fn drive<S: AsyncRead + AsyncWrite + Unpin>(&mut self, stream: &mut S) -> Ended {
@@ -146,6 +351,12 @@ impl Exec {
                 }
             };
             let notified = self.notify.notified();
+            let command = async {
+                match self.rx.as_mut() {
+                    Some(rx) => rx.recv().await,
+                    None => std::future::pending().await,
+                }
+            };
             tokio::select! {
                 r = stream.read_buf(&mut inbuf) => match r {
                     Ok(0) => return Ended::Eof,
@@ -172,57 +383,155 @@ impl Exec {
                     }
                 }
                 () = notified => {}
+                cmd = command => match cmd {
+                    Some(Command::Exec { command, env, reply }) => {
+                        if let Err(e) = self.open(command, env, reply) {
+                            return Ended::Error(e);
+                        }
+                    }
+                    None => self.rx = None,
+                },
             }
+        }
+    }
+
+    fn open(
+        &mut self,
+        command: Vec<u8>,
+        env: Vec<(Vec<u8>, Vec<u8>)>,
+        reply: oneshot::Sender<Result<RemoteSession, RemoteExit>>,
+    ) -> Result<(), Error> {
+        match self.c.open_session() {
+            Ok(id) => {
+                self.chans
+                    .insert(id, Chan::new(&self.notify, command, env, reply));
+                Ok(())
+            }
+            // Our own channel limit: this connection is full, not broken.
+            Err(Error::Channel(why)) => {
+                self.session_ended();
+                let _ = reply.send(Err(RemoteExit::OpenFailed {
+                    reason: crate::connection::reason::RESOURCE_SHORTAGE,
+                    description: why.into(),
+                }));
+                Ok(())
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    fn session_ended(&self) {
+        if self.shared.sessions.fetch_sub(1, Ordering::SeqCst) == 1 {
+            *self
+                .shared
+                .idle_since
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner) = Instant::now();
         }
     }
 
     fn events(&mut self) -> Result<(), Error> {
         while let Some(ev) = self.c.poll_event() {
             match ev {
-                ClientEvent::Authenticated => self.id = Some(self.c.open_session()?),
-                ClientEvent::AuthFailed => self.outcome = Some(RemoteExit::AuthFailed),
-                ClientEvent::Channel(ChannelEvent::Opened { id }) => {
-                    for (name, value) in std::mem::take(&mut self.env) {
-                        self.c
-                            .request(id, &ChannelRequest::Env { name, value }, false)?;
+                ClientEvent::Authenticated => {
+                    if let Some(ready) = self.ready.take() {
+                        let _ = ready.send(Ok(()));
                     }
-                    self.c
-                        .request(id, &ChannelRequest::Exec(self.command.clone()), true)?;
                 }
-                ClientEvent::Channel(ChannelEvent::OpenFailed { description, .. }) => {
-                    self.outcome = Some(RemoteExit::Refused(description));
-                    self.c
-                        .disconnect(DisconnectReason::ByApplication, "session refused");
-                }
-                ClientEvent::Channel(ChannelEvent::Reply { ok: false, .. }) => {
-                    self.outcome = Some(RemoteExit::Refused("exec refused".into()));
-                    self.c
-                        .disconnect(DisconnectReason::ByApplication, "exec refused");
-                }
-                ClientEvent::Channel(ChannelEvent::Request { request, .. }) => match request {
-                    ChannelRequest::ExitStatus(code) => self.status = Some(ExitStatus::Code(code)),
-                    ChannelRequest::ExitSignal { signal, .. } => {
-                        self.status = Some(ExitStatus::Signal(
-                            String::from_utf8_lossy(&signal).into_owned(),
-                        ));
+                ClientEvent::AuthFailed => {
+                    if let Some(ready) = self.ready.take() {
+                        let _ = ready.send(Err(RemoteExit::AuthFailed));
                     }
-                    _ => {}
-                },
-                // Not done yet: the channel may still hold more output than the pipes take.
-                ClientEvent::Channel(ChannelEvent::Closed { .. }) => self.closing = true,
+                }
+                ClientEvent::Channel(ev) => self.channel_event(ev)?,
                 _ => {}
             }
         }
         Ok(())
     }
 
-    /// Channel → stdout/stderr pipes, only into free space (window credit follows consumption).
-    fn drain_output(&mut self) -> Result<(), Error> {
-        let Some(id) = self.id else { return Ok(()) };
+    fn channel_event(&mut self, ev: ChannelEvent) -> Result<(), Error> {
+        match ev {
+            ChannelEvent::Opened { id } => {
+                if let Some(ch) = self.chans.get_mut(&id) {
+                    for (name, value) in std::mem::take(&mut ch.env) {
+                        self.c
+                            .request(id, &ChannelRequest::Env { name, value }, false)?;
+                    }
+                    let command = std::mem::take(&mut ch.command);
+                    self.c.request(id, &ChannelRequest::Exec(command), true)?;
+                }
+            }
+            ChannelEvent::OpenFailed {
+                id,
+                reason,
+                description,
+            } => {
+                if let Some(ch) = self.chans.remove(&id) {
+                    self.session_ended();
+                    ch.end(RemoteExit::OpenFailed {
+                        reason,
+                        description,
+                    });
+                }
+            }
+            ChannelEvent::Reply { id, ok } => {
+                if let Some(ch) = self.chans.get_mut(&id) {
+                    if ok && let (Some(reply), Some(session)) = (ch.reply.take(), ch.session.take())
+                    {
+                        ch.running = true;
+                        if let Err(Ok(session)) = reply.send(Ok(session)) {
+                            // Nobody waits any more: drop the streams, which closes the channel.
+                            drop(session);
+                        }
+                    } else if let Some(reply) = ch.reply.take() {
+                        ch.session = None;
+                        let _ = reply.send(Err(RemoteExit::Refused("exec refused".into())));
+                        self.c.close(id)?;
+                    }
+                }
+            }
+            ChannelEvent::Request { id, request, .. } => {
+                if let Some(ch) = self.chans.get_mut(&id) {
+                    match request {
+                        ChannelRequest::ExitStatus(code) => {
+                            ch.status = Some(ExitStatus::Code(code));
+                        }
+                        ChannelRequest::ExitSignal { signal, .. } => {
+                            ch.status = Some(ExitStatus::Signal(
+                                String::from_utf8_lossy(&signal).into_owned(),
+                            ));
+                        }
+                        _ => {}
+                    }
+                }
+            }
+            // Not done yet: the channel may still hold more output than the pipes take.
+            ChannelEvent::Closed { id } => {
+                if let Some(ch) = self.chans.get_mut(&id) {
+                    ch.closing = true;
+                }
+            }
+            _ => {}
+        }
+        Ok(())
+    }
+
+    /// Channel → stdout/stderr pipes, only into free space (window credit follows
+    /// consumption); output nobody reads any more is discarded.
+    fn drain_output(&mut self, id: u32) -> Result<(), Error> {
+        let Some(ch) = self.chans.get(&id) else {
+            return Ok(());
+        };
         let mut tmp = [0u8; 32 * 1024];
-        for (pipe, ext) in [(&self.stdout, false), (&self.stderr, true)] {
+        for (pipe, ext) in [(&ch.stdout, false), (&ch.stderr, true)] {
             loop {
-                let room = pipe.room().min(tmp.len());
+                let gone = pipe.lock().read_closed;
+                let room = if gone {
+                    tmp.len()
+                } else {
+                    pipe.room().min(tmp.len())
+                };
                 if room == 0 || self.c.channels().channel(id).is_none() {
                     break;
                 }
@@ -232,7 +541,9 @@ impl Exec {
                 if n == 0 {
                     break;
                 }
-                pipe.push(tmp.get(..n).unwrap_or_default());
+                if !gone {
+                    pipe.push(tmp.get(..n).unwrap_or_default());
+                }
             }
         }
         if self
@@ -241,72 +552,90 @@ impl Exec {
             .channel(id)
             .is_none_or(|c| c.eof_received() && c.buffered() == 0)
         {
-            self.stdout.close_write();
-            self.stderr.close_write();
+            ch.stdout.close_write();
+            ch.stderr.close_write();
         }
         Ok(())
     }
 
-    /// After the peer's CLOSE: keep handing buffered output to the pipes as the reader frees
-    /// room, and end the connection only once nothing is left (else the tail would be lost).
-    fn finish_closing(&mut self, id: u32) -> Result<(), Error> {
-        if self.outcome.is_some() {
+    /// stdin pipe → channel as far as the window allows; EOF once the writer is done.
+    fn send_input(&mut self, id: u32) -> Result<(), Error> {
+        let Some(ch) = self.chans.get_mut(&id) else {
+            return Ok(());
+        };
+        if ch.eof_sent
+            || !ch.running
+            || self
+                .c
+                .channels()
+                .channel(id)
+                .is_none_or(|c| c.state != ChanState::Open || c.close_sent())
+        {
             return Ok(());
         }
-        self.drain_output()?;
-        if self
-            .c
-            .channels()
-            .channel(id)
-            .is_none_or(|c| c.buffered() == 0)
-        {
-            self.outcome = Some(
-                self.status
-                    .take()
-                    .map_or(RemoteExit::NoStatus, RemoteExit::Status),
-            );
-            self.c.disconnect(DisconnectReason::ByApplication, "done");
+        loop {
+            let mut err = None;
+            let c = &mut self.c;
+            let used = ch.stdin.drain(|data| match c.write(id, data) {
+                Ok(n) => n,
+                Err(e) => {
+                    err = Some(e);
+                    0
+                }
+            });
+            if let Some(e) = err {
+                return Err(e);
+            }
+            if used == 0 {
+                break;
+            }
+        }
+        if ch.stdin.finished() {
+            ch.eof_sent = true;
+            self.c.send_eof(id)?;
         }
         Ok(())
     }
 
     fn pump(&mut self) -> Result<(), Error> {
         self.events()?;
-        let Some(id) = self.id else { return Ok(()) };
-        if self.closing {
-            return self.finish_closing(id);
-        }
-        if self.c.channels().channel(id).is_none() {
-            return Ok(());
-        }
-        self.drain_output()?;
-        if !self.eof_sent
-            && self
-                .c
-                .channels()
-                .channel(id)
-                .is_some_and(|c| c.state == crate::connection::ChanState::Open)
-        {
-            loop {
-                let mut err = None;
-                let used = self.stdin.drain(|data| match self.c.write(id, data) {
-                    Ok(n) => n,
-                    Err(e) => {
-                        err = Some(e);
-                        0
-                    }
-                });
-                if let Some(e) = err {
-                    return Err(e);
+        let ids: Vec<u32> = self.chans.keys().copied().collect();
+        for id in ids {
+            self.drain_output(id)?;
+            let Some(ch) = self.chans.get(&id) else {
+                continue;
+            };
+            if ch.closing {
+                // Finished once everything the server sent is in the pipes.
+                if self
+                    .c
+                    .channels()
+                    .channel(id)
+                    .is_none_or(|c| c.buffered() == 0)
+                    && let Some(ch) = self.chans.remove(&id)
+                {
+                    self.session_ended();
+                    let outcome = ch
+                        .status
+                        .clone()
+                        .map_or(RemoteExit::NoStatus, RemoteExit::Status);
+                    ch.end(outcome);
                 }
-                if used == 0 {
-                    break;
-                }
+                continue;
             }
-            if self.stdin.finished() {
-                self.eof_sent = true;
-                self.c.send_eof(id)?;
+            self.send_input(id)?;
+            // Nobody holds the streams: input already written goes out as far as the window
+            // allows now (EOF after it if all went), then the channel closes, so a stalled
+            // server cannot pin it.
+            if let Some(ch) = self.chans.get(&id)
+                && ch.running
+                && ch.abandoned()
+            {
+                self.c.close(id)?;
             }
+        }
+        if self.rx.is_none() && self.chans.is_empty() && !self.c.is_closed() {
+            self.c.disconnect(DisconnectReason::ByApplication, "done");
         }
         Ok(())
     }

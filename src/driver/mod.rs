@@ -58,6 +58,21 @@ pub enum Ended {
     Io(std::io::Error),
 }
 
+impl std::fmt::Display for Ended {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Ended::Closed => f.write_str("closed"),
+            Ended::Eof => f.write_str("the peer closed the connection"),
+            Ended::PeerDisconnected {
+                reason,
+                description,
+            } => write!(f, "the peer disconnected (reason {reason}): {description}"),
+            Ended::Error(e) => write!(f, "{e}"),
+            Ended::Io(e) => write!(f, "{e}"),
+        }
+    }
+}
+
 const READ_CHUNK: usize = 64 * 1024;
 
 /// Runs `conn` over `stream` until it ends. Output is flushed before every read, and once more

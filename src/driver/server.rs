@@ -94,6 +94,8 @@ pub trait SessionHandler: Send + Sync {
 }
 
 struct Session {
+    /// Tells a finished task's status apart from a later channel that reused the id.
+    serial: u64,
     /// Dropped with the session: the task's `gone` fires.
     _alive: Option<oneshot::Sender<()>>,
     stdin: Pipe,
@@ -112,7 +114,12 @@ struct Driver {
     peer: SocketAddr,
     notify: Arc<Notify>,
     sessions: HashMap<u32, Session>,
-    tasks: JoinSet<(u32, ExitStatus)>,
+    /// Sessions whose channel the client closed while their task still runs (by serial): the
+    /// task gets what the client sent before closing, then EOF, and its output is discarded —
+    /// as sshd lets a command run on after the channel went. Killed with the connection.
+    detached: HashMap<u64, Session>,
+    next_serial: u64,
+    tasks: JoinSet<(u64, ExitStatus)>,
     identity: Option<(String, Identity, PublicKey)>,
     candidate: Option<Identity>,
 }
@@ -137,6 +144,8 @@ where
         peer,
         notify: Arc::new(Notify::new()),
         sessions: HashMap::new(),
+        detached: HashMap::new(),
+        next_serial: 0,
         tasks: JoinSet::new(),
         identity: None,
         candidate: None,
@@ -196,8 +205,10 @@ impl Driver {
                 }
                 () = notified => {}
                 Some(done) = self.tasks.join_next() => {
-                    if let Ok((id, status)) = done
-                        && let Some(sess) = self.sessions.get_mut(&id)
+                    if let Ok((serial, status)) = done
+                        && self.detached.remove(&serial).is_none()
+                        && let Some(sess) =
+                            self.sessions.values_mut().find(|s| s.serial == serial)
                     {
                         sess.exit = Some(status);
                     }
@@ -303,12 +314,21 @@ impl Driver {
     fn channel_event(&mut self, ev: ChannelEvent) -> Result<(), Error> {
         match ev {
             ChannelEvent::OpenRequest { id, kind } => {
-                if kind == b"session" {
+                let limit = self.s.channels().config().max_channels;
+                if kind == b"session"
+                    && self.sessions.len().saturating_add(self.detached.len()) >= limit
+                {
+                    // Commands still running for closed channels count against the limit.
+                    self.s
+                        .reject_open(id, reason::RESOURCE_SHORTAGE, "too many sessions")?;
+                } else if kind == b"session" {
                     self.s.accept_open(id)?;
                     let n = || Pipe::new(self.notify.clone());
+                    self.next_serial = self.next_serial.wrapping_add(1);
                     self.sessions.insert(
                         id,
                         Session {
+                            serial: self.next_serial,
                             _alive: None,
                             stdin: n(),
                             stdout: n(),
@@ -332,9 +352,20 @@ impl Driver {
             } => self.request(id, request, want_reply)?,
             ChannelEvent::Closed { id } => {
                 if let Some(sess) = self.sessions.remove(&id) {
+                    // Data that arrived before the CLOSE is still the task's input [RFC4254
+                    // §5.3 ends the channel, not what it carried]. It is bounded by our window,
+                    // so it may overfill the pipe once. Nothing can have arrived yet on a new
+                    // channel that reused the id.
+                    let mut tmp = [0u8; 32 * 1024];
+                    while let Ok(n @ 1..) = self.s.read(id, &mut tmp) {
+                        sess.stdin.push(tmp.get(..n).unwrap_or_default());
+                    }
                     sess.stdin.close_write();
                     sess.stdout.close_read();
                     sess.stderr.close_read();
+                    if sess._alive.is_some() && sess.exit.is_none() {
+                        self.detached.insert(sess.serial, sess);
+                    }
                 }
             }
             _ => {}
@@ -376,6 +407,7 @@ impl Driver {
             },
             ChannelRequest::Exec(command) if !sess.started => {
                 sess.started = true;
+                let sess_serial = sess.serial;
                 let env = sess.env.clone();
                 let (alive, gone) = oneshot::channel();
                 sess._alive = Some(alive);
@@ -390,7 +422,8 @@ impl Driver {
                 };
                 match self.handler.exec(&ctx, command, io) {
                     ExecDecision::Run(task) => {
-                        self.tasks.spawn(async move { (id, task.await) });
+                        let serial = sess_serial;
+                        self.tasks.spawn(async move { (serial, task.await) });
                     }
                     ExecDecision::Refuse(message) => {
                         let sess = self

@@ -6,6 +6,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::auth::server::{AuthConfig, AuthOutcome, AuthRequest, AuthServer};
+use crate::connection::keepalive::Keepalive;
 use crate::connection::{ChannelEvent, ChannelRequest, Connection, ConnectionConfig};
 use crate::crypto::rng::SecureRandom;
 use crate::error::{DisconnectReason, Error, ProtocolError};
@@ -56,9 +57,7 @@ pub struct ServerConnection {
     auth: AuthServer,
     conn: Connection,
     events: VecDeque<ServerEvent>,
-    keepalive_interval: Option<Duration>,
-    keepalive_max: u32,
-    keepalive_due: Option<Instant>,
+    keepalive: Keepalive,
     pending: Option<AuthRequest>,
 }
 
@@ -75,9 +74,7 @@ impl ServerConnection {
             auth: AuthServer::new(config.auth.clone(), now),
             conn: Connection::new(config.connection.clone()),
             events: VecDeque::new(),
-            keepalive_interval: config.keepalive_interval,
-            keepalive_max: config.keepalive_max,
-            keepalive_due: None,
+            keepalive: Keepalive::new(config.keepalive_interval, config.keepalive_max),
             pending: None,
         }
     }
@@ -124,10 +121,8 @@ impl ServerConnection {
                 break;
             }
         }
-        if let Some(interval) = self.keepalive_interval
-            && self.auth.is_done()
-        {
-            self.keepalive_due = now.checked_add(interval);
+        if self.auth.is_done() {
+            self.keepalive.input(now);
         }
         Ok(used)
     }
@@ -287,7 +282,7 @@ impl ServerConnection {
         [
             self.t.poll_timeout(),
             self.auth.poll_timeout(),
-            self.keepalive_due,
+            self.keepalive.poll_timeout(),
         ]
         .into_iter()
         .flatten()
@@ -297,18 +292,8 @@ impl ServerConnection {
     /// Fires expired timers.
     pub fn handle_timeout(&mut self, now: Instant) -> Result<(), Error> {
         self.auth.handle_timeout(&mut self.t, now)?;
-        if let Some(due) = self.keepalive_due
-            && now >= due
-        {
-            if self.conn.global_replies_expected() >= self.keepalive_max {
-                self.t
-                    .disconnect(DisconnectReason::ByApplication, "keepalive timeout");
-                return Err(Error::Channel("client stopped answering keepalives"));
-            }
-            self.conn
-                .global_request(&mut self.t, b"keepalive@openssh.com")?;
-            self.keepalive_due = self.keepalive_interval.and_then(|i| now.checked_add(i));
-        }
+        self.keepalive
+            .handle_timeout(&mut self.conn, &mut self.t, now)?;
         self.t.handle_timeout(now)
     }
 

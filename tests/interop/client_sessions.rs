@@ -306,7 +306,7 @@ async fn async_streams_of_a_remote_command_on_sshd() {
                 Instant::now(),
             )
             .unwrap();
-            spawn_exec(sock, c, command, Vec::new())
+            spawn_exec(sock, c, command, Vec::new()).await.unwrap()
         }
     };
     let data: Vec<u8> = (0..(32u32 << 20)).map(|i| (i % 251) as u8).collect();
@@ -337,4 +337,77 @@ async fn async_streams_of_a_remote_command_on_sshd() {
         s.exit.await.unwrap(),
         RemoteExit::Status(ExitStatus::Code(7))
     ));
+}
+
+/// One connection, many channels: concurrent commands each get their own streams and exit
+/// status, and sshd's MaxSessions shows as an open failure, not a broken connection.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_sessions_share_one_connection_to_sshd() {
+    use portcullis::driver::client::{RemoteExit, connect};
+    use portcullis::driver::server::ExitStatus;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    let sshd = Sshd::start("MaxSessions 4\n");
+    let key = keygen(sshd.dir.path(), "ed25519", "256", "");
+    std::fs::write(
+        sshd.dir.path().join("authorized_keys"),
+        key.public().to_openssh() + "\n",
+    )
+    .unwrap();
+    let sock = tokio::net::TcpStream::connect(("127.0.0.1", sshd.port))
+        .await
+        .unwrap();
+    let c = ClientConnection::new(
+        &ClientConfig::default(),
+        Box::new(Pinned::Key(sshd.host_key.clone())),
+        &current_user(),
+        vec![key],
+        Box::new(os_rng().unwrap()),
+        Instant::now(),
+    )
+    .unwrap();
+    let handle = connect(sock, c).await.unwrap();
+    let mut runs = Vec::new();
+    for i in 0..4u8 {
+        let s = handle
+            .exec(format!("cat; exit {i}").into_bytes(), Vec::new())
+            .await
+            .unwrap();
+        runs.push(tokio::spawn(async move {
+            let data: Vec<u8> = (0..(1u32 << 20) + u32::from(i))
+                .map(|j| (j % 253) as u8 ^ i)
+                .collect();
+            let mut stdin = s.stdin;
+            let input = data.clone();
+            let writer = tokio::spawn(async move {
+                stdin.write_all(&input).await.unwrap();
+                stdin.shutdown().await.unwrap();
+            });
+            let mut stdout = s.stdout;
+            let mut out = Vec::new();
+            stdout.read_to_end(&mut out).await.unwrap();
+            writer.await.unwrap();
+            assert!(out == data, "session {i}: output differs");
+            (s.exit.await.unwrap(), s.stderr)
+        }));
+    }
+    assert_eq!(handle.sessions(), 4);
+    // A fifth while four run: sshd refuses the channel; the connection is fine.
+    match handle.exec(b"true".to_vec(), Vec::new()).await {
+        Err(RemoteExit::OpenFailed { .. }) => {}
+        other => panic!("expected an open failure, got {other:?}\n{}", sshd.log()),
+    }
+    for (i, r) in runs.into_iter().enumerate() {
+        let (exit, _stderr) = r.await.unwrap();
+        assert_eq!(exit, RemoteExit::Status(ExitStatus::Code(i as u32)));
+    }
+    assert_eq!(handle.sessions(), 0);
+    assert!(handle.idle_for(Instant::now()).is_some());
+    let s = handle.exec(b"exit 3".to_vec(), Vec::new()).await.unwrap();
+    assert_eq!(
+        s.exit.await.unwrap(),
+        RemoteExit::Status(ExitStatus::Code(3))
+    );
+    assert!(handle.is_alive());
+    drop(handle);
 }

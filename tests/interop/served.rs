@@ -26,6 +26,8 @@ type Seen = (String, String, Vec<(String, String)>);
 struct Handler {
     seen: Mutex<Vec<Seen>>,
     refused: Mutex<Vec<String>>,
+    /// Bytes of stdin each `slowcount` read.
+    counted: Arc<Mutex<Vec<usize>>>,
 }
 
 impl SessionHandler for Handler {
@@ -51,6 +53,18 @@ impl SessionHandler for Handler {
             .push((ctx.identity.name.clone(), cmd.clone(), env));
         match cmd.as_str() {
             "cat" => ExecDecision::Run(Box::pin(echo(io))),
+            "slowcount" => {
+                let me = self.counted.clone();
+                ExecDecision::Run(Box::pin(async move {
+                    use tokio::io::AsyncReadExt;
+                    tokio::time::sleep(Duration::from_millis(300)).await;
+                    let mut stdin = io.stdin;
+                    let mut all = Vec::new();
+                    let _ = stdin.read_to_end(&mut all).await;
+                    me.lock().unwrap().push(all.len());
+                    ExitStatus::Code(0)
+                }))
+            }
             "fail" => ExecDecision::Run(Box::pin(async move {
                 let mut err = io.stderr;
                 let _ = err.write_all(b"it went wrong\n").await;
@@ -230,4 +244,128 @@ async fn refusals_and_failures_reach_stderr_with_a_nonzero_status() {
             .unwrap()
             .contains(&"pty-req".to_string())
     );
+}
+
+/// A client that sends its input, EOF and CLOSE at once, without waiting for output.
+struct SendAndClose {
+    c: portcullis::client::ClientConnection,
+    id: Option<u32>,
+    data: Vec<u8>,
+    sent: usize,
+    started: bool,
+    closed: bool,
+}
+
+impl SendAndClose {
+    fn pump(&mut self) -> Result<(), portcullis::error::Error> {
+        use portcullis::client::ClientEvent;
+        use portcullis::connection::ChannelEvent;
+        while let Some(ev) = self.c.poll_event() {
+            match ev {
+                ClientEvent::Authenticated => self.id = Some(self.c.open_session()?),
+                ClientEvent::Channel(ChannelEvent::Opened { id }) => {
+                    self.c
+                        .request(id, &ChannelRequest::Exec(b"slowcount".to_vec()), true)?;
+                }
+                ClientEvent::Channel(ChannelEvent::Reply { ok, .. }) => {
+                    assert!(ok);
+                    self.started = true;
+                }
+                // The connection stays: commands are killed with it.
+                _ => {}
+            }
+        }
+        if let Some(id) = self.id
+            && self.started
+            && !self.closed
+        {
+            self.sent += self.c.write(id, &self.data[self.sent..])?;
+            if self.sent == self.data.len() {
+                self.c.send_eof(id)?;
+                self.c.close(id)?;
+                self.closed = true;
+            }
+        }
+        Ok(())
+    }
+}
+
+impl portcullis::driver::Connection for SendAndClose {
+    fn handle_input(
+        &mut self,
+        bytes: &[u8],
+        now: Instant,
+    ) -> Result<usize, portcullis::error::Error> {
+        let n = self.c.handle_input(bytes, now)?;
+        self.pump()?;
+        Ok(n)
+    }
+    fn poll_transmit(&mut self, out: &mut Vec<u8>) {
+        self.c.poll_transmit(out);
+    }
+    fn poll_timeout(&self) -> Option<Instant> {
+        self.c.poll_timeout()
+    }
+    fn handle_timeout(&mut self, now: Instant) -> Result<(), portcullis::error::Error> {
+        self.c.handle_timeout(now)
+    }
+    fn is_closed(&self) -> bool {
+        self.c.is_closed()
+    }
+    fn handle_writable(&mut self, _now: Instant) -> Result<(), portcullis::error::Error> {
+        self.pump()
+    }
+}
+
+/// Input that arrived before the client's CLOSE still reaches the command, even when most of
+/// it was still in the channel's buffer (the command had not read yet) when the CLOSE came;
+/// the command runs on while the connection lives.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn input_sent_before_a_close_reaches_the_command() {
+    use portcullis::client::{ClientConfig, ClientConnection};
+    use portcullis::keys::{PublicKey, key_file};
+    use portcullis::transport::Pinned;
+
+    let s = start().await;
+    let known = std::fs::read_to_string(&s.known_hosts).unwrap();
+    let host = PublicKey::from_openssh(known.split_once(' ').unwrap().1.trim()).unwrap();
+    let key = key_file::parse(&std::fs::read_to_string(&s.key).unwrap(), None).unwrap();
+    let data: Vec<u8> = (0..1_000_000u32).map(|i| (i % 241) as u8).collect();
+    let mut sock = tokio::net::TcpStream::connect(("127.0.0.1", s.port))
+        .await
+        .unwrap();
+    let c = ClientConnection::new(
+        &ClientConfig::default(),
+        Box::new(Pinned::Key(host)),
+        "git",
+        vec![Arc::new(key)],
+        Box::new(os_rng().unwrap()),
+        Instant::now(),
+    )
+    .unwrap();
+    let mut app = SendAndClose {
+        c,
+        id: None,
+        data: data.clone(),
+        sent: 0,
+        started: false,
+        closed: false,
+    };
+    let client = tokio::spawn(async move {
+        portcullis::driver::drive(&mut sock, &mut app).await;
+    });
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        if let Some(&n) = s.handler.counted.lock().unwrap().first() {
+            assert_eq!(
+                n,
+                data.len(),
+                "the command lost input sent before the CLOSE"
+            );
+            break;
+        }
+        assert!(Instant::now() < deadline, "the command never finished");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    client.abort();
 }
