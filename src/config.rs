@@ -9,9 +9,12 @@ use std::time::Duration;
 use serde::Deserialize;
 
 use crate::auth::server::AuthConfig;
+use crate::client::ClientConfig;
 use crate::connection::ConnectionConfig;
 use crate::git::policy::Rule;
 use crate::keys::SigAlg;
+use crate::keys::key_file;
+use crate::proxy::{HostKeyCheck, RouteConfig, Router, Upstream, UpstreamConfig, parse_pinned};
 use crate::server::ServerConfig;
 use crate::transport::{CipherAlg, KexAlg, MacAlg, Preferences, TransportConfig};
 
@@ -41,6 +44,12 @@ pub struct Config {
     /// Access rules.
     #[serde(default)]
     pub access: Vec<Rule>,
+    /// Upstream hosts for proxy mode.
+    #[serde(default)]
+    pub upstreams: Vec<UpstreamConfig>,
+    /// Which repositories go to which upstream.
+    #[serde(default)]
+    pub routes: Vec<RouteConfig>,
     /// Algorithm lists.
     #[serde(default)]
     pub algorithms: Algorithms,
@@ -244,7 +253,101 @@ impl Config {
         }
         tracing_subscriber::EnvFilter::try_new(&self.log.level)
             .map_err(|e| bad("log.level", e.to_string()))?;
+        self.validate_proxy()
+    }
+
+    fn validate_proxy(&self) -> Result<(), ConfigError> {
+        let mut names = std::collections::HashSet::new();
+        for u in &self.upstreams {
+            let key = |k: &str| format!("upstreams.{}.{k}", u.name);
+            if u.name.is_empty() || !names.insert(u.name.as_str()) {
+                return Err(bad(
+                    "upstreams.name",
+                    format!("\"{}\" is empty or used twice", u.name),
+                ));
+            }
+            if u.address
+                .rsplit_once(':')
+                .is_none_or(|(_, p)| p.parse::<u16>().is_err())
+            {
+                return Err(bad(
+                    &key("address"),
+                    format!("\"{}\" is not host:port", u.address),
+                ));
+            }
+            match (&u.host_key, &u.known_hosts) {
+                (Some(h), None) => {
+                    if parse_pinned(h).is_none() {
+                        return Err(bad(
+                            &key("host_key"),
+                            "not an OpenSSH public key line or SHA256: fingerprint",
+                        ));
+                    }
+                }
+                (None, Some(_)) => {}
+                _ => {
+                    return Err(bad(
+                        &key("host_key"),
+                        "set exactly one of host_key and known_hosts: the upstream's host key is always verified",
+                    ));
+                }
+            }
+            if u.max_sessions == 0 {
+                return Err(bad(&key("max_sessions"), "must be at least 1"));
+            }
+            if u.connect_timeout_secs == 0 {
+                return Err(bad(&key("connect_timeout_secs"), "must be at least 1"));
+            }
+        }
+        for r in &self.routes {
+            if !names.contains(r.upstream.as_str()) {
+                return Err(bad(
+                    "routes.upstream",
+                    format!("no upstream is called \"{}\"", r.upstream),
+                ));
+            }
+            if r.repos.is_empty() {
+                return Err(bad("routes.repos", "must not be empty"));
+            }
+        }
         Ok(())
+    }
+
+    /// The upstreams and routes, with client keys loaded from disk.
+    pub fn router(&self) -> Result<Router, ConfigError> {
+        let mut upstreams = Vec::new();
+        for u in &self.upstreams {
+            let key_path = self.in_data(&u.key);
+            let text = std::fs::read_to_string(&key_path).map_err(|e| {
+                bad(
+                    &format!("upstreams.{}.key", u.name),
+                    format!("{}: {e}", key_path.display()),
+                )
+            })?;
+            let key = key_file::parse(&text, None).map_err(|e| {
+                bad(
+                    &format!("upstreams.{}.key", u.name),
+                    format!("{}: {e}", key_path.display()),
+                )
+            })?;
+            let check =
+                match (&u.host_key, &u.known_hosts) {
+                    (Some(h), _) => HostKeyCheck::Pinned(parse_pinned(h).ok_or_else(|| {
+                        bad(&format!("upstreams.{}.host_key", u.name), "unparsable")
+                    })?),
+                    (None, Some(path)) => HostKeyCheck::KnownHosts(self.in_data(path)),
+                    (None, None) => {
+                        return Err(bad(&format!("upstreams.{}.host_key", u.name), "missing"));
+                    }
+                };
+            let client = ClientConfig {
+                keepalive_interval: Some(Duration::from_secs(15)),
+                keepalive_max: 3,
+                ..ClientConfig::default()
+            };
+            upstreams.push(Arc::new(Upstream::new(u, key, check, client)));
+        }
+        Ok(Router::new(upstreams, &self.routes))
     }
 
     fn preferences(&self) -> Result<Preferences, ConfigError> {

@@ -39,6 +39,7 @@ pub mod keys;
 pub mod limits;
 pub mod lookup;
 pub mod msg;
+pub mod proxy;
 pub mod server;
 pub mod transport;
 pub mod wire;

@@ -280,12 +280,14 @@ fn run(c: Config) -> Result<(), String> {
         user: c.user.clone(),
         inner,
     });
+    let router = Arc::new(c.router().map_err(|e| e.to_string())?);
     let handler = Arc::new(GitServer {
         root,
         authorizer: Arc::new(RuleAuthorizer::new(c.access.clone())),
         git: find_git(&c.git)?,
         create_on_push: c.create_on_push,
         idle_timeout: Duration::from_secs(c.timeouts.idle_secs),
+        router: router.clone(),
     });
     let server_config = Arc::new(c.server_config().map_err(|e| e.to_string())?);
     let keys: Arc<[PrivateKey]> = Arc::from(keys);
@@ -301,17 +303,33 @@ fn run(c: Config) -> Result<(), String> {
                 .map_err(|e| format!("listen {addr}: {e}"))?;
             listeners.push(l);
         }
+        for u in router.upstreams() {
+            say(format!("upstream {} ({})", u.name, u.address()));
+            // Idle pooled connections close even when no new session comes to notice them.
+            let weak = Arc::downgrade(u);
+            tokio::spawn(async move {
+                while let Some(u) = weak.upgrade() {
+                    u.reap();
+                    drop(u);
+                    tokio::time::sleep(Duration::from_secs(5)).await;
+                }
+            });
+        }
         for k in keys.iter() {
             let p = k.public();
-            println!("host key {} {}", p.key_type().wire_name(), p.fingerprint());
+            say(format!(
+                "host key {} {}",
+                p.key_type().wire_name(),
+                p.fingerprint()
+            ));
         }
         for l in &listeners {
             if let Ok(a) = l.local_addr() {
-                println!(
+                say(format!(
                     "listening on {a} (repositories in {}, user \"{}\")",
                     repos.display(),
                     c.user
-                );
+                ));
             }
         }
         let limit = Arc::new(Semaphore::new(c.limits.max_connections));
@@ -363,6 +381,12 @@ fn run(c: Config) -> Result<(), String> {
         }
         Ok::<(), String>(())
     })
+}
+
+/// A line on stdout; a closed stdout (a supervisor that stopped reading) is not fatal.
+fn say(line: String) {
+    use std::io::Write;
+    let _ = writeln!(std::io::stdout(), "{line}");
 }
 
 async fn shutdown_signal() {

@@ -27,6 +27,8 @@ pub enum RemoteExit {
     NoStatus,
     /// Authentication failed.
     AuthFailed,
+    /// The server's host key was not the expected one (the message names both).
+    HostKey(String),
     /// The server would not open a session channel (e.g. its MaxSessions was reached).
     OpenFailed {
         /// RFC 4254 §5.1 reason code.
@@ -47,6 +49,7 @@ impl std::fmt::Display for RemoteExit {
             RemoteExit::Status(ExitStatus::Signal(s)) => write!(f, "killed by signal {s}"),
             RemoteExit::NoStatus => f.write_str("ended without an exit status"),
             RemoteExit::AuthFailed => f.write_str("authentication refused"),
+            RemoteExit::HostKey(why) => write!(f, "host key verification failed: {why}"),
             RemoteExit::OpenFailed { description, .. } => {
                 write!(f, "session refused: {description}")
             }
@@ -65,8 +68,8 @@ pub struct RemoteSession {
     pub stdout: PipeReader,
     /// Its standard error.
     pub stderr: PipeReader,
-    /// Resolves once, when the command is over. Dropping every stream before that closes
-    /// the channel.
+    /// Resolves once, when the command is over. Dropping every stream before the command's
+    /// output ended closes the channel (the remote command sees its input end).
     pub exit: oneshot::Receiver<RemoteExit>,
 }
 
@@ -125,6 +128,11 @@ impl ClientHandle {
             return Err(gone());
         }
         answer.await.unwrap_or_else(|_| Err(gone()))
+    }
+
+    /// Whether both handles drive the same connection.
+    pub fn same(&self, other: &ClientHandle) -> bool {
+        Arc::ptr_eq(&self.shared, &other.shared)
     }
 
     /// Sessions open or opening on this connection.
@@ -274,7 +282,8 @@ impl Chan {
         }
     }
 
-    /// Whether the application dropped every stream (it no longer cares).
+    /// Whether the application dropped every stream (it no longer cares). Not after the
+    /// server's EOF: then the exit status and CLOSE are on their way and must not be cut off.
     fn abandoned(&self) -> bool {
         self.session.is_none()
             && self.stdout.lock().read_closed
@@ -299,7 +308,7 @@ impl Task {
         let why = ended.to_string();
         if let Some(ready) = self.ready.take() {
             let _ = ready.send(Err(match ended {
-                Ended::Closed if !self.c.is_authenticated() => RemoteExit::AuthFailed,
+                Ended::Error(Error::HostKeyRejected(m)) => RemoteExit::HostKey(m),
                 _ => RemoteExit::Disconnected(why.clone()),
             }));
         }
@@ -630,6 +639,11 @@ impl Task {
             if let Some(ch) = self.chans.get(&id)
                 && ch.running
                 && ch.abandoned()
+                && !self
+                    .c
+                    .channels()
+                    .channel(id)
+                    .is_some_and(|c| c.eof_received())
             {
                 self.c.close(id)?;
             }

@@ -3,6 +3,7 @@
 
 pub mod client;
 pub mod pipe;
+pub mod relay;
 pub mod server;
 
 use std::time::Instant;

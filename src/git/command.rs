@@ -95,6 +95,12 @@ fn split_service(text: &str) -> Option<(Service, &str)> {
 }
 
 /// git's `sq_dequote`: `'…'` segments joined by `\'` or `\!` outside the quotes; nothing else.
+/// The command line for `service` on `path`, quoted the way git itself quotes it for ssh
+/// (`'` becomes `'\''`), so the far side's shell or parser sees exactly `path`.
+pub fn command_line(service: Service, path: &str) -> String {
+    format!("{service} '{}'", path.replace('\'', "'\\''"))
+}
+
 fn sq_dequote(arg: &str) -> Option<String> {
     let mut out = String::new();
     let mut chars = arg.chars();
@@ -141,6 +147,20 @@ mod tests {
     fn ok(s: &str) -> (Service, String) {
         let c = parse(s.as_bytes()).unwrap_or_else(|e| panic!("{s}: {e}"));
         (c.service, c.path)
+    }
+
+    #[test]
+    fn command_lines_parse_back_to_the_same_path() {
+        for path in ["a/b.git", "it's/x.git", "/srv/git/o'k'!.git", "sp ace"] {
+            for service in [
+                Service::UploadPack,
+                Service::ReceivePack,
+                Service::UploadArchive,
+            ] {
+                let line = command_line(service, path);
+                assert_eq!(ok(&line), (service, path.to_owned()), "{line}");
+            }
+        }
     }
 
     #[test]

@@ -37,6 +37,13 @@ pub enum Decision {
 pub trait Authorizer: Send + Sync {
     /// Decides whether `identity` may `access` the repository `repo` (name relative to the root).
     fn authorize(&self, identity: &str, fingerprint: &str, repo: &str, access: Access) -> Decision;
+
+    /// The upstream (by configured name) serving `repo`, overriding the configured routes;
+    /// `None` leaves the choice to them. For backends that know where repositories live.
+    fn route(&self, identity: &str, repo: &str) -> Option<String> {
+        let _ = (identity, repo);
+        None
+    }
 }
 
 /// One access rule from the configuration.

@@ -8,8 +8,9 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::io::AsyncWriteExt;
 
+use crate::driver::relay::{AbortOnDrop, copy, idle_watch};
 use crate::driver::server::{ExitStatus, SessionIo};
 use crate::git::command::Service;
 
@@ -133,9 +134,24 @@ async fn run_inner(
         counters.clone(),
         activity.clone(),
         true,
+        true,
     ));
-    let from_git = copy(stdout, io.stdout, counters.clone(), activity.clone(), false);
-    let errors = copy(stderr, io.stderr, counters.clone(), activity.clone(), false);
+    let from_git = copy(
+        stdout,
+        io.stdout,
+        counters.clone(),
+        activity.clone(),
+        false,
+        true,
+    );
+    let errors = copy(
+        stderr,
+        io.stderr,
+        counters.clone(),
+        activity.clone(),
+        false,
+        true,
+    );
     let idle = idle_watch(activity, job.idle_timeout);
     let wait = async {
         let (_, _, status) = tokio::join!(from_git, errors, child.wait());
@@ -195,15 +211,6 @@ async fn point_head_at_a_branch(job: &GitRun) {
     }
 }
 
-/// Stops the stdin copy when the session ends, whichever way.
-struct AbortOnDrop(tokio::task::JoinHandle<()>);
-
-impl Drop for AbortOnDrop {
-    fn drop(&mut self) {
-        self.0.abort();
-    }
-}
-
 fn exit_status(s: std::process::ExitStatus) -> ExitStatus {
     use std::os::unix::process::ExitStatusExt;
     match (s.code(), s.signal()) {
@@ -215,46 +222,5 @@ fn exit_status(s: std::process::ExitStatus) -> ExitStatus {
             ))
         }
         _ => ExitStatus::Code(1),
-    }
-}
-
-/// Copies until EOF, counting bytes and noting activity; closes the writer at the end.
-async fn copy<R: AsyncRead + Unpin, W: AsyncWrite + Unpin>(
-    mut r: R,
-    mut w: W,
-    counters: Arc<(AtomicU64, AtomicU64)>,
-    activity: Arc<AtomicU64>,
-    inbound: bool,
-) {
-    let mut buf = vec![0u8; 32 * 1024];
-    loop {
-        let n = match r.read(&mut buf).await {
-            Ok(0) | Err(_) => break,
-            Ok(n) => n,
-        };
-        if w.write_all(buf.get(..n).unwrap_or_default()).await.is_err() {
-            break;
-        }
-        let n = u64::try_from(n).unwrap_or(0);
-        if inbound {
-            counters.0.fetch_add(n, Ordering::Relaxed);
-        } else {
-            counters.1.fetch_add(n, Ordering::Relaxed);
-        }
-        activity.fetch_add(1, Ordering::Relaxed);
-    }
-    let _ = w.shutdown().await;
-}
-
-/// Resolves once no copy made progress for `limit`.
-async fn idle_watch(activity: Arc<AtomicU64>, limit: Duration) {
-    let mut last = activity.load(Ordering::Relaxed);
-    loop {
-        tokio::time::sleep(limit).await;
-        let now = activity.load(Ordering::Relaxed);
-        if now == last {
-            return;
-        }
-        last = now;
     }
 }

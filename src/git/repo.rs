@@ -51,22 +51,7 @@ impl RepoRoot {
     /// Resolves what a git client sent: `/a/b.git` (ssh:// form), `a/b` (scp form), `~/a/b`.
     /// `a/b` finds `a/b.git` or `a/b`; a missing repository resolves to `<a/b>.git`.
     pub fn resolve(&self, client_path: &str) -> Result<Repo, RepoError> {
-        let rel = client_path
-            .strip_prefix("~/")
-            .or_else(|| client_path.strip_prefix('/'))
-            .unwrap_or(client_path);
-        let components: Vec<&str> = rel.split('/').collect();
-        let canonical = components.iter().all(|c| {
-            !c.is_empty()
-                && !c.starts_with('.')
-                && !c.starts_with('~')
-                && !c.contains('\\')
-                && !c.chars().any(char::is_control)
-        });
-        if !canonical || components.is_empty() || components.len() > 16 {
-            return Err(RepoError::BadPath);
-        }
-        let rel = components.join("/");
+        let rel = canonical_name(client_path)?;
         let candidates = if rel.ends_with(".git") {
             vec![rel.clone()]
         } else {
@@ -111,6 +96,28 @@ impl RepoRoot {
             exists: false,
         })
     }
+}
+
+/// The repository name a client path stands for, by its text alone: `/a/b.git`, `~/a/b.git`
+/// and `a/b.git` are all `a/b.git`. Refuses `..`, `.`, hidden or empty components, `~user`,
+/// backslashes, control characters and more than 16 levels.
+pub fn canonical_name(client_path: &str) -> Result<String, RepoError> {
+    let rel = client_path
+        .strip_prefix("~/")
+        .or_else(|| client_path.strip_prefix('/'))
+        .unwrap_or(client_path);
+    let components: Vec<&str> = rel.split('/').collect();
+    let canonical = components.iter().all(|c| {
+        !c.is_empty()
+            && !c.starts_with('.')
+            && !c.starts_with('~')
+            && !c.contains('\\')
+            && !c.chars().any(char::is_control)
+    });
+    if !canonical || components.is_empty() || components.len() > 16 {
+        return Err(RepoError::BadPath);
+    }
+    Ok(components.join("/"))
 }
 
 /// A git directory: `HEAD`, `objects/` and `refs/` (bare repositories and `.git` dirs).

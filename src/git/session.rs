@@ -6,10 +6,12 @@ use std::time::Duration;
 
 use crate::connection::ChannelRequest;
 use crate::driver::server::{ExecDecision, ExitStatus, SessionContext, SessionHandler, SessionIo};
-use crate::git::command::{self, Service, valid_git_protocol};
+use crate::git::command::{self, GitCommand, Service, valid_git_protocol};
 use crate::git::policy::{Access, Authorizer, Decision};
 use crate::git::process::{self, GitRun};
-use crate::git::repo::RepoRoot;
+use crate::git::repo::{RepoRoot, canonical_name};
+use crate::proxy::forward::{ForwardReport, forward};
+use crate::proxy::{Router, Upstream};
 
 /// Serves repositories under one root.
 pub struct GitServer {
@@ -23,11 +25,102 @@ pub struct GitServer {
     pub create_on_push: bool,
     /// Kill git after this long without a byte moving.
     pub idle_timeout: Duration,
+    /// Repositories served by upstream hosts (empty: everything is local).
+    pub router: Arc<Router>,
 }
 
 /// What the client sees for a missing and for a forbidden repository alike.
 fn not_found(path: &str) -> String {
     format!("portcullis: repository '{path}' not found, or you do not have access to it")
+}
+
+impl GitServer {
+    /// Runs the command on `upstream`: same service, the repository under its path prefix,
+    /// `GIT_PROTOCOL` passed on (and the identity, if configured).
+    fn proxied(
+        &self,
+        ctx: &SessionContext,
+        cmd: &GitCommand,
+        name: String,
+        upstream: Arc<Upstream>,
+        io: SessionIo,
+    ) -> ExecDecision {
+        let mut env: Vec<(Vec<u8>, Vec<u8>)> = ctx
+            .env
+            .iter()
+            .filter(|(k, _)| k == b"GIT_PROTOCOL")
+            .cloned()
+            .collect();
+        let protocol = env
+            .first()
+            .map(|(_, v)| String::from_utf8_lossy(v).into_owned())
+            .unwrap_or_default();
+        if upstream.send_identity {
+            env.push((
+                b"PORTCULLIS_USER".to_vec(),
+                ctx.identity.name.clone().into_bytes(),
+            ));
+            env.push((
+                b"PORTCULLIS_KEY_FINGERPRINT".to_vec(),
+                ctx.identity.fingerprint.clone().into_bytes(),
+            ));
+        }
+        let line = command::command_line(cmd.service, &format!("{}{name}", upstream.path_prefix));
+        let (user, fingerprint, addr, service, idle) = (
+            ctx.identity.name.clone(),
+            ctx.identity.fingerprint.clone(),
+            ctx.peer,
+            cmd.service,
+            self.idle_timeout,
+        );
+        ExecDecision::Run(Box::pin(async move {
+            let started = std::time::Instant::now();
+            let (report, reused) = match upstream.exec(line.into_bytes(), env).await {
+                Ok((remote, reused)) => (
+                    forward(io, remote, idle, &upstream.name).await,
+                    Some(reused),
+                ),
+                Err(e) => {
+                    tracing::warn!(upstream = %upstream.name, repo = %name, error = ?e, "upstream session failed to start");
+                    let mut stderr = io.stderr;
+                    let _ = tokio::io::AsyncWriteExt::write_all(
+                        &mut stderr,
+                        format!("portcullis: upstream {} {e}\n", upstream.name).as_bytes(),
+                    )
+                    .await;
+                    let report = ForwardReport {
+                        bytes_in: 0,
+                        bytes_out: 0,
+                        duration: started.elapsed(),
+                        status: ExitStatus::Code(1),
+                        failure: Some(e.to_string()),
+                    };
+                    (report, None)
+                }
+            };
+            let status = match &report.status {
+                ExitStatus::Code(c) => c.to_string(),
+                ExitStatus::Signal(s) => format!("signal {s}"),
+            };
+            tracing::info!(
+                user = %user,
+                fingerprint = %fingerprint,
+                addr = %addr,
+                repo = %name,
+                command = %service,
+                protocol = %protocol,
+                upstream = %upstream.name,
+                reused = reused.unwrap_or(false),
+                failure = report.failure.as_deref().unwrap_or(""),
+                bytes_in = report.bytes_in,
+                bytes_out = report.bytes_out,
+                duration_ms = u64::try_from(report.duration.as_millis()).unwrap_or(u64::MAX),
+                exit = %status,
+                "session"
+            );
+            report.status
+        }))
+    }
 }
 
 impl SessionHandler for GitServer {
@@ -45,6 +138,29 @@ impl SessionHandler for GitServer {
             Ok(c) => c,
             Err(e) => return refuse(format!("portcullis: {e}"), "not a git command"),
         };
+        if self.router.upstreams().next().is_some() {
+            let name = match canonical_name(&cmd.path) {
+                Ok(n) => n,
+                Err(e) => return refuse(not_found(&cmd.path), &e.to_string()),
+            };
+            let routed = self
+                .authorizer
+                .route(&ctx.identity.name, &name)
+                .and_then(|u| self.router.upstream(&u))
+                .or_else(|| self.router.route(&name));
+            if let Some(upstream) = routed {
+                if self.authorizer.authorize(
+                    &ctx.identity.name,
+                    &ctx.identity.fingerprint,
+                    &name,
+                    Access::from(cmd.service),
+                ) == Decision::Deny
+                {
+                    return refuse(not_found(&cmd.path), "access denied");
+                }
+                return self.proxied(ctx, &cmd, name, upstream, io);
+            }
+        }
         let repo = match self.root.resolve(&cmd.path) {
             Ok(r) => r,
             Err(e) => return refuse(not_found(&cmd.path), &e.to_string()),

@@ -31,6 +31,10 @@ impl Server {
         std::fs::read_to_string(self.dir.path().join("server.log")).unwrap_or_default()
     }
 
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     /// A user key, listed in authorized_keys under `name` unless `name` is None.
     pub fn user_key(&self, file: &str, name: Option<&str>) -> PathBuf {
         let path = self.dir.path().join(file);
@@ -90,12 +94,18 @@ impl Server {
 
 /// Starts the binary with `config` (a full TOML file) on a free port.
 pub fn start(config: &str) -> Server {
+    start_prepared(config, |_| {})
+}
+
+/// [`start`], after `prepare` has put files into the data directory.
+pub fn start_prepared(config: &str, prepare: impl FnOnce(&Path)) -> Server {
     require("git", "git");
     let dir = tempfile::tempdir().unwrap();
     let cfg = dir.path().join("portcullis.toml");
     std::fs::write(&cfg, config).unwrap();
     std::fs::create_dir_all(dir.path().join("data")).unwrap();
     std::fs::write(dir.path().join("data/authorized_keys"), "").unwrap();
+    prepare(&dir.path().join("data"));
     let log = std::fs::File::create(dir.path().join("server.log")).unwrap();
     let mut child = Command::new(env!("CARGO_BIN_EXE_portcullis"))
         .arg("--config")
@@ -326,7 +336,7 @@ fn host_key_fingerprints_printed_at_start_match_what_ssh_sees() {
     assert_eq!(mode & 0o777, 0o600);
 }
 
-fn random_file(path: &Path, mib: usize) -> String {
+pub fn random_file(path: &Path, mib: usize) -> String {
     use sha2::{Digest, Sha256};
     let mut data = vec![0u8; mib << 20];
     let mut x = 0x2545_f491_4f6c_dd1du64;

@@ -12,6 +12,7 @@ mod host_keys;
 mod lookup;
 mod openssh_client;
 mod openssh_server;
+mod proxy;
 mod served;
 mod session_server;
 mod sessions;

@@ -1,0 +1,62 @@
+//! Moving bytes between a session's streams and whatever serves it (a git process, an
+//! upstream channel): counted copies with an activity clock for idle kills.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+
+/// Stops the stdin copy when the session ends, whichever way.
+pub struct AbortOnDrop(pub tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+/// Copies until EOF, counting bytes (into `counters.0` when `inbound`, else `.1`) and noting
+/// activity; closes the writer at the end when `close` (else the caller writes more).
+pub async fn copy<R: AsyncRead + Unpin, W: AsyncWrite + Unpin>(
+    mut r: R,
+    mut w: W,
+    counters: Arc<(AtomicU64, AtomicU64)>,
+    activity: Arc<AtomicU64>,
+    inbound: bool,
+    close: bool,
+) {
+    let mut buf = vec![0u8; 32 * 1024];
+    loop {
+        let n = match r.read(&mut buf).await {
+            Ok(0) | Err(_) => break,
+            Ok(n) => n,
+        };
+        if w.write_all(buf.get(..n).unwrap_or_default()).await.is_err() {
+            break;
+        }
+        let n = u64::try_from(n).unwrap_or(0);
+        if inbound {
+            counters.0.fetch_add(n, Ordering::Relaxed);
+        } else {
+            counters.1.fetch_add(n, Ordering::Relaxed);
+        }
+        activity.fetch_add(1, Ordering::Relaxed);
+    }
+    if close {
+        let _ = w.shutdown().await;
+    }
+}
+
+/// Resolves once no copy made progress for `limit`.
+pub async fn idle_watch(activity: Arc<AtomicU64>, limit: Duration) {
+    let mut last = activity.load(Ordering::Relaxed);
+    loop {
+        tokio::time::sleep(limit).await;
+        let now = activity.load(Ordering::Relaxed);
+        if now == last {
+            return;
+        }
+        last = now;
+    }
+}

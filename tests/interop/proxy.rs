@@ -1,0 +1,590 @@
+//! Proxy mode with the real binary, real git, and OpenSSH sshd as the upstream storage host:
+//! clone/fetch/push/ls-remote (v0 and v2) through the proxy next to a local repository, the
+//! identity passed on, 20 concurrent clones through the pool, failures (upstream down, wrong
+//! host key, upstream killed mid-transfer, a stalled client), and an interrupted push.
+
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use crate::common::{Sshd, require};
+use crate::git_server::{EVERYONE_WRITES, Git, Server, config, local_repo};
+
+fn current_user() -> String {
+    let out = Command::new("id").arg("-un").output().unwrap();
+    String::from_utf8(out.stdout).unwrap().trim().to_owned()
+}
+
+/// An sshd storage host with a repository directory, trusting `client_pub`.
+struct Storage {
+    sshd: Sshd,
+}
+
+impl Storage {
+    fn start(client_pub: &str, extra: &str) -> Self {
+        require("git", "git");
+        let sshd = Sshd::start(extra);
+        std::fs::write(sshd.dir.path().join("authorized_keys"), client_pub).unwrap();
+        std::fs::create_dir_all(sshd.dir.path().join("repos")).unwrap();
+        Self { sshd }
+    }
+
+    fn repos(&self) -> PathBuf {
+        self.sshd.dir.path().join("repos")
+    }
+
+    /// A bare repository at `name` under the repository directory.
+    fn bare(&self, name: &str) -> PathBuf {
+        let path = self.repos().join(name);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        assert!(
+            Command::new("git")
+                .args(["init", "-q", "--bare", "-b", "main"])
+                .arg(&path)
+                .status()
+                .unwrap()
+                .success()
+        );
+        path
+    }
+
+    /// The `[[upstreams]]` table for it.
+    fn upstream(&self, name: &str, extra: &str) -> String {
+        format!(
+            "\n[[upstreams]]\nname = \"{name}\"\naddress = \"127.0.0.1:{}\"\nuser = \"{}\"\n\
+             key = \"upstream_key\"\nhost_key = \"{}\"\npath_prefix = \"{}/\"\n{extra}\n",
+            self.sshd.port,
+            current_user(),
+            self.sshd.host_key.to_openssh(),
+            self.repos().display()
+        )
+    }
+
+    fn accepted_connections(&self) -> usize {
+        self.sshd.log().matches("Accepted publickey").count()
+    }
+
+    /// Kills the whole storage host: sshd and every process under it (sessions, git).
+    fn kill(&self) {
+        let root = self.sshd.pid();
+        let mut all = vec![root];
+        let mut i = 0;
+        while i < all.len() {
+            all.extend(children(all[i]));
+            i += 1;
+        }
+        for pid in all {
+            let _ = Command::new("kill")
+                .args(["-KILL", &pid.to_string()])
+                .status();
+        }
+    }
+}
+
+fn children(pid: u32) -> Vec<u32> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(p) = e.file_name().to_string_lossy().parse::<u32>() else {
+            continue;
+        };
+        let Ok(stat) = std::fs::read_to_string(format!("/proc/{p}/stat")) else {
+            continue;
+        };
+        // pid (comm) state ppid …: comm may hold spaces, so parse after the last ')'.
+        let after = &stat[stat.rfind(')').unwrap() + 2..];
+        let ppid: u32 = after.split(' ').nth(1).unwrap().parse().unwrap();
+        if ppid == pid {
+            out.push(p);
+        }
+    }
+    out
+}
+
+/// Writes the proxy's client key into a fresh data dir; returns (dir, public key line).
+fn proxy_key() -> (tempfile::TempDir, String) {
+    let dir = tempfile::tempdir().unwrap();
+    let key = dir.path().join("upstream_key");
+    assert!(
+        Command::new(require("ssh-keygen", "openssh-client"))
+            .args(["-q", "-t", "ed25519", "-N", "", "-f"])
+            .arg(&key)
+            .status()
+            .unwrap()
+            .success()
+    );
+    let public = std::fs::read_to_string(key.with_extension("pub")).unwrap();
+    (dir, public)
+}
+
+/// The binary with `tables` appended to the test config, the proxy key copied into its data.
+fn start_proxy(key_dir: &Path, tables: &str) -> Server {
+    // The key must be in the data dir before start: the configuration loads it.
+    crate::git_server::start_prepared(&(config(EVERYONE_WRITES) + tables), |data| {
+        std::fs::copy(key_dir.join("upstream_key"), data.join("upstream_key")).unwrap();
+    })
+}
+
+fn routes(pairs: &[(&str, &str)]) -> String {
+    pairs
+        .iter()
+        .map(|(glob, up)| format!("\n[[routes]]\nrepos = [\"{glob}\"]\nupstream = \"{up}\"\n"))
+        .collect()
+}
+
+fn git_in(cwd: &Path, args: &[&str]) -> String {
+    let out = Command::new("git")
+        .current_dir(cwd)
+        .args(["-c", "user.name=T", "-c", "user.email=t@example.org"])
+        .args(args)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "git {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+#[test]
+fn clone_fetch_push_ls_remote_through_the_proxy_next_to_a_local_repository() {
+    let (keys, public) = proxy_key();
+    let store = Storage::start(&public, "AcceptEnv GIT_PROTOCOL PORTCULLIS_*\n");
+    let upstream_repo = store.bare("team/app.git");
+    // A hook upstream records the identity the proxy sent along.
+    let seen = store.sshd.dir.path().join("identity-seen");
+    let hook = upstream_repo.join("hooks/pre-receive");
+    std::fs::write(
+        &hook,
+        format!(
+            "#!/bin/sh\necho \"$PORTCULLIS_USER $PORTCULLIS_KEY_FINGERPRINT\" > {}\n",
+            seen.display()
+        ),
+    )
+    .unwrap();
+    std::os::unix::fs::PermissionsExt::set_mode(
+        &mut std::fs::metadata(&hook).unwrap().permissions(),
+        0o755,
+    );
+    std::fs::set_permissions(&hook, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    // The same storage once more, unpooled, under another name (a symlinked directory).
+    std::os::unix::fs::symlink(store.repos().join("team"), store.repos().join("direct")).unwrap();
+    let s = start_proxy(
+        keys.path(),
+        &(store.upstream("store", "send_identity = true")
+            + &store.upstream("store-direct", "pool = false")
+            + &routes(&[("team/**", "store"), ("direct/**", "store-direct")])),
+    );
+    let git = Git {
+        server: &s,
+        key: s.user_key("alice", Some("alice")),
+    };
+    let work = tempfile::tempdir().unwrap();
+    let local = local_repo(&git, work.path(), 3);
+    // Push through the proxy: it lands in the upstream's repository.
+    git.ok(&local, &["push", "-q", &s.url("team/app.git"), "main"]);
+    let head = git_in(&local, &["rev-parse", "HEAD"]);
+    assert_eq!(
+        git_in(&upstream_repo, &["rev-parse", "refs/heads/main"]),
+        head
+    );
+    let identity = std::fs::read_to_string(&seen).unwrap();
+    assert!(identity.starts_with("alice SHA256:"), "{identity}");
+    // Clone (scp-style path without .git too), fetch a new commit, ls-remote v0 and v2.
+    git.ok(work.path(), &["clone", "-q", &s.url("team/app.git"), "c1"]);
+    assert_eq!(
+        git_in(&work.path().join("c1"), &["rev-parse", "HEAD"]),
+        head
+    );
+    std::fs::write(local.join("more.txt"), "more\n").unwrap();
+    git.ok(&local, &["add", "."]);
+    git.ok(&local, &["commit", "-q", "-m", "more"]);
+    git.ok(&local, &["push", "-q", &s.url("team/app.git"), "main"]);
+    git.ok(&work.path().join("c1"), &["pull", "-q", "origin", "main"]);
+    assert_eq!(
+        std::fs::read_to_string(work.path().join("c1/more.txt")).unwrap(),
+        "more\n"
+    );
+    let v0 = git.ok(
+        work.path(),
+        &["-c", "protocol.version=0", "ls-remote", &s.url("team/app")],
+    );
+    assert!(v0.contains("refs/heads/main"), "{v0}");
+    let out = Command::new("git")
+        .current_dir(work.path())
+        .args([
+            "-c",
+            "protocol.version=2",
+            "ls-remote",
+            &s.url("team/app.git"),
+        ])
+        .env("GIT_SSH_COMMAND", s.ssh_command(&git.key))
+        .env("GIT_TRACE_PACKET", "1")
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let trace = String::from_utf8_lossy(&out.stderr);
+    assert!(trace.contains("< version 2"), "v2 not negotiated:\n{trace}");
+    // The unpooled route and a local repository, side by side in the same server.
+    git.ok(
+        work.path(),
+        &["clone", "-q", &s.url("direct/app.git"), "c2"],
+    );
+    assert!(work.path().join("c2/more.txt").exists());
+    git.ok(&local, &["push", "-q", &s.url("here.git"), "main"]);
+    assert!(s.data().join("repos/here.git").exists());
+    assert!(!store.repos().join("here.git").exists());
+    git.ok(work.path(), &["clone", "-q", &s.url("here.git"), "c3"]);
+    // Accounting: every proxied session names its upstream; pooled ones were reused.
+    let log = s.log();
+    let proxied: Vec<&str> = log
+        .lines()
+        .filter(|l| l.contains("session") && l.contains("upstream=store "))
+        .collect();
+    assert!(proxied.len() >= 5, "{log}");
+    assert!(proxied.iter().any(|l| l.contains("reused=true")), "{log}");
+    let direct: Vec<&str> = log
+        .lines()
+        .filter(|l| l.contains("upstream=store-direct"))
+        .collect();
+    assert!(
+        !direct.is_empty() && direct.iter().all(|l| l.contains("reused=false")),
+        "{log}"
+    );
+    // Nothing proxied was denied or missing: a denied upstream repository looks missing.
+    let (ok, _, err) = git.run(work.path(), &["ls-remote", &s.url("team/../etc")]);
+    assert!(!ok && err.contains("not found"), "{err}");
+}
+
+#[test]
+fn twenty_concurrent_clones_through_the_pool_are_fsck_clean() {
+    let (keys, public) = proxy_key();
+    let store = Storage::start(&public, "");
+    let upstream_repo = store.bare("small.git");
+    let s = start_proxy(
+        keys.path(),
+        &(store.upstream("store", "") + &routes(&[("**", "store")])),
+    );
+    let git = Git {
+        server: &s,
+        key: s.user_key("alice", Some("alice")),
+    };
+    let work = tempfile::tempdir().unwrap();
+    let local = local_repo(&git, work.path(), 20);
+    git_in(
+        &local,
+        &["push", "-q", upstream_repo.to_str().unwrap(), "main"],
+    );
+    let head = git_in(&local, &["rev-parse", "HEAD"]);
+    let ssh = s.ssh_command(&git.key);
+    let children: Vec<_> = (0..20)
+        .map(|i| {
+            Command::new("git")
+                .current_dir(work.path())
+                .args(["clone", "-q", &s.url("small.git"), &format!("c{i}")])
+                .env("GIT_SSH_COMMAND", &ssh)
+                .stdin(Stdio::null())
+                .stderr(Stdio::piped())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    for (i, c) in children.into_iter().enumerate() {
+        let out = c.wait_with_output().unwrap();
+        assert!(
+            out.status.success(),
+            "clone {i}: {}\n{}",
+            String::from_utf8_lossy(&out.stderr),
+            s.log()
+        );
+        let dir = work.path().join(format!("c{i}"));
+        git_in(&dir, &["fsck", "--no-progress"]);
+        assert_eq!(git_in(&dir, &["rev-parse", "HEAD"]), head);
+    }
+    // 20 sessions over a handful of upstream connections (sshd's MaxSessions is 10).
+    let upstream_logins = store.accepted_connections();
+    assert!(
+        (2..=6).contains(&upstream_logins),
+        "{upstream_logins} upstream logins for 20 clones"
+    );
+    // A second round rides entirely on the pooled connections.
+    for i in 0..3 {
+        git.ok(
+            work.path(),
+            &["clone", "-q", &s.url("small.git"), &format!("again{i}")],
+        );
+    }
+    assert_eq!(store.accepted_connections(), upstream_logins);
+}
+
+#[test]
+fn upstream_down_or_with_the_wrong_host_key_fails_fast_and_clearly() {
+    let (keys, public) = proxy_key();
+    let store = Storage::start(&public, "");
+    store.bare("good/app.git");
+    let closed_port = crate::common::free_port();
+    let wrong_key = {
+        let other = Storage::start("", "");
+        other.sshd.host_key.to_openssh()
+    };
+    let down = format!(
+        "\n[[upstreams]]\nname = \"down\"\naddress = \"127.0.0.1:{closed_port}\"\nuser = \"git\"\n\
+         key = \"upstream_key\"\nhost_key = \"{}\"\n",
+        store.sshd.host_key.to_openssh()
+    );
+    let impostor = store
+        .upstream("impostor", "")
+        .replace(&store.sshd.host_key.to_openssh(), &wrong_key);
+    let s = start_proxy(
+        keys.path(),
+        &(store.upstream("store", "")
+            + &down
+            + &impostor
+            + &routes(&[
+                ("good/**", "store"),
+                ("down/**", "down"),
+                ("fake/**", "impostor"),
+            ])),
+    );
+    let git = Git {
+        server: &s,
+        key: s.user_key("alice", Some("alice")),
+    };
+    let work = tempfile::tempdir().unwrap();
+    let t = Instant::now();
+    let (ok, _, err) = git.run(work.path(), &["clone", "-q", &s.url("down/app.git"), "x"]);
+    assert!(!ok);
+    assert!(
+        err.contains("portcullis: upstream down unreachable"),
+        "{err}\n{}",
+        s.log()
+    );
+    assert!(t.elapsed() < Duration::from_secs(10));
+    let (ok, _, err) = git.run(work.path(), &["clone", "-q", &s.url("fake/app.git"), "y"]);
+    assert!(!ok);
+    assert!(
+        err.contains("portcullis: upstream impostor failed host key verification"),
+        "{err}"
+    );
+    // The log names both fingerprints; the client is not told them.
+    let log = s.log();
+    let expected = portcullis::keys::PublicKey::from_openssh(&wrong_key)
+        .unwrap()
+        .fingerprint();
+    assert!(
+        log.contains(&expected) && log.contains(&store.sshd.host_key.fingerprint()),
+        "{log}"
+    );
+    assert!(!err.contains(&expected));
+    // Meanwhile the healthy upstream serves as ever.
+    let local = local_repo(&git, work.path(), 1);
+    git.ok(&local, &["push", "-q", &s.url("good/app.git"), "main"]);
+    git.ok(work.path(), &["clone", "-q", &s.url("good/app.git"), "z"]);
+}
+
+/// Speaks git protocol v0 to `git-upload-pack` through the proxy: wants the tip, reads the
+/// pack as told. Returns the child (ssh) and its stdout.
+fn raw_fetch(
+    s: &Server,
+    key: &Path,
+    repo: &str,
+) -> (std::process::Child, std::process::ChildStdout) {
+    let mut args: Vec<String> = s
+        .ssh_command(key)
+        .split_whitespace()
+        .map(str::to_owned)
+        .collect();
+    let program = args.remove(0);
+    let mut child = Command::new(program)
+        .args(&args)
+        .args(["-p", &s.port.to_string(), "git@127.0.0.1"])
+        .arg(format!("git-upload-pack '{repo}'"))
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut out = child.stdout.take().unwrap();
+    // Ref advertisement: pkt-lines up to a flush.
+    let mut tip = None;
+    loop {
+        let mut len = [0u8; 4];
+        out.read_exact(&mut len).unwrap();
+        let n = usize::from_str_radix(std::str::from_utf8(&len).unwrap(), 16).unwrap();
+        if n == 0 {
+            break;
+        }
+        let mut line = vec![0u8; n - 4];
+        out.read_exact(&mut line).unwrap();
+        if tip.is_none() {
+            tip = Some(String::from_utf8_lossy(&line[..40]).into_owned());
+        }
+    }
+    let mut stdin = child.stdin.take().unwrap();
+    let want = format!("want {}\n", tip.unwrap());
+    write!(stdin, "{:04x}{want}0000", want.len() + 4).unwrap();
+    stdin.write_all(b"0009done\n").unwrap();
+    stdin.flush().unwrap();
+    // Keep stdin open (as git does while it reads the pack).
+    std::mem::forget(stdin);
+    (child, out)
+}
+
+fn rss_kib(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    status
+        .lines()
+        .find(|l| l.starts_with("VmRSS:"))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .unwrap()
+        .parse()
+        .unwrap()
+}
+
+/// A client that stops reading stalls the upstream instead of filling the proxy's memory;
+/// killing the upstream under it ends the session quickly with a message, and the proxy
+/// keeps serving other upstreams and local repositories.
+#[test]
+fn a_stalled_clone_stays_bounded_and_an_upstream_killed_mid_transfer_fails_cleanly() {
+    let (keys, public) = proxy_key();
+    let doomed = Storage::start(&public, "");
+    let other = Storage::start(&public, "");
+    let big = doomed.bare("big.git");
+    let small = other.bare("small.git");
+    let s = start_proxy(
+        keys.path(),
+        &(doomed.upstream("doomed", "")
+            + &other.upstream("other", "")
+            + &routes(&[("big.git", "doomed"), ("small.git", "other")])),
+    );
+    let git = Git {
+        server: &s,
+        key: s.user_key("alice", Some("alice")),
+    };
+    let work = tempfile::tempdir().unwrap();
+    let local = local_repo(&git, work.path(), 1);
+    git_in(&local, &["push", "-q", small.to_str().unwrap(), "main"]);
+    // 48 MiB that does not compress.
+    let mut blob = std::fs::File::create(local.join("big.bin")).unwrap();
+    let mut rng = std::fs::File::open("/dev/urandom").unwrap();
+    let mut buf = vec![0u8; 1 << 20];
+    for _ in 0..48 {
+        rng.read_exact(&mut buf).unwrap();
+        blob.write_all(&buf).unwrap();
+    }
+    drop(blob);
+    git_in(&local, &["add", "big.bin"]);
+    git_in(&local, &["commit", "-q", "-m", "big"]);
+    git_in(&local, &["push", "-q", big.to_str().unwrap(), "main"]);
+    let proxy_pid = s.pid();
+    let before = rss_kib(proxy_pid);
+    let (mut child, mut out) = raw_fetch(&s, &git.key, "big.git");
+    let mut got = vec![0u8; 256 * 1024];
+    out.read_exact(&mut got).unwrap();
+    // Stalled: upstream keeps producing, but only windows and pipes may hold data.
+    std::thread::sleep(Duration::from_secs(2));
+    let during = rss_kib(proxy_pid);
+    assert!(
+        during.saturating_sub(before) < 24 * 1024,
+        "proxy grew from {before} KiB to {during} KiB while the client stalled"
+    );
+    // The storage host dies mid-transfer.
+    doomed.kill();
+    let t = Instant::now();
+    let mut rest = Vec::new();
+    let _ = out.read_to_end(&mut rest);
+    let mut err = String::new();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut err)
+        .unwrap();
+    let status = child.wait().unwrap();
+    assert!(
+        t.elapsed() < Duration::from_secs(30),
+        "took {:?}",
+        t.elapsed()
+    );
+    assert!(!status.success());
+    assert!(
+        (got.len() + rest.len()) < 48 << 20,
+        "the whole pack arrived: the upstream was not killed mid-transfer"
+    );
+    assert!(err.contains("portcullis: upstream doomed"), "{err}");
+    // Others are untouched.
+    git.ok(work.path(), &["clone", "-q", &s.url("small.git"), "s1"]);
+    git.ok(&local, &["push", "-q", &s.url("mine.git"), "main"]);
+    let (ok, _, err) = git.run(work.path(), &["clone", "-q", &s.url("big.git"), "b"]);
+    assert!(!ok && err.contains("portcullis: upstream doomed"), "{err}");
+}
+
+#[test]
+fn an_interrupted_push_through_the_proxy_leaves_upstream_refs_unchanged() {
+    let (keys, public) = proxy_key();
+    let store = Storage::start(&public, "");
+    let upstream_repo = store.bare("p.git");
+    let s = start_proxy(
+        keys.path(),
+        &(store.upstream("store", "") + &routes(&[("**", "store")])),
+    );
+    let git = Git {
+        server: &s,
+        key: s.user_key("alice", Some("alice")),
+    };
+    let work = tempfile::tempdir().unwrap();
+    let local = local_repo(&git, work.path(), 1);
+    git.ok(&local, &["push", "-q", &s.url("p.git"), "main"]);
+    let before = git_in(&upstream_repo, &["show-ref"]);
+    crate::git_server::random_file(&local.join("big.bin"), 64);
+    git_in(&local, &["add", "big.bin"]);
+    git_in(&local, &["commit", "-q", "-m", "big"]);
+    let mut push = Command::new("git")
+        .current_dir(&local)
+        .args(["push", "-q", &s.url("p.git"), "main"])
+        .env("GIT_SSH_COMMAND", s.ssh_command(&git.key))
+        .stdin(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    // Once the upstream has started receiving, cut the client off.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !upstream_repo
+        .join("objects")
+        .read_dir()
+        .unwrap()
+        .flatten()
+        .any(|e| {
+            let n = e.file_name().to_string_lossy().into_owned();
+            n.starts_with("tmp_objdir") || n.starts_with("incoming")
+        })
+        && Instant::now() < deadline
+    {
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    std::thread::sleep(Duration::from_millis(50));
+    let _ = Command::new("pkill")
+        .args(["-KILL", "-P", &push.id().to_string()])
+        .status();
+    push.kill().unwrap();
+    push.wait().unwrap();
+    // The upstream git notices (EOF through the proxy) and gives up; refs never moved.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let left = Command::new("pgrep")
+            .args(["-f", &format!("receive-pack '{}", upstream_repo.display())])
+            .output()
+            .unwrap();
+        if left.stdout.is_empty() {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "upstream receive-pack still runs"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert_eq!(git_in(&upstream_repo, &["show-ref"]), before);
+    git_in(&upstream_repo, &["fsck", "--no-progress"]);
+}
