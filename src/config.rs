@@ -491,6 +491,53 @@ mod tests {
     }
 
     #[test]
+    fn proxy_settings_are_checked() {
+        let up = |extra: &str| {
+            format!(
+                "{DEFAULT}\n[[upstreams]]\nname = \"s\"\naddress = \"127.0.0.1:22\"\nuser = \"git\"\n\
+                 key = \"k\"\n{extra}\n"
+            )
+        };
+        let pinned = "host_key = \"SHA256:x\"";
+        let cases = [
+            (up(""), "upstreams.s.host_key"),
+            (
+                up(&format!("{pinned}\nknown_hosts = \"kh\"")),
+                "upstreams.s.host_key",
+            ),
+            (up("host_key = \"ssh-ed25519 AAAA\""), "upstreams.s.host_key"),
+            (
+                up(pinned).replace("\"127.0.0.1:22\"", "\"storage\""),
+                "upstreams.s.address",
+            ),
+            (
+                up(&format!("{pinned}\nmax_sessions = 0")),
+                "upstreams.s.max_sessions",
+            ),
+            (
+                up(pinned) + "[[routes]]\nrepos = [\"**\"]\nupstream = \"t\"\n",
+                "routes.upstream",
+            ),
+            (
+                up(pinned) + &up(pinned).replace(DEFAULT, ""),
+                "upstreams.name",
+            ),
+        ];
+        for (text, key) in cases {
+            let e = Config::parse(&text).unwrap_err();
+            assert_eq!(e.key, key, "{e}");
+        }
+        let ok = up(&format!("{pinned}\npool = false"))
+            + "[[routes]]\nrepos = [\"team/**\"]\nupstream = \"s\"\n";
+        let c = Config::parse(&ok).unwrap();
+        assert_eq!(c.upstreams[0].max_sessions, 10);
+        assert!(!c.upstreams[0].pool);
+        // The key file is read when the router is built, with the key named on failure.
+        let e = c.router().unwrap_err();
+        assert_eq!(e.key, "upstreams.s.key");
+    }
+
+    #[test]
     fn sha1_host_signatures_and_macs_are_opt_in() {
         let d = Config::parse(DEFAULT).unwrap().server_config().unwrap();
         let p = &d.transport.preferences;

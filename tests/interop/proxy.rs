@@ -333,6 +333,9 @@ fn upstream_down_or_with_the_wrong_host_key_fails_fast_and_clearly() {
          key = \"upstream_key\"\nhost_key = \"{}\"\n",
         store.sshd.host_key.to_openssh()
     );
+    // An upstream that does not know our key.
+    let stranger = Storage::start("", "");
+    let refused = stranger.upstream("refused", "");
     let impostor = store
         .upstream("impostor", "")
         .replace(&store.sshd.host_key.to_openssh(), &wrong_key);
@@ -341,8 +344,10 @@ fn upstream_down_or_with_the_wrong_host_key_fails_fast_and_clearly() {
         &(store.upstream("store", "")
             + &down
             + &impostor
+            + &refused
             + &routes(&[
                 ("good/**", "store"),
+                ("nokey/**", "refused"),
                 ("down/**", "down"),
                 ("fake/**", "impostor"),
             ])),
@@ -365,6 +370,12 @@ fn upstream_down_or_with_the_wrong_host_key_fails_fast_and_clearly() {
     assert!(!ok);
     assert!(
         err.contains("portcullis: upstream impostor failed host key verification"),
+        "{err}"
+    );
+    let (ok, _, err) = git.run(work.path(), &["clone", "-q", &s.url("nokey/app.git"), "w"]);
+    assert!(!ok);
+    assert!(
+        err.contains("portcullis: upstream refused refused our key"),
         "{err}"
     );
     // The log names both fingerprints; the client is not told them.
@@ -587,4 +598,53 @@ fn an_interrupted_push_through_the_proxy_leaves_upstream_refs_unchanged() {
     }
     assert_eq!(git_in(&upstream_repo, &["show-ref"]), before);
     git_in(&upstream_repo, &["fsck", "--no-progress"]);
+}
+
+/// The pool replaces a connection that died under it (nothing is lost: no session was on it)
+/// and closes connections that stay idle past the timeout.
+#[test]
+fn pooled_connections_are_replaced_when_dead_and_closed_when_idle() {
+    let (keys, public) = proxy_key();
+    let store = Storage::start(&public, "");
+    let upstream_repo = store.bare("r.git");
+    let s = start_proxy(
+        keys.path(),
+        &(store.upstream("store", "idle_timeout_secs = 3") + &routes(&[("**", "store")])),
+    );
+    let git = Git {
+        server: &s,
+        key: s.user_key("alice", Some("alice")),
+    };
+    let work = tempfile::tempdir().unwrap();
+    let local = local_repo(&git, work.path(), 2);
+    git_in(
+        &local,
+        &["push", "-q", upstream_repo.to_str().unwrap(), "main"],
+    );
+    git.ok(work.path(), &["ls-remote", &s.url("r.git")]);
+    git.ok(work.path(), &["ls-remote", &s.url("r.git")]);
+    assert_eq!(store.accepted_connections(), 1, "{}", s.log());
+    // The storage host drops every connection (its listener stays): the next session dials.
+    for pid in children(store.sshd.pid()) {
+        let _ = Command::new("kill")
+            .args(["-KILL", &pid.to_string()])
+            .status();
+    }
+    std::thread::sleep(Duration::from_millis(200));
+    git.ok(work.path(), &["clone", "-q", &s.url("r.git"), "c"]);
+    assert_eq!(store.accepted_connections(), 2, "{}", s.log());
+    // Idle for longer than the timeout: the proxy says goodbye on its own.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !store
+        .sshd
+        .log()
+        .contains("Received disconnect from 127.0.0.1")
+    {
+        assert!(
+            Instant::now() < deadline,
+            "idle connection never closed:\n{}",
+            store.sshd.log()
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
 }
