@@ -505,7 +505,10 @@ mod tests {
                 up(&format!("{pinned}\nknown_hosts = \"kh\"")),
                 "upstreams.s.host_key",
             ),
-            (up("host_key = \"ssh-ed25519 AAAA\""), "upstreams.s.host_key"),
+            (
+                up("host_key = \"ssh-ed25519 AAAA\""),
+                "upstreams.s.host_key",
+            ),
             (
                 up(pinned).replace("\"127.0.0.1:22\"", "\"storage\""),
                 "upstreams.s.address",
