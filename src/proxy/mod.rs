@@ -331,6 +331,54 @@ mod tests {
     }
 
     #[test]
+    fn first_matching_route_wins() {
+        let c = |name: &str| UpstreamConfig {
+            name: name.into(),
+            address: "127.0.0.1:22".into(),
+            user: "git".into(),
+            key: "k".into(),
+            host_key: Some("SHA256:x".into()),
+            known_hosts: None,
+            path_prefix: String::new(),
+            pool: true,
+            pool_size: 1,
+            max_sessions: 1,
+            idle_timeout_secs: 1,
+            connect_timeout_secs: 1,
+            send_identity: false,
+        };
+        let up = |name: &str| {
+            Arc::new(Upstream::new(
+                &c(name),
+                PrivateKey::generate_ed25519(&mut os_rng().unwrap()),
+                HostKeyCheck::Pinned(Pinned::Fingerprint("SHA256:x".into())),
+                ClientConfig::default(),
+            ))
+        };
+        let route = |repos: &[&str], upstream: &str| RouteConfig {
+            repos: repos.iter().map(|r| (*r).to_owned()).collect(),
+            upstream: upstream.into(),
+        };
+        let r = Router::new(
+            vec![up("a"), up("b")],
+            &[
+                route(&["team/special"], "b"),
+                route(&["team/**"], "a"),
+                route(&["x"], "nowhere"),
+            ],
+        );
+        let name = |repo: &str| r.route(repo).map(|u| u.name.clone());
+        assert_eq!(name("team/special.git").as_deref(), Some("b"));
+        assert_eq!(name("team/app.git").as_deref(), Some("a"));
+        assert_eq!(name("other.git"), None);
+        assert_eq!(name("x"), None, "a route to an unknown upstream is skipped");
+        assert_eq!(
+            r.upstream("b").map(|u| u.name.clone()).as_deref(),
+            Some("b")
+        );
+    }
+
+    #[test]
     fn pinned_forms() {
         assert!(matches!(
             parse_pinned("SHA256:abc"),

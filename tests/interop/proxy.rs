@@ -607,10 +607,25 @@ fn pooled_connections_are_replaced_when_dead_and_closed_when_idle() {
     let (keys, public) = proxy_key();
     let store = Storage::start(&public, "");
     let upstream_repo = store.bare("r.git");
-    let s = start_proxy(
-        keys.path(),
-        &(store.upstream("store", "idle_timeout_secs = 3") + &routes(&[("**", "store")])),
+    // This upstream is checked against a known_hosts file instead of a pinned key.
+    std::fs::write(
+        keys.path().join("known_hosts"),
+        format!(
+            "# storage\n[127.0.0.1]:{} {}\n",
+            store.sshd.port,
+            store.sshd.host_key.to_openssh()
+        ),
+    )
+    .unwrap();
+    let table = store.upstream("store", "idle_timeout_secs = 3").replace(
+        &format!("host_key = \"{}\"", store.sshd.host_key.to_openssh()),
+        &format!(
+            "known_hosts = \"{}\"",
+            keys.path().join("known_hosts").display()
+        ),
     );
+    assert!(table.contains("known_hosts"));
+    let s = start_proxy(keys.path(), &(table + &routes(&[("**", "store")])));
     let git = Git {
         server: &s,
         key: s.user_key("alice", Some("alice")),
