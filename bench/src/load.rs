@@ -1,0 +1,181 @@
+//! Loads built on our own client role: many idle authenticated connections (more than `ssh`
+//! processes fit), and the transport ceiling (our client against our server, no git).
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use portcullis::client::{ClientConfig, ClientConnection};
+use portcullis::driver::client::{ClientHandle, connect};
+use portcullis::driver::os_rng;
+use portcullis::driver::server::{
+    ExecDecision, ExitStatus, SessionContext, SessionHandler, SessionIo, serve,
+};
+use portcullis::keys::{PrivateKey, PublicKey, key_file};
+use portcullis::lookup::FileLookup;
+use portcullis::server::{ServerConfig, ServerConnection};
+use portcullis::transport::{CipherAlg, MacAlg, Pinned, TransportConfig};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+fn load_key(path: &Path) -> PrivateKey {
+    key_file::parse(&std::fs::read_to_string(path).unwrap(), None).unwrap()
+}
+
+fn load_public(path: &Path) -> PublicKey {
+    PublicKey::from_openssh(&std::fs::read_to_string(path.with_extension("pub")).unwrap()).unwrap()
+}
+
+async fn dial(
+    port: u16,
+    user: &str,
+    key: Arc<PrivateKey>,
+    host: PublicKey,
+    config: &ClientConfig,
+) -> Option<ClientHandle> {
+    let sock = tokio::net::TcpStream::connect(("127.0.0.1", port)).await.ok()?;
+    let _ = sock.set_nodelay(true);
+    let c = ClientConnection::new(
+        config,
+        Box::new(Pinned::Key(host)),
+        user,
+        vec![key],
+        Box::new(os_rng().ok()?),
+        Instant::now(),
+    )
+    .ok()?;
+    connect(sock, c).await.ok()
+}
+
+/// Opens `k` authenticated connections without sessions (like `ssh -N`), 64 handshakes at a
+/// time; returns them (held until dropped) and how many failed.
+pub fn hold_idle(
+    port: u16,
+    user: &str,
+    user_key: &Path,
+    host_key: &Path,
+    k: usize,
+) -> (tokio::runtime::Runtime, Vec<ClientHandle>, usize) {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let key = Arc::new(load_key(user_key));
+    let host = load_public(host_key);
+    let user = user.to_owned();
+    let (handles, failed) = rt.block_on(async move {
+        let sem = Arc::new(tokio::sync::Semaphore::new(64));
+        let mut tasks = Vec::with_capacity(k);
+        for _ in 0..k {
+            let (sem, key, host, user) = (sem.clone(), key.clone(), host.clone(), user.clone());
+            tasks.push(tokio::spawn(async move {
+                let _permit = sem.acquire_owned().await.ok()?;
+                tokio::time::timeout(
+                    Duration::from_secs(60),
+                    dial(port, &user, key, host, &ClientConfig::default()),
+                )
+                .await
+                .ok()
+                .flatten()
+            }));
+        }
+        let mut held = Vec::with_capacity(k);
+        let mut failed = 0;
+        for t in tasks {
+            match t.await.ok().flatten() {
+                Some(h) => held.push(h),
+                None => failed += 1,
+            }
+        }
+        (held, failed)
+    });
+    (rt, handles, failed)
+}
+
+struct Zeros;
+
+impl SessionHandler for Zeros {
+    fn exec(&self, _: &SessionContext, command: &[u8], io: SessionIo) -> ExecDecision {
+        let n: u64 = String::from_utf8_lossy(command).parse().unwrap_or(0);
+        ExecDecision::Run(Box::pin(async move {
+            let mut out = io.stdout;
+            let buf = vec![0u8; 64 * 1024];
+            let mut left = n;
+            while left > 0 {
+                let take = left.min(buf.len() as u64) as usize;
+                if out.write_all(&buf[..take]).await.is_err() {
+                    return ExitStatus::Code(1);
+                }
+                left -= take as u64;
+            }
+            let _ = out.shutdown().await;
+            ExitStatus::Code(0)
+        }))
+    }
+}
+
+/// Our client reading `bytes` from our server over loopback with `cipher` (and `mac`), both in
+/// this process: MB/s of the server → client stream.
+pub fn ceiling(
+    work: &Path,
+    user_key: &Path,
+    host_key: &Path,
+    cipher: CipherAlg,
+    mac: Option<MacAlg>,
+    bytes: u64,
+) -> f64 {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let ak = work.join("ceiling_authorized_keys");
+    std::fs::write(
+        &ak,
+        std::fs::read_to_string(user_key.with_extension("pub")).unwrap(),
+    )
+    .unwrap();
+    let host = load_key(host_key);
+    let host_pub = host.public();
+    let key = Arc::new(load_key(user_key));
+    rt.block_on(async move {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let keys: Arc<[PrivateKey]> = Arc::from(vec![host]);
+        let lookup = Arc::new(FileLookup::new(ak));
+        tokio::spawn(async move {
+            let (sock, peer) = listener.accept().await.unwrap();
+            let _ = sock.set_nodelay(true);
+            let s = ServerConnection::new(
+                &ServerConfig::default(),
+                keys,
+                Box::new(os_rng().unwrap()),
+                Instant::now(),
+            );
+            serve(sock, peer, s, lookup, Arc::new(Zeros)).await;
+        });
+        let mut t = TransportConfig::default();
+        t.preferences.ciphers = vec![cipher];
+        if let Some(m) = mac {
+            t.preferences.macs = vec![m];
+        }
+        let config = ClientConfig {
+            transport: Arc::new(t),
+            ..ClientConfig::default()
+        };
+        let h = dial(port, "bench", key, host_pub, &config).await.unwrap();
+        let start = Instant::now();
+        let s = h.exec(bytes.to_string().into_bytes(), Vec::new()).await.unwrap();
+        let mut out = s.stdout;
+        let mut buf = vec![0u8; 256 * 1024];
+        let mut got = 0u64;
+        loop {
+            let n = out.read(&mut buf).await.unwrap();
+            if n == 0 {
+                break;
+            }
+            got += n as u64;
+        }
+        assert_eq!(got, bytes);
+        got as f64 / start.elapsed().as_secs_f64() / 1e6
+    })
+}

@@ -1,0 +1,686 @@
+//! `bench/run`: portcullis and OpenSSH sshd measured in one run, alternating (A B A B …),
+//! medians of several repetitions, reported as ratios (machines here are noisy; a ratio
+//! measured side by side is the only honest figure). See BENCHMARKS.md.
+
+mod load;
+mod procs;
+mod setup;
+
+use std::io::{Read, Write};
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use portcullis::transport::{CipherAlg, MacAlg};
+use setup::{Fixtures, Server, git, sh, ssh_args};
+
+struct Opts {
+    portcullis: PathBuf,
+    reps: usize,
+    quick: bool,
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    match args.get(1).map(String::as_str) {
+        Some("reaper") => {
+            let rest = args.get(2..).unwrap_or_default();
+            let cmd = rest.strip_prefix(&["--".to_owned()]).unwrap_or(rest);
+            procs::reaper(cmd)
+        }
+        Some("run") => {
+            let mut o = Opts {
+                portcullis: PathBuf::from("target/release/portcullis"),
+                reps: 3,
+                quick: false,
+            };
+            let mut it = args.iter().skip(2);
+            while let Some(a) = it.next() {
+                match a.as_str() {
+                    "--portcullis" => o.portcullis = PathBuf::from(it.next().expect("path")),
+                    "--reps" => o.reps = it.next().and_then(|v| v.parse().ok()).expect("n"),
+                    "--quick" => {
+                        o.quick = true;
+                        o.reps = 1;
+                    }
+                    other => panic!("unknown argument {other}"),
+                }
+            }
+            run(&o);
+        }
+        _ => {
+            eprintln!("usage: portcullis-bench run [--quick] [--reps N] [--portcullis PATH]");
+            std::process::exit(2);
+        }
+    }
+}
+
+/// Medians and spread of one figure for both servers.
+#[derive(Default, Clone)]
+struct Pair {
+    openssh: Vec<f64>,
+    ours: Vec<f64>,
+}
+
+fn median(v: &[f64]) -> f64 {
+    let mut s = v.to_vec();
+    s.sort_by(|a, b| a.partial_cmp(b).unwrap());
+    match s.len() {
+        0 => f64::NAN,
+        n if n % 2 == 1 => s[n / 2],
+        n => (s[n / 2 - 1] + s[n / 2]) / 2.0,
+    }
+}
+
+fn spread(v: &[f64]) -> String {
+    let min = v.iter().cloned().fold(f64::INFINITY, f64::min);
+    let max = v.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
+    format!("{} ({}–{})", fmt(median(v)), fmt(min), fmt(max))
+}
+
+fn fmt(x: f64) -> String {
+    if x.is_nan() {
+        "–".into()
+    } else if x.abs() >= 100.0 {
+        format!("{x:.0}")
+    } else if x.abs() >= 1.0 {
+        format!("{x:.2}")
+    } else {
+        format!("{x:.4}")
+    }
+}
+
+struct Report {
+    rows: Vec<String>,
+}
+
+impl Report {
+    /// `higher_is_better` flips the target comparison.
+    fn row(&mut self, figure: &str, unit: &str, p: &Pair, target: Option<(f64, bool)>) {
+        let ratio = median(&p.ours) / median(&p.openssh);
+        let verdict = match target {
+            Some((t, higher)) => {
+                let met = if higher { ratio >= t } else { ratio <= t };
+                format!(
+                    "{} {} {}",
+                    if higher { "≥" } else { "≤" },
+                    fmt(t),
+                    if met { "met" } else { "**missed**" }
+                )
+            }
+            None => "–".into(),
+        };
+        let line = format!(
+            "| {figure} | {unit} | {} | {} | {} | {verdict} |",
+            spread(&p.openssh),
+            spread(&p.ours),
+            fmt(ratio)
+        );
+        println!("{line}");
+        self.rows.push(line);
+    }
+
+    fn line(&mut self, text: String) {
+        println!("{text}");
+        self.rows.push(text);
+    }
+}
+
+fn cipher_opts(c: &str) -> Vec<String> {
+    let mut v = vec!["-o".to_owned(), format!("Ciphers={c}")];
+    if c == "aes128-ctr" {
+        v.extend(["-o".into(), "MACs=hmac-sha2-256-etm@openssh.com".into()]);
+    }
+    v
+}
+
+const CIPHERS: [&str; 4] = [
+    "chacha20-poly1305@openssh.com",
+    "aes128-gcm@openssh.com",
+    "aes256-gcm@openssh.com",
+    "aes128-ctr",
+];
+
+/// Runs `f` on each server in turn, `reps` times (A B A B …).
+fn alternate(servers: &[&Server; 2], reps: usize, mut f: impl FnMut(&Server) -> f64) -> Pair {
+    let mut p = Pair::default();
+    for _ in 0..reps {
+        for s in servers {
+            let x = f(s);
+            if s.name == "OpenSSH" {
+                p.openssh.push(x);
+            } else {
+                p.ours.push(x);
+            }
+        }
+    }
+    p
+}
+
+fn git_ssh(f: &Fixtures, extra: &[String]) -> String {
+    ssh_args(f, extra).join(" ")
+}
+
+/// Wall seconds and server CPU seconds of a `git clone --bare` of `repo`.
+fn clone(f: &Fixtures, s: &Server, repo_url: &str, extra: &[String]) -> (f64, f64) {
+    let dest = f.work.join("clone-dest.git");
+    let _ = std::fs::remove_dir_all(&dest);
+    s.settle(resident(s));
+    let cpu0 = s.cpu();
+    let t = Instant::now();
+    let st = git(&f.work)
+        .args(["clone", "-q", "--bare", repo_url])
+        .arg(&dest)
+        .env("GIT_SSH_COMMAND", git_ssh(f, extra))
+        .stdin(Stdio::null())
+        .status()
+        .unwrap();
+    let wall = t.elapsed().as_secs_f64();
+    assert!(st.success(), "clone {repo_url} via {} failed", s.name);
+    s.settle(resident(s));
+    let cpu = s.cpu() - cpu0;
+    let _ = std::fs::remove_dir_all(&dest);
+    (wall, cpu)
+}
+
+/// Processes a server has at rest: sshd 1, portcullis 1 (plus the reaper).
+fn resident(_s: &Server) -> usize {
+    2
+}
+
+/// Speaks protocol v0 to upload-pack on stdin/stdout of `cmd`: wants HEAD, discards the
+/// pack. Returns the bytes read.
+fn raw_fetch(mut cmd: Command) -> u64 {
+    let mut child = cmd
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut out = child.stdout.take().unwrap();
+    let mut tip = None;
+    loop {
+        let mut len = [0u8; 4];
+        out.read_exact(&mut len).unwrap();
+        let n = usize::from_str_radix(std::str::from_utf8(&len).unwrap(), 16).unwrap();
+        if n == 0 {
+            break;
+        }
+        let mut line = vec![0u8; n - 4];
+        out.read_exact(&mut line).unwrap();
+        if tip.is_none() {
+            tip = Some(String::from_utf8_lossy(&line[..40]).into_owned());
+        }
+    }
+    let mut stdin = child.stdin.take().unwrap();
+    let want = format!("want {}\n", tip.unwrap());
+    write!(stdin, "{:04x}{want}0000", want.len() + 4).unwrap();
+    stdin.write_all(b"0009done\n").unwrap();
+    let mut buf = vec![0u8; 1 << 20];
+    let mut total = 0u64;
+    loop {
+        let n = out.read(&mut buf).unwrap();
+        if n == 0 {
+            break;
+        }
+        total += n as u64;
+    }
+    drop(stdin);
+    assert!(child.wait().unwrap().success());
+    total
+}
+
+fn ssh_cmd(f: &Fixtures, s: &Server, extra: &[String], remote: &str) -> Command {
+    let args = ssh_args(f, extra);
+    let mut c = Command::new(&args[0]);
+    c.args(&args[1..])
+        .args(["-p", &s.port.to_string()])
+        .arg(format!("{}@127.0.0.1", setup::user_name()))
+        .arg(remote);
+    c
+}
+
+fn run(o: &Opts) {
+    let started = Instant::now();
+    let work = std::env::temp_dir().join("portcullis-bench");
+    std::fs::create_dir_all(&work).unwrap();
+    let big_mib = if o.quick { 64 } else { 256 };
+    eprintln!("fixtures in {} …", work.display());
+    let f = setup::fixtures(&work, big_mib);
+    let openssh = setup::start_openssh(&f);
+    let ours = setup::start_portcullis(&f, &o.portcullis, openssh.port);
+    setup::write_known_hosts(&f, &[openssh.port, ours.port]);
+    let servers = [&openssh, &ours];
+    let mut r = Report { rows: Vec::new() };
+    let cpu_model = std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|t| {
+            t.lines()
+                .find(|l| l.starts_with("model name"))
+                .map(|l| l.split(':').nth(1).unwrap_or("").trim().to_owned())
+        })
+        .unwrap_or_default();
+    r.line(format!(
+        "machine: {} × {cpu_model}; {}; OpenSSH {}; git {}; {} repetitions, alternating",
+        std::thread::available_parallelism().map_or(0, |n| n.get()),
+        sh(Command::new("uname").arg("-sr")).trim(),
+        String::from_utf8_lossy(&Command::new("ssh").arg("-V").output().unwrap().stderr).trim(),
+        sh(Command::new("git").arg("--version")).trim(),
+        o.reps
+    ));
+    r.line(String::new());
+    r.line("| figure | unit | OpenSSH median (min–max) | portcullis median (min–max) | ratio | target |".into());
+    r.line("|---|---|---|---|---|---|".into());
+    let gib = big_mib as f64 / 1024.0;
+
+    // Local baseline: upload-pack without SSH, CPU per run.
+    let local_cpu = {
+        let mut v = Vec::new();
+        for _ in 0..o.reps {
+            let c0 = procs::children_cpu();
+            let mut cmd = Command::new("git");
+            cmd.arg("upload-pack").arg(f.repos.join("big.git"));
+            raw_fetch(cmd);
+            v.push(procs::children_cpu() - c0);
+        }
+        median(&v)
+    };
+    r.line(format!(
+        "| local `git upload-pack` of big.git, no SSH (baseline) | CPU s | {} | | | |",
+        fmt(local_cpu)
+    ));
+
+    for c in CIPHERS {
+        let extra = cipher_opts(c);
+        let mut cpu = Pair::default();
+        let wall = alternate(&servers, o.reps, |s| {
+            let (w, c) = clone(&f, s, &s.url("big.git"), &extra);
+            if s.name == "OpenSSH" {
+                cpu.openssh.push(c);
+            } else {
+                cpu.ours.push(c);
+            }
+            w
+        });
+        r.row(
+            &format!("`git clone` {big_mib} MiB, {c}"),
+            "wall s",
+            &wall,
+            Some((0.95, false)),
+        );
+        r.row(
+            &format!("  server CPU of that clone, {c}"),
+            "CPU s",
+            &cpu,
+            None,
+        );
+    }
+    for c in CIPHERS {
+        let extra = cipher_opts(c);
+        let mut overhead = Pair::default();
+        let wall = alternate(&servers, o.reps, |s| {
+            s.settle(resident(s));
+            let cpu0 = s.cpu();
+            let t = Instant::now();
+            let n = raw_fetch(ssh_cmd(&f, s, &extra, "git-upload-pack '~/big.git'"));
+            let w = t.elapsed().as_secs_f64();
+            assert!(n as f64 > big_mib as f64 * 1e6 * 0.9);
+            s.settle(resident(s));
+            let per_gib = (s.cpu() - cpu0 - local_cpu) / gib;
+            if s.name == "OpenSSH" {
+                overhead.openssh.push(per_gib);
+            } else {
+                overhead.ours.push(per_gib);
+            }
+            w
+        });
+        r.row(
+            &format!("raw pack fetch {big_mib} MiB, {c}"),
+            "wall s",
+            &wall,
+            Some((0.80, false)),
+        );
+        r.row(
+            &format!("  SSH overhead CPU per GiB, {c}"),
+            "CPU s/GiB",
+            &overhead,
+            Some((0.50, false)),
+        );
+    }
+
+    // Connection cost: sequential ls-remote, pinned to curve25519 and with defaults.
+    let n = if o.quick { 10 } else { 30 };
+    for (label, extra) in [
+        (
+            "curve25519-sha256",
+            vec!["-o".to_owned(), "KexAlgorithms=curve25519-sha256".to_owned()],
+        ),
+        ("defaults", Vec::new()),
+    ] {
+        let mut cpu = Pair::default();
+        let mut lat = Pair::default();
+        for _ in 0..o.reps {
+            for s in servers {
+                let mut walls = Vec::new();
+                s.settle(resident(s));
+                let cpu0 = s.cpu();
+                for _ in 0..n {
+                    let t = Instant::now();
+                    let st = git(&f.work)
+                        .args(["ls-remote", &s.url("small.git")])
+                        .env("GIT_SSH_COMMAND", git_ssh(&f, &extra))
+                        .stdout(Stdio::null())
+                        .stdin(Stdio::null())
+                        .status()
+                        .unwrap();
+                    assert!(st.success());
+                    walls.push(t.elapsed().as_secs_f64() * 1000.0);
+                }
+                s.settle(resident(s));
+                let per = (s.cpu() - cpu0) / n as f64 * 1000.0;
+                if s.name == "OpenSSH" {
+                    cpu.openssh.push(per);
+                    lat.openssh.push(median(&walls));
+                } else {
+                    cpu.ours.push(per);
+                    lat.ours.push(median(&walls));
+                }
+            }
+        }
+        r.row(
+            &format!("server CPU per connection (`ls-remote`), {label}"),
+            "CPU ms",
+            &cpu,
+            Some((0.10, false)),
+        );
+        r.row(
+            &format!("`ls-remote` latency p50, {label}"),
+            "ms",
+            &lat,
+            Some((0.35, false)),
+        );
+    }
+    for c in [8usize, 32] {
+        let secs = if o.quick { 2 } else { 5 };
+        let mut failures = Pair::default();
+        let ops = alternate(&servers, o.reps, |s| {
+            let (done, failed) = parallel_ls_remote(&f, s, c, Duration::from_secs(secs));
+            if s.name == "OpenSSH" {
+                failures.openssh.push(failed as f64);
+            } else {
+                failures.ours.push(failed as f64);
+            }
+            done as f64 / secs as f64
+        });
+        r.row(
+            &format!("`ls-remote` ops/s, C = {c}"),
+            "ops/s",
+            &ops,
+            Some((2.5, true)),
+        );
+        r.row(&format!("  failures, C = {c}"), "count", &failures, None);
+    }
+
+    // Idle memory: K `ssh -N` connections, then K sessions with upload-pack waiting.
+    let k = if o.quick { 50 } else { 200 };
+    let idle = alternate(&servers, 1, |s| idle_ssh_n(&f, s, k));
+    r.row(
+        &format!("idle memory per `ssh -N` connection, K = {k}"),
+        "KiB",
+        &idle,
+        Some((0.02, false)),
+    );
+    let waiting = alternate(&servers, 1, |s| idle_sessions(&f, s, k / 2));
+    r.row(
+        &format!("memory per session with `git-upload-pack` waiting, K = {}", k / 2),
+        "KiB",
+        &waiting,
+        None,
+    );
+    let big_k = if o.quick { 1000 } else { 10_000 };
+    {
+        ours.settle(resident(&ours));
+        let base = ours.pss_kib();
+        let host_key = f.host_key.clone();
+        let (rt, held, failed) =
+            load::hold_idle(ours.port, &setup::user_name(), &f.user_key, &host_key, big_k);
+        std::thread::sleep(Duration::from_millis(500));
+        let with = ours.pss_kib();
+        let per = (with.saturating_sub(base)) as f64 / held.len().max(1) as f64;
+        r.line(format!(
+            "| idle memory per connection, K = {big_k} (our load generator; portcullis only) | KiB | | {} | | ≤ 16 KiB absolute: {} ({} held, {failed} failed) |",
+            fmt(per),
+            if per <= 16.0 && failed == 0 { "met" } else { "**missed**" },
+            held.len()
+        ));
+        drop(held);
+        drop(rt);
+    }
+
+    // Push of a 64 MiB commit into a fresh repository.
+    let mut push_cpu = Pair::default();
+    let mut i = 0;
+    let push = alternate(&servers, o.reps, |s| {
+        i += 1;
+        let name = format!("push-{i}.git");
+        sh(git(&f.work).args(["init", "-q", "--bare"]).arg(f.repos.join(&name)));
+        s.settle(resident(s));
+        let cpu0 = s.cpu();
+        let t = Instant::now();
+        let st = git(&f.push_src)
+            .args(["push", "-q", &s.url(&name), "main"])
+            .env("GIT_SSH_COMMAND", git_ssh(&f, &[]))
+            .stdin(Stdio::null())
+            .status()
+            .unwrap();
+        let w = t.elapsed().as_secs_f64();
+        assert!(st.success());
+        s.settle(resident(s));
+        let c = s.cpu() - cpu0;
+        if s.name == "OpenSSH" {
+            push_cpu.openssh.push(c);
+        } else {
+            push_cpu.ours.push(c);
+        }
+        let _ = std::fs::remove_dir_all(f.repos.join(&name));
+        w
+    });
+    r.row("push of a 64 MiB commit", "wall s", &push, None);
+    r.row("  server CPU of that push", "CPU s", &push_cpu, None);
+
+    // Proxy: clone through portcullis to the sshd upstream, pooled and not, vs direct.
+    let mut direct = Vec::new();
+    let mut pooled = Vec::new();
+    let mut unpooled = Vec::new();
+    for _ in 0..o.reps {
+        direct.push(clone(&f, &openssh, &openssh.url("big.git"), &[]).0);
+        pooled.push(clone(&f, &ours, &ours.url("proxied/big.git"), &[]).0);
+        unpooled.push(clone(&f, &ours, &ours.url("unpooled/big.git"), &[]).0);
+    }
+    r.row(
+        &format!("clone {big_mib} MiB through the proxy (pooled) vs straight from sshd"),
+        "wall s",
+        &Pair {
+            openssh: direct.clone(),
+            ours: pooled,
+        },
+        Some((1.15, false)),
+    );
+    r.row(
+        "  same, unpooled proxy",
+        "wall s",
+        &Pair {
+            openssh: direct,
+            ours: unpooled,
+        },
+        None,
+    );
+
+    // Transport ceiling: our client and server in one process, next to openssl speed.
+    r.line(String::new());
+    r.line("| transport ceiling (our client ← our server, loopback, no git) | MB/s | `openssl speed -evp` (16 KiB blocks), MB/s | share | target |".into());
+    r.line("|---|---|---|---|---|".into());
+    let bytes: u64 = if o.quick { 256 << 20 } else { 1 << 30 };
+    for (name, cipher, mac, evp, target) in [
+        (
+            "aes128-gcm@openssh.com",
+            CipherAlg::Aes128Gcm,
+            None,
+            "aes-128-gcm",
+            Some(0.6),
+        ),
+        (
+            "chacha20-poly1305@openssh.com",
+            CipherAlg::ChaCha20Poly1305,
+            None,
+            "chacha20-poly1305",
+            Some(0.6),
+        ),
+        (
+            "aes128-ctr + hmac-sha2-256-etm",
+            CipherAlg::Aes128Ctr,
+            Some(MacAlg::HmacSha256Etm),
+            "aes-128-ctr",
+            None,
+        ),
+    ] {
+        let ours_mbs = median(
+            &(0..o.reps)
+                .map(|_| load::ceiling(&f.work, &f.user_key, &f.host_key, cipher, mac, bytes))
+                .collect::<Vec<_>>(),
+        );
+        let openssl = openssl_speed(evp);
+        let share = ours_mbs / openssl;
+        r.line(format!(
+            "| {name} | {} | {} | {:.0} % | {} |",
+            fmt(ours_mbs),
+            fmt(openssl),
+            share * 100.0,
+            match target {
+                Some(t) if share >= t => "≥ 60 %: met".to_owned(),
+                Some(_) => "≥ 60 %: **missed**".to_owned(),
+                None => "–".to_owned(),
+            }
+        ));
+    }
+    r.line(String::new());
+    r.line(format!(
+        "bench/run took {:.0} s",
+        started.elapsed().as_secs_f64()
+    ));
+    std::fs::write(work.join("results.md"), r.rows.join("\n") + "\n").unwrap();
+    eprintln!("table written to {}", work.join("results.md").display());
+}
+
+fn parallel_ls_remote(f: &Fixtures, s: &Server, c: usize, dur: Duration) -> (usize, usize) {
+    let deadline = Instant::now() + dur;
+    let url = s.url("small.git");
+    let ssh = git_ssh(f, &[]);
+    let results: Vec<(usize, usize)> = std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..c)
+            .map(|_| {
+                let (url, ssh) = (url.clone(), ssh.clone());
+                scope.spawn(move || {
+                    let (mut ok, mut bad) = (0, 0);
+                    while Instant::now() < deadline {
+                        let st = git(&f.work)
+                            .args(["ls-remote", &url])
+                            .env("GIT_SSH_COMMAND", &ssh)
+                            .stdout(Stdio::null())
+                            .stderr(Stdio::null())
+                            .stdin(Stdio::null())
+                            .status();
+                        if st.is_ok_and(|s| s.success()) {
+                            ok += 1;
+                        } else {
+                            bad += 1;
+                        }
+                    }
+                    (ok, bad)
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    s.settle(resident(s));
+    results
+        .iter()
+        .fold((0, 0), |(a, b), (x, y)| (a + x, b + y))
+}
+
+/// PSS per connection of `k` authenticated `ssh -N` connections.
+fn idle_ssh_n(f: &Fixtures, s: &Server, k: usize) -> f64 {
+    s.settle(resident(s));
+    let base = s.pss_kib();
+    let marker = format!("-N -p {} ", s.port);
+    for _ in 0..k {
+        let mut args = ssh_args(f, &[]);
+        args.extend(["-f".into(), "-N".into(), "-p".into(), s.port.to_string()]);
+        args.push(format!("{}@127.0.0.1", setup::user_name()));
+        // -f returns once authenticated; the connection stays in the background.
+        let st = Command::new(&args[0])
+            .args(&args[1..])
+            .stdin(Stdio::null())
+            .status()
+            .unwrap();
+        assert!(st.success(), "ssh -N to {} failed", s.name);
+    }
+    std::thread::sleep(Duration::from_millis(500));
+    let with = s.pss_kib();
+    let _ = Command::new("pkill")
+        .args(["-f", "--", marker.trim_end()])
+        .status();
+    s.settle(resident(s));
+    with.saturating_sub(base) as f64 / k as f64
+}
+
+/// PSS per session (server tree, git included) of `k` sessions whose upload-pack waits.
+fn idle_sessions(f: &Fixtures, s: &Server, k: usize) -> f64 {
+    s.settle(resident(s));
+    let base = s.pss_kib();
+    let mut kids = Vec::new();
+    for _ in 0..k {
+        let mut c = ssh_cmd(f, s, &[], "git-upload-pack '~/small.git'");
+        let mut child = c
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let mut first = [0u8; 4];
+        child
+            .stdout
+            .as_mut()
+            .unwrap()
+            .read_exact(&mut first)
+            .unwrap();
+        kids.push(child);
+    }
+    std::thread::sleep(Duration::from_millis(500));
+    let with = s.pss_kib();
+    for mut c in kids {
+        let _ = c.kill();
+        let _ = c.wait();
+    }
+    s.settle(resident(s));
+    with.saturating_sub(base) as f64 / k as f64
+}
+
+/// MB/s of `openssl speed -evp <cipher>` on 16 KiB blocks.
+fn openssl_speed(evp: &str) -> f64 {
+    let out = Command::new("openssl")
+        .args(["speed", "-evp", evp, "-seconds", "2", "-bytes", "16384"])
+        .stderr(Stdio::null())
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    text.lines()
+        .rev()
+        .find_map(|l| {
+            let last = l.split_whitespace().last()?;
+            let kb: f64 = last.strip_suffix('k')?.parse().ok()?;
+            Some(kb * 1000.0 / 1e6)
+        })
+        .unwrap_or(f64::NAN)
+}
+

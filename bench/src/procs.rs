@@ -1,0 +1,116 @@
+//! Process-tree accounting from /proc: CPU time (own and reaped children's) and PSS, summed
+//! over a server's whole tree, and the child-subreaper wrapper that keeps orphans in it.
+
+use std::collections::HashMap;
+
+/// Clock ticks per second for /proc/<pid>/stat times.
+pub fn clk_tck() -> f64 {
+    std::process::Command::new("getconf")
+        .arg("CLK_TCK")
+        .output()
+        .ok()
+        .and_then(|o| String::from_utf8_lossy(&o.stdout).trim().parse().ok())
+        .unwrap_or(100.0)
+}
+
+struct Stat {
+    ppid: u32,
+    /// utime + stime + cutime + cstime, in ticks.
+    ticks: u64,
+}
+
+fn stat(pid: u32) -> Option<Stat> {
+    let text = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // pid (comm) state ppid …: comm may hold spaces and parentheses.
+    let after = text.get(text.rfind(')')? + 2..)?;
+    let f: Vec<&str> = after.split(' ').collect();
+    let num = |i: usize| f.get(i).and_then(|v| v.parse::<u64>().ok());
+    // Fields after comm, 0-based: state(0) ppid(1) … utime(11) stime(12) cutime(13) cstime(14).
+    Some(Stat {
+        ppid: u32::try_from(num(1)?).ok()?,
+        ticks: num(11)? + num(12)? + num(13)? + num(14)?,
+    })
+}
+
+/// `root` and every process below it.
+pub fn tree(root: u32) -> Vec<u32> {
+    let mut parent: HashMap<u32, Vec<u32>> = HashMap::new();
+    if let Ok(dir) = std::fs::read_dir("/proc") {
+        for e in dir.flatten() {
+            if let Ok(pid) = e.file_name().to_string_lossy().parse::<u32>()
+                && let Some(s) = stat(pid)
+            {
+                parent.entry(s.ppid).or_default().push(pid);
+            }
+        }
+    }
+    let mut out = vec![root];
+    let mut i = 0;
+    while let Some(&p) = out.get(i) {
+        if let Some(kids) = parent.get(&p) {
+            out.extend(kids);
+        }
+        i += 1;
+    }
+    out
+}
+
+/// CPU seconds used by the tree so far, including children it has reaped.
+pub fn tree_cpu(root: u32) -> f64 {
+    let ticks: u64 = tree(root).iter().filter_map(|&p| stat(p)).map(|s| s.ticks).sum();
+    ticks as f64 / clk_tck()
+}
+
+/// Proportional set size of the tree, KiB.
+pub fn tree_pss_kib(root: u32) -> u64 {
+    tree(root)
+        .iter()
+        .filter_map(|p| std::fs::read_to_string(format!("/proc/{p}/smaps_rollup")).ok())
+        .filter_map(|t| {
+            t.lines()
+                .find(|l| l.starts_with("Pss:"))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|v| v.parse::<u64>().ok())
+        })
+        .sum()
+}
+
+/// Kills every process of the tree.
+pub fn kill_tree(root: u32) {
+    for p in tree(root).into_iter().rev() {
+        let _ = nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(p as i32),
+            nix::sys::signal::Signal::SIGKILL,
+        );
+    }
+}
+
+/// `portcullis-bench reaper -- CMD ARGS…`: becomes a child subreaper, runs CMD, and reaps
+/// every descendant that gets orphaned, so their CPU lands in this process's counters.
+pub fn reaper(cmd: &[String]) -> ! {
+    let _ = nix::sys::prctl::set_child_subreaper(true);
+    let Some((program, args)) = cmd.split_first() else {
+        eprintln!("reaper: no command");
+        std::process::exit(2);
+    };
+    if let Err(e) = std::process::Command::new(program).args(args).spawn() {
+        eprintln!("reaper: {program}: {e}");
+        std::process::exit(1);
+    }
+    loop {
+        match nix::sys::wait::waitpid(None, None) {
+            Err(nix::errno::Errno::ECHILD) => std::process::exit(0),
+            _ => continue,
+        }
+    }
+}
+
+/// CPU seconds of this process's reaped children (for runs without a server).
+pub fn children_cpu() -> f64 {
+    let u = nix::sys::resource::getrusage(nix::sys::resource::UsageWho::RUSAGE_CHILDREN);
+    u.map(|u| {
+        let t = |tv: nix::sys::time::TimeVal| tv.tv_sec() as f64 + tv.tv_usec() as f64 / 1e6;
+        t(u.user_time()) + t(u.system_time())
+    })
+    .unwrap_or(0.0)
+}

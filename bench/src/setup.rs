@@ -1,0 +1,361 @@
+//! Fixtures (repositories, keys) and the two servers, configured alike: same host key, same
+//! user key, same repositories; OpenSSH git-only through a ForceCommand wrapper, as hosting
+//! sites run it.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use crate::procs;
+
+pub fn sh(cmd: &mut Command) -> String {
+    let out = cmd.stderr(Stdio::inherit()).output().expect("spawn");
+    assert!(out.status.success(), "{cmd:?} failed");
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+pub fn git(cwd: &Path) -> Command {
+    let mut c = Command::new("git");
+    c.current_dir(cwd)
+        .args(["-c", "user.name=B", "-c", "user.email=b@example.org"])
+        .args(["-c", "init.defaultBranch=main"]);
+    c
+}
+
+fn random_file(path: &Path, mib: usize) {
+    let mut f = std::fs::File::create(path).unwrap();
+    let mut src = std::fs::File::open("/dev/urandom").unwrap();
+    let mut buf = vec![0u8; 1 << 20];
+    for _ in 0..mib {
+        std::io::Read::read_exact(&mut src, &mut buf).unwrap();
+        f.write_all(&buf).unwrap();
+    }
+}
+
+pub struct Fixtures {
+    pub work: PathBuf,
+    pub repos: PathBuf,
+    pub host_key: PathBuf,
+    pub user_key: PathBuf,
+    pub known_hosts: PathBuf,
+    /// A local clone with one more commit holding 64 MiB, to push.
+    pub push_src: PathBuf,
+}
+
+pub fn fixtures(work: &Path, big_mib: usize) -> Fixtures {
+    let repos = work.join("repos");
+    std::fs::create_dir_all(&repos).unwrap();
+    let keygen = |path: &Path| {
+        if !path.exists() {
+            sh(Command::new("ssh-keygen")
+                .args(["-q", "-t", "ed25519", "-N", "", "-f"])
+                .arg(path));
+        }
+    };
+    let host_key = work.join("host_ed25519_key");
+    let user_key = work.join("user_key");
+    keygen(&host_key);
+    keygen(&user_key);
+    // big.git: one incompressible file, repacked so upload-pack reuses the stored delta-less
+    // object instead of recompressing (what a real host serves).
+    let big = repos.join("big.git");
+    let size_mark = big.join("portcullis-bench-mib");
+    if std::fs::read_to_string(&size_mark).ok() != Some(big_mib.to_string()) {
+        let _ = std::fs::remove_dir_all(&big);
+        let src = work.join("big-src");
+        let _ = std::fs::remove_dir_all(&src);
+        sh(git(work).args(["init", "-q", "big-src"]));
+        random_file(&src.join("blob.bin"), big_mib);
+        sh(git(&src).args(["add", "blob.bin"]));
+        sh(git(&src).args(["commit", "-q", "-m", "big"]));
+        let tmp = repos.join("big.git.tmp");
+        let _ = std::fs::remove_dir_all(&tmp);
+        sh(git(work).args(["clone", "-q", "--bare", "big-src"]).arg(&tmp));
+        sh(git(&tmp).args(["repack", "-q", "-a", "-d"]));
+        std::fs::write(tmp.join("portcullis-bench-mib"), big_mib.to_string()).unwrap();
+        std::fs::rename(&tmp, &big).unwrap();
+        std::fs::remove_dir_all(&src).unwrap();
+    }
+    // small.git: a few commits; history.git: thousands (fast-import).
+    let small = repos.join("small.git");
+    for (name, commits) in [("small.git", 20), ("history.git", 3000)] {
+        let path = repos.join(name);
+        if !path.exists() {
+            // Built aside and renamed, so an interrupted run leaves no half fixture.
+            let tmp = repos.join(format!("{name}.tmp"));
+            let _ = std::fs::remove_dir_all(&tmp);
+            sh(git(work).args(["init", "-q", "--bare"]).arg(&tmp));
+            fast_import(&tmp, commits);
+            std::fs::rename(&tmp, &path).unwrap();
+        }
+    }
+    let push_src = work.join("push-src");
+    if !push_src.join("push.bin").exists() {
+        let _ = std::fs::remove_dir_all(&push_src);
+        sh(git(work).arg("clone").arg("-q").arg(&small).arg(&push_src));
+        random_file(&push_src.join("push.bin"), 64);
+        sh(git(&push_src).args(["add", "push.bin"]));
+        sh(git(&push_src).args(["commit", "-q", "-m", "64 MiB"]));
+    }
+    // Two names that routes send through the proxy to the same repositories upstream.
+    for link in ["proxied", "unpooled"] {
+        let _ = std::os::unix::fs::symlink(".", repos.join(link));
+    }
+    Fixtures {
+        work: work.to_path_buf(),
+        repos,
+        host_key: host_key.clone(),
+        user_key,
+        known_hosts: work.join("known_hosts"),
+        push_src,
+    }
+}
+
+fn fast_import(repo: &Path, commits: usize) {
+    let mut child = Command::new("git")
+        .arg("--git-dir")
+        .arg(repo)
+        .args(["fast-import", "--quiet"])
+        .stdin(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut s = String::new();
+    for i in 0..commits {
+        let content = format!("line {i}\n").repeat(1 + i % 7);
+        s.push_str(&format!(
+            "commit refs/heads/main\ncommitter B <b@example.org> {} +0000\ndata {}\ncommit {i}\n",
+            1_700_000_000 + i,
+            format!("commit {i}\n").len()
+        ));
+        s.push_str(&format!(
+            "M 644 inline file{}.txt\ndata {}\n{content}\n",
+            i % 50,
+            content.len()
+        ));
+    }
+    child.stdin.take().unwrap().write_all(s.as_bytes()).unwrap();
+    assert!(child.wait().unwrap().success());
+    sh(Command::new("git")
+        .arg("--git-dir")
+        .arg(repo)
+        .args(["symbolic-ref", "HEAD", "refs/heads/main"]));
+}
+
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+pub fn user_name() -> String {
+    sh(Command::new("id").arg("-un")).trim().to_owned()
+}
+
+/// A server running under the reaper wrapper.
+pub struct Server {
+    pub name: &'static str,
+    pub port: u16,
+    reaper: std::process::Child,
+}
+
+impl Server {
+    pub fn root(&self) -> u32 {
+        self.reaper.id()
+    }
+    pub fn cpu(&self) -> f64 {
+        procs::tree_cpu(self.root())
+    }
+    pub fn pss_kib(&self) -> u64 {
+        procs::tree_pss_kib(self.root())
+    }
+    /// Waits until the tree has only its resident processes (finished connections reaped).
+    pub fn settle(&self, resident: usize) {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while procs::tree(self.root()).len() > resident && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+    pub fn url(&self, repo: &str) -> String {
+        format!("ssh://{}@127.0.0.1:{}/~/{repo}", user_name(), self.port)
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        procs::kill_tree(self.root());
+        let _ = self.reaper.wait();
+    }
+}
+
+fn spawn_reaped(name: &'static str, port: u16, cmd: &[String], log: &Path) -> Server {
+    let me = std::env::current_exe().unwrap();
+    let reaper = Command::new(me)
+        .arg("reaper")
+        .arg("--")
+        .args(cmd)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(log).unwrap())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(
+            Instant::now() < deadline,
+            "{name} did not start; see {}",
+            log.display()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    Server { name, port, reaper }
+}
+
+pub fn start_openssh(f: &Fixtures) -> Server {
+    let port = free_port();
+    let wrapper = f.work.join("git-only");
+    std::fs::write(
+        &wrapper,
+        format!(
+            "#!/bin/sh\n# git only, as hosting sites run OpenSSH (ForceCommand).\n\
+             case \"$SSH_ORIGINAL_COMMAND\" in\n\
+             git-upload-pack\\ *|git-receive-pack\\ *|git-upload-archive\\ *) ;;\n\
+             *) echo 'git only' >&2; exit 1 ;;\nesac\n\
+             cd {repos} && HOME={repos} exec git-shell -c \"$SSH_ORIGINAL_COMMAND\"\n",
+            repos = f.repos.display()
+        ),
+    )
+    .unwrap();
+    std::fs::set_permissions(
+        &wrapper,
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    )
+    .unwrap();
+    std::fs::write(
+        f.work.join("authorized_keys"),
+        std::fs::read_to_string(f.user_key.with_extension("pub")).unwrap(),
+    )
+    .unwrap();
+    let cfg = f.work.join("sshd_config");
+    std::fs::write(
+        &cfg,
+        format!(
+            "Port {port}\nListenAddress 127.0.0.1\nHostKey {hk}\nPidFile {w}/sshd.pid\n\
+             AuthorizedKeysFile {w}/authorized_keys\nStrictModes no\nUsePAM no\n\
+             PasswordAuthentication no\nKbdInteractiveAuthentication no\n\
+             ForceCommand {wrapper}\nAcceptEnv GIT_PROTOCOL\nMaxStartups 1000\n\
+             PermitRootLogin prohibit-password\nLogLevel INFO\n",
+            hk = f.host_key.display(),
+            w = f.work.display(),
+            wrapper = wrapper.display(),
+        ),
+    )
+    .unwrap();
+    let _ = std::fs::create_dir_all("/run/sshd");
+    spawn_reaped(
+        "OpenSSH",
+        port,
+        &[
+            "/usr/sbin/sshd".into(),
+            "-D".into(),
+            "-e".into(),
+            "-f".into(),
+            cfg.display().to_string(),
+        ],
+        &f.work.join("sshd.log"),
+    )
+}
+
+pub fn start_portcullis(f: &Fixtures, binary: &Path, upstream_port: u16) -> Server {
+    let port = free_port();
+    let data = f.work.join("portcullis-data");
+    std::fs::create_dir_all(&data).unwrap();
+    std::fs::copy(&f.host_key, data.join("host_ed25519_key")).unwrap();
+    std::fs::copy(&f.user_key, data.join("upstream_key")).unwrap();
+    std::fs::write(
+        data.join("authorized_keys"),
+        std::fs::read_to_string(f.user_key.with_extension("pub")).unwrap(),
+    )
+    .unwrap();
+    let host_pub = std::fs::read_to_string(f.host_key.with_extension("pub")).unwrap();
+    let upstream = |name: &str, pool: bool| {
+        format!(
+            "[[upstreams]]\nname = \"{name}\"\naddress = \"127.0.0.1:{upstream_port}\"\n\
+             user = \"{}\"\nkey = \"upstream_key\"\nhost_key = \"{}\"\npool = {pool}\n\n",
+            user_name(),
+            host_pub.trim()
+        )
+    };
+    let cfg = f.work.join("portcullis.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "listen = [\"127.0.0.1:{port}\"]\ndata_dir = \"{data}\"\n\
+             host_keys = [\"host_ed25519_key\"]\nrepos_root = \"{repos}\"\nuser = \"{user}\"\n\
+             git = \"git\"\ncreate_on_push = false\n\n[keys]\nbackend = \"file\"\n\
+             file = \"authorized_keys\"\n\n[[access]]\nwho = [\"*\"]\nrepos = [\"**\"]\n\
+             access = \"write\"\n\n{up}{down}[[routes]]\nrepos = [\"proxied/**\"]\n\
+             upstream = \"pooled\"\n\n[[routes]]\nrepos = [\"unpooled/**\"]\n\
+             upstream = \"unpooled\"\n\n[timeouts]\nlogin_grace_secs = 120\nidle_secs = 600\n\
+             keepalive_interval_secs = 60\nkeepalive_max = 3\nshutdown_grace_secs = 1\n\n\
+             [limits]\nmax_auth_attempts = 6\nmax_channels = 10\nmax_connections = 30000\n\n\
+             [log]\nformat = \"human\"\nlevel = \"info\"\n",
+            data = data.display(),
+            repos = f.repos.display(),
+            user = user_name(),
+            up = upstream("pooled", true),
+            down = upstream("unpooled", false),
+        ),
+    )
+    .unwrap();
+    spawn_reaped(
+        "portcullis",
+        port,
+        &[
+            binary.display().to_string(),
+            "--config".into(),
+            cfg.display().to_string(),
+        ],
+        &f.work.join("portcullis.log"),
+    )
+}
+
+/// known_hosts for both servers (same host key).
+pub fn write_known_hosts(f: &Fixtures, ports: &[u16]) {
+    let public = std::fs::read_to_string(f.host_key.with_extension("pub")).unwrap();
+    let text: String = ports
+        .iter()
+        .map(|p| format!("[127.0.0.1]:{p} {}\n", public.trim()))
+        .collect();
+    std::fs::write(&f.known_hosts, text).unwrap();
+}
+
+/// The ssh command line (without destination) both git and raw runs use.
+pub fn ssh_args(f: &Fixtures, extra: &[String]) -> Vec<String> {
+    let mut v: Vec<String> = [
+        "ssh",
+        "-F",
+        "/dev/null",
+        "-o",
+        "BatchMode=yes",
+        "-o",
+        "StrictHostKeyChecking=yes",
+        "-o",
+        "GlobalKnownHostsFile=/dev/null",
+        "-o",
+        "IdentitiesOnly=yes",
+        "-o",
+        "ControlMaster=no",
+    ]
+    .iter()
+    .map(|s| (*s).to_owned())
+    .collect();
+    v.push("-o".into());
+    v.push(format!("UserKnownHostsFile={}", f.known_hosts.display()));
+    v.push("-i".into());
+    v.push(f.user_key.display().to_string());
+    v.extend(extra.iter().cloned());
+    v
+}
