@@ -28,6 +28,19 @@ fn main() {
             let cmd = rest.strip_prefix(&["--".to_owned()]).unwrap_or(rest);
             procs::reaper(cmd)
         }
+        // For profiling one figure: `portcullis-bench ceiling aes128-gcm|chacha|ctr MIB`.
+        Some("ceiling") => {
+            let work = std::env::temp_dir().join("portcullis-bench");
+            let f = setup::fixtures(&work, 64);
+            let (cipher, mac) = match args.get(2).map(String::as_str) {
+                Some("chacha") => (CipherAlg::ChaCha20Poly1305, None),
+                Some("ctr") => (CipherAlg::Aes128Ctr, Some(MacAlg::HmacSha256Etm)),
+                _ => (CipherAlg::Aes128Gcm, None),
+            };
+            let mib: u64 = args.get(3).and_then(|v| v.parse().ok()).unwrap_or(1024);
+            let mbs = load::ceiling(&work, &f.user_key, &f.host_key, cipher, mac, mib << 20);
+            println!("{mbs:.0} MB/s");
+        }
         Some("run") => {
             let mut o = Opts {
                 portcullis: PathBuf::from("target/release/portcullis"),
