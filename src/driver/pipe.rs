@@ -12,8 +12,9 @@ use std::task::{Context, Poll, Waker};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::sync::Notify;
 
-/// Default pipe capacity: one SSH data packet's worth, twice.
-pub const PIPE_CAPACITY: usize = 64 * 1024;
+/// Pipe capacity: eight 32 KiB packets, so a bulk stream wakes the other side once per several
+/// packets; the buffer grows only as far as it is used (idle sessions pay nothing).
+pub const PIPE_CAPACITY: usize = 256 * 1024;
 
 #[derive(Debug)]
 pub(crate) struct PipeState {
