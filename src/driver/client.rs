@@ -334,6 +334,7 @@ impl Task {
     async fn drive<S: AsyncRead + AsyncWrite + Unpin>(&mut self, stream: &mut S) -> Ended {
         let mut inbuf = Vec::with_capacity(64 * 1024);
         let mut out = Vec::new();
+        let mut deadline = crate::driver::Deadline::new();
         loop {
             if let Err(e) = self.pump() {
                 self.c.poll_transmit(&mut out);
@@ -352,13 +353,8 @@ impl Task {
                 let _ = stream.shutdown().await;
                 return Ended::Closed;
             }
-            let timeout = self.c.poll_timeout();
-            let sleep = async {
-                match timeout {
-                    Some(t) => tokio::time::sleep_until(t.into()).await,
-                    None => std::future::pending().await,
-                }
-            };
+            deadline.set(self.c.poll_timeout());
+            let sleep = deadline.wait();
             let notified = self.notify.notified();
             let command = async {
                 match self.rx.as_mut() {

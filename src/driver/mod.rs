@@ -74,6 +74,44 @@ impl std::fmt::Display for Ended {
     }
 }
 
+/// A connection's one timer, re-armed only when its deadline changes: a fresh tokio timer
+/// per loop turn would cost a timer-wheel registration per packet.
+pub(crate) struct Deadline {
+    sleep: std::pin::Pin<Box<tokio::time::Sleep>>,
+    at: Option<Instant>,
+}
+
+impl Deadline {
+    pub(crate) fn new() -> Self {
+        let now = tokio::time::Instant::now();
+        let far = now
+            .checked_add(std::time::Duration::from_secs(365 * 86_400))
+            .unwrap_or(now);
+        Self {
+            sleep: Box::pin(tokio::time::sleep_until(far)),
+            at: None,
+        }
+    }
+
+    /// Arms the timer for `at` (`None`: never fires).
+    pub(crate) fn set(&mut self, at: Option<Instant>) {
+        if at != self.at {
+            if let Some(t) = at {
+                self.sleep.as_mut().reset(t.into());
+            }
+            self.at = at;
+        }
+    }
+
+    /// Resolves when the armed deadline passes.
+    pub(crate) async fn wait(&mut self) {
+        match self.at {
+            Some(_) => self.sleep.as_mut().await,
+            None => std::future::pending().await,
+        }
+    }
+}
+
 const READ_CHUNK: usize = 64 * 1024;
 
 /// Runs `conn` over `stream` until it ends. Output is flushed before every read, and once more
@@ -85,6 +123,7 @@ where
 {
     let mut inbuf: Vec<u8> = Vec::with_capacity(READ_CHUNK);
     let mut out = Vec::new();
+    let mut deadline = Deadline::new();
     loop {
         conn.poll_transmit(&mut out);
         if !out.is_empty() {
@@ -101,13 +140,8 @@ where
             let _ = stream.shutdown().await;
             return Ended::Closed;
         }
-        let timeout = conn.poll_timeout();
-        let sleep = async {
-            match timeout {
-                Some(t) => tokio::time::sleep_until(t.into()).await,
-                None => std::future::pending().await,
-            }
-        };
+        deadline.set(conn.poll_timeout());
+        let sleep = deadline.wait();
         tokio::select! {
             r = stream.read_buf(&mut inbuf) => match r {
                 Ok(0) => return Ended::Eof,

@@ -164,6 +164,7 @@ impl Driver {
     async fn run<S: AsyncRead + AsyncWrite + Unpin>(&mut self, stream: &mut S) -> Ended {
         let mut inbuf: Vec<u8> = Vec::with_capacity(READ_CHUNK);
         let mut out = Vec::new();
+        let mut deadline = crate::driver::Deadline::new();
         loop {
             if let Err(e) = self.pump() {
                 return self.finish(stream, Ended::Error(e)).await;
@@ -180,13 +181,8 @@ impl Driver {
                 let _ = stream.shutdown().await;
                 return Ended::Closed;
             }
-            let timeout = self.s.poll_timeout();
-            let sleep = async {
-                match timeout {
-                    Some(t) => tokio::time::sleep_until(t.into()).await,
-                    None => std::future::pending().await,
-                }
-            };
+            deadline.set(self.s.poll_timeout());
+            let sleep = deadline.wait();
             let notified = self.notify.notified();
             tokio::select! {
                 r = stream.read_buf(&mut inbuf) => match r {
