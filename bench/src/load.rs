@@ -32,7 +32,9 @@ async fn dial(
     host: PublicKey,
     config: &ClientConfig,
 ) -> Option<ClientHandle> {
-    let sock = tokio::net::TcpStream::connect(("127.0.0.1", port)).await.ok()?;
+    let sock = tokio::net::TcpStream::connect(("127.0.0.1", port))
+        .await
+        .ok()?;
     let _ = sock.set_nodelay(true);
     let c = ClientConnection::new(
         config,
@@ -164,7 +166,10 @@ pub fn ceiling(
         };
         let h = dial(port, "bench", key, host_pub, &config).await.unwrap();
         let start = Instant::now();
-        let s = h.exec(bytes.to_string().into_bytes(), Vec::new()).await.unwrap();
+        let s = h
+            .exec(bytes.to_string().into_bytes(), Vec::new())
+            .await
+            .unwrap();
         let mut out = s.stdout;
         let mut buf = vec![0u8; 256 * 1024];
         let mut got = 0u64;

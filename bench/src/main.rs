@@ -51,13 +51,19 @@ fn main() {
             for _ in 0..total / pkt.len() as u64 {
                 gcm.seal(&mut pkt, &mut tag);
             }
-            println!("aes128-gcm seal: {:.0} MB/s", total as f64 / t.elapsed().as_secs_f64() / 1e6);
+            println!(
+                "aes128-gcm seal: {:.0} MB/s",
+                total as f64 / t.elapsed().as_secs_f64() / 1e6
+            );
             let chacha = portcullis::crypto::aead::ChaChaPoly::new(&[7u8; 64]);
             let t = Instant::now();
             for i in 0..total / pkt.len() as u64 {
                 chacha.seal(i as u32, &mut pkt, &mut tag);
             }
-            println!("chacha20-poly1305 seal: {:.0} MB/s", total as f64 / t.elapsed().as_secs_f64() / 1e6);
+            println!(
+                "chacha20-poly1305 seal: {:.0} MB/s",
+                total as f64 / t.elapsed().as_secs_f64() / 1e6
+            );
         }
         Some("run") => {
             let mut o = Opts {
@@ -384,7 +390,10 @@ fn run(o: &Opts) {
     for (label, extra) in [
         (
             "curve25519-sha256",
-            vec!["-o".to_owned(), "KexAlgorithms=curve25519-sha256".to_owned()],
+            vec![
+                "-o".to_owned(),
+                "KexAlgorithms=curve25519-sha256".to_owned(),
+            ],
         ),
         ("defaults", Vec::new()),
     ] {
@@ -463,7 +472,10 @@ fn run(o: &Opts) {
     );
     let waiting = alternate(&servers, 1, |s| idle_sessions(&f, s, k / 2));
     r.row(
-        &format!("memory per session with `git-upload-pack` waiting, K = {}", k / 2),
+        &format!(
+            "memory per session with `git-upload-pack` waiting, K = {}",
+            k / 2
+        ),
         "KiB",
         &waiting,
         None,
@@ -473,8 +485,13 @@ fn run(o: &Opts) {
         ours.settle(resident(&ours));
         let base = ours.pss_kib();
         let host_key = f.host_key.clone();
-        let (rt, held, failed) =
-            load::hold_idle(ours.port, &setup::user_name(), &f.user_key, &host_key, big_k);
+        let (rt, held, failed) = load::hold_idle(
+            ours.port,
+            &setup::user_name(),
+            &f.user_key,
+            &host_key,
+            big_k,
+        );
         std::thread::sleep(Duration::from_millis(500));
         let with = ours.pss_kib();
         let per = (with.saturating_sub(base)) as f64 / held.len().max(1) as f64;
@@ -494,7 +511,9 @@ fn run(o: &Opts) {
     let push = alternate(&servers, o.reps, |s| {
         i += 1;
         let name = format!("push-{i}.git");
-        sh(git(&f.work).args(["init", "-q", "--bare"]).arg(f.repos.join(&name)));
+        sh(git(&f.work)
+            .args(["init", "-q", "--bare"])
+            .arg(f.repos.join(&name)));
         s.settle(resident(s));
         let cpu0 = s.cpu();
         let t = Instant::now();
@@ -634,9 +653,7 @@ fn parallel_ls_remote(f: &Fixtures, s: &Server, c: usize, dur: Duration) -> (usi
         handles.into_iter().map(|h| h.join().unwrap()).collect()
     });
     s.settle(resident(s));
-    results
-        .iter()
-        .fold((0, 0), |(a, b), (x, y)| (a + x, b + y))
+    results.iter().fold((0, 0), |(a, b), (x, y)| (a + x, b + y))
 }
 
 /// PSS per connection of `k` authenticated `ssh -N` connections.
@@ -714,4 +731,3 @@ fn openssl_speed(evp: &str) -> f64 {
         })
         .unwrap_or(f64::NAN)
 }
-

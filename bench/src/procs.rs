@@ -57,7 +57,11 @@ pub fn tree(root: u32) -> Vec<u32> {
 
 /// CPU seconds used by the tree so far, including children it has reaped.
 pub fn tree_cpu(root: u32) -> f64 {
-    let ticks: u64 = tree(root).iter().filter_map(|&p| stat(p)).map(|s| s.ticks).sum();
+    let ticks: u64 = tree(root)
+        .iter()
+        .filter_map(|&p| stat(p))
+        .map(|s| s.ticks)
+        .sum();
     ticks as f64 / clk_tck()
 }
 

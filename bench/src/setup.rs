@@ -71,7 +71,9 @@ pub fn fixtures(work: &Path, big_mib: usize) -> Fixtures {
         sh(git(&src).args(["commit", "-q", "-m", "big"]));
         let tmp = repos.join("big.git.tmp");
         let _ = std::fs::remove_dir_all(&tmp);
-        sh(git(work).args(["clone", "-q", "--bare", "big-src"]).arg(&tmp));
+        sh(git(work)
+            .args(["clone", "-q", "--bare", "big-src"])
+            .arg(&tmp));
         sh(git(&tmp).args(["repack", "-q", "-a", "-d"]));
         std::fs::write(tmp.join("portcullis-bench-mib"), big_mib.to_string()).unwrap();
         std::fs::rename(&tmp, &big).unwrap();
@@ -136,10 +138,11 @@ fn fast_import(repo: &Path, commits: usize) {
     }
     child.stdin.take().unwrap().write_all(s.as_bytes()).unwrap();
     assert!(child.wait().unwrap().success());
-    sh(Command::new("git")
-        .arg("--git-dir")
-        .arg(repo)
-        .args(["symbolic-ref", "HEAD", "refs/heads/main"]));
+    sh(Command::new("git").arg("--git-dir").arg(repo).args([
+        "symbolic-ref",
+        "HEAD",
+        "refs/heads/main",
+    ]));
 }
 
 pub fn free_port() -> u16 {
