@@ -29,6 +29,80 @@ pub struct GitServer {
     pub router: Arc<Router>,
 }
 
+/// Where a session ran, for its log line.
+enum Served<'a> {
+    /// Here, under the repository root.
+    Local { created: bool },
+    /// On an upstream host.
+    Upstream {
+        name: &'a str,
+        reused: bool,
+        failure: Option<&'a str>,
+    },
+}
+
+/// The one `session` line every git session ends with: who, what, where, how much, how it ended.
+struct SessionLine {
+    user: String,
+    fingerprint: String,
+    addr: std::net::SocketAddr,
+    repo: String,
+    service: Service,
+    protocol: String,
+}
+
+impl SessionLine {
+    fn new(ctx: &SessionContext, repo: String, service: Service, protocol: String) -> Self {
+        Self {
+            user: ctx.identity.name.clone(),
+            fingerprint: ctx.identity.fingerprint.clone(),
+            addr: ctx.peer,
+            repo,
+            service,
+            protocol,
+        }
+    }
+
+    fn log(
+        &self,
+        served: Served<'_>,
+        bytes_in: u64,
+        bytes_out: u64,
+        duration: Duration,
+        status: &ExitStatus,
+    ) {
+        let exit = match status {
+            ExitStatus::Code(c) => c.to_string(),
+            ExitStatus::Signal(s) => format!("signal {s}"),
+        };
+        let (created, upstream, reused, failure) = match served {
+            Served::Local { created } => (created, "", false, None),
+            Served::Upstream {
+                name,
+                reused,
+                failure,
+            } => (false, name, reused, failure),
+        };
+        tracing::info!(
+            user = %self.user,
+            fingerprint = %self.fingerprint,
+            addr = %self.addr,
+            repo = %self.repo,
+            command = %self.service,
+            protocol = %self.protocol,
+            created,
+            upstream = %upstream,
+            reused,
+            failure = failure.unwrap_or(""),
+            bytes_in,
+            bytes_out,
+            duration_ms = u64::try_from(duration.as_millis()).unwrap_or(u64::MAX),
+            exit = %exit,
+            "session"
+        );
+    }
+}
+
 /// What the client sees for a missing and for a forbidden repository alike.
 fn not_found(path: &str) -> String {
     format!("portcullis: repository '{path}' not found, or you do not have access to it")
@@ -66,13 +140,8 @@ impl GitServer {
             ));
         }
         let line = command::command_line(cmd.service, &format!("{}{name}", upstream.path_prefix));
-        let (user, fingerprint, addr, service, idle) = (
-            ctx.identity.name.clone(),
-            ctx.identity.fingerprint.clone(),
-            ctx.peer,
-            cmd.service,
-            self.idle_timeout,
-        );
+        let line_log = SessionLine::new(ctx, name.clone(), cmd.service, protocol);
+        let idle = self.idle_timeout;
         ExecDecision::Run(Box::pin(async move {
             let started = std::time::Instant::now();
             let (report, reused) = match upstream.exec(line.into_bytes(), env).await {
@@ -98,25 +167,16 @@ impl GitServer {
                     (report, None)
                 }
             };
-            let status = match &report.status {
-                ExitStatus::Code(c) => c.to_string(),
-                ExitStatus::Signal(s) => format!("signal {s}"),
-            };
-            tracing::info!(
-                user = %user,
-                fingerprint = %fingerprint,
-                addr = %addr,
-                repo = %name,
-                command = %service,
-                protocol = %protocol,
-                upstream = %upstream.name,
-                reused = reused.unwrap_or(false),
-                failure = report.failure.as_deref().unwrap_or(""),
-                bytes_in = report.bytes_in,
-                bytes_out = report.bytes_out,
-                duration_ms = u64::try_from(report.duration.as_millis()).unwrap_or(u64::MAX),
-                exit = %status,
-                "session"
+            line_log.log(
+                Served::Upstream {
+                    name: &upstream.name,
+                    reused: reused.unwrap_or(false),
+                    failure: report.failure.as_deref(),
+                },
+                report.bytes_in,
+                report.bytes_out,
+                report.duration,
+                &report.status,
             );
             report.status
         }))
@@ -211,32 +271,15 @@ impl SessionHandler for GitServer {
             env,
             idle_timeout: self.idle_timeout,
         };
-        let (user, fingerprint, addr, name, service) = (
-            ctx.identity.name.clone(),
-            ctx.identity.fingerprint.clone(),
-            ctx.peer,
-            repo.name,
-            cmd.service,
-        );
+        let line_log = SessionLine::new(ctx, repo.name, cmd.service, protocol);
         ExecDecision::Run(Box::pin(async move {
             let report = process::run(job, io).await;
-            let status = match &report.status {
-                ExitStatus::Code(c) => c.to_string(),
-                ExitStatus::Signal(s) => format!("signal {s}"),
-            };
-            tracing::info!(
-                user = %user,
-                fingerprint = %fingerprint,
-                addr = %addr,
-                repo = %name,
-                command = %service,
-                protocol = %protocol,
-                created = create,
-                bytes_in = report.bytes_in,
-                bytes_out = report.bytes_out,
-                duration_ms = u64::try_from(report.duration.as_millis()).unwrap_or(u64::MAX),
-                exit = %status,
-                "session"
+            line_log.log(
+                Served::Local { created: create },
+                report.bytes_in,
+                report.bytes_out,
+                report.duration,
+                &report.status,
             );
             report.status
         }))

@@ -211,6 +211,36 @@ pub fn local_repo(git: &Git<'_>, dir: &Path, commits: usize) -> PathBuf {
     path
 }
 
+/// `n` clones of `repo` at once into `work/c<i>`: each must succeed, be fsck-clean and have
+/// `head` checked out.
+pub fn concurrent_clones(git: &Git<'_>, work: &Path, repo: &str, n: usize, head: &str) {
+    let ssh = git.server.ssh_command(&git.key);
+    let children: Vec<_> = (0..n)
+        .map(|i| {
+            Command::new("git")
+                .current_dir(work)
+                .args(["clone", "-q", &git.server.url(repo), &format!("c{i}")])
+                .env("GIT_SSH_COMMAND", &ssh)
+                .stdin(Stdio::null())
+                .stderr(Stdio::piped())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    for (i, c) in children.into_iter().enumerate() {
+        let out = c.wait_with_output().unwrap();
+        assert!(
+            out.status.success(),
+            "clone {i}: {}\nserver log:\n{}",
+            String::from_utf8_lossy(&out.stderr),
+            git.server.log()
+        );
+        let dir = work.join(format!("c{i}"));
+        git.ok(&dir, &["fsck", "--no-progress"]);
+        assert_eq!(rev(git, &dir, "HEAD"), head);
+    }
+}
+
 fn rev(git: &Git<'_>, cwd: &Path, what: &str) -> String {
     git.ok(cwd, &["rev-parse", what]).trim().to_owned()
 }
@@ -376,36 +406,8 @@ fn a_100_mib_repository_clones_intact_and_20_concurrent_clones_are_fsck_clean() 
     std::fs::create_dir(&small).unwrap();
     let sl = local_repo(&git, &small, 30);
     git.ok(&sl, &["push", "-q", &s.url("small.git"), "main"]);
-    let ssh = s.ssh_command(&git.key);
     let started = Instant::now();
-    let children: Vec<_> = (0..20)
-        .map(|i| {
-            Command::new("git")
-                .current_dir(work.path())
-                .args(["clone", "-q", &s.url("small.git"), &format!("c{i}")])
-                .env("GIT_SSH_COMMAND", &ssh)
-                .stdin(Stdio::null())
-                .stderr(Stdio::piped())
-                .spawn()
-                .unwrap()
-        })
-        .collect();
-    for (i, c) in children.into_iter().enumerate() {
-        let out = c.wait_with_output().unwrap();
-        assert!(
-            out.status.success(),
-            "clone {i}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        git.ok(
-            &work.path().join(format!("c{i}")),
-            &["fsck", "--no-progress"],
-        );
-        assert_eq!(
-            rev(&git, &work.path().join(format!("c{i}")), "HEAD"),
-            rev(&git, &sl, "HEAD")
-        );
-    }
+    concurrent_clones(&git, work.path(), "small.git", 20, &rev(&git, &sl, "HEAD"));
     assert!(started.elapsed() < Duration::from_secs(120));
 }
 

@@ -277,31 +277,7 @@ fn twenty_concurrent_clones_through_the_pool_are_fsck_clean() {
         &["push", "-q", upstream_repo.to_str().unwrap(), "main"],
     );
     let head = git_in(&local, &["rev-parse", "HEAD"]);
-    let ssh = s.ssh_command(&git.key);
-    let children: Vec<_> = (0..20)
-        .map(|i| {
-            Command::new("git")
-                .current_dir(work.path())
-                .args(["clone", "-q", &s.url("small.git"), &format!("c{i}")])
-                .env("GIT_SSH_COMMAND", &ssh)
-                .stdin(Stdio::null())
-                .stderr(Stdio::piped())
-                .spawn()
-                .unwrap()
-        })
-        .collect();
-    for (i, c) in children.into_iter().enumerate() {
-        let out = c.wait_with_output().unwrap();
-        assert!(
-            out.status.success(),
-            "clone {i}: {}\n{}",
-            String::from_utf8_lossy(&out.stderr),
-            s.log()
-        );
-        let dir = work.path().join(format!("c{i}"));
-        git_in(&dir, &["fsck", "--no-progress"]);
-        assert_eq!(git_in(&dir, &["rev-parse", "HEAD"]), head);
-    }
+    crate::git_server::concurrent_clones(&git, work.path(), "small.git", 20, head.trim());
     // 20 sessions over a handful of upstream connections (sshd's MaxSessions is 10).
     let upstream_logins = store.accepted_connections();
     assert!(
