@@ -594,12 +594,20 @@ fn run(o: &Opts) {
             None,
         ),
     ] {
-        let ours_mbs = median(
-            &(0..o.reps)
-                .map(|_| load::ceiling(&f.work, &f.user_key, &f.host_key, cipher, mac, bytes))
-                .collect::<Vec<_>>(),
-        );
-        let openssl = openssl_speed(evp);
+        // Alternating with openssl too: the machine drifts (see BENCHMARKS.md).
+        let (mut ours_v, mut openssl_v) = (Vec::new(), Vec::new());
+        for _ in 0..o.reps {
+            ours_v.push(load::ceiling(
+                &f.work,
+                &f.user_key,
+                &f.host_key,
+                cipher,
+                mac,
+                bytes,
+            ));
+            openssl_v.push(openssl_speed(evp));
+        }
+        let (ours_mbs, openssl) = (median(&ours_v), median(&openssl_v));
         let share = ours_mbs / openssl;
         r.line(format!(
             "| {name} | {} | {} | {:.0} % | {} |",
@@ -717,7 +725,7 @@ fn idle_sessions(f: &Fixtures, s: &Server, k: usize) -> f64 {
 /// MB/s of `openssl speed -evp <cipher>` on 16 KiB blocks.
 fn openssl_speed(evp: &str) -> f64 {
     let out = Command::new("openssl")
-        .args(["speed", "-evp", evp, "-seconds", "2", "-bytes", "16384"])
+        .args(["speed", "-evp", evp, "-seconds", "1", "-bytes", "16384"])
         .stderr(Stdio::null())
         .output()
         .unwrap();
