@@ -303,3 +303,120 @@ impl SessionHandler for GitServer {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::client::ClientConfig;
+    use crate::driver::pipe::{Pipe, PipeReader, PipeWriter};
+    use crate::keys::PrivateKey;
+    use crate::lookup::Identity;
+    use crate::proxy::{HostKeyCheck, RouteConfig, UpstreamConfig};
+    use crate::transport::Pinned;
+    use tokio::io::AsyncReadExt;
+
+    /// Sends everything under `special/` to the upstream called "chosen", whatever the routes say.
+    struct RoutingAuthorizer;
+
+    impl Authorizer for RoutingAuthorizer {
+        fn authorize(&self, _: &str, _: &str, _: &str, _: Access) -> Decision {
+            Decision::Allow
+        }
+        fn route(&self, _: &str, repo: &str) -> Option<String> {
+            repo.starts_with("special/").then(|| "chosen".to_owned())
+        }
+    }
+
+    fn upstream(name: &str) -> Arc<Upstream> {
+        // Port 1 on loopback: nothing listens, so the dial fails at once and names the upstream.
+        let c = UpstreamConfig {
+            name: name.into(),
+            address: "127.0.0.1:1".into(),
+            user: "git".into(),
+            key: "k".into(),
+            host_key: Some("SHA256:x".into()),
+            known_hosts: None,
+            path_prefix: String::new(),
+            pool: true,
+            pool_size: 1,
+            max_sessions: 1,
+            idle_timeout_secs: 1,
+            connect_timeout_secs: 5,
+            send_identity: false,
+        };
+        Arc::new(Upstream::new(
+            &c,
+            PrivateKey::generate_ed25519(&mut crate::driver::os_rng().unwrap()),
+            HostKeyCheck::Pinned(Pinned::Fingerprint("SHA256:x".into())),
+            ClientConfig::default(),
+        ))
+    }
+
+    /// Runs `command` for "alice" and returns what the client would read on stderr.
+    async fn stderr_of(server: &GitServer, command: &str) -> String {
+        let notify = Arc::new(tokio::sync::Notify::new());
+        let (stdin, stdout, stderr) = (
+            Pipe::new(notify.clone()),
+            Pipe::new(notify.clone()),
+            Pipe::new(notify.clone()),
+        );
+        stdin.close_write();
+        let (_alive, gone) = tokio::sync::oneshot::channel();
+        let io = SessionIo {
+            stdin: PipeReader(stdin),
+            stdout: PipeWriter(stdout),
+            stderr: PipeWriter(stderr.clone()),
+            gone,
+        };
+        let key = PrivateKey::generate_ed25519(&mut crate::driver::os_rng().unwrap()).public();
+        let ctx = SessionContext {
+            user: "git".into(),
+            identity: Identity {
+                name: "alice".into(),
+                fingerprint: key.fingerprint(),
+                touch_required: true,
+                verify_required: false,
+            },
+            key,
+            peer: "127.0.0.1:5555".parse().unwrap(),
+            env: Vec::new(),
+        };
+        let ExecDecision::Run(task) = server.exec(&ctx, command.as_bytes(), io) else {
+            panic!("refused");
+        };
+        assert_eq!(task.await, ExitStatus::Code(1));
+        let mut text = String::new();
+        PipeReader(stderr).read_to_string(&mut text).await.unwrap();
+        text
+    }
+
+    #[tokio::test]
+    async fn the_authorizer_may_route_a_repository_itself() {
+        let root = tempfile::tempdir().unwrap();
+        let router = Router::new(
+            vec![upstream("chosen"), upstream("configured")],
+            &[RouteConfig {
+                repos: vec!["**".into()],
+                upstream: "configured".into(),
+            }],
+        );
+        let server = GitServer {
+            root: RepoRoot::new(root.path()).unwrap(),
+            authorizer: Arc::new(RoutingAuthorizer),
+            git: "git".into(),
+            create_on_push: false,
+            idle_timeout: Duration::from_secs(5),
+            router: Arc::new(router),
+        };
+        let err = stderr_of(&server, "git-upload-pack 'special/app.git'").await;
+        assert!(
+            err.starts_with("portcullis: upstream chosen unreachable"),
+            "{err}"
+        );
+        let err = stderr_of(&server, "git-upload-pack 'other/app.git'").await;
+        assert!(
+            err.starts_with("portcullis: upstream configured unreachable"),
+            "{err}"
+        );
+    }
+}
