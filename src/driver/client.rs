@@ -188,6 +188,7 @@ where
         notify: Arc::new(Notify::new()),
         chans: HashMap::new(),
         ready: Some(ready_tx),
+        ids: Vec::new(),
     };
     tokio::spawn(task.run(stream));
     match ready.await {
@@ -300,6 +301,8 @@ struct Task {
     notify: Arc<Notify>,
     chans: HashMap<u32, Chan>,
     ready: Option<oneshot::Sender<Result<(), RemoteExit>>>,
+    /// Scratch list of channel ids for `pump`.
+    ids: Vec<u32>,
 }
 
 impl Task {
@@ -604,8 +607,11 @@ impl Task {
 
     fn pump(&mut self) -> Result<(), Error> {
         self.events()?;
-        let ids: Vec<u32> = self.chans.keys().copied().collect();
-        for id in ids {
+        // A reused list of ids: this runs once per batch of packets.
+        let mut ids = std::mem::take(&mut self.ids);
+        ids.clear();
+        ids.extend(self.chans.keys().copied());
+        for &id in &ids {
             self.drain_output(id)?;
             let Some(ch) = self.chans.get(&id) else {
                 continue;
@@ -644,6 +650,7 @@ impl Task {
                 self.c.close(id)?;
             }
         }
+        self.ids = ids;
         if self.rx.is_none() && self.chans.is_empty() && !self.c.is_closed() {
             self.c.disconnect(DisconnectReason::ByApplication, "done");
         }

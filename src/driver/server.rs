@@ -120,6 +120,8 @@ struct Driver {
     detached: HashMap<u64, Session>,
     next_serial: u64,
     tasks: JoinSet<(u64, ExitStatus)>,
+    /// Scratch list of session ids for `pump`.
+    ids: Vec<u32>,
     identity: Option<(String, Identity, PublicKey)>,
     candidate: Option<Identity>,
 }
@@ -147,6 +149,7 @@ where
         detached: HashMap::new(),
         next_serial: 0,
         tasks: JoinSet::new(),
+        ids: Vec::new(),
         identity: None,
         candidate: None,
     };
@@ -453,8 +456,11 @@ impl Driver {
     /// finishes sessions whose task is done and whose output is delivered.
     fn pump(&mut self) -> Result<(), Error> {
         let mut tmp = [0u8; 32 * 1024];
-        let ids: Vec<u32> = self.sessions.keys().copied().collect();
-        for id in ids {
+        // A reused list of ids: this runs once per batch of packets.
+        let mut ids = std::mem::take(&mut self.ids);
+        ids.clear();
+        ids.extend(self.sessions.keys().copied());
+        for &id in &ids {
             let Some(sess) = self.sessions.get_mut(&id) else {
                 continue;
             };
@@ -516,6 +522,7 @@ impl Driver {
                 self.s.close(id)?;
             }
         }
+        self.ids = ids;
         Ok(())
     }
 }

@@ -307,12 +307,10 @@ impl SessionHandler for GitServer {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::client::ClientConfig;
     use crate::driver::pipe::{Pipe, PipeReader, PipeWriter};
     use crate::keys::PrivateKey;
     use crate::lookup::Identity;
-    use crate::proxy::{HostKeyCheck, RouteConfig, UpstreamConfig};
-    use crate::transport::Pinned;
+    use crate::proxy::{RouteConfig, test_upstream};
     use tokio::io::AsyncReadExt;
 
     /// Sends everything under `special/` to the upstream called "chosen", whatever the routes say.
@@ -325,31 +323,6 @@ mod tests {
         fn route(&self, _: &str, repo: &str) -> Option<String> {
             repo.starts_with("special/").then(|| "chosen".to_owned())
         }
-    }
-
-    fn upstream(name: &str) -> Arc<Upstream> {
-        // Port 1 on loopback: nothing listens, so the dial fails at once and names the upstream.
-        let c = UpstreamConfig {
-            name: name.into(),
-            address: "127.0.0.1:1".into(),
-            user: "git".into(),
-            key: "k".into(),
-            host_key: Some("SHA256:x".into()),
-            known_hosts: None,
-            path_prefix: String::new(),
-            pool: true,
-            pool_size: 1,
-            max_sessions: 1,
-            idle_timeout_secs: 1,
-            connect_timeout_secs: 5,
-            send_identity: false,
-        };
-        Arc::new(Upstream::new(
-            &c,
-            PrivateKey::generate_ed25519(&mut crate::driver::os_rng().unwrap()),
-            HostKeyCheck::Pinned(Pinned::Fingerprint("SHA256:x".into())),
-            ClientConfig::default(),
-        ))
     }
 
     /// Runs `command` for "alice" and returns what the client would read on stderr.
@@ -394,7 +367,7 @@ mod tests {
     async fn the_authorizer_may_route_a_repository_itself() {
         let root = tempfile::tempdir().unwrap();
         let router = Router::new(
-            vec![upstream("chosen"), upstream("configured")],
+            vec![test_upstream("chosen"), test_upstream("configured")],
             &[RouteConfig {
                 repos: vec!["**".into()],
                 upstream: "configured".into(),

@@ -105,7 +105,7 @@ pub enum HostKeyCheck {
 pub enum UpstreamError {
     /// TCP connect failed or timed out.
     Unreachable(String),
-    /// Handshake or authentication took too long.
+    /// Handshake, authentication or starting the command took too long.
     Timeout,
     /// The host key did not match (the detail, with both fingerprints, goes to the log).
     HostKey(String),
@@ -121,7 +121,7 @@ impl std::fmt::Display for UpstreamError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             UpstreamError::Unreachable(why) => write!(f, "unreachable ({why})"),
-            UpstreamError::Timeout => f.write_str("did not complete the handshake in time"),
+            UpstreamError::Timeout => f.write_str("did not answer in time"),
             UpstreamError::HostKey(_) => f.write_str("failed host key verification"),
             UpstreamError::AuthFailed => f.write_str("refused our key"),
             UpstreamError::Refused(why) => write!(f, "refused the session ({why})"),
@@ -193,7 +193,12 @@ impl Upstream {
         command: Vec<u8>,
         env: Vec<(Vec<u8>, Vec<u8>)>,
     ) -> Result<(RemoteSession, bool), UpstreamError> {
-        self.pool.exec(self, command, env).await
+        // An upstream that answers keepalives but never confirms the channel or the command
+        // must not hold the session: the dial has its own limit, this bounds the whole start.
+        let limit = self.connect_timeout.saturating_mul(2);
+        tokio::time::timeout(limit, self.pool.exec(self, command, env))
+            .await
+            .unwrap_or(Err(UpstreamError::Timeout))
     }
 
     /// Where it is.
@@ -211,11 +216,11 @@ impl Upstream {
         self.pool.len()
     }
 
-    fn verifier(&self) -> Result<Box<dyn HostKeyVerifier>, UpstreamError> {
+    async fn verifier(&self) -> Result<Box<dyn HostKeyVerifier>, UpstreamError> {
         Ok(match &self.host_key {
             HostKeyCheck::Pinned(p) => Box::new(p.clone()),
             HostKeyCheck::KnownHosts(path) => {
-                let text = std::fs::read_to_string(path).map_err(|e| {
+                let text = tokio::fs::read_to_string(path).await.map_err(|e| {
                     UpstreamError::HostKey(format!("cannot read {}: {e}", path.display()))
                 })?;
                 let (host, port) = split_host_port(&self.address)
@@ -227,7 +232,7 @@ impl Upstream {
 
     /// A new authenticated connection, within the connect timeout.
     async fn dial(&self) -> Result<ClientHandle, UpstreamError> {
-        let verifier = self.verifier()?;
+        let verifier = self.verifier().await?;
         let work = async {
             let sock = tokio::net::TcpStream::connect(&self.address)
                 .await
@@ -314,6 +319,34 @@ impl Router {
     }
 }
 
+/// An upstream on 127.0.0.1:1, where nothing listens: a dial fails at once, naming it.
+#[cfg(test)]
+pub(crate) fn test_upstream(name: &str) -> Arc<Upstream> {
+    let c = UpstreamConfig {
+        name: name.into(),
+        address: "127.0.0.1:1".into(),
+        user: "git".into(),
+        key: "k".into(),
+        host_key: Some("SHA256:x".into()),
+        known_hosts: None,
+        path_prefix: String::new(),
+        pool: true,
+        pool_size: 1,
+        max_sessions: 1,
+        idle_timeout_secs: 1,
+        connect_timeout_secs: 5,
+        send_identity: false,
+    };
+    Arc::new(Upstream::new(
+        &c,
+        PrivateKey::generate_ed25519(
+            &mut crate::driver::os_rng().unwrap_or_else(|e| panic!("no randomness: {e}")),
+        ),
+        HostKeyCheck::Pinned(Pinned::Fingerprint("SHA256:x".into())),
+        ClientConfig::default(),
+    ))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -332,29 +365,7 @@ mod tests {
 
     #[test]
     fn first_matching_route_wins() {
-        let c = |name: &str| UpstreamConfig {
-            name: name.into(),
-            address: "127.0.0.1:22".into(),
-            user: "git".into(),
-            key: "k".into(),
-            host_key: Some("SHA256:x".into()),
-            known_hosts: None,
-            path_prefix: String::new(),
-            pool: true,
-            pool_size: 1,
-            max_sessions: 1,
-            idle_timeout_secs: 1,
-            connect_timeout_secs: 1,
-            send_identity: false,
-        };
-        let up = |name: &str| {
-            Arc::new(Upstream::new(
-                &c(name),
-                PrivateKey::generate_ed25519(&mut os_rng().unwrap()),
-                HostKeyCheck::Pinned(Pinned::Fingerprint("SHA256:x".into())),
-                ClientConfig::default(),
-            ))
-        };
+        let up = test_upstream;
         let route = |repos: &[&str], upstream: &str| RouteConfig {
             repos: repos.iter().map(|r| (*r).to_owned()).collect(),
             upstream: upstream.into(),

@@ -157,7 +157,36 @@ pub struct Git<'a> {
     pub key: PathBuf,
 }
 
-impl Git<'_> {
+impl<'a> Git<'a> {
+    /// A git runner with a new key listed in authorized_keys under `name`.
+    pub fn as_user(server: &'a Server, name: &str) -> Self {
+        Git {
+            server,
+            key: server.user_key(name, Some(name)),
+        }
+    }
+
+    /// `git ls-remote` over protocol v2 with the packet trace on; asserts success and that v2
+    /// was spoken, returns the trace.
+    pub fn ls_remote_v2(&self, cwd: &Path, repo: &str) -> String {
+        let out = Command::new(require("git", "git"))
+            .current_dir(cwd)
+            .args([
+                "-c",
+                "protocol.version=2",
+                "ls-remote",
+                &self.server.url(repo),
+            ])
+            .env("GIT_SSH_COMMAND", self.server.ssh_command(&self.key))
+            .env("GIT_TRACE_PACKET", "1")
+            .output()
+            .unwrap();
+        let trace = String::from_utf8_lossy(&out.stderr).into_owned();
+        assert!(out.status.success(), "{trace}");
+        assert!(trace.contains("< version 2"), "v2 not negotiated:\n{trace}");
+        trace
+    }
+
     pub fn run(&self, cwd: &Path, args: &[&str]) -> (bool, String, String) {
         let out = Command::new(require("git", "git"))
             .current_dir(cwd)
@@ -248,10 +277,7 @@ fn rev(git: &Git<'_>, cwd: &Path, what: &str) -> String {
 #[test]
 fn clone_fetch_push_ls_remote_and_archive() {
     let s = start(&config(EVERYONE_WRITES));
-    let git = Git {
-        server: &s,
-        key: s.user_key("alice", Some("alice")),
-    };
+    let git = Git::as_user(&s, "alice");
     let work = tempfile::tempdir().unwrap();
     let local = local_repo(&git, work.path(), 3);
     git.ok(&local, &["push", "-q", &s.url("team/app.git"), "main"]);
@@ -283,20 +309,7 @@ fn clone_fetch_push_ls_remote_and_archive() {
         ],
     );
     assert!(v0.contains("refs/heads/feature"), "{v0}");
-    let out = Command::new("git")
-        .args([
-            "-c",
-            "protocol.version=2",
-            "ls-remote",
-            &s.url("team/app.git"),
-        ])
-        .env("GIT_SSH_COMMAND", s.ssh_command(&git.key))
-        .env("GIT_TRACE_PACKET", "1")
-        .output()
-        .unwrap();
-    assert!(out.status.success());
-    let trace = String::from_utf8_lossy(&out.stderr);
-    assert!(trace.contains("< version 2"), "{trace}");
+    git.ls_remote_v2(work.path(), "team/app.git");
     assert!(s.log().contains("protocol=version=2"), "{}", s.log());
     // git archive --remote (upload-archive).
     let tar = git.ok(
@@ -384,10 +397,7 @@ pub fn random_file(path: &Path, mib: usize) -> String {
 fn a_100_mib_repository_clones_intact_and_20_concurrent_clones_are_fsck_clean() {
     use sha2::{Digest, Sha256};
     let s = start(&config(EVERYONE_WRITES));
-    let git = Git {
-        server: &s,
-        key: s.user_key("alice", Some("alice")),
-    };
+    let git = Git::as_user(&s, "alice");
     let work = tempfile::tempdir().unwrap();
     let local = local_repo(&git, work.path(), 2);
     let digest = random_file(&local.join("big.bin"), 100);
@@ -414,10 +424,7 @@ fn a_100_mib_repository_clones_intact_and_20_concurrent_clones_are_fsck_clean() 
 #[test]
 fn an_interrupted_push_leaves_refs_unchanged_and_the_repository_fsck_clean() {
     let s = start(&config(EVERYONE_WRITES));
-    let git = Git {
-        server: &s,
-        key: s.user_key("alice", Some("alice")),
-    };
+    let git = Git::as_user(&s, "alice");
     let work = tempfile::tempdir().unwrap();
     let local = local_repo(&git, work.path(), 1);
     git.ok(&local, &["push", "-q", &s.url("p.git"), "main"]);
@@ -483,10 +490,7 @@ fn an_interrupted_push_leaves_refs_unchanged_and_the_repository_fsck_clean() {
 #[test]
 fn an_idle_git_is_killed_after_the_idle_timeout() {
     let s = start(&config(EVERYONE_WRITES).replace("idle_secs = 600", "idle_secs = 1"));
-    let git = Git {
-        server: &s,
-        key: s.user_key("alice", Some("alice")),
-    };
+    let git = Git::as_user(&s, "alice");
     let work = tempfile::tempdir().unwrap();
     let local = local_repo(&git, work.path(), 1);
     git.ok(&local, &["push", "-q", &s.url("idle.git"), "main"]);
@@ -523,14 +527,8 @@ fn refusals_are_clean_and_say_why() {
     )
     .replace("who = [\"*\"]", "who = [\"alice\"]");
     let s = start(&config(&rules));
-    let alice = Git {
-        server: &s,
-        key: s.user_key("alice", Some("alice")),
-    };
-    let bob = Git {
-        server: &s,
-        key: s.user_key("bob", Some("bob")),
-    };
+    let alice = Git::as_user(&s, "alice");
+    let bob = Git::as_user(&s, "bob");
     let mallory = Git {
         server: &s,
         key: s.user_key("mallory", None),
@@ -614,10 +612,7 @@ fn refusals_are_clean_and_say_why() {
 fn local_forwarding_is_refused_and_json_logs_are_one_object_per_line() {
     let cfg = config(EVERYONE_WRITES).replace("format = \"human\"", "format = \"json\"");
     let s = start(&cfg);
-    let alice = Git {
-        server: &s,
-        key: s.user_key("alice", Some("alice")),
-    };
+    let alice = Git::as_user(&s, "alice");
     // ssh -N -L: the forward is refused when used; ssh stays up and reports it.
     let local = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()

@@ -125,6 +125,18 @@ fn start_proxy(key_dir: &Path, tables: &str) -> Server {
     })
 }
 
+/// A proxy sending every repository to one storage host that holds a bare `repo`.
+fn behind_one_store(repo: &str) -> (tempfile::TempDir, Storage, PathBuf, Server) {
+    let (keys, public) = proxy_key();
+    let store = Storage::start(&public, "");
+    let upstream_repo = store.bare(repo);
+    let s = start_proxy(
+        keys.path(),
+        &(store.upstream("store", "") + &routes(&[("**", "store")])),
+    );
+    (keys, store, upstream_repo, s)
+}
+
 fn routes(pairs: &[(&str, &str)]) -> String {
     pairs
         .iter()
@@ -176,10 +188,7 @@ fn clone_fetch_push_ls_remote_through_the_proxy_next_to_a_local_repository() {
             + &store.upstream("store-direct", "pool = false")
             + &routes(&[("team/**", "store"), ("direct/**", "store-direct")])),
     );
-    let git = Git {
-        server: &s,
-        key: s.user_key("alice", Some("alice")),
-    };
+    let git = Git::as_user(&s, "alice");
     let work = tempfile::tempdir().unwrap();
     let local = local_repo(&git, work.path(), 3);
     // Push through the proxy: it lands in the upstream's repository.
@@ -211,21 +220,7 @@ fn clone_fetch_push_ls_remote_through_the_proxy_next_to_a_local_repository() {
         &["-c", "protocol.version=0", "ls-remote", &s.url("team/app")],
     );
     assert!(v0.contains("refs/heads/main"), "{v0}");
-    let out = Command::new("git")
-        .current_dir(work.path())
-        .args([
-            "-c",
-            "protocol.version=2",
-            "ls-remote",
-            &s.url("team/app.git"),
-        ])
-        .env("GIT_SSH_COMMAND", s.ssh_command(&git.key))
-        .env("GIT_TRACE_PACKET", "1")
-        .output()
-        .unwrap();
-    assert!(out.status.success());
-    let trace = String::from_utf8_lossy(&out.stderr);
-    assert!(trace.contains("< version 2"), "v2 not negotiated:\n{trace}");
+    git.ls_remote_v2(work.path(), "team/app.git");
     // The unpooled route and a local repository, side by side in the same server.
     git.ok(
         work.path(),
@@ -259,17 +254,8 @@ fn clone_fetch_push_ls_remote_through_the_proxy_next_to_a_local_repository() {
 
 #[test]
 fn twenty_concurrent_clones_through_the_pool_are_fsck_clean() {
-    let (keys, public) = proxy_key();
-    let store = Storage::start(&public, "");
-    let upstream_repo = store.bare("small.git");
-    let s = start_proxy(
-        keys.path(),
-        &(store.upstream("store", "") + &routes(&[("**", "store")])),
-    );
-    let git = Git {
-        server: &s,
-        key: s.user_key("alice", Some("alice")),
-    };
+    let (_keys, store, upstream_repo, s) = behind_one_store("small.git");
+    let git = Git::as_user(&s, "alice");
     let work = tempfile::tempdir().unwrap();
     let local = local_repo(&git, work.path(), 20);
     git_in(
@@ -328,10 +314,7 @@ fn upstream_down_or_with_the_wrong_host_key_fails_fast_and_clearly() {
                 ("fake/**", "impostor"),
             ])),
     );
-    let git = Git {
-        server: &s,
-        key: s.user_key("alice", Some("alice")),
-    };
+    let git = Git::as_user(&s, "alice");
     let work = tempfile::tempdir().unwrap();
     let t = Instant::now();
     let (ok, _, err) = git.run(work.path(), &["clone", "-q", &s.url("down/app.git"), "x"]);
@@ -445,10 +428,7 @@ fn a_stalled_clone_stays_bounded_and_an_upstream_killed_mid_transfer_fails_clean
             + &other.upstream("other", "")
             + &routes(&[("big.git", "doomed"), ("small.git", "other")])),
     );
-    let git = Git {
-        server: &s,
-        key: s.user_key("alice", Some("alice")),
-    };
+    let git = Git::as_user(&s, "alice");
     let work = tempfile::tempdir().unwrap();
     let local = local_repo(&git, work.path(), 1);
     git_in(&local, &["push", "-q", small.to_str().unwrap(), "main"]);
@@ -509,17 +489,8 @@ fn a_stalled_clone_stays_bounded_and_an_upstream_killed_mid_transfer_fails_clean
 
 #[test]
 fn an_interrupted_push_through_the_proxy_leaves_upstream_refs_unchanged() {
-    let (keys, public) = proxy_key();
-    let store = Storage::start(&public, "");
-    let upstream_repo = store.bare("p.git");
-    let s = start_proxy(
-        keys.path(),
-        &(store.upstream("store", "") + &routes(&[("**", "store")])),
-    );
-    let git = Git {
-        server: &s,
-        key: s.user_key("alice", Some("alice")),
-    };
+    let (_keys, _store, upstream_repo, s) = behind_one_store("p.git");
+    let git = Git::as_user(&s, "alice");
     let work = tempfile::tempdir().unwrap();
     let local = local_repo(&git, work.path(), 1);
     git.ok(&local, &["push", "-q", &s.url("p.git"), "main"]);
@@ -602,10 +573,7 @@ fn pooled_connections_are_replaced_when_dead_and_closed_when_idle() {
     );
     assert!(table.contains("known_hosts"));
     let s = start_proxy(keys.path(), &(table + &routes(&[("**", "store")])));
-    let git = Git {
-        server: &s,
-        key: s.user_key("alice", Some("alice")),
-    };
+    let git = Git::as_user(&s, "alice");
     let work = tempfile::tempdir().unwrap();
     let local = local_repo(&git, work.path(), 2);
     git_in(
