@@ -65,6 +65,16 @@ fn main() {
                 total as f64 / t.elapsed().as_secs_f64() / 1e6
             );
         }
+        // For profiling the bulk path: `portcullis-bench fetch CIPHER REPS` (256 MiB raw fetch,
+        // both servers alternating; prints wall and overhead CPU per GiB, medians).
+        Some("fetch") => {
+            let cipher = args
+                .get(2)
+                .cloned()
+                .unwrap_or_else(|| CIPHERS[1].to_owned());
+            let reps: usize = args.get(3).and_then(|v| v.parse().ok()).unwrap_or(3);
+            fetch_only(&PathBuf::from("target/release/portcullis"), &cipher, reps);
+        }
         Some("run") => {
             let mut o = Opts {
                 portcullis: PathBuf::from("target/release/portcullis"),
@@ -277,6 +287,95 @@ fn ssh_cmd(f: &Fixtures, s: &Server, extra: &[String], remote: &str) -> Command 
     c
 }
 
+/// Raw fetch with one cipher against both servers: (wall, overhead CPU per GiB) pairs.
+fn fetch_pair(
+    f: &Fixtures,
+    servers: &[&Server; 2],
+    reps: usize,
+    cipher: &str,
+    big_mib: usize,
+    local_cpu: f64,
+) -> (Pair, Pair, Pair) {
+    let extra = cipher_opts(cipher);
+    let gib = big_mib as f64 / 1024.0;
+    let mut overhead = Pair::default();
+    let mut own = Pair::default();
+    let wall = alternate(servers, reps, |s| {
+        s.settle(resident(s));
+        let (cpu0, git0) = (s.cpu(), s.git_cpu());
+        let t = Instant::now();
+        let n = raw_fetch(ssh_cmd(f, s, &extra, "git-upload-pack '~/big.git'"));
+        let w = t.elapsed().as_secs_f64();
+        assert!(n as f64 > big_mib as f64 * 1e6 * 0.9);
+        s.settle(resident(s));
+        let cpu = s.cpu() - cpu0;
+        let per_gib = (cpu - local_cpu) / gib;
+        let own_per_gib = (cpu - (s.git_cpu() - git0)) / gib;
+        if s.name == "OpenSSH" {
+            overhead.openssh.push(per_gib);
+            own.openssh.push(own_per_gib);
+        } else {
+            overhead.ours.push(per_gib);
+            own.ours.push(own_per_gib);
+        }
+        w
+    });
+    (wall, overhead, own)
+}
+
+/// Median CPU of `git upload-pack` serving big.git locally, without SSH.
+fn local_upload_pack_cpu(f: &Fixtures, reps: usize) -> f64 {
+    let mut v = Vec::new();
+    for _ in 0..reps {
+        let c0 = procs::children_cpu();
+        let mut cmd = Command::new("git");
+        cmd.arg("upload-pack").arg(f.repos.join("big.git"));
+        raw_fetch(cmd);
+        v.push(procs::children_cpu() - c0);
+    }
+    median(&v)
+}
+
+fn fetch_only(portcullis: &std::path::Path, cipher: &str, reps: usize) {
+    let work = std::env::temp_dir().join("portcullis-bench");
+    std::fs::create_dir_all(&work).unwrap();
+    let f = setup::fixtures(&work, 256);
+    let openssh = setup::start_openssh(&f);
+    let ours = setup::start_portcullis(&f, portcullis, openssh.port);
+    setup::write_known_hosts(&f, &[openssh.port, ours.port]);
+    let local_cpu = local_upload_pack_cpu(&f, reps);
+    let (wall, overhead, own) = fetch_pair(&f, &[&openssh, &ours], reps, cipher, 256, local_cpu);
+    let mut r = Report { rows: Vec::new() };
+    println!("local upload-pack CPU {local_cpu:.2} s");
+    // Where our server's time went: its own user/system time vs its reaped children (git).
+    for pid in procs::tree(ours.root()).into_iter().skip(1) {
+        if let Ok(t) = std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+            let after = &t[t.rfind(')').unwrap() + 2..];
+            let f: Vec<f64> = after.split(' ').map(|v| v.parse().unwrap_or(0.0)).collect();
+            let tck = procs::clk_tck() * reps as f64;
+            println!(
+                "portcullis pid {pid} per fetch: user {:.3} s, system {:.3} s, children {:.3} s",
+                f[11] / tck,
+                f[12] / tck,
+                (f[13] + f[14]) / tck
+            );
+        }
+    }
+    r.row(
+        &format!("raw fetch {cipher}"),
+        "wall s",
+        &wall,
+        Some((0.80, false)),
+    );
+    r.row("  overhead", "CPU s/GiB", &overhead, Some((0.50, false)));
+    r.row(
+        "  same-run git subtracted",
+        "CPU s/GiB",
+        &own,
+        Some((0.50, false)),
+    );
+}
+
 fn run(o: &Opts) {
     let started = Instant::now();
     let work = std::env::temp_dir().join("portcullis-bench");
@@ -308,20 +407,9 @@ fn run(o: &Opts) {
     r.line(String::new());
     r.line("| figure | unit | OpenSSH median (min–max) | portcullis median (min–max) | ratio | target |".into());
     r.line("|---|---|---|---|---|---|".into());
-    let gib = big_mib as f64 / 1024.0;
 
     // Local baseline: upload-pack without SSH, CPU per run.
-    let local_cpu = {
-        let mut v = Vec::new();
-        for _ in 0..o.reps {
-            let c0 = procs::children_cpu();
-            let mut cmd = Command::new("git");
-            cmd.arg("upload-pack").arg(f.repos.join("big.git"));
-            raw_fetch(cmd);
-            v.push(procs::children_cpu() - c0);
-        }
-        median(&v)
-    };
+    let local_cpu = local_upload_pack_cpu(&f, o.reps);
     r.line(format!(
         "| local `git upload-pack` of big.git, no SSH (baseline) | CPU s | {} | | | |",
         fmt(local_cpu)
@@ -353,24 +441,7 @@ fn run(o: &Opts) {
         );
     }
     for c in CIPHERS {
-        let extra = cipher_opts(c);
-        let mut overhead = Pair::default();
-        let wall = alternate(&servers, o.reps, |s| {
-            s.settle(resident(s));
-            let cpu0 = s.cpu();
-            let t = Instant::now();
-            let n = raw_fetch(ssh_cmd(&f, s, &extra, "git-upload-pack '~/big.git'"));
-            let w = t.elapsed().as_secs_f64();
-            assert!(n as f64 > big_mib as f64 * 1e6 * 0.9);
-            s.settle(resident(s));
-            let per_gib = (s.cpu() - cpu0 - local_cpu) / gib;
-            if s.name == "OpenSSH" {
-                overhead.openssh.push(per_gib);
-            } else {
-                overhead.ours.push(per_gib);
-            }
-            w
-        });
+        let (wall, overhead, own) = fetch_pair(&f, &servers, o.reps, c, big_mib, local_cpu);
         r.row(
             &format!("raw pack fetch {big_mib} MiB, {c}"),
             "wall s",
@@ -381,6 +452,12 @@ fn run(o: &Opts) {
             &format!("  SSH overhead CPU per GiB, {c}"),
             "CPU s/GiB",
             &overhead,
+            Some((0.50, false)),
+        );
+        r.row(
+            &format!("  same, minus git's CPU measured in that run, {c}"),
+            "CPU s/GiB",
+            &own,
             Some((0.50, false)),
         );
     }

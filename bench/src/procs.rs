@@ -110,6 +110,18 @@ pub fn reaper(cmd: &[String]) -> ! {
 }
 
 /// CPU seconds of this process's reaped children (for runs without a server).
+/// CPU seconds of the children `pid` has reaped (cutime + cstime).
+pub fn children_cpu_of(pid: u32) -> f64 {
+    let Ok(text) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+        return 0.0;
+    };
+    let Some(after) = text.rfind(')').and_then(|i| text.get(i + 2..)) else {
+        return 0.0;
+    };
+    let f: Vec<u64> = after.split(' ').map(|v| v.parse().unwrap_or(0)).collect();
+    (f.get(13).unwrap_or(&0) + f.get(14).unwrap_or(&0)) as f64 / clk_tck()
+}
+
 pub fn children_cpu() -> f64 {
     let u = nix::sys::resource::getrusage(nix::sys::resource::UsageWho::RUSAGE_CHILDREN);
     u.map(|u| {

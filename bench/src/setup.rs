@@ -162,6 +162,22 @@ pub struct Server {
     pub name: &'static str,
     pub port: u16,
     reaper: std::process::Child,
+    /// OpenSSH: where the ForceCommand wrapper writes git's CPU time per session.
+    git_cpu_dir: Option<PathBuf>,
+}
+
+/// Where the sshd wrapper leaves each session's git CPU time (`times` output).
+fn git_cpu_dir(f: &Fixtures) -> PathBuf {
+    let d = f.work.join("git-cpu");
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+/// Seconds in a `times` field such as `1m2.345000s`.
+fn times_field(v: &str) -> f64 {
+    let v = v.trim_end_matches('s');
+    let (m, s) = v.split_once('m').unwrap_or(("0", v));
+    m.parse::<f64>().unwrap_or(0.0) * 60.0 + s.parse::<f64>().unwrap_or(0.0)
 }
 
 impl Server {
@@ -170,6 +186,25 @@ impl Server {
     }
     pub fn cpu(&self) -> f64 {
         procs::tree_cpu(self.root())
+    }
+    /// CPU seconds git used under this server so far (sessions that ended): for portcullis
+    /// its reaped children, for OpenSSH what the wrapper recorded.
+    pub fn git_cpu(&self) -> f64 {
+        match &self.git_cpu_dir {
+            Some(dir) => std::fs::read_dir(dir)
+                .unwrap()
+                .flatten()
+                .filter(|e| !e.file_name().to_string_lossy().ends_with(".tmp"))
+                .filter_map(|e| std::fs::read_to_string(e.path()).ok())
+                .map(|t| {
+                    let children = t.lines().nth(1).unwrap_or("");
+                    children.split_whitespace().map(times_field).sum::<f64>()
+                })
+                .sum(),
+            None => procs::tree(self.root())
+                .get(1)
+                .map_or(0.0, |&pid| procs::children_cpu_of(pid)),
+        }
     }
     pub fn pss_kib(&self) -> u64 {
         procs::tree_pss_kib(self.root())
@@ -213,7 +248,12 @@ fn spawn_reaped(name: &'static str, port: u16, cmd: &[String], log: &Path) -> Se
         );
         std::thread::sleep(Duration::from_millis(20));
     }
-    Server { name, port, reaper }
+    Server {
+        name,
+        port,
+        reaper,
+        git_cpu_dir: None,
+    }
 }
 
 pub fn start_openssh(f: &Fixtures) -> Server {
@@ -226,8 +266,12 @@ pub fn start_openssh(f: &Fixtures) -> Server {
              case \"$SSH_ORIGINAL_COMMAND\" in\n\
              git-upload-pack\\ *|git-receive-pack\\ *|git-upload-archive\\ *) ;;\n\
              *) echo 'git only' >&2; exit 1 ;;\nesac\n\
-             cd {repos} && HOME={repos} exec git-shell -c \"$SSH_ORIGINAL_COMMAND\"\n",
-            repos = f.repos.display()
+             # Not exec: the shell stays to write git's CPU time (its children's), so the\n\
+             # bench can subtract git from the server's CPU in the same run.\n\
+             cd {repos} && HOME={repos} git-shell -c \"$SSH_ORIGINAL_COMMAND\"\n\
+             rc=$?\ntimes > {cpu}/$$.tmp && mv {cpu}/$$.tmp {cpu}/$$\nexit $rc\n",
+            repos = f.repos.display(),
+            cpu = git_cpu_dir(f).display()
         ),
     )
     .unwrap();
@@ -257,7 +301,8 @@ pub fn start_openssh(f: &Fixtures) -> Server {
     )
     .unwrap();
     let _ = std::fs::create_dir_all("/run/sshd");
-    spawn_reaped(
+    let _ = std::fs::remove_dir_all(git_cpu_dir(f));
+    let mut s = spawn_reaped(
         "OpenSSH",
         port,
         &[
@@ -268,7 +313,9 @@ pub fn start_openssh(f: &Fixtures) -> Server {
             cfg.display().to_string(),
         ],
         &f.work.join("sshd.log"),
-    )
+    );
+    s.git_cpu_dir = Some(git_cpu_dir(f));
+    s
 }
 
 pub fn start_portcullis(f: &Fixtures, binary: &Path, upstream_port: u16) -> Server {

@@ -1,6 +1,7 @@
 //! The tokio driver: moves bytes between a socket and a sans-IO connection and fires its
 //! timers. It holds no protocol state.
 
+pub mod batch_read;
 pub mod client;
 pub mod pipe;
 pub mod relay;

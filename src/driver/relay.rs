@@ -26,7 +26,7 @@ pub async fn copy<R: AsyncRead + Unpin, W: AsyncWrite + Unpin>(
     inbound: bool,
     close: bool,
 ) {
-    let mut buf = vec![0u8; 64 * 1024];
+    let mut buf = vec![0u8; 256 * 1024];
     loop {
         let n = match r.read(&mut buf).await {
             Ok(0) | Err(_) => break,

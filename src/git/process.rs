@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 
 use tokio::io::AsyncWriteExt;
 
+use crate::driver::batch_read::BatchReader;
 use crate::driver::relay::{AbortOnDrop, copy, idle_watch};
 use crate::driver::server::{ExitStatus, SessionIo};
 use crate::git::command::Service;
@@ -136,6 +137,15 @@ async fn run_inner(
         true,
         true,
     ));
+    // The pack comes from here: read it in batches (see `BatchReader`).
+    let stdout = match stdout.into_owned_fd().and_then(BatchReader::new) {
+        Ok(r) => r,
+        Err(e) => {
+            tracing::error!(error = %e, "cannot read git's output");
+            kill_group(pid);
+            return ExitStatus::Code(1);
+        }
+    };
     let from_git = copy(
         stdout,
         io.stdout,
