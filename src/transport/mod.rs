@@ -77,8 +77,9 @@ impl Default for TransportConfig {
 /// Rekey well before sequence numbers could wrap: RFC 4344 §3.1 wants it every 2^31 packets.
 const REKEY_PACKETS: u64 = 1 << 31;
 
-/// Queued upper-layer bytes above which writers are asked to pause.
-const SOFT_QUEUE_BYTES: usize = 64 * 1024;
+/// Queued upper-layer bytes above which writers are asked to pause: a batch of git's output
+/// (see `driver::batch_read`) goes out in one `send` instead of one per 64 KiB.
+const SOFT_QUEUE_BYTES: usize = 256 * 1024;
 
 /// Something the layer above should know about.
 #[derive(Clone, Debug, PartialEq, Eq)]
