@@ -349,7 +349,7 @@ impl Task {
                 if let Err(e) = stream.write_all(&out).await {
                     return Ended::Io(e);
                 }
-                out.clear();
+                crate::driver::recycle(&mut out);
                 continue;
             }
             if self.c.is_closed() {

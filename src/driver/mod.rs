@@ -131,7 +131,7 @@ where
             if let Err(e) = stream.write_all(&out).await {
                 return Ended::Io(e);
             }
-            out.clear();
+            crate::driver::recycle(&mut out);
             if let Err(e) = conn.handle_writable(Instant::now()) {
                 return finish(stream, conn, &mut out, Ended::Error(e)).await;
             }
@@ -193,4 +193,18 @@ where
     }
     let _ = stream.shutdown().await;
     how
+}
+
+/// Empties the output buffer after a write. One that grew for a bulk transfer (a few hundred
+/// KiB) is given back once a small write shows the stream is over, so a connection that stays
+/// open afterwards (a pooled upstream, a multiplexed client) does not keep it; the transport
+/// swaps buffers with us, so both of its buffers shrink this way.
+pub(crate) fn recycle(out: &mut Vec<u8>) {
+    const SMALL_WRITE: usize = 16 * 1024;
+    const KEEP: usize = 64 * 1024;
+    if out.len() < SMALL_WRITE && out.capacity() > KEEP {
+        *out = Vec::new();
+    } else {
+        out.clear();
+    }
 }

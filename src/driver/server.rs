@@ -177,7 +177,7 @@ impl Driver {
                 if let Err(e) = stream.write_all(&out).await {
                     return Ended::Io(e);
                 }
-                out.clear();
+                crate::driver::recycle(&mut out);
                 continue;
             }
             if self.s.is_closed() {

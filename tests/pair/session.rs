@@ -715,7 +715,8 @@ fn a_write_larger_than_4_gib_is_split_by_the_window() {
         w.u8(93).u32(id).u32(u32::MAX - (1 << 20));
     });
     let n = s.server.write(id, None, &huge[sent..]).unwrap();
-    assert!(n > 0 && n <= 64 * 1024 + 32768);
+    // Transport backpressure stops it: its soft queue (256 KiB) plus at most one packet.
+    assert!(n > 0 && n <= 256 * 1024 + 32768);
 }
 
 /// A FIDO key logs in with a signature built as PROTOCOL.u2f describes; the flags reach the
