@@ -340,7 +340,10 @@ impl Config {
                         return Err(bad(&format!("upstreams.{}.host_key", u.name), "missing"));
                     }
                 };
+            let mut transport = TransportConfig::default();
+            transport.preferences.ciphers = CipherAlg::client_preference();
             let client = ClientConfig {
+                transport: Arc::new(transport),
                 keepalive_interval: Some(Duration::from_secs(15)),
                 keepalive_max: 3,
                 ..ClientConfig::default()

@@ -75,6 +75,11 @@ fn main() {
             let reps: usize = args.get(3).and_then(|v| v.parse().ok()).unwrap_or(3);
             fetch_only(&PathBuf::from("target/release/portcullis"), &cipher, reps);
         }
+        // For profiling the proxy: `portcullis-bench proxy REPS` (clone direct vs proxied).
+        Some("proxy") => {
+            let reps: usize = args.get(2).and_then(|v| v.parse().ok()).unwrap_or(3);
+            proxy_only(&PathBuf::from("target/release/portcullis"), reps);
+        }
         Some("run") => {
             let mut o = Opts {
                 portcullis: PathBuf::from("target/release/portcullis"),
@@ -374,6 +379,32 @@ fn fetch_only(portcullis: &std::path::Path, cipher: &str, reps: usize) {
         &own,
         Some((0.50, false)),
     );
+}
+
+fn proxy_only(portcullis: &std::path::Path, reps: usize) {
+    let work = std::env::temp_dir().join("portcullis-bench");
+    let f = setup::fixtures(&work, 256);
+    let openssh = setup::start_openssh(&f);
+    let ours = setup::start_portcullis(&f, portcullis, openssh.port);
+    setup::write_known_hosts(&f, &[openssh.port, ours.port]);
+    let mut r = Report { rows: Vec::new() };
+    let (mut direct, mut pooled, mut own) = (Vec::new(), Vec::new(), Vec::new());
+    for _ in 0..reps {
+        direct.push(clone(&f, &openssh, &openssh.url("big.git"), &[]).0);
+        let (cpu0, git0) = (ours.cpu(), ours.git_cpu());
+        pooled.push(clone(&f, &ours, &ours.url("proxied/big.git"), &[]).0);
+        own.push(ours.cpu() - cpu0 - (ours.git_cpu() - git0));
+    }
+    r.row(
+        "clone via proxy (pooled) vs direct",
+        "wall s",
+        &Pair {
+            openssh: direct,
+            ours: pooled,
+        },
+        Some((1.15, false)),
+    );
+    println!("proxy CPU per clone: {:.3} s", median(&own));
 }
 
 fn run(o: &Opts) {

@@ -198,6 +198,17 @@ impl ClientConnection {
         self.conn.read(&mut self.t, id, ext, buf)
     }
 
+    /// Hands up to `max` bytes of stdout or stderr to `sink` without a copy of our own.
+    pub fn read_with(
+        &mut self,
+        id: u32,
+        ext: bool,
+        max: usize,
+        sink: impl FnMut(&[u8]),
+    ) -> Result<usize, Error> {
+        self.conn.read_with(&mut self.t, id, ext, max, sink)
+    }
+
     /// Sends EOF.
     pub fn send_eof(&mut self, id: u32) -> Result<(), Error> {
         self.conn.send_eof(&mut self.t, id)

@@ -626,18 +626,37 @@ impl Connection {
         ext: bool,
         buf: &mut [u8],
     ) -> Result<usize, Error> {
+        let mut at = 0usize;
+        self.read_with(t, id, ext, buf.len(), |chunk| {
+            let end = at.saturating_add(chunk.len());
+            if let Some(d) = buf.get_mut(at..end) {
+                d.copy_from_slice(chunk);
+            }
+            at = end;
+        })
+    }
+
+    /// Like [`Connection::read`], but hands up to `max` buffered bytes to `sink` as one or two
+    /// slices instead of copying them into a buffer first: the bulk path moves them straight
+    /// into a session's pipe.
+    pub fn read_with(
+        &mut self,
+        t: &mut Transport,
+        id: u32,
+        ext: bool,
+        max: usize,
+        mut sink: impl FnMut(&[u8]),
+    ) -> Result<usize, Error> {
         let ch = self.chan_mut(id)?;
         let src = if ext { &mut ch.ext } else { &mut ch.data };
-        let n = src.len().min(buf.len());
-        // Slice copies, not a byte-at-a-time drain: this is the bulk data path.
+        let n = src.len().min(max);
         let (front, back) = src.as_slices();
         let a = front.len().min(n);
-        let b = n.saturating_sub(a);
-        if let (Some(d), Some(f)) = (buf.get_mut(..a), front.get(..a)) {
-            d.copy_from_slice(f);
+        if let Some(f) = front.get(..a).filter(|f| !f.is_empty()) {
+            sink(f);
         }
-        if let (Some(d), Some(k)) = (buf.get_mut(a..n), back.get(..b)) {
-            d.copy_from_slice(k);
+        if let Some(k) = back.get(..n.saturating_sub(a)).filter(|k| !k.is_empty()) {
+            sink(k);
         }
         src.drain(..n);
         if let Some(grant) = ch.due_credit() {

@@ -355,10 +355,8 @@ impl Driver {
                     // §5.3 ends the channel, not what it carried]. It is bounded by our window,
                     // so it may overfill the pipe once. Nothing can have arrived yet on a new
                     // channel that reused the id.
-                    let mut tmp = [0u8; 32 * 1024];
-                    while let Ok(n @ 1..) = self.s.read(id, &mut tmp) {
-                        sess.stdin.push(tmp.get(..n).unwrap_or_default());
-                    }
+                    let stdin = &sess.stdin;
+                    let _ = self.s.read_with(id, usize::MAX, |chunk| stdin.push(chunk));
                     sess.stdin.close_write();
                     sess.stdout.close_read();
                     sess.stderr.close_read();
@@ -455,7 +453,6 @@ impl Driver {
     /// Moves bytes between channels and pipes as far as windows and pipe space allow, and
     /// finishes sessions whose task is done and whose output is delivered.
     fn pump(&mut self) -> Result<(), Error> {
-        let mut tmp = [0u8; 32 * 1024];
         // A reused list of ids: this runs once per batch of packets.
         let mut ids = std::mem::take(&mut self.ids);
         ids.clear();
@@ -468,16 +465,10 @@ impl Driver {
                 continue;
             }
             // Client → task, only into free pipe space: window credit follows consumption.
-            loop {
-                let room = sess.stdin.room().min(tmp.len());
-                if room == 0 {
-                    break;
-                }
-                let n = self.s.read(id, tmp.get_mut(..room).unwrap_or_default())?;
-                if n == 0 {
-                    break;
-                }
-                sess.stdin.push(tmp.get(..n).unwrap_or_default());
+            let room = sess.stdin.room();
+            if room > 0 {
+                let stdin = &sess.stdin;
+                self.s.read_with(id, room, |chunk| stdin.push(chunk))?;
             }
             if self
                 .s

@@ -236,6 +236,16 @@ impl ServerConnection {
         self.conn.read(&mut self.t, id, false, buf)
     }
 
+    /// Hands up to `max` bytes of the client's data to `sink` without a copy of our own.
+    pub fn read_with(
+        &mut self,
+        id: u32,
+        max: usize,
+        sink: impl FnMut(&[u8]),
+    ) -> Result<usize, Error> {
+        self.conn.read_with(&mut self.t, id, false, max, sink)
+    }
+
     /// Sends `exit-status` [RFC4254 §6.10].
     pub fn exit_status(&mut self, id: u32, code: u32) -> Result<(), Error> {
         self.conn

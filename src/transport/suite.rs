@@ -36,6 +36,18 @@ impl CipherAlg {
         CipherAlg::Aes256Ctr,
     ];
 
+    /// Our preference as a client: AES-GCM first where the CPU has AES and carry-less multiply
+    /// instructions (there it runs about twice as fast as ChaCha20-Poly1305 with the crates we
+    /// use), [`CipherAlg::SUPPORTED`] otherwise. Only a client's order decides [RFC4253 §7.1].
+    pub fn client_preference() -> Vec<CipherAlg> {
+        let mut v = CipherAlg::SUPPORTED.to_vec();
+        if aes_gcm_accelerated() {
+            v.retain(|c| *c != CipherAlg::ChaCha20Poly1305);
+            v.insert(2, CipherAlg::ChaCha20Poly1305);
+        }
+        v
+    }
+
     /// The exact name on the wire.
     pub const fn wire_name(self) -> &'static str {
         match self {
@@ -351,5 +363,24 @@ impl SealingKey for CtrHmac {
             self.mac.compute(seq, packet, tag);
             self.ctr.apply(packet);
         }
+    }
+}
+
+/// Whether AES-GCM has hardware support here (what RustCrypto's `aes` and `polyval` pick at
+/// run time).
+fn aes_gcm_accelerated() -> bool {
+    #[cfg(target_arch = "x86_64")]
+    {
+        std::arch::is_x86_feature_detected!("aes")
+            && std::arch::is_x86_feature_detected!("pclmulqdq")
+    }
+    #[cfg(target_arch = "aarch64")]
+    {
+        std::arch::is_aarch64_feature_detected!("aes")
+            && std::arch::is_aarch64_feature_detected!("pmull")
+    }
+    #[cfg(not(any(target_arch = "x86_64", target_arch = "aarch64")))]
+    {
+        false
     }
 }
