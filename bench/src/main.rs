@@ -507,11 +507,13 @@ fn run(o: &Opts) {
     ] {
         let mut cpu = Pair::default();
         let mut lat = Pair::default();
+        let mut client = Pair::default();
         for _ in 0..o.reps {
             for s in servers {
                 let mut walls = Vec::new();
                 s.settle(resident(s));
                 let cpu0 = s.cpu();
+                let client0 = procs::children_cpu();
                 for _ in 0..n {
                     let t = Instant::now();
                     let st = git(&f.work)
@@ -526,12 +528,17 @@ fn run(o: &Opts) {
                 }
                 s.settle(resident(s));
                 let per = (s.cpu() - cpu0) / n as f64 * 1000.0;
+                // The client side of the same operations: git and ssh, what the parallel
+                // loops below are bound by once the server costs little.
+                let client_per = (procs::children_cpu() - client0) / n as f64 * 1000.0;
                 if s.name == "OpenSSH" {
                     cpu.openssh.push(per);
                     lat.openssh.push(median(&walls));
+                    client.openssh.push(client_per);
                 } else {
                     cpu.ours.push(per);
                     lat.ours.push(median(&walls));
+                    client.ours.push(client_per);
                 }
             }
         }
@@ -546,6 +553,12 @@ fn run(o: &Opts) {
             "ms",
             &lat,
             Some((0.35, false)),
+        );
+        r.row(
+            &format!("  client CPU (git + ssh) per `ls-remote`, {label}"),
+            "CPU ms",
+            &client,
+            None,
         );
     }
     for c in [8usize, 32] {
@@ -650,9 +663,15 @@ fn run(o: &Opts) {
     let mut direct = Vec::new();
     let mut pooled = Vec::new();
     let mut unpooled = Vec::new();
+    let mut proxy_cpu = Vec::new();
+    let mut direct_cpu = Vec::new();
     for _ in 0..o.reps {
-        direct.push(clone(&f, &openssh, &openssh.url("big.git"), &[]).0);
+        let (w, c) = clone(&f, &openssh, &openssh.url("big.git"), &[]);
+        direct.push(w);
+        direct_cpu.push(c);
+        let (cpu0, git0) = (ours.cpu(), ours.git_cpu());
         pooled.push(clone(&f, &ours, &ours.url("proxied/big.git"), &[]).0);
+        proxy_cpu.push(ours.cpu() - cpu0 - (ours.git_cpu() - git0));
         unpooled.push(clone(&f, &ours, &ours.url("unpooled/big.git"), &[]).0);
     }
     r.row(
@@ -670,6 +689,15 @@ fn run(o: &Opts) {
         &Pair {
             openssh: direct,
             ours: unpooled,
+        },
+        None,
+    );
+    r.row(
+        "  CPU: upstream sshd tree (git included) vs the proxy alone (pooled)",
+        "CPU s",
+        &Pair {
+            openssh: direct_cpu,
+            ours: proxy_cpu,
         },
         None,
     );
