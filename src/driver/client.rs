@@ -287,8 +287,8 @@ impl Chan {
     /// server's EOF: then the exit status and CLOSE are on their way and must not be cut off.
     fn abandoned(&self) -> bool {
         self.session.is_none()
-            && self.stdout.lock().read_closed
-            && self.stderr.lock().read_closed
+            && self.stdout.reader_gone()
+            && self.stderr.reader_gone()
             && self.stdin.lock().write_closed
     }
 }

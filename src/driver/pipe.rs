@@ -26,6 +26,12 @@ pub(crate) struct PipeState {
     pub(crate) read_closed: bool,
     reader: Option<Waker>,
     writer: Option<Waker>,
+    /// Spliced (see [`splice`]): the other driver, which writes here in place of a task.
+    bridge: Option<Arc<Notify>>,
+    /// Spliced away: what is pushed here goes to this pipe instead (kept open by its writer).
+    forward_to: Option<PipeWriter>,
+    /// Bytes ever pushed, for logs and idle clocks.
+    moved: u64,
 }
 
 /// One pipe: the shared state plus the driver's wake-up.
@@ -44,6 +50,9 @@ impl Pipe {
             read_closed: false,
             reader: None,
             writer: None,
+            bridge: None,
+            forward_to: None,
+            moved: 0,
         };
         Self {
             state: Arc::new(Mutex::new(state)),
@@ -57,8 +66,16 @@ impl Pipe {
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
+    /// The pipe bytes pushed here really go to (itself unless spliced away).
+    fn target(&self) -> Option<Pipe> {
+        self.lock().forward_to.as_ref().map(|w| w.0.clone())
+    }
+
     /// Driver side: room left for `push`.
     pub(crate) fn room(&self) -> usize {
+        if let Some(t) = self.target() {
+            return t.room();
+        }
         let s = self.lock();
         if s.read_closed {
             usize::MAX
@@ -67,15 +84,38 @@ impl Pipe {
         }
     }
 
+    /// Driver side: whether nobody reads any more.
+    pub(crate) fn reader_gone(&self) -> bool {
+        match self.target() {
+            Some(t) => t.reader_gone(),
+            None => self.lock().read_closed,
+        }
+    }
+
     /// Driver side: appends bytes for the task (dropped if the task stopped reading).
     pub(crate) fn push(&self, data: &[u8]) {
+        if let Some(t) = self.target() {
+            return t.push(data);
+        }
         let mut s = self.lock();
         if !s.read_closed {
             s.buf.extend(data);
+            s.moved = s
+                .moved
+                .saturating_add(u64::try_from(data.len()).unwrap_or(u64::MAX));
         }
         if let Some(w) = s.reader.take() {
             w.wake();
         }
+        if s.bridge.is_some() {
+            drop(s);
+            self.driver.notify_one();
+        }
+    }
+
+    /// Bytes ever pushed (through a splice too).
+    pub(crate) fn moved(&self) -> u64 {
+        self.lock().moved
     }
 
     /// Driver side: takes up to `n` bytes the task wrote through `f`, which returns how many it used.
@@ -92,15 +132,27 @@ impl Pipe {
         {
             w.wake();
         }
+        if used > 0
+            && let Some(b) = &s.bridge
+        {
+            b.notify_one();
+        }
         used
     }
 
     /// Marks the writing end finished (EOF), waking the reader.
     pub(crate) fn close_write(&self) {
+        if let Some(t) = self.target() {
+            return t.close_write();
+        }
         let mut s = self.lock();
         s.write_closed = true;
         if let Some(w) = s.reader.take() {
             w.wake();
+        }
+        if s.bridge.is_some() {
+            drop(s);
+            self.driver.notify_one();
         }
     }
 
@@ -111,6 +163,9 @@ impl Pipe {
         s.buf.clear();
         if let Some(w) = s.writer.take() {
             w.wake();
+        }
+        if let Some(b) = &s.bridge {
+            b.notify_one();
         }
     }
 
@@ -211,5 +266,74 @@ impl Drop for PipeWriter {
     fn drop(&mut self) {
         self.0.close_write();
         self.0.driver.notify_one();
+    }
+}
+
+/// Joins two pipes so that one driver writes straight into another driver's pipe: what the
+/// driver behind `from` pushes (an upstream channel's output) lands in `into` (a session's
+/// output, drained by the server driver), with no task copying between them. Bytes already
+/// waiting in `from` move first; EOF and a vanished reader travel through; each driver is
+/// woken by the other's progress. Returns the joined pipe, whose [`Pipe::moved`] counts what
+/// went through.
+pub(crate) fn splice(from: PipeReader, into: PipeWriter) -> Pipe {
+    let target = into.0.clone();
+    {
+        let mut f = from.0.lock();
+        let mut t = target.lock();
+        let waiting: Vec<u8> = f.buf.drain(..).collect();
+        if !t.read_closed {
+            t.moved = t
+                .moved
+                .saturating_add(u64::try_from(waiting.len()).unwrap_or(u64::MAX));
+            t.buf.extend(waiting);
+        }
+        t.write_closed |= f.write_closed;
+        t.bridge = Some(from.0.driver.clone());
+        f.forward_to = Some(into);
+    }
+    // The reader end is gone but the pipe lives on in the driver, forwarded.
+    std::mem::drop(from);
+    target.driver.notify_one();
+    target
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_splice_carries_waiting_bytes_then_pushes_then_eof_and_wakes_both_drivers() {
+        let (client, server) = (Arc::new(Notify::new()), Arc::new(Notify::new()));
+        let upstream = Pipe::new(client.clone());
+        let session = Pipe::new(server.clone());
+        upstream.push(b"first ");
+        let joined = splice(PipeReader(upstream.clone()), PipeWriter(session.clone()));
+        // The server driver was told there is output.
+        tokio::time::timeout(std::time::Duration::from_secs(1), server.notified())
+            .await
+            .expect("server driver woken");
+        assert_eq!(
+            upstream.room(),
+            PIPE_CAPACITY - 6,
+            "room is the session pipe's"
+        );
+        upstream.push(b"second");
+        let mut got = Vec::new();
+        session.drain(|d| {
+            got.extend_from_slice(d);
+            d.len()
+        });
+        assert_eq!(got, b"first second");
+        // Draining made room: the client driver hears of it.
+        tokio::time::timeout(std::time::Duration::from_secs(1), client.notified())
+            .await
+            .expect("client driver woken");
+        assert_eq!(joined.moved(), 12);
+        assert!(!session.finished());
+        upstream.close_write();
+        assert!(session.finished(), "EOF travels through the splice");
+        // The session's reader going away is what the client driver sees.
+        session.close_read();
+        assert!(upstream.reader_gone());
     }
 }

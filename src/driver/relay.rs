@@ -48,12 +48,12 @@ pub async fn copy<R: AsyncRead + Unpin, W: AsyncWrite + Unpin>(
     }
 }
 
-/// Resolves once no copy made progress for `limit`.
-pub async fn idle_watch(activity: Arc<AtomicU64>, limit: Duration) {
-    let mut last = activity.load(Ordering::Relaxed);
+/// Resolves once `activity` (a count that grows with progress) stood still for `limit`.
+pub async fn idle_watch(activity: impl Fn() -> u64, limit: Duration) {
+    let mut last = activity();
     loop {
         tokio::time::sleep(limit).await;
-        let now = activity.load(Ordering::Relaxed);
+        let now = activity();
         if now == last {
             return;
         }

@@ -162,7 +162,7 @@ async fn run_inner(
         false,
         true,
     );
-    let idle = idle_watch(activity, job.idle_timeout);
+    let idle = idle_watch(move || activity.load(Ordering::Relaxed), job.idle_timeout);
     let wait = async {
         let (_, _, status) = tokio::join!(from_git, errors, child.wait());
         status

@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 use tokio::io::AsyncWriteExt;
 
 use crate::driver::client::{RemoteExit, RemoteSession};
+use crate::driver::pipe::splice;
 use crate::driver::relay::{AbortOnDrop, copy, idle_watch};
 use crate::driver::server::{ExitStatus, SessionIo};
 
@@ -61,15 +62,15 @@ pub async fn forward(
         true,
     ));
     let _stop_input = AbortOnDrop(to_upstream);
+    // The pack comes back this way: the upstream connection's driver writes it straight into
+    // the client's session pipe, no task in between.
+    let spliced = splice(up_stdout, stdout);
+    let moved = || {
+        activity
+            .load(Ordering::Relaxed)
+            .saturating_add(spliced.moved())
+    };
     let outcome = {
-        let from_upstream = copy(
-            up_stdout,
-            stdout,
-            counters.clone(),
-            activity.clone(),
-            false,
-            true,
-        );
         let errors = copy(
             up_stderr,
             &mut stderr,
@@ -79,14 +80,14 @@ pub async fn forward(
             false,
         );
         let finished = async {
-            tokio::join!(from_upstream, errors);
+            errors.await;
             exit.await
                 .unwrap_or_else(|_| RemoteExit::Disconnected("connection task ended".into()))
         };
         tokio::select! {
             e = finished => Some(e),
             _ = &mut gone => None,
-            () = idle_watch(activity.clone(), idle) => Some(RemoteExit::Disconnected(
+            () = idle_watch(moved, idle) => Some(RemoteExit::Disconnected(
                 format!("no data moved for {}s", idle.as_secs()),
             )),
         }
@@ -112,7 +113,10 @@ pub async fn forward(
     let _ = stderr.shutdown().await;
     ForwardReport {
         bytes_in: counters.0.load(Ordering::Relaxed),
-        bytes_out: counters.1.load(Ordering::Relaxed),
+        bytes_out: counters
+            .1
+            .load(Ordering::Relaxed)
+            .saturating_add(spliced.moved()),
         duration: start.elapsed(),
         status,
         failure,
