@@ -75,6 +75,42 @@ fn main() {
             let reps: usize = args.get(3).and_then(|v| v.parse().ok()).unwrap_or(3);
             fetch_only(&PathBuf::from("target/release/portcullis"), &cipher, reps);
         }
+        // For profiling the clone figure: `portcullis-bench clone CIPHER REPS`.
+        Some("clone") => {
+            let cipher = args
+                .get(2)
+                .cloned()
+                .unwrap_or_else(|| CIPHERS[0].to_owned());
+            let reps: usize = args.get(3).and_then(|v| v.parse().ok()).unwrap_or(3);
+            let work = std::env::temp_dir().join("portcullis-bench");
+            let f = setup::fixtures(&work, 256);
+            let openssh = setup::start_openssh(&f);
+            let ours = setup::start_portcullis(
+                &f,
+                &PathBuf::from("target/release/portcullis"),
+                openssh.port,
+            );
+            setup::write_known_hosts(&f, &[openssh.port, ours.port]);
+            let extra = cipher_opts(&cipher);
+            let mut cpu = Pair::default();
+            let wall = alternate(&[&openssh, &ours], reps, |s| {
+                let (w, c, _) = clone(&f, s, &s.url("big.git"), &extra);
+                if s.name == "OpenSSH" {
+                    cpu.openssh.push(c);
+                } else {
+                    cpu.ours.push(c);
+                }
+                w
+            });
+            let mut r = Report { rows: Vec::new() };
+            r.row(
+                &format!("clone {cipher}"),
+                "wall s",
+                &wall,
+                Some((0.95, false)),
+            );
+            r.row("  server CPU", "CPU s", &cpu, None);
+        }
         // For profiling the proxy: `portcullis-bench proxy REPS` (clone direct vs proxied).
         Some("proxy") => {
             let reps: usize = args.get(2).and_then(|v| v.parse().ok()).unwrap_or(3);
@@ -214,11 +250,14 @@ fn git_ssh(f: &Fixtures, extra: &[String]) -> String {
 }
 
 /// Wall seconds and server CPU seconds of a `git clone --bare` of `repo`.
-fn clone(f: &Fixtures, s: &Server, repo_url: &str, extra: &[String]) -> (f64, f64) {
+/// Wall seconds, server CPU seconds and client CPU seconds (git, index-pack, ssh) of a
+/// `git clone --bare` of `repo`.
+fn clone(f: &Fixtures, s: &Server, repo_url: &str, extra: &[String]) -> (f64, f64, f64) {
     let dest = f.work.join("clone-dest.git");
     let _ = std::fs::remove_dir_all(&dest);
     s.settle(resident(s));
     let cpu0 = s.cpu();
+    let client0 = procs::children_cpu();
     let t = Instant::now();
     let st = git(&f.work)
         .args(["clone", "-q", "--bare", repo_url])
@@ -232,7 +271,7 @@ fn clone(f: &Fixtures, s: &Server, repo_url: &str, extra: &[String]) -> (f64, f6
     s.settle(resident(s));
     let cpu = s.cpu() - cpu0;
     let _ = std::fs::remove_dir_all(&dest);
-    (wall, cpu)
+    (wall, cpu, procs::children_cpu() - client0)
 }
 
 /// Processes a server has at rest: sshd 1, portcullis 1 (plus the reaper).
@@ -449,12 +488,15 @@ fn run(o: &Opts) {
     for c in CIPHERS {
         let extra = cipher_opts(c);
         let mut cpu = Pair::default();
+        let mut client = Pair::default();
         let wall = alternate(&servers, o.reps, |s| {
-            let (w, c) = clone(&f, s, &s.url("big.git"), &extra);
+            let (w, c, k) = clone(&f, s, &s.url("big.git"), &extra);
             if s.name == "OpenSSH" {
                 cpu.openssh.push(c);
+                client.openssh.push(k);
             } else {
                 cpu.ours.push(c);
+                client.ours.push(k);
             }
             w
         });
@@ -468,6 +510,12 @@ fn run(o: &Opts) {
             &format!("  server CPU of that clone, {c}"),
             "CPU s",
             &cpu,
+            None,
+        );
+        r.row(
+            &format!("  client CPU of that clone (git, index-pack, ssh), {c}"),
+            "CPU s",
+            &client,
             None,
         );
     }
@@ -666,7 +714,7 @@ fn run(o: &Opts) {
     let mut proxy_cpu = Vec::new();
     let mut direct_cpu = Vec::new();
     for _ in 0..o.reps {
-        let (w, c) = clone(&f, &openssh, &openssh.url("big.git"), &[]);
+        let (w, c, _) = clone(&f, &openssh, &openssh.url("big.git"), &[]);
         direct.push(w);
         direct_cpu.push(c);
         let (cpu0, git0) = (ours.cpu(), ours.git_cpu());
