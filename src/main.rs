@@ -364,6 +364,7 @@ fn run(c: Config) -> Result<(), String> {
                     let (lookup, handler) = (lookup.clone(), handler.clone());
                     // Detached: stopping the listeners at shutdown must not cut live sessions.
                     tokio::spawn(async move {
+                        let sock = portcullis::driver::tcp::QuickAck(sock);
                         let ended = serve(sock, peer, s, lookup, handler).await;
                         tracing::debug!(addr = %peer, ?ended, "connection ended");
                         drop(permit);

@@ -6,6 +6,7 @@ pub mod client;
 pub mod pipe;
 pub mod relay;
 pub mod server;
+pub mod tcp;
 
 use std::time::Instant;
 

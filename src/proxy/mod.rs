@@ -248,7 +248,9 @@ impl Upstream {
                 std::time::Instant::now(),
             )
             .map_err(|e| UpstreamError::Lost(e.to_string()))?;
-            connect(sock, conn).await.map_err(UpstreamError::from)
+            connect(crate::driver::tcp::QuickAck(sock), conn)
+                .await
+                .map_err(UpstreamError::from)
         };
         tokio::time::timeout(self.connect_timeout, work)
             .await

@@ -1,0 +1,57 @@
+//! The TCP stream both drivers run on: acknowledges small reads at once.
+//!
+//! A peer that writes two small packets back to back with Nagle's algorithm on (OpenSSH's
+//! client does, outside interactive sessions: NEWKEYS then SERVICE_REQUEST) holds the second
+//! until the first is acknowledged. Our kernel delays that ACK by up to 40 ms when it has no
+//! reply to piggyback it on, so every handshake lost ~40 ms waiting on itself. After a small
+//! read (a protocol message, not a stream) we ask for a quick ACK, which sends the pending one
+//! now; bulk reads are left to the kernel's usual delayed ACKs.
+
+use std::io;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::net::TcpStream;
+
+/// Reads at most this large are protocol messages, answered by a quick ACK.
+const SMALL_READ: usize = 4096;
+
+/// A [`TcpStream`] that quick-ACKs small reads.
+#[derive(Debug)]
+pub struct QuickAck(pub TcpStream);
+
+impl AsyncRead for QuickAck {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        let before = buf.filled().len();
+        let r = Pin::new(&mut self.0).poll_read(cx, buf);
+        let n = buf.filled().len().saturating_sub(before);
+        if matches!(r, Poll::Ready(Ok(()))) && (1..=SMALL_READ).contains(&n) {
+            // Best effort: a failure only leaves the kernel's default in place.
+            let _ = self.0.set_quickack(true);
+        }
+        r
+    }
+}
+
+impl AsyncWrite for QuickAck {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        data: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.0).poll_write(cx, data)
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.0).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.0).poll_shutdown(cx)
+    }
+}
