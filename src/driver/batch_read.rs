@@ -13,6 +13,8 @@ use std::fs::File;
 use std::io::{self, Read};
 use std::os::fd::OwnedFd;
 use std::pin::Pin;
+use std::sync::OnceLock;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::task::{Context, Poll, ready};
 use std::time::Duration;
 
@@ -33,6 +35,26 @@ pub const PIPE_BYTES: usize = 1024 * 1024;
 /// producer would block on a full pipe and the stream would slow down.
 const MIN_BATCH_PIPE: usize = 512 * 1024;
 
+/// Pipes this process has widened and not yet closed.
+static WIDENED: AtomicUsize = AtomicUsize::new(0);
+
+/// How many pipes may be widened at once: a quarter of the per-user pipe quota
+/// (`/proc/sys/fs/pipe-user-pages-soft`). Past that quota the kernel gives every *new* pipe of
+/// the user two pages, git's own included, so we leave it three quarters of it; streams beyond
+/// the budget are read as they come.
+fn widen_budget() -> usize {
+    static BUDGET: OnceLock<usize> = OnceLock::new();
+    *BUDGET.get_or_init(|| {
+        std::fs::read_to_string("/proc/sys/fs/pipe-user-pages-soft")
+            .ok()
+            .and_then(|v| v.trim().parse::<usize>().ok())
+            .map_or(usize::MAX, |pages| match pages {
+                0 => usize::MAX,
+                n => n.saturating_mul(4096) / 4 / PIPE_BYTES,
+            })
+    })
+}
+
 enum Fd {
     /// Not in epoll: read directly (the producer is known to be streaming).
     Plain(File),
@@ -48,6 +70,16 @@ pub struct BatchReader {
     delay: Option<Pin<Box<tokio::time::Sleep>>>,
     /// The pipe's size, once widening was tried (`None`: not yet).
     size: Option<usize>,
+    /// This pipe counts against [`widen_budget`].
+    counted: bool,
+}
+
+impl Drop for BatchReader {
+    fn drop(&mut self) {
+        if self.counted {
+            WIDENED.fetch_sub(1, Ordering::Relaxed);
+        }
+    }
 }
 
 impl BatchReader {
@@ -61,13 +93,13 @@ impl BatchReader {
             fd: Fd::Plain(File::from(fd)),
             delay: None,
             size: None,
+            counted: false,
         })
     }
 
     /// The pipe's size after asking, once, for [`PIPE_BYTES`]: only a streaming pipe is
-    /// widened, since widened pipes count against the user's pipe quota
-    /// (`/proc/sys/fs/pipe-user-pages-soft`), past which the kernel refuses and the pipe
-    /// keeps its size.
+    /// widened, and only within [`widen_budget`], since widened pipes count against the user's
+    /// pipe quota; should the kernel refuse anyway, the pipe keeps its size. 0: not widened.
     fn widened(&mut self) -> usize {
         use nix::fcntl::{FcntlArg, fcntl};
         fn widen(fd: &impl std::os::fd::AsFd) -> Option<usize> {
@@ -80,6 +112,12 @@ impl BatchReader {
         if let Some(size) = self.size {
             return size;
         }
+        if WIDENED.fetch_add(1, Ordering::Relaxed) >= widen_budget() {
+            WIDENED.fetch_sub(1, Ordering::Relaxed);
+            self.size = Some(0);
+            return 0;
+        }
+        self.counted = true;
         let size = match &self.fd {
             Fd::Plain(f) => widen(f),
             Fd::Watched(rx) => widen(rx),
