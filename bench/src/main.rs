@@ -65,51 +65,20 @@ fn main() {
                 total as f64 / t.elapsed().as_secs_f64() / 1e6
             );
         }
-        // For profiling the bulk path: `portcullis-bench fetch CIPHER REPS` (256 MiB raw fetch,
-        // both servers alternating; prints wall and overhead CPU per GiB, medians).
-        Some("fetch") => {
+        // For profiling one figure: `portcullis-bench fetch|clone CIPHER REPS` (256 MiB, both
+        // servers alternating, medians).
+        Some(which @ ("fetch" | "clone")) => {
             let cipher = args
                 .get(2)
                 .cloned()
                 .unwrap_or_else(|| CIPHERS[1].to_owned());
             let reps: usize = args.get(3).and_then(|v| v.parse().ok()).unwrap_or(3);
-            fetch_only(&PathBuf::from("target/release/portcullis"), &cipher, reps);
-        }
-        // For profiling the clone figure: `portcullis-bench clone CIPHER REPS`.
-        Some("clone") => {
-            let cipher = args
-                .get(2)
-                .cloned()
-                .unwrap_or_else(|| CIPHERS[0].to_owned());
-            let reps: usize = args.get(3).and_then(|v| v.parse().ok()).unwrap_or(3);
-            let work = std::env::temp_dir().join("portcullis-bench");
-            let f = setup::fixtures(&work, 256);
-            let openssh = setup::start_openssh(&f);
-            let ours = setup::start_portcullis(
-                &f,
-                &PathBuf::from("target/release/portcullis"),
-                openssh.port,
-            );
-            setup::write_known_hosts(&f, &[openssh.port, ours.port]);
-            let extra = cipher_opts(&cipher);
-            let mut cpu = Pair::default();
-            let wall = alternate(&[&openssh, &ours], reps, |s| {
-                let (w, c, _) = clone(&f, s, &s.url("big.git"), &extra);
-                if s.name == "OpenSSH" {
-                    cpu.openssh.push(c);
-                } else {
-                    cpu.ours.push(c);
-                }
-                w
-            });
-            let mut r = Report { rows: Vec::new() };
-            r.row(
-                &format!("clone {cipher}"),
-                "wall s",
-                &wall,
-                Some((0.95, false)),
-            );
-            r.row("  server CPU", "CPU s", &cpu, None);
+            let ours = PathBuf::from("target/release/portcullis");
+            if which == "fetch" {
+                fetch_only(&ours, &cipher, reps);
+            } else {
+                clone_only(&ours, &cipher, reps);
+            }
         }
         // For profiling the proxy: `portcullis-bench proxy REPS` (clone direct vs proxied).
         Some("proxy") => {
@@ -380,28 +349,55 @@ fn local_upload_pack_cpu(f: &Fixtures, reps: usize) -> f64 {
     median(&v)
 }
 
-fn fetch_only(portcullis: &std::path::Path, cipher: &str, reps: usize) {
+/// Fixtures with the 256 MiB repository and both servers, for the single-figure subcommands.
+fn start_both(portcullis: &std::path::Path) -> (Fixtures, Server, Server) {
     let work = std::env::temp_dir().join("portcullis-bench");
     std::fs::create_dir_all(&work).unwrap();
     let f = setup::fixtures(&work, 256);
     let openssh = setup::start_openssh(&f);
     let ours = setup::start_portcullis(&f, portcullis, openssh.port);
     setup::write_known_hosts(&f, &[openssh.port, ours.port]);
+    (f, openssh, ours)
+}
+
+fn clone_only(portcullis: &std::path::Path, cipher: &str, reps: usize) {
+    let (f, openssh, ours) = start_both(portcullis);
+    let extra = cipher_opts(cipher);
+    let mut cpu = Pair::default();
+    let wall = alternate(&[&openssh, &ours], reps, |s| {
+        let (w, c, _) = clone(&f, s, &s.url("big.git"), &extra);
+        if s.name == "OpenSSH" {
+            cpu.openssh.push(c);
+        } else {
+            cpu.ours.push(c);
+        }
+        w
+    });
+    let mut r = Report { rows: Vec::new() };
+    r.row(
+        &format!("clone {cipher}"),
+        "wall s",
+        &wall,
+        Some((0.95, false)),
+    );
+    r.row("  server CPU", "CPU s", &cpu, None);
+}
+
+fn fetch_only(portcullis: &std::path::Path, cipher: &str, reps: usize) {
+    let (f, openssh, ours) = start_both(portcullis);
     let local_cpu = local_upload_pack_cpu(&f, reps);
     let (wall, overhead, own) = fetch_pair(&f, &[&openssh, &ours], reps, cipher, 256, local_cpu);
     let mut r = Report { rows: Vec::new() };
     println!("local upload-pack CPU {local_cpu:.2} s");
     // Where our server's time went: its own user/system time vs its reaped children (git).
     for pid in procs::tree(ours.root()).into_iter().skip(1) {
-        if let Ok(t) = std::fs::read_to_string(format!("/proc/{pid}/stat")) {
-            let after = &t[t.rfind(')').unwrap() + 2..];
-            let f: Vec<f64> = after.split(' ').map(|v| v.parse().unwrap_or(0.0)).collect();
-            let tck = procs::clk_tck() * reps as f64;
+        if let Some((user, system, children)) = procs::times(pid) {
+            let n = reps as f64;
             println!(
                 "portcullis pid {pid} per fetch: user {:.3} s, system {:.3} s, children {:.3} s",
-                f[11] / tck,
-                f[12] / tck,
-                (f[13] + f[14]) / tck
+                user / n,
+                system / n,
+                children / n
             );
         }
     }
@@ -421,11 +417,7 @@ fn fetch_only(portcullis: &std::path::Path, cipher: &str, reps: usize) {
 }
 
 fn proxy_only(portcullis: &std::path::Path, reps: usize) {
-    let work = std::env::temp_dir().join("portcullis-bench");
-    let f = setup::fixtures(&work, 256);
-    let openssh = setup::start_openssh(&f);
-    let ours = setup::start_portcullis(&f, portcullis, openssh.port);
-    setup::write_known_hosts(&f, &[openssh.port, ours.port]);
+    let (f, openssh, ours) = start_both(portcullis);
     let mut r = Report { rows: Vec::new() };
     let (mut direct, mut pooled, mut own) = (Vec::new(), Vec::new(), Vec::new());
     for _ in 0..reps {

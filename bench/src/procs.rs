@@ -110,16 +110,19 @@ pub fn reaper(cmd: &[String]) -> ! {
 }
 
 /// CPU seconds of this process's reaped children (for runs without a server).
+/// `pid`'s own user and system CPU seconds, and those of the children it reaped.
+pub fn times(pid: u32) -> Option<(f64, f64, f64)> {
+    let text = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let after = text.get(text.rfind(')')? + 2..)?;
+    let f: Vec<u64> = after.split(' ').map(|v| v.parse().unwrap_or(0)).collect();
+    let tck = clk_tck();
+    let at = |i: usize| *f.get(i).unwrap_or(&0) as f64 / tck;
+    Some((at(11), at(12), at(13) + at(14)))
+}
+
 /// CPU seconds of the children `pid` has reaped (cutime + cstime).
 pub fn children_cpu_of(pid: u32) -> f64 {
-    let Ok(text) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
-        return 0.0;
-    };
-    let Some(after) = text.rfind(')').and_then(|i| text.get(i + 2..)) else {
-        return 0.0;
-    };
-    let f: Vec<u64> = after.split(' ').map(|v| v.parse().unwrap_or(0)).collect();
-    (f.get(13).unwrap_or(&0) + f.get(14).unwrap_or(&0)) as f64 / clk_tck()
+    times(pid).map_or(0.0, |(_, _, children)| children)
 }
 
 pub fn children_cpu() -> f64 {

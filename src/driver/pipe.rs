@@ -66,17 +66,15 @@ impl Pipe {
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
-    /// The pipe bytes pushed here really go to (itself unless spliced away).
-    fn target(&self) -> Option<Pipe> {
-        self.lock().forward_to.as_ref().map(|w| w.0.clone())
-    }
+    // Spliced away (`forward_to`), each driver-side call goes to the other pipe while this
+    // one's lock is held: locks are only ever taken spliced pipe first, then its target.
 
     /// Driver side: room left for `push`.
     pub(crate) fn room(&self) -> usize {
-        if let Some(t) = self.target() {
-            return t.room();
-        }
         let s = self.lock();
+        if let Some(t) = &s.forward_to {
+            return t.0.room();
+        }
         if s.read_closed {
             usize::MAX
         } else {
@@ -86,18 +84,19 @@ impl Pipe {
 
     /// Driver side: whether nobody reads any more.
     pub(crate) fn reader_gone(&self) -> bool {
-        match self.target() {
-            Some(t) => t.reader_gone(),
-            None => self.lock().read_closed,
+        let s = self.lock();
+        match &s.forward_to {
+            Some(t) => t.0.reader_gone(),
+            None => s.read_closed,
         }
     }
 
     /// Driver side: appends bytes for the task (dropped if the task stopped reading).
     pub(crate) fn push(&self, data: &[u8]) {
-        if let Some(t) = self.target() {
-            return t.push(data);
-        }
         let mut s = self.lock();
+        if let Some(t) = &s.forward_to {
+            return t.0.push(data);
+        }
         if !s.read_closed {
             s.buf.extend(data);
             s.moved = s
@@ -142,10 +141,10 @@ impl Pipe {
 
     /// Marks the writing end finished (EOF), waking the reader.
     pub(crate) fn close_write(&self) {
-        if let Some(t) = self.target() {
-            return t.close_write();
-        }
         let mut s = self.lock();
+        if let Some(t) = &s.forward_to {
+            return t.0.close_write();
+        }
         s.write_closed = true;
         if let Some(w) = s.reader.take() {
             w.wake();
@@ -280,13 +279,15 @@ pub(crate) fn splice(from: PipeReader, into: PipeWriter) -> Pipe {
     {
         let mut f = from.0.lock();
         let mut t = target.lock();
-        let waiting: Vec<u8> = f.buf.drain(..).collect();
         if !t.read_closed {
+            let (a, b) = f.buf.as_slices();
+            t.buf.extend(a);
+            t.buf.extend(b);
             t.moved = t
                 .moved
-                .saturating_add(u64::try_from(waiting.len()).unwrap_or(u64::MAX));
-            t.buf.extend(waiting);
+                .saturating_add(u64::try_from(f.buf.len()).unwrap_or(u64::MAX));
         }
+        f.buf.clear();
         t.write_closed |= f.write_closed;
         t.bridge = Some(from.0.driver.clone());
         f.forward_to = Some(into);
