@@ -617,6 +617,16 @@ impl Connection {
         Ok(sent)
     }
 
+    /// How much [`Connection::write`] takes now without stopping on the transport's limit:
+    /// the window, bounded by what the transport still queues; 0 for an unknown channel.
+    pub fn write_room(&self, t: &Transport, id: u32) -> usize {
+        self.channel(id).map_or(0, |ch| {
+            usize::try_from(ch.send_window())
+                .unwrap_or(usize::MAX)
+                .min(t.send_room())
+        })
+    }
+
     /// Reads buffered channel data (or stderr with `ext`) into `buf`; returns bytes read. Window
     /// credit goes back to the peer only for bytes read here.
     pub fn read(

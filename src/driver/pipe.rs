@@ -10,6 +10,15 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::{Context, Poll, Waker};
 
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+
+/// A task's output handed to the driver to read itself (see [`attach`]).
+pub(crate) struct Source(Box<dyn AsyncRead + Send + Unpin>);
+
+impl std::fmt::Debug for Source {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Source")
+    }
+}
 use tokio::sync::Notify;
 
 /// Pipe capacity: eight 32 KiB packets, so a bulk stream wakes the other side once per several
@@ -30,7 +39,9 @@ pub(crate) struct PipeState {
     bridge: Option<Arc<Notify>>,
     /// Spliced away: what is pushed here goes to this pipe instead (kept open by its writer).
     forward_to: Option<PipeWriter>,
-    /// Bytes ever pushed, for logs and idle clocks.
+    /// Attached (see [`attach`]): the driver reads the stream from here once `buf` is empty.
+    source: Option<Source>,
+    /// Bytes ever pushed or read from the source, for logs and idle clocks.
     moved: u64,
 }
 
@@ -52,6 +63,7 @@ impl Pipe {
             writer: None,
             bridge: None,
             forward_to: None,
+            source: None,
             moved: 0,
         };
         Self {
@@ -155,11 +167,13 @@ impl Pipe {
         }
     }
 
-    /// Marks the reading end gone, waking the writer (its writes now fail).
+    /// Marks the reading end gone, waking the writer (its writes now fail; an attached
+    /// source is closed, so the process writing it gets EPIPE).
     pub(crate) fn close_read(&self) {
         let mut s = self.lock();
         s.read_closed = true;
         s.buf.clear();
+        s.source = None;
         if let Some(w) = s.writer.take() {
             w.wake();
         }
@@ -171,7 +185,65 @@ impl Pipe {
     /// Whether the writer finished and everything was taken.
     pub(crate) fn finished(&self) -> bool {
         let s = self.lock();
-        s.write_closed && s.buf.is_empty()
+        s.write_closed && s.buf.is_empty() && s.source.is_none()
+    }
+
+    /// Driver side: whether the output comes from an attached source.
+    pub(crate) fn has_source(&self) -> bool {
+        self.lock().source.is_some()
+    }
+
+    /// Driver side: reads the attached source into `buf` once earlier bytes are all taken.
+    /// `Ready(Some(n))`: `n` bytes to send (what is not taken goes back with [`Pipe::keep`]);
+    /// `Ready(None)`: the source ended (EOF or error) and is gone; `Pending`: nothing yet, and
+    /// the driver is woken when there is.
+    pub(crate) fn poll_source(&self, cx: &mut Context<'_>, buf: &mut [u8]) -> Poll<Option<usize>> {
+        let mut s = self.lock();
+        if !s.buf.is_empty() || buf.is_empty() {
+            return Poll::Pending;
+        }
+        let Some(src) = s.source.as_mut() else {
+            return Poll::Ready(None);
+        };
+        let mut rb = ReadBuf::new(buf);
+        match Pin::new(&mut src.0).poll_read(cx, &mut rb) {
+            Poll::Pending => Poll::Pending,
+            Poll::Ready(Ok(())) if !rb.filled().is_empty() => {
+                let n = rb.filled().len();
+                s.moved = s.moved.saturating_add(u64::try_from(n).unwrap_or(u64::MAX));
+                Poll::Ready(Some(n))
+            }
+            Poll::Ready(result) => {
+                if let Err(e) = result {
+                    tracing::debug!(error = %e, "reading a session's output failed");
+                }
+                s.source = None;
+                if let Some(w) = s.writer.take() {
+                    w.wake();
+                }
+                Poll::Ready(None)
+            }
+        }
+    }
+
+    /// Task side: ready once the attached source ended or was closed (its `writer` waker slot
+    /// is free: nobody writes an attached pipe).
+    pub(crate) fn poll_source_ended(&self, cx: &mut Context<'_>) -> Poll<()> {
+        let mut s = self.lock();
+        if s.source.is_none() {
+            return Poll::Ready(());
+        }
+        s.writer = Some(cx.waker().clone());
+        Poll::Pending
+    }
+
+    /// Driver side: keeps bytes read from the source that the channel did not take yet; they
+    /// go out before the source is read again.
+    pub(crate) fn keep(&self, data: &[u8]) {
+        let mut s = self.lock();
+        if !s.read_closed {
+            s.buf.extend(data);
+        }
     }
 }
 
@@ -268,6 +340,24 @@ impl Drop for PipeWriter {
     }
 }
 
+/// Lets the driver read a task's output stream itself from `source` (a process's pipe) and
+/// send it straight to the channel, instead of a task copying it into `into` first: one
+/// user-space copy and one task hand-off less per chunk. EOF is the source's; `into` is
+/// consumed. Returns the pipe, whose [`Pipe::moved`] counts what was read.
+pub(crate) fn attach(into: PipeWriter, source: impl AsyncRead + Send + Unpin + 'static) -> Pipe {
+    let pipe = into.0.clone();
+    {
+        let mut s = pipe.lock();
+        // Nobody reads any more: closing the source at once tells the process.
+        if !s.read_closed {
+            s.source = Some(Source(Box::new(source)));
+        }
+    }
+    // Dropping the writer marks the end of what tasks write; the source still has to end.
+    drop(into);
+    pipe
+}
+
 /// Joins two pipes so that one driver writes straight into another driver's pipe: what the
 /// driver behind `from` pushes (an upstream channel's output) lands in `into` (a session's
 /// output, drained by the server driver), with no task copying between them. Bytes already
@@ -301,6 +391,67 @@ pub(crate) fn splice(from: PipeReader, into: PipeWriter) -> Pipe {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn an_attached_source_is_read_by_the_driver_leftovers_first_then_eof() {
+        let driver = Arc::new(Notify::new());
+        let out = Pipe::new(driver);
+        let (mut tx, rx) = tokio::io::duplex(64);
+        let pipe = attach(PipeWriter(out.clone()), rx);
+        let mut cx = Context::from_waker(Waker::noop());
+        let mut buf = [0u8; 16];
+        assert!(pipe.poll_source(&mut cx, &mut buf).is_pending());
+        assert!(!out.finished(), "the writer is gone but the source is not");
+        tokio::io::AsyncWriteExt::write_all(&mut tx, b"0123456789")
+            .await
+            .expect("write");
+        assert_eq!(pipe.poll_source(&mut cx, &mut buf), Poll::Ready(Some(10)));
+        // The channel took 4: the rest waits in the pipe, and the source is not read meanwhile.
+        pipe.keep(buf.get(4..10).unwrap_or_default());
+        tokio::io::AsyncWriteExt::write_all(&mut tx, b"more")
+            .await
+            .expect("write");
+        assert!(pipe.poll_source(&mut cx, &mut buf).is_pending());
+        let mut got = Vec::new();
+        pipe.drain(|d| {
+            got.extend_from_slice(d);
+            d.len()
+        });
+        assert_eq!(got, b"456789");
+        assert_eq!(pipe.poll_source(&mut cx, &mut buf), Poll::Ready(Some(4)));
+        assert!(pipe.poll_source_ended(&mut cx).is_pending());
+        drop(tx);
+        assert_eq!(pipe.poll_source(&mut cx, &mut buf), Poll::Ready(None));
+        assert!(pipe.poll_source_ended(&mut cx).is_ready());
+        assert!(out.finished());
+        assert_eq!(pipe.moved(), 14);
+    }
+
+    #[tokio::test]
+    async fn closing_the_reading_end_closes_an_attached_source() {
+        let out = Pipe::new(Arc::new(Notify::new()));
+        let (mut tx, rx) = tokio::io::duplex(64);
+        let pipe = attach(PipeWriter(out.clone()), rx);
+        out.close_read();
+        assert!(
+            pipe.poll_source_ended(&mut Context::from_waker(Waker::noop()))
+                .is_ready()
+        );
+        // The producer learns that nobody reads.
+        assert!(
+            tokio::io::AsyncWriteExt::write_all(&mut tx, b"x")
+                .await
+                .is_err()
+        );
+        // A source attached after the reader went is closed at once.
+        let (mut tx, rx) = tokio::io::duplex(64);
+        let _ = attach(PipeWriter(out.clone()), rx);
+        assert!(
+            tokio::io::AsyncWriteExt::write_all(&mut tx, b"x")
+                .await
+                .is_err()
+        );
+    }
 
     #[tokio::test]
     async fn a_splice_carries_waiting_bytes_then_pushes_then_eof_and_wakes_both_drivers() {

@@ -7,6 +7,7 @@ use std::future::Future;
 use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::Arc;
+use std::task::{Context, Poll};
 use std::time::Instant;
 
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
@@ -122,11 +123,19 @@ struct Driver {
     tasks: JoinSet<(u64, ExitStatus)>,
     /// Scratch list of session ids for `pump`.
     ids: Vec<u32>,
+    /// Where attached output sources are read to (see [`poll_sources`]); empty while none is.
+    scratch: Vec<u8>,
     identity: Option<(String, Identity, PublicKey)>,
     candidate: Option<Identity>,
 }
 
 const READ_CHUNK: usize = 64 * 1024;
+
+/// The first read of an attached source: protocol messages and ref lists fit.
+const FIRST_SOURCE_READ: usize = 16 * 1024;
+
+/// Reads of a streaming source: the transport's whole queue at once.
+const STREAM_SOURCE_READ: usize = 256 * 1024;
 
 /// Serves one connection until it ends. The caller spawned it and owns the socket.
 pub async fn serve<S>(
@@ -150,6 +159,7 @@ where
         next_serial: 0,
         tasks: JoinSet::new(),
         ids: Vec::new(),
+        scratch: Vec::new(),
         identity: None,
         candidate: None,
     };
@@ -203,6 +213,9 @@ impl Driver {
                     }
                 }
                 () = notified => {}
+                () = std::future::poll_fn(|cx| {
+                    poll_sources(&mut self.s, &self.sessions, &mut self.scratch, cx)
+                }) => {}
                 Some(done) = self.tasks.join_next() => {
                     if let Ok((serial, status)) = done
                         && self.detached.remove(&serial).is_none()
@@ -515,6 +528,66 @@ impl Driver {
         }
         self.ids = ids;
         Ok(())
+    }
+}
+
+/// Reads the sessions' attached output sources (see [`attach`](crate::driver::pipe::attach))
+/// and sends what they give at once, each as far as its channel's window and the transport
+/// take it: a git pack goes from git's pipe through `scratch` into packets with no task or
+/// pipe buffer in between. Ready once something moved or ended; the sources wake the driver.
+fn poll_sources(
+    s: &mut ServerConnection,
+    sessions: &HashMap<u32, Session>,
+    scratch: &mut Vec<u8>,
+    cx: &mut Context<'_>,
+) -> Poll<()> {
+    let mut progressed = false;
+    let mut attached = false;
+    for (&id, sess) in sessions {
+        if sess.done || !sess.stdout.has_source() {
+            continue;
+        }
+        attached = true;
+        // Unpolled while the window or the transport is full: the loop polls again after
+        // whatever changes that (a WINDOW_ADJUST read, a socket write).
+        let room = s.write_room(id);
+        if room == 0 {
+            continue;
+        }
+        if scratch.is_empty() {
+            scratch.resize(FIRST_SOURCE_READ, 0);
+        }
+        let want = room.min(scratch.len());
+        let Some(buf) = scratch.get_mut(..want) else {
+            continue;
+        };
+        match sess.stdout.poll_source(cx, buf) {
+            Poll::Pending => {}
+            Poll::Ready(None) => progressed = true,
+            Poll::Ready(Some(n)) => {
+                progressed = true;
+                let data = scratch.get(..n).unwrap_or_default();
+                match s.write(id, None, data) {
+                    Ok(taken) => sess.stdout.keep(data.get(taken..).unwrap_or_default()),
+                    Err(e) => {
+                        tracing::debug!(channel = id, error = %e, "write to channel failed");
+                        sess.stdout.close_read();
+                    }
+                }
+                // A full read: the source streams, read the rest in bigger bites.
+                if n == want && scratch.len() < STREAM_SOURCE_READ {
+                    scratch.resize(STREAM_SOURCE_READ, 0);
+                }
+            }
+        }
+    }
+    if !attached && !scratch.is_empty() {
+        *scratch = Vec::new();
+    }
+    if progressed {
+        Poll::Ready(())
+    } else {
+        Poll::Pending
     }
 }
 

@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 use tokio::io::AsyncWriteExt;
 
 use crate::driver::batch_read::BatchReader;
+use crate::driver::pipe::{Pipe, attach};
 use crate::driver::relay::{AbortOnDrop, copy, idle_watch};
 use crate::driver::server::{ExitStatus, SessionIo};
 use crate::git::command::Service;
@@ -49,13 +50,17 @@ pub struct RunReport {
 pub async fn run(job: GitRun, io: SessionIo) -> RunReport {
     let start = Instant::now();
     let counters = Arc::new((AtomicU64::new(0), AtomicU64::new(0)));
-    let status = run_inner(&job, io, counters.clone()).await;
+    let mut pack = None;
+    let status = run_inner(&job, io, counters.clone(), &mut pack).await;
     if job.create && status == ExitStatus::Code(0) {
         point_head_at_a_branch(&job).await;
     }
     RunReport {
         bytes_in: counters.0.load(Ordering::Relaxed),
-        bytes_out: counters.1.load(Ordering::Relaxed),
+        bytes_out: counters
+            .1
+            .load(Ordering::Relaxed)
+            .saturating_add(pack.map_or(0, |p: Pipe| p.moved())),
         duration: start.elapsed(),
         status,
     }
@@ -91,6 +96,7 @@ async fn run_inner(
     job: &GitRun,
     mut io: SessionIo,
     counters: Arc<(AtomicU64, AtomicU64)>,
+    pack: &mut Option<Pipe>,
 ) -> ExitStatus {
     if job.create {
         let init = command(&job.git, &job.env)
@@ -137,7 +143,8 @@ async fn run_inner(
         true,
         true,
     ));
-    // The pack comes from here: read it in batches (see `BatchReader`).
+    // The pack comes from here: the connection's driver reads it itself (see `attach`), in
+    // batches (see `BatchReader`).
     let stdout = match stdout.into_owned_fd().and_then(BatchReader::new) {
         Ok(r) => r,
         Err(e) => {
@@ -146,14 +153,8 @@ async fn run_inner(
             return ExitStatus::Code(1);
         }
     };
-    let from_git = copy(
-        stdout,
-        io.stdout,
-        counters.clone(),
-        activity.clone(),
-        false,
-        true,
-    );
+    let out = attach(io.stdout, stdout);
+    *pack = Some(out.clone());
     let errors = copy(
         stderr,
         io.stderr,
@@ -162,9 +163,20 @@ async fn run_inner(
         false,
         true,
     );
-    let idle = idle_watch(move || activity.load(Ordering::Relaxed), job.idle_timeout);
+    let watched = out.clone();
+    let idle = idle_watch(
+        move || {
+            activity
+                .load(Ordering::Relaxed)
+                .saturating_add(watched.moved())
+        },
+        job.idle_timeout,
+    );
     let wait = async {
-        let (_, _, status) = tokio::join!(from_git, errors, child.wait());
+        let (_, status) = tokio::join!(errors, child.wait());
+        // Whatever still holds git's stdout (a hook's background job) keeps the session
+        // open, as with sshd; the idle clock still runs meanwhile.
+        std::future::poll_fn(|cx| out.poll_source_ended(cx)).await;
         status
     };
     let _abort_on_exit = AbortOnDrop(to_git);

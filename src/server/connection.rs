@@ -231,6 +231,11 @@ impl ServerConnection {
         self.conn.write(&mut self.t, id, ext, data)
     }
 
+    /// How many stdout bytes [`ServerConnection::write`] would take now.
+    pub fn write_room(&self, id: u32) -> usize {
+        self.conn.write_room(&self.t, id)
+    }
+
     /// Reads channel data the client sent (its stdin).
     pub fn read(&mut self, id: u32, buf: &mut [u8]) -> Result<usize, Error> {
         self.conn.read(&mut self.t, id, false, buf)

@@ -292,6 +292,16 @@ impl Transport {
         self.kex.blocks_sending() || self.queued_bytes > 0 || self.out.len() > SOFT_QUEUE_BYTES
     }
 
+    /// Payload bytes writers may still hand over before [`Transport::send_blocked`] turns
+    /// true (0 while it is): how much a producer should read at once.
+    pub fn send_room(&self) -> usize {
+        if self.send_blocked() {
+            0
+        } else {
+            SOFT_QUEUE_BYTES.saturating_sub(self.out.len())
+        }
+    }
+
     /// Bytes waiting to be written to the socket.
     pub fn pending_output(&self) -> usize {
         self.out.len()
