@@ -555,7 +555,7 @@ fn poll_sources(
             continue;
         }
         if scratch.is_empty() {
-            scratch.resize(FIRST_SOURCE_READ, 0);
+            *scratch = vec![0; FIRST_SOURCE_READ];
         }
         let want = room.min(scratch.len());
         let Some(buf) = scratch.get_mut(..want) else {
@@ -576,7 +576,8 @@ fn poll_sources(
                 }
                 // A full read: the source streams, read the rest in bigger bites.
                 if n == want && scratch.len() < STREAM_SOURCE_READ {
-                    scratch.resize(STREAM_SOURCE_READ, 0);
+                    // Zeroed by the allocator (fresh pages), not by a memset.
+                    *scratch = vec![0; STREAM_SOURCE_READ];
                 }
             }
         }
