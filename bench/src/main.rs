@@ -64,6 +64,23 @@ fn main() {
                 "chacha20-poly1305 seal: {:.0} MB/s",
                 total as f64 / t.elapsed().as_secs_f64() / 1e6
             );
+            use portcullis::transport::suite::{CipherAlg, DirectionKeys, MacAlg, sealing_key};
+            let keys = DirectionKeys {
+                iv: &[1u8; 16],
+                key: &[7u8; 16],
+                mac_key: &[9u8; 32],
+            };
+            let mut ctr = sealing_key(CipherAlg::Aes128Ctr, Some(MacAlg::HmacSha256Etm), keys)
+                .expect("aes128-ctr key");
+            let mut mac = [0u8; 32];
+            let t = Instant::now();
+            for i in 0..total / pkt.len() as u64 {
+                ctr.seal(i as u32, &mut pkt, &mut mac);
+            }
+            println!(
+                "aes128-ctr + hmac-sha2-256-etm seal: {:.0} MB/s",
+                total as f64 / t.elapsed().as_secs_f64() / 1e6
+            );
         }
         // For profiling one figure: `portcullis-bench fetch|clone CIPHER REPS` (256 MiB, both
         // servers alternating, medians).
@@ -79,6 +96,21 @@ fn main() {
             } else {
                 clone_only(&ours, &cipher, reps);
             }
+        }
+        // One parallel figure: `portcullis-bench ops C REPS` (ls-remote loops for 5 s).
+        Some("ops") => {
+            let c: usize = args.get(2).and_then(|v| v.parse().ok()).unwrap_or(8);
+            let reps: usize = args.get(3).and_then(|v| v.parse().ok()).unwrap_or(3);
+            let (f, openssh, ours) = start_both(&PathBuf::from("target/release/portcullis"));
+            let (ops, failures) = ops_pair(&f, &[&openssh, &ours], reps, c, 5);
+            let mut r = Report { rows: Vec::new() };
+            r.row(
+                &format!("`ls-remote` ops/s, C = {c}"),
+                "ops/s",
+                &ops,
+                Some((2.5, true)),
+            );
+            r.row("  failures", "count", &failures, None);
         }
         // For profiling the proxy: `portcullis-bench proxy REPS` (clone direct vs proxied).
         Some("proxy") => {
@@ -603,16 +635,7 @@ fn run(o: &Opts) {
     }
     for c in [8usize, 32] {
         let secs = if o.quick { 2 } else { 5 };
-        let mut failures = Pair::default();
-        let ops = alternate(&servers, o.reps, |s| {
-            let (done, failed) = parallel_ls_remote(&f, s, c, Duration::from_secs(secs));
-            if s.name == "OpenSSH" {
-                failures.openssh.push(failed as f64);
-            } else {
-                failures.ours.push(failed as f64);
-            }
-            done as f64 / secs as f64
-        });
+        let (ops, failures) = ops_pair(&f, &servers, o.reps, c, secs);
         r.row(
             &format!("`ls-remote` ops/s, C = {c}"),
             "ops/s",
@@ -806,8 +829,38 @@ fn run(o: &Opts) {
     eprintln!("table written to {}", work.join("results.md").display());
 }
 
-fn parallel_ls_remote(f: &Fixtures, s: &Server, c: usize, dur: Duration) -> (usize, usize) {
-    let deadline = Instant::now() + dur;
+/// Parallel `ls-remote` throughput, alternating the servers: (ops/s, failures).
+fn ops_pair(
+    f: &Fixtures,
+    servers: &[&Server; 2],
+    reps: usize,
+    c: usize,
+    secs: u64,
+) -> (Pair, Pair) {
+    let mut failures = Pair::default();
+    let ops = alternate(servers, reps, |s| {
+        let (done, failed, elapsed) = parallel_ls_remote(f, s, c, Duration::from_secs(secs));
+        if s.name == "OpenSSH" {
+            failures.openssh.push(failed as f64);
+        } else {
+            failures.ours.push(failed as f64);
+        }
+        done as f64 / elapsed.as_secs_f64()
+    });
+    (ops, failures)
+}
+
+/// C loops of `git ls-remote` that start operations for `dur`: (succeeded, failed, time until
+/// the last one finished). Operations still running at the deadline are waited for and
+/// counted, so the rate divides by that whole time, not by `dur`.
+fn parallel_ls_remote(
+    f: &Fixtures,
+    s: &Server,
+    c: usize,
+    dur: Duration,
+) -> (usize, usize, Duration) {
+    let start = Instant::now();
+    let deadline = start + dur;
     let url = s.url("small.git");
     let ssh = git_ssh(f, &[]);
     let results: Vec<(usize, usize)> = std::thread::scope(|scope| {
@@ -836,8 +889,10 @@ fn parallel_ls_remote(f: &Fixtures, s: &Server, c: usize, dur: Duration) -> (usi
             .collect();
         handles.into_iter().map(|h| h.join().unwrap()).collect()
     });
+    let elapsed = start.elapsed();
     s.settle(resident(s));
-    results.iter().fold((0, 0), |(a, b), (x, y)| (a + x, b + y))
+    let (ok, bad) = results.iter().fold((0, 0), |(a, b), (x, y)| (a + x, b + y));
+    (ok, bad, elapsed)
 }
 
 /// PSS per connection of `k` authenticated `ssh -N` connections.
