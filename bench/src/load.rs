@@ -15,7 +15,7 @@ use portcullis::keys::{PrivateKey, PublicKey, key_file};
 use portcullis::lookup::FileLookup;
 use portcullis::server::{ServerConfig, ServerConnection};
 use portcullis::transport::{CipherAlg, MacAlg, Pinned, TransportConfig};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::AsyncReadExt;
 
 fn load_key(path: &Path) -> PrivateKey {
     key_file::parse(&std::fs::read_to_string(path).unwrap(), None).unwrap()
@@ -98,19 +98,15 @@ struct Zeros;
 impl SessionHandler for Zeros {
     fn exec(&self, _: &SessionContext, command: &[u8], io: SessionIo) -> ExecDecision {
         let n: u64 = String::from_utf8_lossy(command).parse().unwrap_or(0);
+        // As git's output is sent: the driver reads the producer itself.
         ExecDecision::Run(Box::pin(async move {
-            let mut out = io.stdout;
-            let buf = vec![0u8; 64 * 1024];
-            let mut left = n;
-            while left > 0 {
-                let take = left.min(buf.len() as u64) as usize;
-                if out.write_all(&buf[..take]).await.is_err() {
-                    return ExitStatus::Code(1);
-                }
-                left -= take as u64;
+            let out = io.stdout.attach(tokio::io::repeat(0).take(n));
+            out.ended().await;
+            if out.moved() == n {
+                ExitStatus::Code(0)
+            } else {
+                ExitStatus::Code(1)
             }
-            let _ = out.shutdown().await;
-            ExitStatus::Code(0)
         }))
     }
 }

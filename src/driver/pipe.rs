@@ -340,10 +340,33 @@ impl Drop for PipeWriter {
     }
 }
 
-/// Lets the driver read a task's output stream itself from `source` (a process's pipe) and
-/// send it straight to the channel, instead of a task copying it into `into` first: one
-/// user-space copy and one task hand-off less per chunk. EOF is the source's; `into` is
-/// consumed. Returns the pipe, whose [`Pipe::moved`] counts what was read.
+impl PipeWriter {
+    /// Hands the stream's producer to the connection's driver: it reads `source` (a process's
+    /// pipe) itself whenever the channel can take data and sends it straight on, instead of a
+    /// task copying it into this pipe first — one user-space copy and one task hand-off less
+    /// per chunk. The stream ends at the source's EOF.
+    pub fn attach(self, source: impl AsyncRead + Send + Unpin + 'static) -> Attached {
+        Attached(attach(self, source))
+    }
+}
+
+/// A stream handed over with [`PipeWriter::attach`], for its task to watch.
+#[derive(Clone, Debug)]
+pub struct Attached(pub(crate) Pipe);
+
+impl Attached {
+    /// Bytes read from the source so far (for logs and idle clocks).
+    pub fn moved(&self) -> u64 {
+        self.0.moved()
+    }
+
+    /// Resolves once the source ended or the channel went (the source is then closed).
+    pub async fn ended(&self) {
+        std::future::poll_fn(|cx| self.0.poll_source_ended(cx)).await;
+    }
+}
+
+/// See [`PipeWriter::attach`]; returns the pipe, whose [`Pipe::moved`] counts what was read.
 pub(crate) fn attach(into: PipeWriter, source: impl AsyncRead + Send + Unpin + 'static) -> Pipe {
     let pipe = into.0.clone();
     {

@@ -1,6 +1,7 @@
 //! Runs one accepted connection: a [`ServerConnection`] over a socket, authentication decided
 //! by a [`KeyLookup`], and each `exec` handed to a [`SessionHandler`] that runs it as a task
-//! reading and writing the channel through [`PipeReader`]/[`PipeWriter`].
+//! reading and writing the channel through [`PipeReader`]/[`PipeWriter`], or handing a
+//! process's output to the driver to read itself ([`PipeWriter::attach`]).
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -531,7 +532,7 @@ impl Driver {
     }
 }
 
-/// Reads the sessions' attached output sources (see [`attach`](crate::driver::pipe::attach))
+/// Reads the sessions' attached output sources (see [`PipeWriter::attach`])
 /// and sends what they give at once, each as far as its channel's window and the transport
 /// take it: a git pack goes from git's pipe through `scratch` into packets with no task or
 /// pipe buffer in between. Ready once something moved or ended; the sources wake the driver.

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use tokio::io::AsyncWriteExt;
 
 use crate::driver::batch_read::BatchReader;
-use crate::driver::pipe::{Pipe, attach};
+use crate::driver::pipe::Attached;
 use crate::driver::relay::{AbortOnDrop, copy, idle_watch};
 use crate::driver::server::{ExitStatus, SessionIo};
 use crate::git::command::Service;
@@ -60,7 +60,7 @@ pub async fn run(job: GitRun, io: SessionIo) -> RunReport {
         bytes_out: counters
             .1
             .load(Ordering::Relaxed)
-            .saturating_add(pack.map_or(0, |p: Pipe| p.moved())),
+            .saturating_add(pack.map_or(0, |p: Attached| p.moved())),
         duration: start.elapsed(),
         status,
     }
@@ -96,7 +96,7 @@ async fn run_inner(
     job: &GitRun,
     mut io: SessionIo,
     counters: Arc<(AtomicU64, AtomicU64)>,
-    pack: &mut Option<Pipe>,
+    pack: &mut Option<Attached>,
 ) -> ExitStatus {
     if job.create {
         let init = command(&job.git, &job.env)
@@ -143,8 +143,8 @@ async fn run_inner(
         true,
         true,
     ));
-    // The pack comes from here: the connection's driver reads it itself (see `attach`), in
-    // batches (see `BatchReader`).
+    // The pack comes from here: the connection's driver reads it itself (see
+    // `PipeWriter::attach`), in batches (see `BatchReader`).
     let stdout = match stdout.into_owned_fd().and_then(BatchReader::new) {
         Ok(r) => r,
         Err(e) => {
@@ -153,7 +153,7 @@ async fn run_inner(
             return ExitStatus::Code(1);
         }
     };
-    let out = attach(io.stdout, stdout);
+    let out = io.stdout.attach(stdout);
     *pack = Some(out.clone());
     let errors = copy(
         stderr,
@@ -176,7 +176,7 @@ async fn run_inner(
         let (_, status) = tokio::join!(errors, child.wait());
         // Whatever still holds git's stdout (a hook's background job) keeps the session
         // open, as with sshd; the idle clock still runs meanwhile.
-        std::future::poll_fn(|cx| out.poll_source_ended(cx)).await;
+        out.ended().await;
         status
     };
     let _abort_on_exit = AbortOnDrop(to_git);
