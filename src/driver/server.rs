@@ -124,7 +124,8 @@ struct Driver {
     tasks: JoinSet<(u64, ExitStatus)>,
     /// Scratch list of session ids for `pump`.
     ids: Vec<u32>,
-    /// Where attached output sources are read to (see [`poll_sources`]); empty while none is.
+    /// Where attached output sources are read to (see [`poll_sources`]); empty while none
+    /// streams.
     scratch: Vec<u8>,
     identity: Option<(String, Identity, PublicKey)>,
     candidate: Option<Identity>,
@@ -575,10 +576,14 @@ fn poll_sources(
                         sess.stdout.close_read();
                     }
                 }
-                // A full read: the source streams, read the rest in bigger bites.
+                // A full read: the source streams, read the rest in bigger bites. A short one
+                // (a protocol message, the end of a stream): give the buffer back, so sessions
+                // that wait (git for the client's wants) hold none.
                 if n == want && scratch.len() < STREAM_SOURCE_READ {
                     // Zeroed by the allocator (fresh pages), not by a memset.
                     *scratch = vec![0; STREAM_SOURCE_READ];
+                } else if n < FIRST_SOURCE_READ {
+                    *scratch = Vec::new();
                 }
             }
         }
