@@ -1,7 +1,7 @@
 //! The `portcullis` binary with real git and ssh: clone, fetch, push, ls-remote (v0 and v2),
 //! archive, a 100 MiB repository, 20 concurrent clones, an interrupted push, refusals.
 
-use std::io::{BufRead, BufReader};
+use std::io::{BufRead, BufReader, Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -421,6 +421,45 @@ fn a_100_mib_repository_clones_intact_and_20_concurrent_clones_are_fsck_clean() 
     assert!(started.elapsed() < Duration::from_secs(120));
 }
 
+/// A client that stops reading stalls git (the window closes, the server stops reading git's
+/// pipe, git blocks on it) instead of filling the server's memory; others are served
+/// meanwhile, and when the client reads again the whole pack arrives intact.
+#[test]
+fn a_stalled_fetch_stays_bounded_and_then_completes_intact() {
+    let s = start(&config(EVERYONE_WRITES));
+    let git = Git::as_user(&s, "alice");
+    let work = tempfile::tempdir().unwrap();
+    let local = local_repo(&git, work.path(), 1);
+    random_file(&local.join("big.bin"), 48);
+    git.ok(&local, &["add", "big.bin"]);
+    git.ok(&local, &["commit", "-q", "-m", "big"]);
+    git.ok(&local, &["push", "-q", &s.url("big.git"), "main"]);
+    let before = rss_kib(s.pid());
+    let (mut child, mut out) = raw_fetch(&s, &git.key, "big.git");
+    let mut pack = vec![0u8; 256 * 1024];
+    out.read_exact(&mut pack).unwrap();
+    std::thread::sleep(Duration::from_secs(2));
+    let during = rss_kib(s.pid());
+    assert!(
+        during.saturating_sub(before) < 24 * 1024,
+        "server grew from {before} KiB to {during} KiB while the client stalled"
+    );
+    git.ok(work.path(), &["ls-remote", &s.url("big.git")]);
+    out.read_to_end(&mut pack).unwrap();
+    assert!(child.wait().unwrap().success());
+    // Without side-band the answer is one NAK pkt-line, then the pack itself.
+    let raw = pack.strip_prefix(b"0008NAK\n").expect("NAK, then the pack");
+    assert!(
+        raw.starts_with(b"PACK") && raw.len() > 48 << 20,
+        "{}",
+        raw.len()
+    );
+    let file = work.path().join("fetched.pack");
+    std::fs::write(&file, raw).unwrap();
+    // index-pack checks the trailer checksum and every object.
+    git.ok(work.path(), &["index-pack", file.to_str().unwrap()]);
+}
+
 #[test]
 fn an_interrupted_push_leaves_refs_unchanged_and_the_repository_fsck_clean() {
     let s = start(&config(EVERYONE_WRITES));
@@ -812,4 +851,63 @@ fn push_clone_ls_remote(s: &Server, ssh: &str, variant: &str, env: &[(&str, &Pat
         &["-c", "protocol.version=0", "ls-remote", &s.url("db.git")],
     );
     assert!(refs.contains("refs/heads/main"), "{refs}");
+}
+
+/// Speaks git protocol v0 to `git-upload-pack` on `s` (no side-band): wants the tip and
+/// leaves the pack to be read. Returns the child (ssh) and its stdout.
+pub fn raw_fetch(
+    s: &Server,
+    key: &Path,
+    repo: &str,
+) -> (std::process::Child, std::process::ChildStdout) {
+    let mut args: Vec<String> = s
+        .ssh_command(key)
+        .split_whitespace()
+        .map(str::to_owned)
+        .collect();
+    let program = args.remove(0);
+    let mut child = Command::new(program)
+        .args(&args)
+        .args(["-p", &s.port.to_string(), "git@127.0.0.1"])
+        .arg(format!("git-upload-pack '{repo}'"))
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut out = child.stdout.take().unwrap();
+    // Ref advertisement: pkt-lines up to a flush.
+    let mut tip = None;
+    loop {
+        let mut len = [0u8; 4];
+        out.read_exact(&mut len).unwrap();
+        let n = usize::from_str_radix(std::str::from_utf8(&len).unwrap(), 16).unwrap();
+        if n == 0 {
+            break;
+        }
+        let mut line = vec![0u8; n - 4];
+        out.read_exact(&mut line).unwrap();
+        if tip.is_none() {
+            tip = Some(String::from_utf8_lossy(&line[..40]).into_owned());
+        }
+    }
+    let mut stdin = child.stdin.take().unwrap();
+    let want = format!("want {}\n", tip.unwrap());
+    write!(stdin, "{:04x}{want}0000", want.len() + 4).unwrap();
+    stdin.write_all(b"0009done\n").unwrap();
+    stdin.flush().unwrap();
+    // Keep stdin open (as git does while it reads the pack).
+    std::mem::forget(stdin);
+    (child, out)
+}
+
+pub fn rss_kib(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    status
+        .lines()
+        .find(|l| l.starts_with("VmRSS:"))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .unwrap()
+        .parse()
+        .unwrap()
 }

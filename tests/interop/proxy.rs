@@ -9,7 +9,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use crate::common::{Sshd, require};
-use crate::git_server::{EVERYONE_WRITES, Git, Server, config, local_repo};
+use crate::git_server::{EVERYONE_WRITES, Git, Server, config, local_repo, raw_fetch, rss_kib};
 
 fn current_user() -> String {
     let out = Command::new("id").arg("-un").output().unwrap();
@@ -351,65 +351,6 @@ fn upstream_down_or_with_the_wrong_host_key_fails_fast_and_clearly() {
     let local = local_repo(&git, work.path(), 1);
     git.ok(&local, &["push", "-q", &s.url("good/app.git"), "main"]);
     git.ok(work.path(), &["clone", "-q", &s.url("good/app.git"), "z"]);
-}
-
-/// Speaks git protocol v0 to `git-upload-pack` through the proxy: wants the tip, reads the
-/// pack as told. Returns the child (ssh) and its stdout.
-fn raw_fetch(
-    s: &Server,
-    key: &Path,
-    repo: &str,
-) -> (std::process::Child, std::process::ChildStdout) {
-    let mut args: Vec<String> = s
-        .ssh_command(key)
-        .split_whitespace()
-        .map(str::to_owned)
-        .collect();
-    let program = args.remove(0);
-    let mut child = Command::new(program)
-        .args(&args)
-        .args(["-p", &s.port.to_string(), "git@127.0.0.1"])
-        .arg(format!("git-upload-pack '{repo}'"))
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut out = child.stdout.take().unwrap();
-    // Ref advertisement: pkt-lines up to a flush.
-    let mut tip = None;
-    loop {
-        let mut len = [0u8; 4];
-        out.read_exact(&mut len).unwrap();
-        let n = usize::from_str_radix(std::str::from_utf8(&len).unwrap(), 16).unwrap();
-        if n == 0 {
-            break;
-        }
-        let mut line = vec![0u8; n - 4];
-        out.read_exact(&mut line).unwrap();
-        if tip.is_none() {
-            tip = Some(String::from_utf8_lossy(&line[..40]).into_owned());
-        }
-    }
-    let mut stdin = child.stdin.take().unwrap();
-    let want = format!("want {}\n", tip.unwrap());
-    write!(stdin, "{:04x}{want}0000", want.len() + 4).unwrap();
-    stdin.write_all(b"0009done\n").unwrap();
-    stdin.flush().unwrap();
-    // Keep stdin open (as git does while it reads the pack).
-    std::mem::forget(stdin);
-    (child, out)
-}
-
-fn rss_kib(pid: u32) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
-    status
-        .lines()
-        .find(|l| l.starts_with("VmRSS:"))
-        .and_then(|l| l.split_whitespace().nth(1))
-        .unwrap()
-        .parse()
-        .unwrap()
 }
 
 /// A client that stops reading stalls the upstream instead of filling the proxy's memory;
