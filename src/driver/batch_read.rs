@@ -117,13 +117,17 @@ impl BatchReader {
             self.size = Some(0);
             return 0;
         }
-        self.counted = true;
         let size = match &self.fd {
             Fd::Plain(f) => widen(f),
             Fd::Watched(rx) => widen(rx),
             Fd::Gone => None,
         }
         .unwrap_or(0);
+        // Refused by the kernel: the pipe kept its size and takes no room in the budget.
+        self.counted = size >= MIN_BATCH_PIPE;
+        if !self.counted {
+            WIDENED.fetch_sub(1, Ordering::Relaxed);
+        }
         self.size = Some(size);
         size
     }

@@ -42,8 +42,8 @@ impl CipherAlg {
     pub fn client_preference() -> Vec<CipherAlg> {
         let mut v = CipherAlg::SUPPORTED.to_vec();
         if aes_gcm_accelerated() {
-            v.retain(|c| *c != CipherAlg::ChaCha20Poly1305);
-            v.insert(2, CipherAlg::ChaCha20Poly1305);
+            // Stable: the rest keeps the order of `SUPPORTED`.
+            v.sort_by_key(|c| !matches!(c, CipherAlg::Aes128Gcm | CipherAlg::Aes256Gcm));
         }
         v
     }
@@ -382,5 +382,34 @@ fn aes_gcm_accelerated() -> bool {
     #[cfg(not(any(target_arch = "x86_64", target_arch = "aarch64")))]
     {
         false
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_client_order_offers_every_cipher_and_puts_aes_gcm_first_only_where_accelerated() {
+        let order = CipherAlg::client_preference();
+        let mut sorted = order.clone();
+        sorted.sort_by_key(|c| c.wire_name());
+        let mut all = CipherAlg::SUPPORTED.to_vec();
+        all.sort_by_key(|c| c.wire_name());
+        assert_eq!(sorted, all);
+        if aes_gcm_accelerated() {
+            assert_eq!(
+                order.get(..3),
+                Some(
+                    &[
+                        CipherAlg::Aes128Gcm,
+                        CipherAlg::Aes256Gcm,
+                        CipherAlg::ChaCha20Poly1305
+                    ][..]
+                )
+            );
+        } else {
+            assert_eq!(order, CipherAlg::SUPPORTED.to_vec());
+        }
     }
 }
