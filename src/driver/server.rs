@@ -22,6 +22,7 @@ use crate::error::Error;
 use crate::keys::PublicKey;
 use crate::lookup::{Identity, KeyLookup};
 use crate::server::{ServerConnection, ServerEvent};
+use crate::transport::TransportEvent;
 
 /// Who is asking, for the policy.
 #[derive(Clone, Debug)]
@@ -308,6 +309,22 @@ impl Driver {
                     }
                 }
                 ServerEvent::Channel(ev) => self.channel_event(ev)?,
+                ServerEvent::Transport(TransportEvent::KexDone {
+                    algorithms: a,
+                    initial,
+                    strict,
+                }) => {
+                    tracing::debug!(
+                        peer = %self.peer,
+                        kex = a.kex.wire_name(),
+                        host_key = a.host_key.wire_name(),
+                        cipher = a.cipher_c2s.wire_name(),
+                        mac = a.mac_c2s.map_or("(aead)", |m| m.wire_name()),
+                        initial,
+                        strict,
+                        "key exchange done"
+                    );
+                }
                 ServerEvent::Transport(_) => {}
             }
         }

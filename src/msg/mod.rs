@@ -229,9 +229,19 @@ mod tests {
         let Message::KexInit(k) = &m else { panic!() };
         assert!(k.kex.contains("ext-info-s"));
         assert_eq!(m.to_bytes(), payload);
-        // Corrupt the first name-list into "a,,b" form: an empty name.
+        // An empty name ("a,,b", libssh's trailing comma) is skipped, as OpenSSH does.
+        let mut empty = payload.clone();
+        empty[17 + 4 + 16] = b',';
+        let Message::KexInit(k) = Message::decode(&empty).unwrap() else {
+            panic!()
+        };
+        assert_eq!(
+            k.kex.iter().collect::<Vec<_>>(),
+            ["curve25519-sha25", "ext-info-s"]
+        );
+        // A space inside a name stays fatal.
         let mut bad = payload.clone();
-        bad[17 + 4 + 16] = b',';
+        bad[17 + 4 + 16] = b' ';
         assert_eq!(
             Message::decode(&bad).unwrap_err().kind,
             DecodeErrorKind::BadNameList

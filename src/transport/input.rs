@@ -178,8 +178,12 @@ impl Transport {
         let info = ExtInfo::decode_exact(payload.get(1..).unwrap_or_default())?;
         if self.role == Role::Client {
             for (name, value) in info.iter() {
-                if name == b"server-sig-algs" {
-                    let algs = String::from_utf8_lossy(value).into_owned();
+                // A name-list like any other: its limits hold, empty elements are skipped, and a
+                // malformed one is ignored as an unknown extension value would be [RFC8308 §2.5].
+                if name == b"server-sig-algs"
+                    && let Ok(list) = crate::wire::NameList::parse(value)
+                {
+                    let algs = list.iter().collect::<Vec<_>>().join(",");
                     self.events.push_back(TransportEvent::ServerSigAlgs(algs));
                 }
             }

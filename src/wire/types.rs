@@ -3,8 +3,14 @@
 use crate::error::{DecodeError, DecodeErrorKind};
 use crate::limits::{MAX_NAME_LEN, MAX_NAMES_PER_LIST};
 
-/// A validated `name-list`: US-ASCII names, none empty, none holding a comma, space or control
-/// character [RFC4251 §5, §6]. Borrowed from the packet; iterating allocates nothing.
+/// A validated `name-list`: US-ASCII names, none holding a comma, space or control character
+/// [RFC4251 §5, §6]. Borrowed from the packet; iterating allocates nothing.
+///
+/// Leniency (RFC-NOTES.md, "Where we are lenient"): RFC 4251 §5 says a name MUST have a non-zero
+/// length, but libssh 0.10 sends a trailing comma (`…,aes128-ctr,`) and OpenSSH and x/crypto
+/// skip empty elements. So do we: an empty element is accepted and never yielded by
+/// [`NameList::iter`]; it still counts towards [`MAX_NAMES_PER_LIST`]. Lists we send never hold
+/// one (`Writer::name_list` skips them).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
 pub struct NameList<'a> {
     raw: &'a str,
@@ -24,9 +30,6 @@ impl<'a> NameList<'a> {
         }
         let mut count = 0usize;
         for name in raw.split(',') {
-            if name.is_empty() {
-                return Err(BAD);
-            }
             if name.len() > MAX_NAME_LEN {
                 return Err(DecodeError::new(DecodeErrorKind::TooLong));
             }
@@ -38,10 +41,9 @@ impl<'a> NameList<'a> {
         Ok(Self { raw })
     }
 
-    /// The names in order.
+    /// The names in order, empty elements skipped.
     pub fn iter(&self) -> impl Iterator<Item = &'a str> + 'a {
-        let raw = self.raw;
-        raw.split(',').filter(move |_| !raw.is_empty())
+        self.raw.split(',').filter(|name| !name.is_empty())
     }
 
     /// Whether `name` is one of the names (exact, case-sensitive match [RFC4251 §6]).
@@ -54,9 +56,9 @@ impl<'a> NameList<'a> {
         self.raw
     }
 
-    /// Whether the list has no names.
-    pub const fn is_empty(&self) -> bool {
-        self.raw.is_empty()
+    /// Whether the list has no names (empty elements do not count).
+    pub fn is_empty(&self) -> bool {
+        self.iter().next().is_none()
     }
 }
 
@@ -185,13 +187,37 @@ mod tests {
     }
 
     #[test]
+    fn skips_empty_elements_like_openssh() {
+        // libssh 0.10's KEXINIT ends a list with a comma; OpenSSH and x/crypto skip the empty name.
+        for (raw, names) in [
+            (
+                &b"aes256-ctr,aes128-ctr,"[..],
+                &["aes256-ctr", "aes128-ctr"][..],
+            ),
+            (b",a", &["a"]),
+            (b"a,,b", &["a", "b"]),
+            (b",", &[]),
+            (b",,,", &[]),
+        ] {
+            let l = NameList::parse(raw).unwrap();
+            assert_eq!(l.iter().collect::<Vec<_>>(), names, "{raw:?}");
+            assert_eq!(l.is_empty(), names.is_empty(), "{raw:?}");
+            assert!(!l.contains(""), "{raw:?}");
+            // Received text is kept as it came (a round trip re-encodes the same bytes).
+            assert_eq!(l.as_str().as_bytes(), raw);
+        }
+        // Empty elements count towards the limit on elements.
+        let many = ",".repeat(MAX_NAMES_PER_LIST);
+        assert_eq!(
+            NameList::parse(many.as_bytes()).unwrap_err().kind,
+            DecodeErrorKind::TooLong
+        );
+    }
+
+    #[test]
     fn rejects_malformed_name_lists() {
         for bad in [
-            &b","[..],
-            b"a,",
-            b",a",
-            b"a,,b",
-            b"a b",
+            &b"a b"[..],
             b"a\x00",
             b"caf\xc3\xa9",
             b"tab\there",

@@ -76,7 +76,8 @@ impl<'b> Writer<'b> {
     /// `name-list` from names; the caller supplies valid names.
     pub fn name_list<'n>(&mut self, names: impl IntoIterator<Item = &'n str>) -> &mut Self {
         self.nested(|w| {
-            for (i, name) in names.into_iter().enumerate() {
+            // Never send an empty name [RFC4251 §5]; we only tolerate receiving one.
+            for (i, name) in names.into_iter().filter(|n| !n.is_empty()).enumerate() {
                 if i > 0 {
                     w.u8(b',');
                 }
@@ -123,7 +124,7 @@ mod tests {
         Writer::new(&mut out)
             .name_list([])
             .name_list(["zlib"])
-            .name_list(["zlib", "none"]);
+            .name_list(["zlib", "", "none"]);
         assert_eq!(
             hex::encode(&out),
             "00000000000000047a6c696200000009zlib,none".replace("zlib,none", "7a6c69622c6e6f6e65")

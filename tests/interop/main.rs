@@ -6,6 +6,7 @@
 #![allow(clippy::field_reassign_with_default)]
 
 mod client_sessions;
+mod clients;
 mod common;
 mod git_server;
 mod host_keys;
