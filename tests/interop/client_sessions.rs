@@ -13,7 +13,7 @@ use portcullis::keys::{KeyType, PrivateKey};
 use portcullis::transport::Pinned;
 use sha2::{Digest, Sha256};
 
-use crate::common::{Sshd, require};
+use crate::common::{Dropbear, SshServer, Sshd, require};
 
 struct Exec {
     c: ClientConnection,
@@ -142,14 +142,19 @@ fn keygen(dir: &std::path::Path, kind: &str, bits: &str, pass: &str) -> Arc<Priv
     Arc::new(key)
 }
 
-async fn exec(sshd: &Sshd, keys: Vec<Arc<PrivateKey>>, command: &str, input: Vec<u8>) -> Exec {
-    let mut sock = tokio::net::TcpStream::connect(("127.0.0.1", sshd.port))
+async fn exec(
+    sshd: &dyn SshServer,
+    keys: Vec<Arc<PrivateKey>>,
+    command: &str,
+    input: Vec<u8>,
+) -> Exec {
+    let mut sock = tokio::net::TcpStream::connect(("127.0.0.1", sshd.port()))
         .await
         .unwrap();
     let c = ClientConnection::new(
         &ClientConfig::default(),
-        Box::new(Pinned::Key(sshd.host_key.clone())),
-        &current_user(),
+        Box::new(Pinned::Key(sshd.host_key())),
+        &sshd.user(),
         keys,
         Box::new(os_rng().unwrap()),
         Instant::now(),
@@ -244,6 +249,60 @@ async fn our_client_is_refused_with_an_unknown_key() {
     let run = exec(&sshd, vec![key], "true", Vec::new()).await;
     assert!(run.auth_failed);
     assert_eq!(run.exit, None);
+}
+
+/// Our client against a server that is not OpenSSH: dropbear, with its own default algorithms.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn our_client_authenticates_to_dropbear_and_runs_commands() {
+    let db = Dropbear::start();
+    let dir = db.dir.path().to_owned();
+    let keys = [
+        keygen(&dir, "ed25519", "256", ""),
+        keygen(&dir, "ecdsa", "256", ""),
+        keygen(&dir, "rsa", "2048", ""),
+    ];
+    db.authorize(
+        &keys
+            .iter()
+            .map(|k| k.public().to_openssh() + "\n")
+            .collect::<String>(),
+    );
+    for key in &keys {
+        let run = exec(
+            &db,
+            vec![key.clone()],
+            "echo out; echo err >&2; exit 3",
+            Vec::new(),
+        )
+        .await;
+        let kind = key.public().key_type();
+        assert!(!run.auth_failed, "{kind:?} refused:\n{}", db.log());
+        assert_eq!(
+            run.exit,
+            Some(3),
+            "{kind:?} {}\n{}",
+            String::from_utf8_lossy(&run.stderr),
+            db.log()
+        );
+        assert_eq!(run.stderr, b"err\n");
+        assert_eq!(
+            hex::encode(run.stdout.finalize()),
+            hex::encode(Sha256::digest(b"out\n"))
+        );
+    }
+    // 16 MiB through cat: windows and EOF both ways with dropbear's flow control.
+    let input: Vec<u8> = (0..16u32 << 20)
+        .map(|i| (i.wrapping_mul(2654435761) >> 13) as u8)
+        .collect();
+    let want = hex::encode(Sha256::digest(&input));
+    let run = exec(&db, vec![keys[0].clone()], "cat", input).await;
+    assert_eq!(run.exit, Some(0), "{}", db.log());
+    assert_eq!(run.stdout_len, 16 << 20);
+    assert_eq!(hex::encode(run.stdout.finalize()), want);
+    // An unknown key is refused.
+    let stranger = keygen(&dir.join(".ssh"), "ed25519", "256", "");
+    let run = exec(&db, vec![stranger], "true", Vec::new()).await;
+    assert!(run.auth_failed);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -359,8 +418,8 @@ async fn concurrent_sessions_share_one_connection_to_sshd() {
         .unwrap();
     let c = ClientConnection::new(
         &ClientConfig::default(),
-        Box::new(Pinned::Key(sshd.host_key.clone())),
-        &current_user(),
+        Box::new(Pinned::Key(sshd.host_key())),
+        &sshd.user(),
         vec![key],
         Box::new(os_rng().unwrap()),
         Instant::now(),

@@ -311,6 +311,141 @@ impl Sshd {
     }
 }
 
+/// What a test needs of an SSH server our client talks to.
+pub trait SshServer {
+    fn port(&self) -> u16;
+    fn host_key(&self) -> PublicKey;
+    /// The account our client logs in as.
+    fn user(&self) -> String;
+    fn log(&self) -> String;
+}
+
+impl SshServer for Sshd {
+    fn port(&self) -> u16 {
+        self.port
+    }
+    fn host_key(&self) -> PublicKey {
+        self.host_key.clone()
+    }
+    fn user(&self) -> String {
+        let out = std::process::Command::new("id")
+            .arg("-un")
+            .output()
+            .unwrap();
+        String::from_utf8(out.stdout).unwrap().trim().to_owned()
+    }
+    fn log(&self) -> String {
+        Sshd::log(self)
+    }
+}
+
+/// dropbear's server on 127.0.0.1 with an Ed25519 host key; killed on drop. dropbear reads
+/// `~/.ssh/authorized_keys` of the account and has no option to look elsewhere, so it runs in
+/// its own mount namespace (`unshare -m`; `-rm` when not root) as "root" with `dir` bound over /root:
+/// write the keys to `dir/.ssh/authorized_keys`.
+pub struct Dropbear {
+    pub port: u16,
+    pub host_key: PublicKey,
+    pub dir: tempfile::TempDir,
+    child: std::process::Child,
+}
+
+impl Dropbear {
+    pub fn start() -> Self {
+        let dropbear = require("dropbear", "dropbear-bin");
+        let dropbearkey = require("dropbearkey", "dropbear-bin");
+        let unshare = require("unshare", "util-linux");
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(dir.path().join(".ssh")).unwrap();
+        let key = dir.path().join("host_ed25519");
+        let out = std::process::Command::new(&dropbearkey)
+            .args(["-t", "ed25519", "-f"])
+            .arg(&key)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "dropbearkey failed");
+        let text = String::from_utf8_lossy(&out.stdout);
+        let line = text
+            .lines()
+            .find(|l| l.starts_with("ssh-ed25519 "))
+            .expect("dropbearkey printed no public key");
+        let host_key = PublicKey::from_openssh(line).unwrap();
+        for _ in 0..20 {
+            let port = free_port();
+            let log = std::fs::File::create(dir.path().join("dropbear.log")).unwrap();
+            let script = format!(
+                "mount --bind {dir} /root && exec {dropbear} -F -E -s -m -r {key} -p 127.0.0.1:{port} -P {dir}/dropbear.pid",
+                dir = dir.path().display(),
+                dropbear = dropbear.display(),
+                key = key.display()
+            );
+            // As root a mount namespace is enough (and dropbear can set groups); otherwise a user
+            // namespace maps us to root first.
+            let root = std::process::Command::new("id")
+                .arg("-u")
+                .output()
+                .is_ok_and(|o| o.stdout.starts_with(b"0\n"));
+            let mut child = std::process::Command::new(&unshare)
+                .arg(if root { "-m" } else { "-rm" })
+                .args(["sh", "-c", &script])
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(log)
+                .spawn()
+                .unwrap();
+            let deadline = Instant::now() + Duration::from_secs(10);
+            while Instant::now() < deadline {
+                if let Ok(Some(_)) = child.try_wait() {
+                    break;
+                }
+                if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+                    return Self {
+                        port,
+                        host_key,
+                        dir,
+                        child,
+                    };
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        panic!(
+            "dropbear did not start (needs user namespaces for `unshare -rm`); log:\n{}",
+            std::fs::read_to_string(dir.path().join("dropbear.log")).unwrap_or_default()
+        );
+    }
+
+    /// Replaces the authorized keys.
+    pub fn authorize(&self, lines: &str) {
+        let path = self.dir.path().join(".ssh/authorized_keys");
+        std::fs::write(path, lines).unwrap();
+    }
+}
+
+impl SshServer for Dropbear {
+    fn port(&self) -> u16 {
+        self.port
+    }
+    fn host_key(&self) -> PublicKey {
+        self.host_key.clone()
+    }
+    fn user(&self) -> String {
+        "root".into()
+    }
+    fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("dropbear.log")).unwrap_or_default()
+    }
+}
+
+impl Drop for Dropbear {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
 impl Drop for Sshd {
     fn drop(&mut self) {
         let _ = self.child.kill();
