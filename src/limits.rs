@@ -21,3 +21,8 @@ pub const MAX_NAME_LEN: usize = 256;
 
 /// Cap on the number of names one name-list may carry.
 pub const MAX_NAMES_PER_LIST: usize = 256;
+
+/// A channel peer may send beyond the window we granted by `window / WINDOW_GRACE_DIVISOR` in
+/// all before we disconnect: OpenSSH's 10 % grace (`channel_input_data`), so a channel buffers at
+/// most 1.1 × its window [RFC4254 §5.2].
+pub const WINDOW_GRACE_DIVISOR: u32 = 10;

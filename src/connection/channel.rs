@@ -32,6 +32,9 @@ pub struct Channel {
     pub(crate) recv_window: u32,
     /// Our configured window size: the most we ever grant.
     pub(crate) recv_max: u32,
+    /// Bytes the peer sent beyond the window since it last stayed within it (OpenSSH's
+    /// `local_window_exceeded`): tolerated up to a tenth of `recv_max`.
+    pub(crate) recv_excess: u32,
     /// Channel data not yet read by the application.
     pub(crate) data: VecDeque<u8>,
     /// Extended data type 1 (stderr) not yet read.
@@ -56,6 +59,7 @@ impl Channel {
             peer_max_packet: 0,
             recv_window: window,
             recv_max: window,
+            recv_excess: 0,
             data: VecDeque::new(),
             ext: VecDeque::new(),
             replies_owed: 0,
