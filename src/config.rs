@@ -82,10 +82,13 @@ fn five() -> u64 {
     5
 }
 
-/// `[algorithms]`: each list optional.
+/// `[algorithms]`: a preset and each list optional; a list given replaces the preset's.
 #[derive(Clone, Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Algorithms {
+    /// "default" (compatible with every client we test) or "hardened" (what ssh-audit grades
+    /// with no failure and no warning: post-quantum key exchange only, etm MACs, no NIST curves).
+    pub preset: Option<String>,
     /// Key exchange methods.
     pub kex: Option<Vec<String>>,
     /// Ciphers.
@@ -153,6 +156,43 @@ fn bad(key: &str, problem: impl Into<String>) -> ConfigError {
     }
 }
 
+/// The "hardened" preset, as wire names. What it shuts out is in `portcullis.example.toml`
+/// and held by `tests/interop/clients.rs` (`hardened_preset_admits_exactly_the_documented_clients`).
+pub mod hardened {
+    /// Hybrid post-quantum key exchange only: every classical method draws an ssh-audit warning.
+    pub const KEX: &[&str] = &[
+        "mlkem768x25519-sha256",
+        "sntrup761x25519-sha512",
+        "sntrup761x25519-sha512@openssh.com",
+    ];
+    /// Every cipher we have is graded clean (strict kex answers Terrapin for ChaCha20).
+    pub const CIPHERS: &[&str] = &[
+        "chacha20-poly1305@openssh.com",
+        "aes256-gcm@openssh.com",
+        "aes128-gcm@openssh.com",
+        "aes256-ctr",
+        "aes192-ctr",
+        "aes128-ctr",
+    ];
+    /// Encrypt-then-MAC only.
+    pub const MACS: &[&str] = &[
+        "hmac-sha2-256-etm@openssh.com",
+        "hmac-sha2-512-etm@openssh.com",
+    ];
+    /// No NIST-curve ECDSA host keys.
+    pub const HOST_KEYS: &[&str] = &["ssh-ed25519", "rsa-sha2-512", "rsa-sha2-256"];
+    /// User keys as the default: users bring the keys they have (security keys are ECDSA too).
+    pub const USER_KEYS: Option<&[&str]> = None;
+}
+
+/// The preset's list for one category, or None for the built-in default.
+fn preset_list(preset: Option<&str>, hardened: Option<&[&str]>) -> Option<Vec<String>> {
+    match preset {
+        Some("hardened") => hardened.map(|l| l.iter().map(|n| (*n).to_owned()).collect()),
+        _ => None,
+    }
+}
+
 fn names<T: Copy>(
     key: &str,
     list: &Option<Vec<String>>,
@@ -187,6 +227,14 @@ impl Config {
     }
 
     fn validate(&self) -> Result<(), ConfigError> {
+        if let Some(p) = &self.algorithms.preset
+            && !matches!(p.as_str(), "default" | "hardened")
+        {
+            return Err(bad(
+                "algorithms.preset",
+                format!("\"{p}\" is not \"default\" or \"hardened\""),
+            ));
+        }
         if self.listen.is_empty() {
             return Err(bad("listen", "at least one address is needed"));
         }
@@ -353,8 +401,25 @@ impl Config {
         Ok(Router::new(upstreams, &self.routes))
     }
 
-    fn preferences(&self) -> Result<Preferences, ConfigError> {
+    /// `[algorithms]` with the preset's lists filled in where no list was given.
+    fn effective_algorithms(&self) -> Algorithms {
         let a = &self.algorithms;
+        let p = a.preset.as_deref();
+        let pick = |given: &Option<Vec<String>>, hardened: Option<&[&str]>| {
+            given.clone().or_else(|| preset_list(p, hardened))
+        };
+        Algorithms {
+            preset: a.preset.clone(),
+            kex: pick(&a.kex, Some(hardened::KEX)),
+            ciphers: pick(&a.ciphers, Some(hardened::CIPHERS)),
+            macs: pick(&a.macs, Some(hardened::MACS)),
+            host_keys: pick(&a.host_keys, Some(hardened::HOST_KEYS)),
+            user_keys: pick(&a.user_keys, hardened::USER_KEYS),
+        }
+    }
+
+    fn preferences(&self) -> Result<Preferences, ConfigError> {
+        let a = &self.effective_algorithms();
 
         Ok(Preferences {
             kex: names(
@@ -387,7 +452,7 @@ impl Config {
     fn user_sig_algs(&self) -> Result<Vec<SigAlg>, ConfigError> {
         names(
             "algorithms.user_keys",
-            &self.algorithms.user_keys,
+            &self.effective_algorithms().user_keys,
             SigAlg::from_wire_name,
             &SigAlg::DEFAULT_USER,
         )
@@ -562,6 +627,34 @@ mod tests {
             p.macs,
             vec![MacAlg::HmacSha256, MacAlg::HmacSha1Etm, MacAlg::HmacSha1]
         );
+    }
+
+    #[test]
+    fn hardened_preset_fills_the_lists_not_given_and_unknown_presets_are_refused() {
+        let c =
+            Config::parse(&with("[algorithms]", "[algorithms]\npreset = \"hardened\"")).unwrap();
+        let p = c.server_config().unwrap().transport.preferences.clone();
+        let kex: Vec<_> = p.kex.iter().map(|k| k.wire_name()).collect();
+        assert_eq!(kex, hardened::KEX);
+        let macs: Vec<_> = p.macs.iter().map(|m| m.wire_name()).collect();
+        assert_eq!(macs, hardened::MACS);
+        assert!(
+            !p.host_key
+                .iter()
+                .any(|h| h.wire_name().starts_with("ecdsa"))
+        );
+        // A list given wins over the preset's.
+        let c = Config::parse(&with(
+            "[algorithms]",
+            "[algorithms]\npreset = \"hardened\"\nkex = [\"curve25519-sha256\"]",
+        ))
+        .unwrap();
+        let p = c.server_config().unwrap().transport.preferences.clone();
+        assert_eq!(p.kex.len(), 1);
+        assert_eq!(p.macs.len(), 2);
+        let e = Config::parse(&with("[algorithms]", "[algorithms]\npreset = \"paranoid\""))
+            .unwrap_err();
+        assert!(e.to_string().contains("algorithms.preset"), "{e}");
     }
 
     #[test]

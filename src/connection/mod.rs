@@ -12,8 +12,8 @@ pub use requests::ChannelRequest;
 
 use std::collections::VecDeque;
 
-use crate::limits::WINDOW_GRACE_DIVISOR;
 use crate::error::{Error, ProtocolError};
+use crate::limits::WINDOW_GRACE_DIVISOR;
 use crate::msg::MsgNum;
 use crate::transport::Transport;
 use crate::wire::Reader;

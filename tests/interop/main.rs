@@ -5,6 +5,7 @@
 // Tests tweak one setting of a default config at a time.
 #![allow(clippy::field_reassign_with_default)]
 
+mod audit;
 mod client_sessions;
 mod clients;
 mod common;
