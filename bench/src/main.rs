@@ -112,6 +112,15 @@ fn main() {
             );
             r.row("  failures", "count", &failures, None);
         }
+        // The connection-cost rows alone: `portcullis-bench kex REPS`.
+        Some("kex") => {
+            let reps: usize = args.get(2).and_then(|v| v.parse().ok()).unwrap_or(3);
+            let (f, openssh, ours) = start_both(&PathBuf::from("target/release/portcullis"));
+            let mut r = Report { rows: Vec::new() };
+            for (label, extra) in connection_labels() {
+                connection_cost(&mut r, &f, &[&openssh, &ours], reps, 30, label, &extra);
+            }
+        }
         // For profiling the proxy: `portcullis-bench proxy REPS` (clone direct vs proxied).
         Some("proxy") => {
             let reps: usize = args.get(2).and_then(|v| v.parse().ok()).unwrap_or(3);
@@ -213,6 +222,107 @@ impl Report {
         println!("{text}");
         self.rows.push(text);
     }
+}
+
+/// What the connection-cost rows pin: label and extra ssh options.
+fn connection_labels() -> Vec<(&'static str, Vec<String>)> {
+    vec![
+        ("curve25519-sha256", kex_opt("curve25519-sha256")),
+        ("defaults", Vec::new()),
+        // Finite-field DH: the expensive exchanges a client may pick before logging in. OpenSSH's
+        // client asks a GEX server for 8192 bits when its cipher has a 256-bit key (chacha20).
+        (
+            "diffie-hellman-group16-sha512",
+            kex_opt("diffie-hellman-group16-sha512"),
+        ),
+        (
+            "diffie-hellman-group18-sha512",
+            kex_opt("diffie-hellman-group18-sha512"),
+        ),
+        (
+            "diffie-hellman-group-exchange-sha256 (8192-bit)",
+            kex_opt("diffie-hellman-group-exchange-sha256"),
+        ),
+    ]
+}
+
+/// Server CPU, latency and client CPU of `n` sequential `ls-remote`s, alternating servers.
+fn connection_cost(
+    r: &mut Report,
+    f: &Fixtures,
+    servers: &[&Server; 2],
+    reps: usize,
+    n: usize,
+    label: &str,
+    extra: &[String],
+) {
+    // Issue 15's target for the finite-field exchanges: within 3× of OpenSSH's CPU.
+    let cpu_target = if label.starts_with("diffie-hellman-group1")
+        || label.starts_with("diffie-hellman-group-exchange")
+    {
+        3.0
+    } else {
+        0.10
+    };
+    let mut cpu = Pair::default();
+    let mut lat = Pair::default();
+    let mut client = Pair::default();
+    for _ in 0..reps {
+        for s in servers {
+            let mut walls = Vec::new();
+            s.settle(resident(s));
+            let cpu0 = s.cpu();
+            let client0 = procs::children_cpu();
+            for _ in 0..n {
+                let t = Instant::now();
+                let st = git(&f.work)
+                    .args(["ls-remote", &s.url("small.git")])
+                    .env("GIT_SSH_COMMAND", git_ssh(f, extra))
+                    .stdout(Stdio::null())
+                    .stdin(Stdio::null())
+                    .status()
+                    .unwrap();
+                assert!(st.success());
+                walls.push(t.elapsed().as_secs_f64() * 1000.0);
+            }
+            s.settle(resident(s));
+            let per = (s.cpu() - cpu0) / n as f64 * 1000.0;
+            // The client side of the same operations: git and ssh, what the parallel
+            // loops below are bound by once the server costs little.
+            let client_per = (procs::children_cpu() - client0) / n as f64 * 1000.0;
+            if s.name == "OpenSSH" {
+                cpu.openssh.push(per);
+                lat.openssh.push(median(&walls));
+                client.openssh.push(client_per);
+            } else {
+                cpu.ours.push(per);
+                lat.ours.push(median(&walls));
+                client.ours.push(client_per);
+            }
+        }
+    }
+    r.row(
+        &format!("server CPU per connection (`ls-remote`), {label}"),
+        "CPU ms",
+        &cpu,
+        Some((cpu_target, false)),
+    );
+    r.row(
+        &format!("`ls-remote` latency p50, {label}"),
+        "ms",
+        &lat,
+        (cpu_target < 1.0).then_some((0.35, false)),
+    );
+    r.row(
+        &format!("  client CPU (git + ssh) per `ls-remote`, {label}"),
+        "CPU ms",
+        &client,
+        None,
+    );
+}
+
+fn kex_opt(kex: &str) -> Vec<String> {
+    vec!["-o".to_owned(), format!("KexAlgorithms={kex}")]
 }
 
 fn cipher_opts(c: &str) -> Vec<String> {
@@ -565,73 +675,11 @@ fn run(o: &Opts) {
         );
     }
 
-    // Connection cost: sequential ls-remote, pinned to curve25519 and with defaults.
+    // Connection cost: sequential ls-remote, pinned to curve25519, with defaults, and with each
+    // finite-field DH exchange a client may pick before logging in.
     let n = if o.quick { 10 } else { 30 };
-    for (label, extra) in [
-        (
-            "curve25519-sha256",
-            vec![
-                "-o".to_owned(),
-                "KexAlgorithms=curve25519-sha256".to_owned(),
-            ],
-        ),
-        ("defaults", Vec::new()),
-    ] {
-        let mut cpu = Pair::default();
-        let mut lat = Pair::default();
-        let mut client = Pair::default();
-        for _ in 0..o.reps {
-            for s in servers {
-                let mut walls = Vec::new();
-                s.settle(resident(s));
-                let cpu0 = s.cpu();
-                let client0 = procs::children_cpu();
-                for _ in 0..n {
-                    let t = Instant::now();
-                    let st = git(&f.work)
-                        .args(["ls-remote", &s.url("small.git")])
-                        .env("GIT_SSH_COMMAND", git_ssh(&f, &extra))
-                        .stdout(Stdio::null())
-                        .stdin(Stdio::null())
-                        .status()
-                        .unwrap();
-                    assert!(st.success());
-                    walls.push(t.elapsed().as_secs_f64() * 1000.0);
-                }
-                s.settle(resident(s));
-                let per = (s.cpu() - cpu0) / n as f64 * 1000.0;
-                // The client side of the same operations: git and ssh, what the parallel
-                // loops below are bound by once the server costs little.
-                let client_per = (procs::children_cpu() - client0) / n as f64 * 1000.0;
-                if s.name == "OpenSSH" {
-                    cpu.openssh.push(per);
-                    lat.openssh.push(median(&walls));
-                    client.openssh.push(client_per);
-                } else {
-                    cpu.ours.push(per);
-                    lat.ours.push(median(&walls));
-                    client.ours.push(client_per);
-                }
-            }
-        }
-        r.row(
-            &format!("server CPU per connection (`ls-remote`), {label}"),
-            "CPU ms",
-            &cpu,
-            Some((0.10, false)),
-        );
-        r.row(
-            &format!("`ls-remote` latency p50, {label}"),
-            "ms",
-            &lat,
-            Some((0.35, false)),
-        );
-        r.row(
-            &format!("  client CPU (git + ssh) per `ls-remote`, {label}"),
-            "CPU ms",
-            &client,
-            None,
-        );
+    for (label, extra) in connection_labels() {
+        connection_cost(&mut r, &f, &servers, o.reps, n, label, &extra);
     }
     for c in [8usize, 32] {
         let secs = if o.quick { 2 } else { 5 };

@@ -8,6 +8,7 @@ pub mod relay;
 pub mod server;
 pub mod tcp;
 
+use std::sync::OnceLock;
 use std::time::Instant;
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -207,5 +208,26 @@ pub(crate) fn recycle(out: &mut Vec<u8>) {
         *out = Vec::new();
     } else {
         out.clear();
+    }
+}
+
+/// Runs a step of the sans-IO core that may compute a key exchange (up to an 8192-bit
+/// exponentiation and an RSA signature, tens of milliseconds) off the runtime's I/O workers:
+/// `block_in_place` hands this worker's other connections to another thread first. At most one
+/// such step per core runs at once; the rest wait here (each under its own login-grace timer),
+/// so a flood of handshakes delays handshakes, not established sessions.
+pub async fn kex_work<T>(f: impl FnOnce() -> T) -> T {
+    static PERMITS: OnceLock<tokio::sync::Semaphore> = OnceLock::new();
+    let permits = PERMITS.get_or_init(|| {
+        tokio::sync::Semaphore::new(std::thread::available_parallelism().map_or(2, |n| n.get()))
+    });
+    // The semaphore is never closed, so acquiring cannot fail; run anyway if it somehow did.
+    let _permit = permits.acquire().await.ok();
+    let multi = tokio::runtime::Handle::try_current()
+        .is_ok_and(|h| h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread);
+    if multi {
+        tokio::task::block_in_place(f)
+    } else {
+        f()
     }
 }

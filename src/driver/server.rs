@@ -253,9 +253,13 @@ impl Driver {
     async fn input(&mut self, inbuf: &mut Vec<u8>) -> Result<(), Error> {
         let mut at = 0;
         while at < inbuf.len() && !self.s.is_closed() {
-            let n = self
-                .s
-                .handle_input(inbuf.get(at..).unwrap_or_default(), Instant::now())?;
+            let input = inbuf.get(at..).unwrap_or_default();
+            let n = if self.s.transport().in_kex() {
+                let s = &mut self.s;
+                crate::driver::kex_work(|| s.handle_input(input, Instant::now())).await?
+            } else {
+                self.s.handle_input(input, Instant::now())?
+            };
             at = at.saturating_add(n);
             let progressed = self.events().await?;
             if n == 0 && !progressed {

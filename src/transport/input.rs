@@ -195,6 +195,16 @@ impl Transport {
         if self.kex.peer_in_kex() {
             return Err(self.unexpected(MsgNum::KEXINIT));
         }
+        // A client's re-exchange before it has logged in is refused, as sshd does: otherwise one
+        // connection could loop expensive exchanges (group18, an RSA signature each) for the
+        // whole login grace time (RFC-NOTES, RFC4253 §9 row).
+        if self.role == Role::Server && self.initial_done && !self.authenticated {
+            return Err(crate::error::ProtocolError::UnexpectedMessage {
+                phase: "authentication (re-exchange before login)",
+                msg: MsgNum::KEXINIT.0,
+            }
+            .into());
+        }
         let peer = KexInit::decode_exact(payload.get(1..).unwrap_or_default())?;
         if matches!(self.kex, KexPhase::Idle) {
             // The peer started a re-exchange: answer with ours [RFC4253 §9].

@@ -281,6 +281,12 @@ impl Transport {
         self.initial_done
     }
 
+    /// Whether a key exchange is under way (the first one included): the next input may make
+    /// us compute a shared secret and sign, the one expensive step a peer can trigger.
+    pub fn in_kex(&self) -> bool {
+        !self.initial_done || !matches!(self.kex, KexPhase::Idle)
+    }
+
     /// Whether the connection is finished (after a disconnect either way or a fatal error).
     pub const fn is_closed(&self) -> bool {
         self.closed

@@ -584,6 +584,29 @@ fn never_starts_a_rekey_before_authentication_but_answers_one() {
 }
 
 #[test]
+fn a_client_re_exchange_before_login_is_refused_by_the_server() {
+    let mut p = Pair::new(TransportConfig::default(), TransportConfig::default());
+    p.handshake();
+    // The client (not authenticated to the server) starts a second exchange: the server refuses
+    // it, as sshd does, instead of computing another key exchange and host key signature.
+    p.client.set_authenticated();
+    p.client.start_rekey(p.now).unwrap();
+    p.drive();
+    let err = p
+        .server_error
+        .clone()
+        .expect("the server refused the re-exchange");
+    assert!(
+        matches!(
+            err,
+            Error::Protocol(ProtocolError::UnexpectedMessage { msg: 20, .. })
+        ),
+        "{err:?}"
+    );
+    assert_eq!(kex_done(&p.server_events).len(), 1);
+}
+
+#[test]
 fn every_kex_method_and_host_key_type_agrees() {
     use portcullis::crypto::verify::Curve;
     use portcullis::transport::KexAlg;
