@@ -37,6 +37,7 @@ pub mod error;
 pub mod git;
 pub mod keys;
 pub mod limits;
+pub mod log_safe;
 pub mod lookup;
 pub mod msg;
 pub mod proxy;

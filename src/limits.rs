@@ -26,3 +26,8 @@ pub const MAX_NAMES_PER_LIST: usize = 256;
 /// all before we disconnect: OpenSSH's 10 % grace (`channel_input_data`), so a channel buffers at
 /// most 1.1 × its window [RFC4254 §5.2].
 pub const WINDOW_GRACE_DIVISOR: u32 = 10;
+
+/// USERAUTH_REQUESTs one connection may send, answered ones (PK_OK) included: each may cost a
+/// key lookup (with `backend = "command"` a process). `max_auth_attempts` bounds the failures;
+/// this bounds the rest. OpenSSH has no such cap (its MaxAuthTries skips PK_OK queries).
+pub const MAX_AUTH_REQUESTS: u32 = 32;

@@ -343,9 +343,24 @@ fn run(c: Config) -> Result<(), String> {
                 handler.clone(),
             );
             tasks.spawn(async move {
+                let mut backoff = Duration::ZERO;
                 loop {
-                    let Ok((sock, peer)) = listener.accept().await else {
-                        continue;
+                    let (sock, peer) = match listener.accept().await {
+                        Ok((sock, peer)) => {
+                            backoff = Duration::ZERO;
+                            (sock, portcullis::driver::server::canonical(peer))
+                        }
+                        // Out of descriptors (EMFILE/ENFILE) or memory: the socket stays
+                        // readable, so retrying at once would spin. Back off, 10 ms up to 1 s.
+                        Err(e) => {
+                            backoff = (backoff * 2)
+                                .clamp(Duration::from_millis(10), Duration::from_secs(1));
+                            if backoff < Duration::from_secs(1) {
+                                tracing::warn!(error = %e, "accept failed; backing off");
+                            }
+                            tokio::time::sleep(backoff).await;
+                            continue;
+                        }
                     };
                     let Ok(permit) = limit.clone().try_acquire_owned() else {
                         tracing::warn!(addr = %peer, "too many connections, dropped");

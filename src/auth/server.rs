@@ -1,14 +1,18 @@
 //! Server side of user authentication [RFC4252]: the `ssh-userauth` service, `none`, and
 //! `publickey` (query → PK_OK, signature → verified over exactly the §7 data). Decisions about
-//! *who* a key belongs to are not made here: each acceptable request becomes an
-//! [`AuthRequest`] and waits for [`AuthServer::accept`] or [`AuthServer::reject`]; only a
-//! request whose signature verified can become a success (the CVE-2024-45337 shape cannot arise).
+//! *who* a key belongs to are not made here: each well-formed request becomes an
+//! [`AuthRequest`] and waits for [`AuthServer::accept`] or [`AuthServer::reject`]. The key is
+//! looked up first and a signature is verified only once the application accepted the key
+//! (an unknown key costs no verification); only a request whose signature verified can become a
+//! success (the CVE-2024-45337 shape cannot arise). Failed requests are counted as OpenSSH
+//! counts them: all but a query answered with PK_OK and a first `none`.
 
 use std::time::{Duration, Instant};
 
 use crate::auth::publickey::{self, Request};
 use crate::error::{DisconnectReason, Error, ProtocolError};
 use crate::keys::{PublicKey, SigAlg};
+use crate::limits::MAX_AUTH_REQUESTS;
 use crate::msg::MsgNum;
 use crate::transport::Transport;
 use crate::wire::Reader;
@@ -49,13 +53,29 @@ pub struct AuthRequest {
     pub key: PublicKey,
     /// The algorithm the request named.
     pub algorithm: SigAlg,
-    /// `None` for a query (no signature): only PK_OK can follow. `Some(alg)` when a signature
-    /// by this key verified, with the algorithm the signature itself used (which differs from
-    /// `algorithm` for the old clients that name `rsa-sha2-*` but sign with `ssh-rsa`).
-    pub verified: Option<SigAlg>,
-    /// Security keys: the authenticator flags of the verified signature (0x01 user present,
-    /// 0x04 user verified); the policy layer decides what it requires.
+    /// Whether the request carries a signature (not yet verified: that happens on accept).
+    /// Without one it is a query and only PK_OK can follow.
+    pub signed: bool,
+}
+
+/// A signature that verified, reported with the success.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Verified {
+    /// The algorithm the signature itself used (differs from the request's name for the old
+    /// clients that name `rsa-sha2-*` but sign with `ssh-rsa`).
+    pub algorithm: SigAlg,
+    /// Security keys: the authenticator flags (0x01 user present, 0x04 user verified).
     pub sk_flags: Option<u8>,
+}
+
+/// A request held while the application decides, with what verifying it needs.
+#[derive(Clone, Debug, PartialEq, Eq)]
+struct Pending {
+    req: AuthRequest,
+    service: Vec<u8>,
+    alg_name: Vec<u8>,
+    key_blob: Vec<u8>,
+    sig: Option<Vec<u8>>,
 }
 
 /// Where authentication stands.
@@ -66,7 +86,7 @@ enum Phase {
     /// Accepting requests.
     Active,
     /// A request awaits the application's decision; input is paused.
-    Pending(AuthRequest),
+    Pending(Box<Pending>),
     /// Success was sent; nothing more to do [RFC4252 §5.1].
     Done,
 }
@@ -77,6 +97,8 @@ pub struct AuthServer {
     config: AuthConfig,
     phase: Phase,
     failures: u32,
+    /// USERAUTH_REQUESTs seen, for the first-`none` rule and [`MAX_AUTH_REQUESTS`].
+    requests: u32,
     deadline: Instant,
 }
 
@@ -97,6 +119,7 @@ impl AuthServer {
             config,
             phase: Phase::AwaitService,
             failures: 0,
+            requests: 0,
             deadline,
         }
     }
@@ -182,10 +205,21 @@ impl AuthServer {
             t.disconnect(DisconnectReason::IllegalUserName, "user name is not UTF-8");
             return Err(Error::Auth("user name is not UTF-8"));
         };
+        // Every request counts towards a hard cap, PK_OK queries included, so no client can
+        // make us look keys up without end (`limits.rs`).
+        self.requests = self.requests.saturating_add(1);
+        if self.requests > MAX_AUTH_REQUESTS {
+            t.disconnect(
+                DisconnectReason::NoMoreAuthMethodsAvailable,
+                "too many authentication requests",
+            );
+            return Err(Error::Auth("too many authentication requests"));
+        }
         // Only the connection protocol can follow [RFC4252 §5: authentication MUST NOT be accepted].
         if service != b"ssh-connection" || method != b"publickey" || !self.offers("publickey") {
-            // "none" is how clients ask for the method list; it is not a failed attempt.
-            let counts = method != b"none";
+            // A first "none" is how clients ask for the method list; everything else counts
+            // (OpenSSH's userauth_finish).
+            let counts = !(method == b"none" && self.requests == 1);
             return self.fail(t, counts).map(|()| AuthOutcome::Nothing);
         }
         let has_sig = r.bool()?;
@@ -198,38 +232,26 @@ impl AuthServer {
             .and_then(SigAlg::from_wire_name);
         let key = PublicKey::decode(key_blob).ok();
         let (Some(algorithm), Some(key)) = (algorithm, key) else {
-            return self.fail(t, has_sig).map(|()| AuthOutcome::Nothing);
+            return self.fail(t, true).map(|()| AuthOutcome::Nothing);
         };
         // The named algorithm must be allowed and fit the key (the signature is checked as what
-        // its own blob says below).
+        // its own blob says, on accept).
         if algorithm.key_type() != key.key_type() || !self.config.sig_algs.contains(&algorithm) {
-            return self.fail(t, has_sig).map(|()| AuthOutcome::Nothing);
+            return self.fail(t, true).map(|()| AuthOutcome::Nothing);
         }
-        let verified = match sig {
-            None => None,
-            Some(sig) => {
-                let session_id = t.session_id().ok_or(Error::Auth("no session"))?;
-                let req = Request {
-                    user: user.as_bytes(),
-                    service,
-                    algorithm: alg_name,
-                    key_blob,
-                };
-                let data = publickey::signed_data(session_id, &req);
-                match key.verify(&data, sig, &self.config.sig_algs) {
-                    Ok(used) => Some(used),
-                    Err(_) => return self.fail(t, true).map(|()| AuthOutcome::Nothing),
-                }
-            }
-        };
         let req = AuthRequest {
             user: user.to_owned(),
             key,
             algorithm,
-            verified: verified.map(|v| v.algorithm),
-            sk_flags: verified.and_then(|v| v.sk_flags),
+            signed: sig.is_some(),
         };
-        self.phase = Phase::Pending(req.clone());
+        self.phase = Phase::Pending(Box::new(Pending {
+            req: req.clone(),
+            service: service.to_vec(),
+            alg_name: alg_name.to_vec(),
+            key_blob: key_blob.to_vec(),
+            sig: sig.map(<[u8]>::to_vec),
+        }));
         Ok(AuthOutcome::Decide(req))
     }
 
@@ -259,40 +281,57 @@ impl AuthServer {
         Ok(())
     }
 
-    /// Accepts the pending request. A query gets PK_OK; a verified request gets
-    /// USERAUTH_SUCCESS, once, and authentication is over. Returns whether it succeeded.
-    pub fn accept(&mut self, t: &mut Transport) -> Result<bool, Error> {
-        let Phase::Pending(req) = std::mem::replace(&mut self.phase, Phase::Active) else {
+    /// Accepts the pending request's key. A query gets PK_OK (and `Ok(None)`). A signed request
+    /// has its signature verified now; if it verifies and `flags_ok` accepts its security-key
+    /// flags, USERAUTH_SUCCESS is sent, once, and the signature is returned; otherwise it fails
+    /// like a rejected request (`Ok(None)`).
+    pub fn accept(
+        &mut self,
+        t: &mut Transport,
+        flags_ok: impl FnOnce(Option<u8>) -> bool,
+    ) -> Result<Option<Verified>, Error> {
+        let Phase::Pending(p) = std::mem::replace(&mut self.phase, Phase::Active) else {
             return Err(Error::Auth("no pending request"));
         };
-        match req.verified {
-            None => {
-                let blob = req.key.to_blob();
-                t.send_with(|w| {
-                    w.u8(MsgNum::USERAUTH_PK_OK.0)
-                        .string(req.algorithm.wire_name().as_bytes())
-                        .string(&blob);
-                })?;
-                Ok(false)
-            }
-            Some(_) => {
-                t.send_with(|w| {
-                    w.u8(MsgNum::USERAUTH_SUCCESS.0);
-                })?;
-                t.set_authenticated();
-                self.phase = Phase::Done;
-                Ok(true)
-            }
-        }
+        let Some(sig) = &p.sig else {
+            let blob = p.req.key.to_blob();
+            t.send_with(|w| {
+                w.u8(MsgNum::USERAUTH_PK_OK.0)
+                    .string(p.req.algorithm.wire_name().as_bytes())
+                    .string(&blob);
+            })?;
+            return Ok(None);
+        };
+        let session_id = t.session_id().ok_or(Error::Auth("no session"))?;
+        let req = Request {
+            user: p.req.user.as_bytes(),
+            service: &p.service,
+            algorithm: &p.alg_name,
+            key_blob: &p.key_blob,
+        };
+        let data = publickey::signed_data(session_id, &req);
+        let verified = match p.req.key.verify(&data, sig, &self.config.sig_algs) {
+            Ok(v) if flags_ok(v.sk_flags) => Verified {
+                algorithm: v.algorithm,
+                sk_flags: v.sk_flags,
+            },
+            _ => return self.fail(t, true).map(|()| None),
+        };
+        t.send_with(|w| {
+            w.u8(MsgNum::USERAUTH_SUCCESS.0);
+        })?;
+        t.set_authenticated();
+        self.phase = Phase::Done;
+        Ok(Some(verified))
     }
 
-    /// Rejects the pending request with USERAUTH_FAILURE (a rejected signature counts as a
-    /// failed attempt; a rejected query does not, as in OpenSSH).
+    /// Rejects the pending request with USERAUTH_FAILURE; it counts as a failed attempt, a
+    /// query included (OpenSSH counts every failure but a first `none`).
     pub fn reject(&mut self, t: &mut Transport) -> Result<(), Error> {
-        let Phase::Pending(req) = std::mem::replace(&mut self.phase, Phase::Active) else {
+        let Phase::Pending(_) = std::mem::replace(&mut self.phase, Phase::Active) else {
             return Err(Error::Auth("no pending request"));
         };
-        self.fail(t, req.verified.is_some())
+        self.fail(t, true)
     }
 }
 

@@ -15,11 +15,13 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::sync::{Notify, oneshot};
 use tokio::task::JoinSet;
 
+use crate::auth::server::AuthRequest;
 use crate::connection::{ChannelEvent, ChannelRequest, reason};
 use crate::driver::Ended;
 use crate::driver::pipe::{Pipe, PipeReader, PipeWriter};
 use crate::error::Error;
 use crate::keys::PublicKey;
+use crate::log_safe::{LogSafe, log_safe};
 use crate::lookup::{Identity, KeyLookup};
 use crate::server::{ServerConnection, ServerEvent};
 use crate::transport::TransportEvent;
@@ -130,7 +132,11 @@ struct Driver {
     scratch: Vec<u8>,
     identity: Option<(String, Identity, PublicKey)>,
     candidate: Option<Identity>,
+    /// Lookup answers of this connection, by (user, key blob).
+    looked_up: Vec<LookedUp>,
 }
+
+type LookedUp = ((String, Vec<u8>), Option<Identity>);
 
 const READ_CHUNK: usize = 64 * 1024;
 
@@ -139,6 +145,11 @@ const FIRST_SOURCE_READ: usize = 16 * 1024;
 
 /// Reads of a streaming source: the transport's whole queue at once.
 const STREAM_SOURCE_READ: usize = 256 * 1024;
+
+/// `peer` with an IPv4-mapped IPv6 address (`::ffff:a.b.c.d`) turned into the IPv4 one.
+pub fn canonical(peer: SocketAddr) -> SocketAddr {
+    SocketAddr::new(peer.ip().to_canonical(), peer.port())
+}
 
 /// Serves one connection until it ends. The caller spawned it and owns the socket.
 pub async fn serve<S>(
@@ -151,6 +162,9 @@ pub async fn serve<S>(
 where
     S: AsyncRead + AsyncWrite + Unpin,
 {
+    // An IPv4 client of a dual-stack listener arrives as ::ffff:a.b.c.d: compare, log and
+    // export it as the IPv4 address it is (a `from="!10.0.0.0/8"` must match it).
+    let peer = canonical(peer);
     let mut d = Driver {
         s,
         lookup,
@@ -165,6 +179,7 @@ where
         scratch: Vec::new(),
         identity: None,
         candidate: None,
+        looked_up: Vec::new(),
     };
     let ended = d.run(&mut stream).await;
     // Whatever still runs sees its streams end: stdin at EOF, stdout/stderr broken.
@@ -276,38 +291,34 @@ impl Driver {
         while let Some(ev) = self.s.poll_event() {
             match ev {
                 ServerEvent::AuthRequest(req) => {
-                    let who = match self
-                        .lookup
-                        .lookup(&req.user, &req.key, self.peer.ip())
-                        .await
-                    {
-                        Ok(who) => who,
-                        Err(e) => {
-                            tracing::warn!(peer = %self.peer, error = %e, "key lookup failed");
-                            None
-                        }
-                    };
-                    // Security keys: presence/verification flags must satisfy the key's options.
-                    let who =
-                        who.filter(|id| req.verified.is_none() || id.accepts_flags(req.sk_flags));
-                    match who {
+                    // The key is looked up first; the core verifies a signature only after
+                    // we accepted the key, so an unknown key costs no verification.
+                    match self.lookup_cached(&req).await {
                         Some(id) => {
-                            if req.verified.is_some_and(|used| used != req.algorithm) {
-                                tracing::info!(peer = %self.peer, named = req.algorithm.wire_name(), "client signed with ssh-rsa under an rsa-sha2 name");
-                            }
+                            let flags_id = id.clone();
                             self.candidate = Some(id);
-                            self.s.accept_auth()?;
+                            // Security keys: the signature's flags must satisfy the key's options.
+                            self.s
+                                .accept_auth_if(|flags| flags_id.accepts_flags(flags))?;
                         }
                         None => {
-                            if req.verified.is_some() {
-                                tracing::info!(peer = %self.peer, user = %req.user, key = %req.key.fingerprint(), "key not authorized");
+                            if req.signed {
+                                tracing::info!(peer = %self.peer, user = %log_safe(&req.user), key = %req.key.fingerprint(), "key not authorized");
                             }
                             self.s.reject_auth()?;
                         }
                     }
                     decided = true;
                 }
-                ServerEvent::Authenticated { user, key } => {
+                ServerEvent::Authenticated {
+                    user,
+                    key,
+                    algorithm,
+                    verified,
+                } => {
+                    if verified.algorithm != algorithm {
+                        tracing::info!(peer = %self.peer, named = algorithm.wire_name(), "client signed with ssh-rsa under an rsa-sha2 name");
+                    }
                     if let Some(id) = self.candidate.take() {
                         self.identity = Some((user, id, key));
                     }
@@ -333,6 +344,30 @@ impl Driver {
             }
         }
         Ok(decided)
+    }
+
+    /// The lookup's answer for (user, key), asked once per connection: a client repeating a
+    /// query (PK_OK ones are not failures) costs no second lookup. At most
+    /// `MAX_AUTH_REQUESTS` entries; a backend error is not cached.
+    async fn lookup_cached(&mut self, req: &AuthRequest) -> Option<Identity> {
+        let k = (req.user.clone(), req.key.to_blob());
+        if let Some(hit) = self.looked_up.iter().find(|(key, _)| *key == k) {
+            return hit.1.clone();
+        }
+        match self
+            .lookup
+            .lookup(&req.user, &req.key, self.peer.ip())
+            .await
+        {
+            Ok(who) => {
+                self.looked_up.push((k, who.clone()));
+                who
+            }
+            Err(e) => {
+                tracing::warn!(peer = %self.peer, error = %e, "key lookup failed");
+                None
+            }
+        }
     }
 
     fn context(&self, env: Vec<(Vec<u8>, Vec<u8>)>) -> Option<SessionContext> {
@@ -375,7 +410,7 @@ impl Driver {
                         },
                     );
                 } else {
-                    tracing::info!(peer = %self.peer, kind = %String::from_utf8_lossy(&kind), "channel type refused");
+                    tracing::info!(peer = %self.peer, kind = %LogSafe(&kind), "channel type refused");
                     self.s
                         .reject_open(id, reason::PROHIBITED, "only sessions are supported")?;
                 }

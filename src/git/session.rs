@@ -10,6 +10,7 @@ use crate::git::command::{self, GitCommand, Service, valid_git_protocol};
 use crate::git::policy::{Access, Authorizer, Decision};
 use crate::git::process::{self, GitRun};
 use crate::git::repo::{RepoRoot, canonical_name};
+use crate::log_safe::LogSafe;
 use crate::proxy::forward::{ForwardReport, forward};
 use crate::proxy::{Router, Upstream};
 
@@ -189,7 +190,7 @@ impl SessionHandler for GitServer {
     }
 
     fn exec(&self, ctx: &SessionContext, command: &[u8], io: SessionIo) -> ExecDecision {
-        let shown = String::from_utf8_lossy(command).into_owned();
+        let shown = LogSafe(command).to_string();
         let refuse = |why: String, reason: &str| {
             tracing::info!(user = %ctx.identity.name, fingerprint = %ctx.identity.fingerprint, addr = %ctx.peer, command = %shown, reason, "refused");
             ExecDecision::Refuse(why)
@@ -294,7 +295,7 @@ impl SessionHandler for GitServer {
     }
 
     fn refused(&self, ctx: &SessionContext, request: &ChannelRequest) {
-        let name = String::from_utf8_lossy(request.name()).into_owned();
+        let name = LogSafe(request.name()).to_string();
         // Stock clients send LANG/LC_* with every connection: not worth an info line.
         if matches!(request, ChannelRequest::Env { .. }) {
             tracing::debug!(user = %ctx.identity.name, addr = %ctx.peer, request = %name, "request refused");

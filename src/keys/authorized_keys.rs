@@ -123,6 +123,10 @@ fn parse_line(line: &str) -> Result<AuthorizedKey, String> {
         let lower = name.to_ascii_lowercase();
         match (lower.as_str(), value) {
             (n, None) if NO_OP_OPTIONS.contains(&n) => {}
+            // Two clauses would leave it unclear which one holds: refuse as sshd does.
+            ("from", Some(_)) if from.is_some() => {
+                return Err("multiple from= clauses: line skipped".into());
+            }
             ("from", Some(v)) => from = Some(unquote(v).ok_or("bad from= quoting")?),
             // Both only ever narrow or keep access for security keys [sshd(8)].
             ("no-touch-required", None) => touch_required = false,
@@ -196,6 +200,8 @@ fn unquote(v: &str) -> Option<String> {
 /// CIDR `addr/len`, `!` negating. Host names would need DNS, which we never consult: such a
 /// pattern cannot match, so it can only narrow access.
 pub fn address_matches(patterns: &str, addr: IpAddr) -> bool {
+    // An IPv4 client of a dual-stack socket is ::ffff:a.b.c.d; its patterns are IPv4 ones.
+    let addr = addr.to_canonical();
     let text = addr.to_string();
     let mut hit = false;
     for p in patterns.split(',').map(str::trim).filter(|p| !p.is_empty()) {
@@ -266,6 +272,35 @@ mod tests {
         assert_eq!(ak.find(&a, ip("10.0.0.1")).unwrap().name, "alice laptop");
         assert_eq!(ak.find(&b, ip("10.0.0.1")).unwrap().name, b.fingerprint());
         assert!(ak.find(&key(3), ip("10.0.0.1")).is_none());
+    }
+
+    #[test]
+    fn ipv4_mapped_clients_match_ipv4_patterns_and_negations() {
+        // A dual-stack listener sees IPv4 clients as ::ffff:a.b.c.d.
+        let a = key(1);
+        let ak = AuthorizedKeys::parse(&format!("from=\"*,!10.0.0.0/8\" {} dave", a.to_openssh()));
+        assert!(
+            ak.find(&a, ip("::ffff:10.1.2.3")).is_none(),
+            "negation bypassed"
+        );
+        assert!(ak.find(&a, ip("::ffff:192.0.2.7")).is_some());
+        let only = AuthorizedKeys::parse(&format!("from=\"192.0.2.*\" {}", a.to_openssh()));
+        assert!(only.find(&a, ip("::ffff:192.0.2.7")).is_some());
+    }
+
+    #[test]
+    fn a_second_from_clause_refuses_the_line() {
+        let a = key(1);
+        let ak = AuthorizedKeys::parse(&format!(
+            "from=\"10.0.0.0/8\",from=\"*\" {} eve",
+            a.to_openssh()
+        ));
+        assert!(ak.entries.is_empty());
+        assert!(
+            ak.warnings[0].contains("multiple from="),
+            "{:?}",
+            ak.warnings
+        );
     }
 
     #[test]

@@ -5,12 +5,12 @@ use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crate::auth::server::{AuthConfig, AuthOutcome, AuthRequest, AuthServer};
+use crate::auth::server::{AuthConfig, AuthOutcome, AuthRequest, AuthServer, Verified};
 use crate::connection::keepalive::Keepalive;
 use crate::connection::{ChannelEvent, ChannelRequest, Connection, ConnectionConfig};
 use crate::crypto::rng::SecureRandom;
 use crate::error::{DisconnectReason, Error, ProtocolError};
-use crate::keys::{PrivateKey, PublicKey};
+use crate::keys::{PrivateKey, PublicKey, SigAlg};
 use crate::msg::MsgNum;
 use crate::transport::{Transport, TransportConfig, TransportEvent};
 
@@ -43,6 +43,10 @@ pub enum ServerEvent {
         user: String,
         /// The key whose signature verified.
         key: PublicKey,
+        /// The algorithm the request named.
+        algorithm: SigAlg,
+        /// What the signature used, and a security key's flags.
+        verified: Verified,
     },
     /// A channel event.
     Channel(ChannelEvent),
@@ -186,17 +190,36 @@ impl ServerConnection {
     /// Accepts the pending authentication request: PK_OK for a query, USERAUTH_SUCCESS for a
     /// verified signature (the key in that request is the authenticated identity).
     pub fn accept_auth(&mut self) -> Result<(), Error> {
+        self.accept_auth_if(|_| true)
+    }
+
+    /// [`ServerConnection::accept_auth`], requiring `flags_ok` of a security key's signature
+    /// flags (the key's `no-touch-required` / `verify-required` policy). A signature that does
+    /// not verify, or whose flags are refused, fails the request instead.
+    pub fn accept_auth_if(
+        &mut self,
+        flags_ok: impl FnOnce(Option<u8>) -> bool,
+    ) -> Result<(), Error> {
         let req = self
             .pending
             .take()
             .ok_or(Error::Auth("no pending request"))?;
-        if self.auth.accept(&mut self.t)? {
-            self.events.push_back(ServerEvent::Authenticated {
-                user: req.user,
-                key: req.key,
-            });
+        match self.auth.accept(&mut self.t, flags_ok) {
+            Ok(Some(verified)) => {
+                self.events.push_back(ServerEvent::Authenticated {
+                    user: req.user,
+                    key: req.key,
+                    algorithm: req.algorithm,
+                    verified,
+                });
+                Ok(())
+            }
+            Ok(None) => Ok(()),
+            Err(e) => {
+                self.t.fail(&e);
+                Err(e)
+            }
         }
-        Ok(())
     }
 
     /// Rejects the pending authentication request.

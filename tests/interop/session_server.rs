@@ -56,15 +56,22 @@ impl App {
             match ev {
                 ServerEvent::AuthRequest(req) => {
                     if self.allowed.contains(&req.key) {
-                        if req.verified.is_some() {
-                            self.log.auth_algs.lock().unwrap().push(req.verified);
-                        }
                         self.s.accept_auth()?;
                     } else {
                         self.s.reject_auth()?;
                     }
                 }
-                ServerEvent::Authenticated { user, key } => {
+                ServerEvent::Authenticated {
+                    user,
+                    key,
+                    verified,
+                    ..
+                } => {
+                    self.log
+                        .auth_algs
+                        .lock()
+                        .unwrap()
+                        .push(Some(verified.algorithm));
                     self.log.authenticated.lock().unwrap().push((user, key))
                 }
                 ServerEvent::Transport(TransportEvent::KexDone { .. }) => {

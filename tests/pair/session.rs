@@ -222,11 +222,16 @@ fn identity_is_the_signing_key_not_a_queried_one() {
         .server_events
         .iter()
         .filter_map(|e| match e {
-            ServerEvent::AuthRequest(r) => Some((r.key.clone(), r.verified.is_some())),
+            ServerEvent::AuthRequest(r) => Some((r.key.clone(), r.signed)),
             _ => None,
         })
         .collect();
-    assert_eq!(asked, vec![(a.public(), false), (b.public(), true)]);
+    // The key is looked up before any signature is verified: A's blob with B's signature is
+    // asked about (A is authorized), and then fails verification.
+    assert_eq!(
+        asked,
+        vec![(a.public(), false), (b.public(), true), (a.public(), true)]
+    );
 }
 
 #[test]
@@ -318,11 +323,15 @@ fn buggy_clients_sha1_signature_under_an_rsa_sha2_name() {
         .server_events
         .iter()
         .filter_map(|e| match e {
-            ServerEvent::AuthRequest(r) => Some((r.algorithm, r.verified)),
+            ServerEvent::Authenticated {
+                algorithm,
+                verified,
+                ..
+            } => Some((*algorithm, verified.algorithm)),
             _ => None,
         })
         .collect();
-    assert_eq!(verified, vec![(SigAlg::RsaSha512, Some(SigAlg::RsaSha1))]);
+    assert_eq!(verified, vec![(SigAlg::RsaSha512, SigAlg::RsaSha1)]);
 }
 
 #[test]
@@ -353,19 +362,64 @@ fn too_many_failures_disconnect() {
 }
 
 #[test]
-fn none_lists_publickey_and_does_not_count() {
+fn a_first_none_is_free_and_every_other_failure_counts_as_in_openssh() {
     let mut s = Session::new(ServerConfig::default());
-    for _ in 0..10 {
+    let none = |s: &mut Session| {
         s.send(|w| {
             w.u8(50)
                 .string(b"git")
                 .string(b"ssh-connection")
                 .string(b"none");
-        });
+        })
+    };
+    // The first "none" asks for the method list and is free; 5 more reach 5 failures of 6.
+    for _ in 0..6 {
+        none(&mut s);
         let mut r = Reader::new(&s.to_client.last().unwrap()[1..]);
         assert_eq!(r.name_list().unwrap().as_str(), "publickey");
     }
     assert!(s.server_error.is_none());
+    // An unsigned query for a key nobody authorized is the sixth failure: disconnect.
+    let stranger = ed(9);
+    s.pk_request(&stranger.public(), "ssh-ed25519", None, None);
+    assert!(
+        matches!(s.server_error, Some(Error::Auth(_))),
+        "{:?}",
+        s.server_error
+    );
+}
+
+#[test]
+fn unsigned_queries_with_a_bad_key_or_algorithm_count() {
+    let mut s = Session::new(ServerConfig::default());
+    let a = ed(1);
+    for _ in 0..6 {
+        // The algorithm does not fit the key: a failure, even without a signature.
+        s.pk_request(&a.public(), "rsa-sha2-256", None, None);
+    }
+    assert!(
+        matches!(s.server_error, Some(Error::Auth(_))),
+        "{:?}",
+        s.server_error
+    );
+}
+
+#[test]
+fn answered_queries_do_not_count_but_the_request_cap_holds() {
+    let mut s = Session::new(ServerConfig::default());
+    let a = ed(1);
+    s.allowed.push(a.public());
+    for _ in 0..portcullis::limits::MAX_AUTH_REQUESTS {
+        s.pk_request(&a.public(), "ssh-ed25519", None, None);
+        assert_eq!(s.last_reply(), 60);
+    }
+    assert!(s.server_error.is_none());
+    s.pk_request(&a.public(), "ssh-ed25519", None, None);
+    assert!(
+        matches!(s.server_error, Some(Error::Auth(_))),
+        "{:?}",
+        s.server_error
+    );
 }
 
 #[test]
@@ -755,10 +809,12 @@ fn security_key_login_reports_flags() {
             .u32(42);
         s.send(|w| publickey::write_request(w, &req, Some(&sig)));
         let seen = s.server_events.iter().find_map(|e| match e {
-            ServerEvent::AuthRequest(r) => Some((r.verified, r.sk_flags)),
+            ServerEvent::Authenticated { verified, .. } => {
+                Some((verified.algorithm, verified.sk_flags))
+            }
             _ => None,
         });
-        assert_eq!(seen, Some((Some(SigAlg::SkEd25519), Some(flags))));
+        assert_eq!(seen, Some((SigAlg::SkEd25519, Some(flags))));
         // The default identity policy: presence required.
         let id = portcullis::lookup::Identity {
             name: "x".into(),
