@@ -99,6 +99,11 @@ pub fn start(config: &str) -> Server {
 
 /// [`start`], after `prepare` has put files into the data directory.
 pub fn start_prepared(config: &str, prepare: impl FnOnce(&Path)) -> Server {
+    start_on("127.0.0.1:0", config, prepare)
+}
+
+/// [`start_prepared`] listening on `listen` (a loopback address).
+pub fn start_on(listen: &str, config: &str, prepare: impl FnOnce(&Path)) -> Server {
     require("git", "git");
     let dir = tempfile::tempdir().unwrap();
     let cfg = dir.path().join("portcullis.toml");
@@ -110,7 +115,7 @@ pub fn start_prepared(config: &str, prepare: impl FnOnce(&Path)) -> Server {
     let mut child = Command::new(env!("CARGO_BIN_EXE_portcullis"))
         .arg("--config")
         .arg(&cfg)
-        .args(["--listen", "127.0.0.1:0", "--data-dir"])
+        .args(["--listen", listen, "--data-dir"])
         .arg(dir.path().join("data"))
         .stdout(Stdio::piped())
         .stderr(log)
@@ -124,8 +129,9 @@ pub fn start_prepared(config: &str, prepare: impl FnOnce(&Path)) -> Server {
             .expect("portcullis exited before listening")
             .unwrap();
         printed.push(line.clone());
-        if let Some(rest) = line.strip_prefix("listening on 127.0.0.1:") {
-            break rest.split_whitespace().next().unwrap().parse().unwrap();
+        if let Some(rest) = line.strip_prefix("listening on ") {
+            let addr = rest.split_whitespace().next().unwrap();
+            break addr.rsplit(':').next().unwrap().parse().unwrap();
         }
     };
     Server {

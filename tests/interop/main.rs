@@ -10,6 +10,7 @@ mod client_sessions;
 mod clients;
 mod common;
 mod git_server;
+mod hardening;
 mod host_keys;
 mod lookup;
 mod openssh_client;
