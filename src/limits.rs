@@ -31,3 +31,13 @@ pub const WINDOW_GRACE_DIVISOR: u32 = 10;
 /// key lookup (with `backend = "command"` a process). `max_auth_attempts` bounds the failures;
 /// this bounds the rest. OpenSSH has no such cap (its MaxAuthTries skips PK_OK queries).
 pub const MAX_AUTH_REQUESTS: u32 = 32;
+
+/// How long a closing connection may take to flush its last bytes (our DISCONNECT) and shut
+/// down: a peer that stopped reading cannot hold the task past it.
+pub const FINAL_FLUSH: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// What one payload waiting behind a key exchange costs beyond its bytes: the `Vec` holding it
+/// (24) and the packet it becomes (length, padding length, up to 19 bytes of padding, a MAC of
+/// up to 64). The send queue's cap counts it per entry, so 5-byte replies cannot hide ten times
+/// their size behind the cap (`TransportConfig::max_queued_bytes`).
+pub const QUEUED_ENTRY_OVERHEAD: usize = 112;

@@ -8,14 +8,14 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::sync::{Notify, mpsc, oneshot};
 
 use crate::client::{ClientConnection, ClientEvent};
 use crate::connection::{ChanState, ChannelEvent, ChannelRequest};
-use crate::driver::Ended;
 use crate::driver::pipe::{Pipe, PipeReader, PipeWriter};
 use crate::driver::server::ExitStatus;
+use crate::driver::{Ended, Io, Outbox, flush_and_close, io_step};
 use crate::error::{DisconnectReason, Error};
 
 /// How a remote command ended, or why it never ran.
@@ -336,26 +336,20 @@ impl Task {
 
     async fn drive<S: AsyncRead + AsyncWrite + Unpin>(&mut self, stream: &mut S) -> Ended {
         let mut inbuf = Vec::with_capacity(64 * 1024);
-        let mut out = Vec::new();
+        let mut out = Outbox::default();
         let mut deadline = crate::driver::Deadline::new();
         loop {
             if let Err(e) = self.pump() {
-                self.c.poll_transmit(&mut out);
-                let _ = stream.write_all(&out).await;
-                return Ended::Error(e);
+                return self.finish(stream, &out, Ended::Error(e)).await;
             }
-            self.c.poll_transmit(&mut out);
-            if !out.is_empty() {
-                if let Err(e) = stream.write_all(&out).await {
-                    return Ended::Io(e);
+            if out.is_empty() {
+                out.refill(|b| self.c.poll_transmit(b));
+                if out.is_empty() && self.c.is_closed() {
+                    flush_and_close(stream, &[]).await;
+                    return Ended::Closed;
                 }
-                crate::driver::recycle(&mut out);
-                continue;
             }
-            if self.c.is_closed() {
-                let _ = stream.shutdown().await;
-                return Ended::Closed;
-            }
+            // While output waits nothing more is read, but timers (keepalive, kex) still run.
             deadline.set(self.c.poll_timeout());
             let sleep = deadline.wait();
             let notified = self.notify.notified();
@@ -366,40 +360,62 @@ impl Task {
                 }
             };
             tokio::select! {
-                r = stream.read_buf(&mut inbuf) => match r {
-                    Ok(0) => return Ended::Eof,
-                    Ok(_) => {
+                step = io_step(stream, &out, &mut inbuf) => match step {
+                    Io::Wrote(Ok(n)) => out.advance(n),
+                    Io::Read(Ok(0)) => return Ended::Eof,
+                    Io::Read(Ok(_)) => {
                         let mut at = 0;
                         while at < inbuf.len() && !self.c.is_closed() {
                             match self.c.handle_input(inbuf.get(at..).unwrap_or_default(), Instant::now()) {
                                 Ok(0) => break,
                                 Ok(n) => at = at.saturating_add(n),
-                                Err(Error::PeerDisconnected { reason, description }) => return Ended::PeerDisconnected { reason, description },
-                                Err(e) => return Ended::Error(e),
+                                Err(e) => return self.finish(stream, &out, Ended::Error(e)).await,
                             }
                             if let Err(e) = self.events() {
-                                return Ended::Error(e);
+                                return self.finish(stream, &out, Ended::Error(e)).await;
                             }
                         }
                         inbuf.drain(..at.min(inbuf.len()));
                     }
-                    Err(e) => return Ended::Io(e),
+                    Io::Wrote(Err(e)) | Io::Read(Err(e)) => return Ended::Io(e),
                 },
                 () = sleep => {
                     if let Err(e) = self.c.handle_timeout(Instant::now()) {
-                        return Ended::Error(e);
+                        return self.finish(stream, &out, Ended::Error(e)).await;
                     }
                 }
                 () = notified => {}
                 cmd = command => match cmd {
                     Some(Command::Exec { command, env, reply }) => {
                         if let Err(e) = self.open(command, env, reply) {
-                            return Ended::Error(e);
+                            return self.finish(stream, &out, Ended::Error(e)).await;
                         }
                     }
                     None => self.rx = None,
                 },
             }
+        }
+    }
+
+    /// Flushes what is pending (our DISCONNECT among it), bounded, and says how it ended.
+    async fn finish<S: AsyncWrite + Unpin>(
+        &mut self,
+        stream: &mut S,
+        out: &Outbox,
+        how: Ended,
+    ) -> Ended {
+        let mut rest = out.pending().to_vec();
+        self.c.poll_transmit(&mut rest);
+        flush_and_close(stream, &rest).await;
+        match how {
+            Ended::Error(Error::PeerDisconnected {
+                reason,
+                description,
+            }) => Ended::PeerDisconnected {
+                reason,
+                description,
+            },
+            other => other,
         }
     }
 

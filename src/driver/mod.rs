@@ -117,38 +117,39 @@ impl Deadline {
 
 const READ_CHUNK: usize = 64 * 1024;
 
-/// Runs `conn` over `stream` until it ends. Output is flushed before every read, and once more
-/// after an error so the peer sees our DISCONNECT.
+/// Runs `conn` over `stream` until it ends. Output is written before anything more is read,
+/// a part at a time inside the select so timers fire while a peer does not read; after an
+/// error what is pending is flushed (bounded) so the peer sees our DISCONNECT.
 pub async fn drive<S, C>(stream: &mut S, conn: &mut C) -> Ended
 where
     S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
     C: Connection,
 {
     let mut inbuf: Vec<u8> = Vec::with_capacity(READ_CHUNK);
-    let mut out = Vec::new();
+    let mut out = Outbox::default();
     let mut deadline = Deadline::new();
     loop {
-        conn.poll_transmit(&mut out);
-        if !out.is_empty() {
-            if let Err(e) = stream.write_all(&out).await {
-                return Ended::Io(e);
+        if out.is_empty() {
+            out.refill(|b| conn.poll_transmit(b));
+            if out.is_empty() && conn.is_closed() {
+                flush_and_close(stream, &[]).await;
+                return Ended::Closed;
             }
-            crate::driver::recycle(&mut out);
-            if let Err(e) = conn.handle_writable(Instant::now()) {
-                return finish(stream, conn, &mut out, Ended::Error(e)).await;
-            }
-            continue;
-        }
-        if conn.is_closed() {
-            let _ = stream.shutdown().await;
-            return Ended::Closed;
         }
         deadline.set(conn.poll_timeout());
         let sleep = deadline.wait();
         tokio::select! {
-            r = stream.read_buf(&mut inbuf) => match r {
-                Ok(0) => return Ended::Eof,
-                Ok(_) => {
+            step = io_step(stream, &out, &mut inbuf) => match step {
+                Io::Wrote(Ok(n)) => {
+                    out.advance(n);
+                    if out.is_empty()
+                        && let Err(e) = conn.handle_writable(Instant::now())
+                    {
+                        return finish(stream, conn, &mut out, Ended::Error(e)).await;
+                    }
+                }
+                Io::Read(Ok(0)) => return Ended::Eof,
+                Io::Read(Ok(_)) => {
                     let now = Instant::now();
                     let mut at = 0;
                     while at < inbuf.len() && !conn.is_closed() {
@@ -163,7 +164,7 @@ where
                         inbuf = Vec::with_capacity(READ_CHUNK);
                     }
                 }
-                Err(e) => return Ended::Io(e),
+                Io::Wrote(Err(e)) | Io::Read(Err(e)) => return Ended::Io(e),
             },
             () = sleep => {
                 if let Err(e) = conn.handle_timeout(Instant::now()) {
@@ -174,7 +175,7 @@ where
     }
 }
 
-async fn finish<S, C>(stream: &mut S, conn: &mut C, out: &mut Vec<u8>, how: Ended) -> Ended
+async fn finish<S, C>(stream: &mut S, conn: &mut C, out: &mut Outbox, how: Ended) -> Ended
 where
     S: tokio::io::AsyncWrite + Unpin,
     C: Connection,
@@ -189,12 +190,88 @@ where
         },
         other => other,
     };
-    conn.poll_transmit(out);
-    if !out.is_empty() {
-        let _ = stream.write_all(out).await;
-    }
-    let _ = stream.shutdown().await;
+    let mut rest = out.pending().to_vec();
+    conn.poll_transmit(&mut rest);
+    flush_and_close(stream, &rest).await;
     how
+}
+
+/// Output on its way to the socket. It is written a part at a time from inside a connection's
+/// `select!` ([`io_step`]), so the connection's timers (login grace, keepalive, key exchange)
+/// keep firing while a peer does not read: a blocked write cannot pin the task.
+#[derive(Default)]
+pub(crate) struct Outbox {
+    buf: Vec<u8>,
+    at: usize,
+}
+
+impl Outbox {
+    /// Whether everything taken so far went out.
+    pub(crate) fn is_empty(&self) -> bool {
+        self.at >= self.buf.len()
+    }
+
+    /// Once everything went out: gives the buffer back if it grew for a bulk transfer that is
+    /// over ([`recycle`]), then lets `fill` append the next bytes.
+    pub(crate) fn refill(&mut self, fill: impl FnOnce(&mut Vec<u8>)) {
+        if self.is_empty() {
+            if !self.buf.is_empty() {
+                recycle(&mut self.buf);
+            }
+            self.at = 0;
+            fill(&mut self.buf);
+        }
+    }
+
+    /// What is still to be written.
+    pub(crate) fn pending(&self) -> &[u8] {
+        self.buf.get(self.at..).unwrap_or_default()
+    }
+
+    /// `n` more bytes went out.
+    pub(crate) fn advance(&mut self, n: usize) {
+        self.at = self.at.saturating_add(n).min(self.buf.len());
+    }
+}
+
+/// One socket step of a connection loop.
+pub(crate) enum Io {
+    /// A read into the input buffer (0: end of stream).
+    Read(std::io::Result<usize>),
+    /// A write of part of the pending output.
+    Wrote(std::io::Result<usize>),
+}
+
+/// Writes what is pending, or else reads: a connection reads nothing more while its output
+/// waits, so a peer that does not read cannot make us produce more.
+pub(crate) async fn io_step<S>(stream: &mut S, out: &Outbox, inbuf: &mut Vec<u8>) -> Io
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+{
+    if out.is_empty() {
+        Io::Read(stream.read_buf(inbuf).await)
+    } else {
+        match stream.write(out.pending()).await {
+            Ok(0) => Io::Wrote(Err(std::io::ErrorKind::WriteZero.into())),
+            r => Io::Wrote(r),
+        }
+    }
+}
+
+/// Last words: `out` (our DISCONNECT among it), then shutdown — within
+/// [`FINAL_FLUSH`](crate::limits::FINAL_FLUSH), since a peer that does not read would otherwise
+/// hold the task and its connection slot for ever.
+pub(crate) async fn flush_and_close<S>(stream: &mut S, out: &[u8])
+where
+    S: tokio::io::AsyncWrite + Unpin,
+{
+    let _ = tokio::time::timeout(crate::limits::FINAL_FLUSH, async {
+        if !out.is_empty() {
+            let _ = stream.write_all(out).await;
+        }
+        let _ = stream.shutdown().await;
+    })
+    .await;
 }
 
 /// Empties the output buffer after a write. One that grew for a bulk transfer (a few hundred

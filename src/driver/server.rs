@@ -11,14 +11,14 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Instant;
 
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 use tokio::sync::{Notify, oneshot};
 use tokio::task::JoinSet;
 
 use crate::auth::server::AuthRequest;
 use crate::connection::{ChannelEvent, ChannelRequest, reason};
-use crate::driver::Ended;
 use crate::driver::pipe::{Pipe, PipeReader, PipeWriter};
+use crate::driver::{Ended, Io, Outbox, flush_and_close, io_step};
 use crate::error::Error;
 use crate::keys::PublicKey;
 use crate::log_safe::{LogSafe, log_safe};
@@ -194,46 +194,45 @@ where
 impl Driver {
     async fn run<S: AsyncRead + AsyncWrite + Unpin>(&mut self, stream: &mut S) -> Ended {
         let mut inbuf: Vec<u8> = Vec::with_capacity(READ_CHUNK);
-        let mut out = Vec::new();
+        let mut out = Outbox::default();
         let mut deadline = crate::driver::Deadline::new();
         loop {
             if let Err(e) = self.pump() {
-                return self.finish(stream, Ended::Error(e)).await;
+                return self.finish(stream, &out, Ended::Error(e)).await;
             }
-            self.s.poll_transmit(&mut out);
-            if !out.is_empty() {
-                if let Err(e) = stream.write_all(&out).await {
-                    return Ended::Io(e);
+            if out.is_empty() {
+                out.refill(|b| self.s.poll_transmit(b));
+                if out.is_empty() && self.s.is_closed() {
+                    flush_and_close(stream, &[]).await;
+                    return Ended::Closed;
                 }
-                crate::driver::recycle(&mut out);
-                continue;
             }
-            if self.s.is_closed() {
-                let _ = stream.shutdown().await;
-                return Ended::Closed;
-            }
+            // While output waits nothing more is read or produced, but the timers still run:
+            // a peer that stops reading meets the login grace, keepalive or kex timeout.
+            let writing = !out.is_empty();
             deadline.set(self.s.poll_timeout());
             let sleep = deadline.wait();
             let notified = self.notify.notified();
             tokio::select! {
-                r = stream.read_buf(&mut inbuf) => match r {
-                    Ok(0) => return Ended::Eof,
-                    Ok(_) => {
+                step = io_step(stream, &out, &mut inbuf) => match step {
+                    Io::Wrote(Ok(n)) => out.advance(n),
+                    Io::Read(Ok(0)) => return Ended::Eof,
+                    Io::Read(Ok(_)) => {
                         if let Err(e) = self.input(&mut inbuf).await {
-                            return self.finish(stream, Ended::Error(e)).await;
+                            return self.finish(stream, &out, Ended::Error(e)).await;
                         }
                     }
-                    Err(e) => return Ended::Io(e),
+                    Io::Wrote(Err(e)) | Io::Read(Err(e)) => return Ended::Io(e),
                 },
                 () = sleep => {
                     if let Err(e) = self.s.handle_timeout(Instant::now()) {
-                        return self.finish(stream, Ended::Error(e)).await;
+                        return self.finish(stream, &out, Ended::Error(e)).await;
                     }
                 }
                 () = notified => {}
                 () = std::future::poll_fn(|cx| {
                     poll_sources(&mut self.s, &self.sessions, &mut self.scratch, cx)
-                }) => {}
+                }), if !writing => {}
                 Some(done) = self.tasks.join_next() => {
                     if let Ok((serial, status)) = done
                         && self.detached.remove(&serial).is_none()
@@ -247,11 +246,15 @@ impl Driver {
         }
     }
 
-    async fn finish<S: AsyncWrite + Unpin>(&mut self, stream: &mut S, how: Ended) -> Ended {
-        let mut out = Vec::new();
-        self.s.poll_transmit(&mut out);
-        let _ = stream.write_all(&out).await;
-        let _ = stream.shutdown().await;
+    async fn finish<S: AsyncWrite + Unpin>(
+        &mut self,
+        stream: &mut S,
+        out: &Outbox,
+        how: Ended,
+    ) -> Ended {
+        let mut rest = out.pending().to_vec();
+        self.s.poll_transmit(&mut rest);
+        flush_and_close(stream, &rest).await;
         match how {
             Ended::Error(Error::PeerDisconnected {
                 reason,

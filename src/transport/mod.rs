@@ -25,6 +25,7 @@ use std::time::{Duration, Instant};
 use crate::crypto::rng::SecureRandom;
 use crate::error::{DisconnectReason, Error, LimitExceeded};
 use crate::keys::{PrivateKey, PublicKey};
+use crate::limits::QUEUED_ENTRY_OVERHEAD;
 use crate::msg::{Disconnect, MsgNum};
 use crate::wire::{Encode, Writer};
 use kex::KexPhase;
@@ -339,7 +340,12 @@ impl Transport {
             return Err(Error::Closed);
         }
         if self.kex.blocks_sending() || !self.queue.is_empty() {
-            let total = self.queued_bytes.saturating_add(payload.len());
+            // Real bytes: a 5-byte UNIMPLEMENTED reply costs an allocation now and a packet of
+            // ~48 bytes later, so each entry is charged its framing too (`limits.rs`).
+            let total = self
+                .queued_bytes
+                .saturating_add(payload.len())
+                .saturating_add(QUEUED_ENTRY_OVERHEAD);
             if total > self.config.max_queued_bytes {
                 return Err(LimitExceeded::SendQueueFull { len: total }.into());
             }
@@ -478,7 +484,9 @@ impl Transport {
     /// After our NEWKEYS: release what the exchange held back, in order [RFC4253 §7.1].
     fn flush_queue(&mut self) -> Result<(), Error> {
         while let Some(p) = self.queue.pop_front() {
-            self.queued_bytes = self.queued_bytes.saturating_sub(p.len());
+            self.queued_bytes = self
+                .queued_bytes
+                .saturating_sub(p.len().saturating_add(QUEUED_ENTRY_OVERHEAD));
             self.write_packet(&p)?;
         }
         Ok(())

@@ -58,3 +58,101 @@ fn from_negations_hold_for_ipv4_clients_of_a_dual_stack_listener() {
     assert!(log.contains("addr=127.0.0.1:"), "{log}");
     assert!(!log.contains("::ffff:"), "{log}");
 }
+
+/// Issue 15, item 2: a client finishes the key exchange, then sends messages that each earn a
+/// reply (UNIMPLEMENTED) and never reads. Once the server's writes block, the login grace timer
+/// must still fire and the connection end (before the fix the task sat in `write_all` for ever,
+/// holding its connection slot).
+#[test]
+fn a_client_that_stops_reading_is_still_cut_at_the_login_grace_time() {
+    use portcullis::driver::os_rng;
+    use portcullis::keys::PublicKey;
+    use portcullis::transport::{Pinned, Transport, TransportConfig, TransportEvent};
+    use std::io::{Read, Write};
+    use std::sync::Arc;
+    use std::time::{Duration, Instant};
+
+    let cfg = config(EVERYONE_WRITES).replace("login_grace_secs = 120", "login_grace_secs = 2");
+    assert!(cfg.contains("login_grace_secs = 2"));
+    let s = start_on("127.0.0.1:0", &cfg, |_| {});
+    let host = std::fs::read_to_string(s.data().join("host_ed25519_key.pub")).unwrap();
+    let mut t = Transport::new_client(
+        Arc::new(TransportConfig::default()),
+        Box::new(Pinned::Key(PublicKey::from_openssh(&host).unwrap())),
+        Box::new(os_rng().unwrap()),
+        Instant::now(),
+    );
+    let mut sock = std::net::TcpStream::connect(("127.0.0.1", s.port)).unwrap();
+    let me = sock.local_addr().unwrap().port();
+    sock.set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    // The handshake, driven by hand.
+    let (mut out, mut buf, mut inbuf) = (Vec::new(), [0u8; 65536], Vec::new());
+    let mut done = false;
+    while !done {
+        t.poll_transmit(&mut out);
+        sock.write_all(&out).unwrap();
+        out.clear();
+        let n = sock.read(&mut buf).unwrap();
+        assert!(n > 0, "server closed during the handshake: {}", s.log());
+        inbuf.extend_from_slice(&buf[..n]);
+        let mut at = 0;
+        while at < inbuf.len() {
+            let (used, pkt) = t.read(&inbuf[at..], Instant::now()).unwrap();
+            at += used;
+            if let Some(p) = pkt {
+                t.recycle(p);
+            }
+            if used == 0 {
+                break;
+            }
+        }
+        inbuf.drain(..at);
+        while let Some(ev) = t.poll_event() {
+            done |= matches!(ev, TransportEvent::KexDone { .. });
+        }
+    }
+    t.poll_transmit(&mut out);
+    sock.write_all(&out).unwrap();
+    out.clear();
+    // The flood: message 200 is unknown, each earns an UNIMPLEMENTED; we read nothing.
+    sock.set_write_timeout(Some(Duration::from_millis(300)))
+        .unwrap();
+    let started = Instant::now();
+    let mut sent = 0usize;
+    'flood: while started.elapsed() < Duration::from_secs(20) && sent < 256 << 20 {
+        for _ in 0..1000 {
+            t.send(&[200]).unwrap();
+        }
+        t.poll_transmit(&mut out);
+        let mut at = 0;
+        while at < out.len() {
+            match sock.write(&out[at..]) {
+                Ok(n) => at += n,
+                Err(_) => break 'flood, // the server stopped reading: its writes are blocked
+            }
+        }
+        sent += out.len();
+        out.clear();
+    }
+    assert!(
+        started.elapsed() < Duration::from_secs(20) && sent < 256 << 20,
+        "the server kept reading ({sent} bytes): the flood never blocked it"
+    );
+    // Grace (2 s) + the bounded last flush (5 s) + slack; we still read nothing.
+    let deadline = Instant::now() + Duration::from_secs(15);
+    let ended = format!("127.0.0.1:{me}");
+    while Instant::now() < deadline {
+        if s.log()
+            .lines()
+            .any(|l| l.contains("connection ended") && l.contains(&ended))
+        {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    panic!(
+        "the connection from port {me} still holds its slot after the login grace time:\n{}",
+        s.log()
+    );
+}

@@ -112,6 +112,24 @@ fn queue_is_bounded_while_a_key_exchange_holds_output() {
 }
 
 #[test]
+fn the_queue_cap_counts_each_entry_framing_not_only_its_payload() {
+    // 5-byte UNIMPLEMENTED-sized payloads: before, 10,000 bytes held 2,000 of them (and their
+    // ~48-byte packets later); now each is charged QUEUED_ENTRY_OVERHEAD as well.
+    let mut cfg = TransportConfig::default();
+    cfg.max_queued_bytes = 10_000;
+    let mut p = Pair::new(cfg, TransportConfig::default());
+    let per = 5 + portcullis::limits::QUEUED_ENTRY_OVERHEAD;
+    for _ in 0..10_000 / per {
+        p.client.send(&[3, 0, 0, 0, 1]).unwrap();
+    }
+    let err = p.client.send(&[3, 0, 0, 0, 1]).unwrap_err();
+    assert!(
+        matches!(err, Error::Limit(LimitExceeded::SendQueueFull { .. })),
+        "{err:?}"
+    );
+}
+
+#[test]
 fn rekeys_by_volume_under_load_without_loss_or_reordering() {
     let mut small = TransportConfig::default();
     small.rekey_bytes = 64 * 1024;
