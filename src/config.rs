@@ -127,6 +127,14 @@ pub struct Limits {
     pub max_channels: usize,
     /// Concurrent connections.
     pub max_connections: usize,
+    /// Concurrent connections that have not authenticated yet (OpenSSH's MaxStartups "full"
+    /// value): a flood of handshakes cannot take every connection slot.
+    #[serde(default = "default_max_unauthenticated")]
+    pub max_unauthenticated: usize,
+}
+
+fn default_max_unauthenticated() -> usize {
+    100
 }
 
 /// `[log]`.
@@ -290,8 +298,18 @@ impl Config {
             ));
         }
         let l = &self.limits;
-        if l.max_auth_attempts == 0 || l.max_channels == 0 || l.max_connections == 0 {
+        if l.max_auth_attempts == 0
+            || l.max_channels == 0
+            || l.max_connections == 0
+            || l.max_unauthenticated == 0
+        {
             return Err(bad("limits", "every limit must be at least 1"));
+        }
+        if l.max_unauthenticated > l.max_connections {
+            return Err(bad(
+                "limits.max_unauthenticated",
+                "cannot exceed limits.max_connections",
+            ));
         }
         if !matches!(self.log.format.as_str(), "human" | "json") {
             return Err(bad(

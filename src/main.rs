@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use clap::{Parser, Subcommand};
 use portcullis::config::{self, Config};
 use portcullis::driver::os_rng;
-use portcullis::driver::server::serve;
+use portcullis::driver::server::serve_limited;
 use portcullis::git::policy::RuleAuthorizer;
 use portcullis::git::repo::RepoRoot;
 use portcullis::git::session::GitServer;
@@ -333,10 +333,12 @@ fn run(c: Config) -> Result<(), String> {
             }
         }
         let limit = Arc::new(Semaphore::new(c.limits.max_connections));
+        let preauth = Arc::new(Semaphore::new(c.limits.max_unauthenticated));
         let mut tasks = tokio::task::JoinSet::new();
         for listener in listeners {
-            let (limit, keys, cfg, lookup, handler) = (
+            let (limit, preauth, keys, cfg, lookup, handler) = (
                 limit.clone(),
+                preauth.clone(),
                 keys.clone(),
                 server_config.clone(),
                 lookup.clone(),
@@ -366,6 +368,11 @@ fn run(c: Config) -> Result<(), String> {
                         tracing::warn!(addr = %peer, "too many connections, dropped");
                         continue;
                     };
+                    // Held until the client authenticates (or leaves).
+                    let Ok(unauthenticated) = preauth.clone().try_acquire_owned() else {
+                        tracing::warn!(addr = %peer, "too many unauthenticated connections, dropped");
+                        continue;
+                    };
                     let _ = sock.set_nodelay(true);
                     let rng = match os_rng() {
                         Ok(r) => r,
@@ -380,7 +387,9 @@ fn run(c: Config) -> Result<(), String> {
                     // Detached: stopping the listeners at shutdown must not cut live sessions.
                     tokio::spawn(async move {
                         let sock = portcullis::driver::tcp::QuickAck(sock);
-                        let ended = serve(sock, peer, s, lookup, handler).await;
+                        let ended =
+                            serve_limited(sock, peer, s, lookup, handler, Some(unauthenticated))
+                                .await;
                         tracing::debug!(addr = %peer, ?ended, "connection ended");
                         drop(permit);
                     });

@@ -134,6 +134,8 @@ struct Driver {
     candidate: Option<Identity>,
     /// Lookup answers of this connection, by (user, key blob).
     looked_up: Vec<LookedUp>,
+    /// The caller's slot for unauthenticated connections, given back at authentication.
+    unauthenticated: Option<tokio::sync::OwnedSemaphorePermit>,
 }
 
 type LookedUp = ((String, Vec<u8>), Option<Identity>);
@@ -153,11 +155,27 @@ pub fn canonical(peer: SocketAddr) -> SocketAddr {
 
 /// Serves one connection until it ends. The caller spawned it and owns the socket.
 pub async fn serve<S>(
+    stream: S,
+    peer: SocketAddr,
+    s: ServerConnection,
+    lookup: Arc<dyn KeyLookup>,
+    handler: Arc<dyn SessionHandler>,
+) -> Ended
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    serve_limited(stream, peer, s, lookup, handler, None).await
+}
+
+/// [`serve`], holding `unauthenticated` (a slot of the caller's limit on connections that have
+/// not logged in) until the client authenticates or the connection ends.
+pub async fn serve_limited<S>(
     mut stream: S,
     peer: SocketAddr,
     s: ServerConnection,
     lookup: Arc<dyn KeyLookup>,
     handler: Arc<dyn SessionHandler>,
+    unauthenticated: Option<tokio::sync::OwnedSemaphorePermit>,
 ) -> Ended
 where
     S: AsyncRead + AsyncWrite + Unpin,
@@ -180,6 +198,7 @@ where
         identity: None,
         candidate: None,
         looked_up: Vec::new(),
+        unauthenticated,
     };
     let ended = d.run(&mut stream).await;
     // Whatever still runs sees its streams end: stdin at EOF, stdout/stderr broken.
@@ -325,6 +344,7 @@ impl Driver {
                     if let Some(id) = self.candidate.take() {
                         self.identity = Some((user, id, key));
                     }
+                    self.unauthenticated = None;
                 }
                 ServerEvent::Channel(ev) => self.channel_event(ev)?,
                 ServerEvent::Transport(TransportEvent::KexDone {

@@ -156,3 +156,78 @@ fn a_client_that_stops_reading_is_still_cut_at_the_login_grace_time() {
         s.log()
     );
 }
+
+/// Unauthenticated connections have their own cap (`limits.max_unauthenticated`): past it a
+/// connection is refused at once, and a connection gives its slot back when it logs in.
+#[test]
+fn unauthenticated_connections_have_their_own_cap() {
+    use std::io::Read;
+    use std::time::Duration;
+
+    let cfg =
+        config(EVERYONE_WRITES).replace("max_unauthenticated = 100", "max_unauthenticated = 3");
+    assert!(cfg.contains("max_unauthenticated = 3"));
+    let s = start_on("127.0.0.1:0", &cfg, |data| {
+        std::fs::create_dir_all(data.join("repos")).unwrap();
+    });
+    let key = s.user_key("alice", Some("alice"));
+    let connect = || {
+        let c = std::net::TcpStream::connect(("127.0.0.1", s.port)).unwrap();
+        c.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        c
+    };
+    // Three silent clients hold the three slots (each reads our version line first).
+    let mut held = Vec::new();
+    for _ in 0..3 {
+        let mut c = connect();
+        let mut line = [0u8; 8];
+        c.read_exact(&mut line).unwrap();
+        assert_eq!(&line, b"SSH-2.0-");
+        held.push(c);
+    }
+    let mut fourth = connect();
+    let mut buf = [0u8; 64];
+    assert_eq!(
+        fourth.read(&mut buf).unwrap_or(0),
+        0,
+        "the fourth is refused"
+    );
+    assert!(s.log().contains("too many unauthenticated connections"));
+    drop(held);
+    // Logged-in connections do not count: three held `ssh -N` sessions, then a command.
+    // (ssh runs LocalCommand once it has logged in: the marker files say all three did.)
+    let mut sessions = Vec::new();
+    for i in 0..3 {
+        let marker = s.dir.path().join(format!("in-{i}"));
+        sessions.push((
+            Command::new("sh")
+                .arg("-c")
+                .arg(format!(
+                    "exec {} -N -o PermitLocalCommand=yes -o 'LocalCommand=touch {}' -p {} git@127.0.0.1",
+                    s.ssh_command(&key),
+                    marker.display(),
+                    s.port
+                ))
+                .stdin(Stdio::null())
+                .spawn()
+                .unwrap(),
+            marker,
+        ));
+    }
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while !sessions.iter().all(|(_, m)| m.exists()) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "ssh -N did not log in:\n{}",
+            s.log()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let out = ssh(&s, &key, "\"git-upload-pack '/x.git'\"");
+    for (mut c, _) in sessions {
+        let _ = c.kill();
+        let _ = c.wait();
+    }
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("not found"), "{err}\n{}", s.log());
+}
