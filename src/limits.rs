@@ -41,3 +41,11 @@ pub const FINAL_FLUSH: std::time::Duration = std::time::Duration::from_secs(5);
 /// up to 64). The send queue's cap counts it per entry, so 5-byte replies cannot hide ten times
 /// their size behind the cap (`TransportConfig::max_queued_bytes`).
 pub const QUEUED_ENTRY_OVERHEAD: usize = 112;
+
+/// `env` requests one session may send, allowed or not (OpenSSH's sshd: 128); past it they are
+/// refused. Allowed ones keep one entry per name (the last value).
+pub const MAX_ENV_REQUESTS: u32 = 128;
+
+/// How long a session channel may stay open without a command before it is closed (the git
+/// server uses its `idle_secs` instead).
+pub const SESSION_START_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(120);

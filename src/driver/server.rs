@@ -9,7 +9,7 @@ use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 use tokio::sync::{Notify, oneshot};
@@ -21,6 +21,7 @@ use crate::driver::pipe::{Pipe, PipeReader, PipeWriter};
 use crate::driver::{Ended, Io, Outbox, flush_and_close, io_step};
 use crate::error::Error;
 use crate::keys::PublicKey;
+use crate::limits::MAX_ENV_REQUESTS;
 use crate::log_safe::{LogSafe, log_safe};
 use crate::lookup::{Identity, KeyLookup};
 use crate::server::{ServerConnection, ServerEvent};
@@ -96,6 +97,12 @@ pub trait SessionHandler: Send + Sync {
     fn refused(&self, ctx: &SessionContext, request: &ChannelRequest) {
         let _ = (ctx, request);
     }
+
+    /// How long a session channel may stay open without a command (`exec` or `shell`) before
+    /// it is closed: an authenticated client cannot park channels for ever.
+    fn start_timeout(&self) -> Duration {
+        crate::limits::SESSION_START_TIMEOUT
+    }
 }
 
 struct Session {
@@ -107,6 +114,10 @@ struct Session {
     stdout: Pipe,
     stderr: Pipe,
     env: Vec<(Vec<u8>, Vec<u8>)>,
+    /// `env` requests seen, allowed or not (capped at `MAX_ENV_REQUESTS`).
+    env_requests: u32,
+    /// Closed unless a command starts by then.
+    start_by: Instant,
     started: bool,
     exit: Option<ExitStatus>,
     done: bool,
@@ -229,7 +240,8 @@ impl Driver {
             // While output waits nothing more is read or produced, but the timers still run:
             // a peer that stops reading meets the login grace, keepalive or kex timeout.
             let writing = !out.is_empty();
-            deadline.set(self.s.poll_timeout());
+            let due = [self.s.poll_timeout(), self.next_start_deadline()];
+            deadline.set(due.into_iter().flatten().min());
             let sleep = deadline.wait();
             let notified = self.notify.notified();
             tokio::select! {
@@ -243,6 +255,7 @@ impl Driver {
                     }
                     Io::Wrote(Err(e)) | Io::Read(Err(e)) => return Ended::Io(e),
                 },
+                // (A session's start deadline is handled by the next `pump`.)
                 () = sleep => {
                     if let Err(e) = self.s.handle_timeout(Instant::now()) {
                         return self.finish(stream, &out, Ended::Error(e)).await;
@@ -393,6 +406,15 @@ impl Driver {
         }
     }
 
+    /// When the oldest session still without a command must have one.
+    fn next_start_deadline(&self) -> Option<Instant> {
+        self.sessions
+            .values()
+            .filter(|s| !s.started)
+            .map(|s| s.start_by)
+            .min()
+    }
+
     fn context(&self, env: Vec<(Vec<u8>, Vec<u8>)>) -> Option<SessionContext> {
         let (user, identity, key) = self.identity.clone()?;
         Some(SessionContext {
@@ -427,6 +449,10 @@ impl Driver {
                             stdout: n(),
                             stderr: n(),
                             env: Vec::new(),
+                            env_requests: 0,
+                            start_by: Instant::now()
+                                .checked_add(self.handler.start_timeout())
+                                .unwrap_or_else(Instant::now),
                             started: false,
                             exit: None,
                             done: false,
@@ -479,11 +505,25 @@ impl Driver {
             };
         };
         let ok = match &request {
+            // Counted whether allowed or not; past the cap refused without a word (OpenSSH: 128).
+            ChannelRequest::Env { .. } if sess.env_requests >= MAX_ENV_REQUESTS => false,
             ChannelRequest::Env { name, value }
                 if !sess.started && self.handler.env_allowed(name, value) =>
             {
-                sess.env.push((name.clone(), value.clone()));
+                sess.env_requests = sess.env_requests.saturating_add(1);
+                // The last value of a name wins; memory stays one entry per allowed name.
+                match sess.env.iter_mut().find(|(n, _)| n == name) {
+                    Some(slot) => slot.1.clone_from(value),
+                    None => sess.env.push((name.clone(), value.clone())),
+                }
                 true
+            }
+            ChannelRequest::Env { .. } => {
+                sess.env_requests = sess.env_requests.saturating_add(1);
+                if let Some(ctx) = self.context(Vec::new()) {
+                    self.handler.refused(&ctx, &request);
+                }
+                false
             }
             ChannelRequest::Shell if !sess.started => match shell_message {
                 Some(message) => {
@@ -551,11 +591,20 @@ impl Driver {
         let mut ids = std::mem::take(&mut self.ids);
         ids.clear();
         ids.extend(self.sessions.keys().copied());
+        let now = self.next_start_deadline().map(|_| Instant::now());
         for &id in &ids {
             let Some(sess) = self.sessions.get_mut(&id) else {
                 continue;
             };
             if sess.done {
+                continue;
+            }
+            if !sess.started && now.is_some_and(|now| now >= sess.start_by) {
+                tracing::info!(peer = %self.peer, channel = id, "session closed: no command in time");
+                sess.started = true;
+                sess.done = true;
+                self.s.send_eof(id)?;
+                self.s.close(id)?;
                 continue;
             }
             // Client → task, only into free pipe space: window credit follows consumption.

@@ -294,6 +294,11 @@ impl SessionHandler for GitServer {
         ))
     }
 
+    /// A session that never runs a command is idle: `idle_secs` bounds it like a silent git.
+    fn start_timeout(&self) -> Duration {
+        self.idle_timeout
+    }
+
     fn refused(&self, ctx: &SessionContext, request: &ChannelRequest) {
         let name = LogSafe(request.name()).to_string();
         // Stock clients send LANG/LC_* with every connection: not worth an info line.

@@ -15,8 +15,12 @@ use sha2::{Digest, Sha256};
 
 use crate::common::{Dropbear, SshServer, Sshd, require};
 
-struct Exec {
+pub struct Exec {
     c: ClientConnection,
+    /// Open the session but never send a command.
+    park: bool,
+    /// When the server closed the channel.
+    pub closed_at: Option<Instant>,
     command: String,
     input: Vec<u8>,
     sent: usize,
@@ -35,6 +39,7 @@ impl Exec {
             match ev {
                 ClientEvent::Authenticated => self.id = Some(self.c.open_session()?),
                 ClientEvent::AuthFailed => self.auth_failed = true,
+                ClientEvent::Channel(ChannelEvent::Opened { .. }) if self.park => {}
                 ClientEvent::Channel(ChannelEvent::Opened { id }) => {
                     self.c.request(
                         id,
@@ -51,6 +56,7 @@ impl Exec {
                     ..
                 }) => self.exit = Some(code),
                 ClientEvent::Channel(ChannelEvent::Closed { .. }) => {
+                    self.closed_at = Some(Instant::now());
                     self.c.disconnect(DisconnectReason::ByApplication, "done");
                 }
                 _ => {}
@@ -148,6 +154,20 @@ async fn exec(
     command: &str,
     input: Vec<u8>,
 ) -> Exec {
+    run(sshd, keys, Some(command), input).await
+}
+
+/// Opens a session channel and sends no command; returns once the server closed it.
+pub async fn park_session(sshd: &dyn SshServer, key: Arc<PrivateKey>) -> Exec {
+    run(sshd, vec![key], None, Vec::new()).await
+}
+
+async fn run(
+    sshd: &dyn SshServer,
+    keys: Vec<Arc<PrivateKey>>,
+    command: Option<&str>,
+    input: Vec<u8>,
+) -> Exec {
     let mut sock = tokio::net::TcpStream::connect(("127.0.0.1", sshd.port()))
         .await
         .unwrap();
@@ -162,7 +182,9 @@ async fn exec(
     .unwrap();
     let mut app = Exec {
         c,
-        command: command.into(),
+        park: command.is_none(),
+        closed_at: None,
+        command: command.unwrap_or_default().into(),
         input,
         sent: 0,
         id: None,

@@ -231,3 +231,44 @@ fn unauthenticated_connections_have_their_own_cap() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("not found"), "{err}\n{}", s.log());
 }
+
+impl crate::common::SshServer for Server {
+    fn port(&self) -> u16 {
+        self.port
+    }
+    fn host_key(&self) -> portcullis::keys::PublicKey {
+        let text = std::fs::read_to_string(self.data().join("host_ed25519_key.pub")).unwrap();
+        portcullis::keys::PublicKey::from_openssh(&text).unwrap()
+    }
+    fn user(&self) -> String {
+        "git".into()
+    }
+    fn log(&self) -> String {
+        Server::log(self)
+    }
+}
+
+/// Issue 15, item 4: a session channel that never runs a command is closed after `idle_secs`
+/// (before, it stayed open as long as the connection).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_session_that_never_runs_a_command_is_closed_after_the_idle_time() {
+    let cfg = config(EVERYONE_WRITES).replace("idle_secs = 600", "idle_secs = 2");
+    assert!(cfg.contains("idle_secs = 2"));
+    let s = start_on("127.0.0.1:0", &cfg, |_| {});
+    let path = s.user_key("alice", Some("alice"));
+    let key =
+        portcullis::keys::key_file::parse(&std::fs::read_to_string(&path).unwrap(), None).unwrap();
+    let started = std::time::Instant::now();
+    let run = tokio::time::timeout(
+        std::time::Duration::from_secs(30),
+        crate::client_sessions::park_session(&s, std::sync::Arc::new(key)),
+    )
+    .await
+    .expect("the parked session was never closed");
+    let closed = run.closed_at.expect("the server closed the channel") - started;
+    assert!(
+        closed >= std::time::Duration::from_secs(2) && closed < std::time::Duration::from_secs(10),
+        "{closed:?}"
+    );
+    assert!(s.log().contains("no command in time"), "{}", s.log());
+}

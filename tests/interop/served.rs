@@ -369,3 +369,49 @@ async fn input_sent_before_a_close_reaches_the_command() {
     }
     client.abort();
 }
+
+/// Issue 15, item 4: `env` requests are capped per session (OpenSSH: 128) and an allowed name
+/// keeps only its last value. Before, all 300 were appended and handed to the command.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn env_requests_are_capped_and_keep_only_the_last_value() {
+    use portcullis::client::{ClientConfig, ClientConnection};
+    use portcullis::driver::client::spawn_exec;
+    use portcullis::keys::{PublicKey, key_file};
+    use portcullis::transport::Pinned;
+
+    let s = start().await;
+    let known = std::fs::read_to_string(&s.known_hosts).unwrap();
+    let host = PublicKey::from_openssh(known.split_once(' ').unwrap().1.trim()).unwrap();
+    let key = key_file::parse(&std::fs::read_to_string(&s.key).unwrap(), None).unwrap();
+    let sock = tokio::net::TcpStream::connect(("127.0.0.1", s.port))
+        .await
+        .unwrap();
+    let c = ClientConnection::new(
+        &ClientConfig::default(),
+        Box::new(Pinned::Key(host)),
+        "git",
+        vec![Arc::new(key)],
+        Box::new(os_rng().unwrap()),
+        Instant::now(),
+    )
+    .unwrap();
+    let env: Vec<(Vec<u8>, Vec<u8>)> = (1..=300)
+        .map(|i| {
+            (
+                b"GIT_PROTOCOL".to_vec(),
+                format!("version={i}").into_bytes(),
+            )
+        })
+        .collect();
+    let mut session = spawn_exec(sock, c, b"cat".to_vec(), env).await.unwrap();
+    drop(session.stdin);
+    let _ = tokio::io::AsyncReadExt::read_to_end(&mut session.stdout, &mut Vec::new()).await;
+    let seen = s.handler.seen.lock().unwrap().clone();
+    let (_, command, env) = seen.last().expect("the command ran");
+    assert_eq!(command, "cat");
+    assert_eq!(
+        env,
+        &vec![("GIT_PROTOCOL".to_owned(), "version=128".to_owned())],
+        "one entry, the last value accepted before the cap"
+    );
+}
