@@ -49,3 +49,7 @@ pub const MAX_ENV_REQUESTS: u32 = 128;
 /// How long a session channel may stay open without a command before it is closed (the git
 /// server uses its `idle_secs` instead).
 pub const SESSION_START_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(120);
+
+/// How long a connection that ended waits for its session tasks to clean up (kill git's
+/// process group, log the session) before aborting them.
+pub const TASK_CLEANUP: std::time::Duration = std::time::Duration::from_secs(10);

@@ -213,10 +213,23 @@ where
     };
     let ended = d.run(&mut stream).await;
     // Whatever still runs sees its streams end: stdin at EOF, stdout/stderr broken.
-    for sess in d.sessions.values() {
+    for sess in d.sessions.values().chain(d.detached.values()) {
         sess.stdin.close_write();
         sess.stdout.close_read();
         sess.stderr.close_read();
+    }
+    // Then the sessions go, so each task's `gone` fires, and the tasks get to finish: a git task
+    // kills its process group (hooks, pack-objects) and logs its session line. Dropping the
+    // tasks instead would abort them mid-await and skip both. Bounded: a handler that ignores
+    // `gone` is aborted after TASK_CLEANUP.
+    d.sessions.clear();
+    d.detached.clear();
+    let drained = tokio::time::timeout(crate::limits::TASK_CLEANUP, async {
+        while d.tasks.join_next().await.is_some() {}
+    })
+    .await;
+    if drained.is_err() {
+        tracing::warn!(peer = %d.peer, tasks = d.tasks.len(), "session tasks did not end in time; aborted");
     }
     ended
 }

@@ -44,6 +44,8 @@ pub struct RunReport {
     pub duration: Duration,
     /// Exit status sent to the client.
     pub status: ExitStatus,
+    /// How it ended: "exited", "client gone" (git's group killed) or "idle" (killed too).
+    pub ended: &'static str,
 }
 
 /// Runs git to completion (or until the client is gone), then reports.
@@ -51,7 +53,7 @@ pub async fn run(job: GitRun, io: SessionIo) -> RunReport {
     let start = Instant::now();
     let counters = Arc::new((AtomicU64::new(0), AtomicU64::new(0)));
     let mut pack = None;
-    let status = run_inner(&job, io, counters.clone(), &mut pack).await;
+    let (status, ended) = run_inner(&job, io, counters.clone(), &mut pack).await;
     if job.create && status == ExitStatus::Code(0) {
         point_head_at_a_branch(&job).await;
     }
@@ -63,6 +65,7 @@ pub async fn run(job: GitRun, io: SessionIo) -> RunReport {
             .saturating_add(pack.map_or(0, |p: Attached| p.moved())),
         duration: start.elapsed(),
         status,
+        ended,
     }
 }
 
@@ -94,10 +97,38 @@ fn kill_group(pid: Option<u32>) {
 
 async fn run_inner(
     job: &GitRun,
+    io: SessionIo,
+    counters: Arc<(AtomicU64, AtomicU64)>,
+    pack: &mut Option<Attached>,
+) -> (ExitStatus, &'static str) {
+    let status = run_git(job, io, counters, pack).await;
+    let ended = match &status {
+        Ended::Exited(_) => "exited",
+        Ended::ClientGone => "client gone",
+        Ended::Idle => "idle",
+    };
+    let status = match status {
+        Ended::Exited(s) => s,
+        Ended::ClientGone | Ended::Idle => ExitStatus::Signal("KILL".into()),
+    };
+    (status, ended)
+}
+
+/// How git's run ended.
+enum Ended {
+    Exited(ExitStatus),
+    /// The session went away (client disconnected or closed the channel): group killed.
+    ClientGone,
+    /// Nothing moved for `idle_timeout`: group killed.
+    Idle,
+}
+
+async fn run_git(
+    job: &GitRun,
     mut io: SessionIo,
     counters: Arc<(AtomicU64, AtomicU64)>,
     pack: &mut Option<Attached>,
-) -> ExitStatus {
+) -> Ended {
     if job.create {
         let init = command(&job.git, &job.env)
             .args(["init", "--bare", "--quiet"])
@@ -110,7 +141,7 @@ async fn run_inner(
                 .stderr
                 .write_all(b"portcullis: could not create the repository\n")
                 .await;
-            return ExitStatus::Code(1);
+            return Ended::Exited(ExitStatus::Code(1));
         }
     }
     let mut cmd = command(&job.git, &job.env);
@@ -123,7 +154,7 @@ async fn run_inner(
                 .stderr
                 .write_all(b"portcullis: internal error starting git\n")
                 .await;
-            return ExitStatus::Code(1);
+            return Ended::Exited(ExitStatus::Code(1));
         }
     };
     let pid = child.id();
@@ -131,7 +162,7 @@ async fn run_inner(
         (child.stdin.take(), child.stdout.take(), child.stderr.take())
     else {
         kill_group(pid);
-        return ExitStatus::Code(1);
+        return Ended::Exited(ExitStatus::Code(1));
     };
     let activity = Arc::new(AtomicU64::new(0));
     // The client may keep its side open after git is done: that copy must not hold us up.
@@ -150,7 +181,7 @@ async fn run_inner(
         Err(e) => {
             tracing::error!(error = %e, "cannot read git's output");
             kill_group(pid);
-            return ExitStatus::Code(1);
+            return Ended::Exited(ExitStatus::Code(1));
         }
     };
     let out = io.stdout.attach(stdout);
@@ -181,18 +212,18 @@ async fn run_inner(
     };
     let _abort_on_exit = AbortOnDrop(to_git);
     tokio::select! {
-        status = wait => match status {
+        status = wait => Ended::Exited(match status {
             Ok(s) => exit_status(s),
             Err(_) => ExitStatus::Code(1),
-        },
+        }),
         _ = &mut io.gone => {
             kill_group(pid);
-            ExitStatus::Signal("KILL".into())
+            Ended::ClientGone
         }
         () = idle => {
             tracing::info!(repo = %job.repo.display(), "git idle too long, killed");
             kill_group(pid);
-            ExitStatus::Signal("KILL".into())
+            Ended::Idle
         }
     }
 }

@@ -71,6 +71,7 @@ impl SessionLine {
         bytes_out: u64,
         duration: Duration,
         status: &ExitStatus,
+        ended: &str,
     ) {
         let exit = match status {
             ExitStatus::Code(c) => c.to_string(),
@@ -99,6 +100,7 @@ impl SessionLine {
             bytes_out,
             duration_ms = u64::try_from(duration.as_millis()).unwrap_or(u64::MAX),
             exit = %exit,
+            ended,
             "session"
         );
     }
@@ -164,6 +166,7 @@ impl GitServer {
                         duration: started.elapsed(),
                         status: ExitStatus::Code(1),
                         failure: Some(e.to_string()),
+                        ended: "failed",
                     };
                     (report, None)
                 }
@@ -178,6 +181,7 @@ impl GitServer {
                 report.bytes_out,
                 report.duration,
                 &report.status,
+                report.ended,
             );
             report.status
         }))
@@ -281,6 +285,7 @@ impl SessionHandler for GitServer {
                 report.bytes_out,
                 report.duration,
                 &report.status,
+                report.ended,
             );
             report.status
         }))

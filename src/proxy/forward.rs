@@ -27,6 +27,8 @@ pub struct ForwardReport {
     pub status: ExitStatus,
     /// What went wrong on the way, if anything (also told to the client on stderr).
     pub failure: Option<String>,
+    /// How it ended: "exited", "client gone" or "failed".
+    pub ended: &'static str,
 }
 
 /// Pipes `io` through `remote` until the upstream command ends, the client goes away, or
@@ -92,6 +94,11 @@ pub async fn forward(
             )),
         }
     };
+    let ended = match &outcome {
+        Some(RemoteExit::Status(_)) => "exited",
+        None => "client gone",
+        Some(_) => "failed",
+    };
     let (status, failure, tell_client) = match outcome {
         Some(RemoteExit::Status(s)) => (s, None, false),
         // The client is gone: nobody hears the status; the upstream channel closes as the
@@ -120,5 +127,6 @@ pub async fn forward(
         duration: start.elapsed(),
         status,
         failure,
+        ended,
     }
 }

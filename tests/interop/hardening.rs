@@ -272,3 +272,91 @@ async fn a_session_that_never_runs_a_command_is_closed_after_the_idle_time() {
     );
     assert!(s.log().contains("no command in time"), "{}", s.log());
 }
+
+/// Issue 15, item 6: a client that vanishes while git waits in a hook leaves no process of the
+/// session behind, and the session still gets its one log line saying how it ended. (Before,
+/// the connection's end aborted the session task: only git itself died, by `kill_on_drop`; the
+/// hook kept running and no `session` line was written.)
+#[test]
+fn a_vanished_client_leaves_no_process_behind_and_one_session_line() {
+    use crate::git_server::{Git, local_repo};
+    use std::os::unix::process::CommandExt;
+    use std::time::{Duration, Instant};
+
+    let marker = 7000 + std::process::id() % 1000;
+    let s = start_on("127.0.0.1:0", &config(EVERYONE_WRITES), |data| {
+        let repo = data.join("repos/h.git");
+        assert!(
+            Command::new("git")
+                .args(["init", "-q", "--bare"])
+                .arg(&repo)
+                .status()
+                .unwrap()
+                .success()
+        );
+        let hook = repo.join("hooks/pre-receive");
+        std::fs::write(
+            &hook,
+            format!("#!/bin/sh\ncat >/dev/null\nsleep {marker}\n"),
+        )
+        .unwrap();
+        let mut p = std::fs::metadata(&hook).unwrap().permissions();
+        std::os::unix::fs::PermissionsExt::set_mode(&mut p, 0o755);
+        std::fs::set_permissions(&hook, p).unwrap();
+    });
+    let alice = Git::as_user(&s, "alice");
+    let work = tempfile::tempdir().unwrap();
+    let local = local_repo(&alice, work.path(), 1);
+    let sleeping = || {
+        Command::new("pgrep")
+            .args(["-f", &format!("^sleep {marker}$")])
+            .output()
+            .is_ok_and(|o| o.status.success())
+    };
+    // The push, in its own process group so the whole client side can be killed at once.
+    let mut push = Command::new("git")
+        .current_dir(&local)
+        .args(["push", "-q", &s.url("h.git"), "HEAD:refs/heads/main"])
+        .env("GIT_SSH_COMMAND", s.ssh_command(&alice.key))
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .process_group(0)
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !sleeping() {
+        assert!(
+            Instant::now() < deadline,
+            "the hook never ran:\n{}",
+            s.log()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let pgid = nix::unistd::Pid::from_raw(i32::try_from(push.id()).unwrap());
+    nix::sys::signal::killpg(pgid, nix::sys::signal::Signal::SIGKILL).unwrap();
+    let _ = push.wait();
+    // The server notices the connection's end, kills git's group and logs the session.
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        let log = s.log();
+        let lines: Vec<&str> = log.lines().filter(|l| l.contains(" session ")).collect();
+        if !sleeping() && !lines.is_empty() {
+            assert_eq!(lines.len(), 1, "{log}");
+            assert!(lines[0].contains("ended=\"client gone\""), "{}", lines[0]);
+            assert!(lines[0].contains("repo=h.git"), "{}", lines[0]);
+            return;
+        }
+        if Instant::now() > deadline {
+            let _ = Command::new("pkill")
+                .args(["-f", &format!("^sleep {marker}$")])
+                .status();
+            panic!(
+                "hook still running: {}, session lines: {:?}\n{log}",
+                sleeping(),
+                lines
+            );
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
