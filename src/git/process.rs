@@ -53,8 +53,13 @@ pub async fn run(job: GitRun, io: SessionIo) -> RunReport {
     let start = Instant::now();
     let counters = Arc::new((AtomicU64::new(0), AtomicU64::new(0)));
     let mut pack = None;
+    // Only a repository this session brought into being is ever removed again (another push
+    // may have created it a moment before).
+    let fresh = job.create && tokio::fs::symlink_metadata(&job.repo).await.is_err();
     let (status, ended) = run_inner(&job, io, counters.clone(), &mut pack).await;
-    if job.create && status == ExitStatus::Code(0) {
+    if fresh && remove_if_unused(&job).await {
+        // Nothing was pushed (a failed push, or one with no refs): nothing is left behind.
+    } else if job.create && status == ExitStatus::Code(0) {
         point_head_at_a_branch(&job).await;
     }
     RunReport {
@@ -224,6 +229,32 @@ async fn run_git(
             tracing::info!(repo = %job.repo.display(), "git idle too long, killed");
             kill_group(pid);
             Ended::Idle
+        }
+    }
+}
+
+/// A push that created its repository and then failed (or pushed no ref) leaves nothing
+/// behind: the repository is removed if it holds no ref at all. Returns whether it was.
+async fn remove_if_unused(job: &GitRun) -> bool {
+    let refs = command(&job.git, &[])
+        .arg("--git-dir")
+        .arg(&job.repo)
+        .args(["for-each-ref", "--count=1"])
+        .stdin(Stdio::null())
+        .stderr(Stdio::null())
+        .output()
+        .await;
+    if !refs.is_ok_and(|o| o.status.success() && o.stdout.is_empty()) {
+        return false;
+    }
+    match tokio::fs::remove_dir_all(&job.repo).await {
+        Ok(()) => {
+            tracing::info!(repo = %job.repo.display(), "first push left no ref: empty repository removed");
+            true
+        }
+        Err(e) => {
+            tracing::warn!(repo = %job.repo.display(), error = %e, "could not remove an empty repository");
+            false
         }
     }
 }

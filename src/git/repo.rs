@@ -12,6 +12,10 @@ pub enum RepoError {
     /// Resolving symlinks leads outside the root.
     #[error("path escapes the repository root")]
     Escapes,
+    /// A repository to create would lie inside another one (its `refs/`, say), or where
+    /// something that is not a repository already is.
+    #[error("path lies inside another repository or on a non-repository")]
+    Occupied,
     /// The file system said no.
     #[error("cannot inspect repository: {0}")]
     Io(String),
@@ -76,17 +80,24 @@ impl RepoRoot {
                 });
             }
         }
-        // Missing: where it would be created, provided no existing ancestor escapes the root.
+        // Missing: where it would be created, provided nothing is there yet, no existing
+        // ancestor escapes the root and none is a repository (a push must not create one inside
+        // another's `refs/` or objects).
         let name = candidates.into_iter().next().ok_or(RepoError::BadPath)?;
         let path = self.root.join(&name);
+        if path.symlink_metadata().is_ok() {
+            return Err(RepoError::Occupied);
+        }
         let mut ancestor = path.parent();
-        while let Some(a) = ancestor {
+        while let Some(a) = ancestor.filter(|a| *a != self.root) {
             if a.exists() {
                 let real = a.canonicalize().map_err(|e| RepoError::Io(e.to_string()))?;
                 if !real.starts_with(&self.root) {
                     return Err(RepoError::Escapes);
                 }
-                break;
+                if is_git_dir(&real) || is_git_dir(&real.join(".git")) {
+                    return Err(RepoError::Occupied);
+                }
             }
             ancestor = a.parent();
         }
@@ -99,17 +110,20 @@ impl RepoRoot {
 }
 
 /// The repository name a client path stands for, by its text alone: `/a/b.git`, `~/a/b.git`
-/// and `a/b.git` are all `a/b.git`. Refuses `..`, `.`, hidden or empty components, `~user`,
-/// backslashes, control characters and more than 16 levels.
+/// and `a/b.git` are all `a/b.git`. Refuses `..`, `.`, hidden, empty or `-`-led components,
+/// `~user`, backslashes, control characters and more than 16 levels.
 pub fn canonical_name(client_path: &str) -> Result<String, RepoError> {
     let rel = client_path
         .strip_prefix("~/")
         .or_else(|| client_path.strip_prefix('/'))
         .unwrap_or(client_path);
     let components: Vec<&str> = rel.split('/').collect();
+    // No component may start with '-': the name reaches an upstream's command line, where a
+    // leading dash would be an option (`/--x` once passed as '--x').
     let canonical = components.iter().all(|c| {
         !c.is_empty()
             && !c.starts_with('.')
+            && !c.starts_with('-')
             && !c.starts_with('~')
             && !c.contains('\\')
             && !c.chars().any(char::is_control)
@@ -202,5 +216,25 @@ mod tests {
             Err(RepoError::Escapes),
             "creation through a link"
         );
+    }
+
+    #[test]
+    fn a_new_repository_never_lands_inside_another_or_on_a_file() {
+        let dir = tempfile::tempdir().unwrap();
+        bare(dir.path(), "a.git");
+        std::fs::write(dir.path().join("notes.git"), "x").unwrap();
+        let root = RepoRoot::new(dir.path()).unwrap();
+        for inside in ["a.git/refs/x.git", "a.git/objects/y", "/a.git/hooks/z.git"] {
+            assert_eq!(root.resolve(inside), Err(RepoError::Occupied), "{inside}");
+        }
+        assert_eq!(root.resolve("notes.git"), Err(RepoError::Occupied));
+        assert!(root.resolve("team/new.git").is_ok_and(|r| !r.exists));
+    }
+
+    #[test]
+    fn dash_led_components_are_refused() {
+        for bad in ["/--upload-pack=x", "-x.git", "team/-rf.git", "~/-x"] {
+            assert_eq!(canonical_name(bad), Err(RepoError::BadPath), "{bad}");
+        }
     }
 }

@@ -160,6 +160,17 @@ pub struct Upstream {
     pool: Pool,
 }
 
+/// A path prefix as a directory: "/srv/git" means "/srv/git/", so "team/app.git" cannot become
+/// "/srv/gitteam/app.git", a sibling of the intended directory. Empty stays empty (names then
+/// go as they are, relative to the upstream account's home).
+fn directory_prefix(prefix: &str) -> String {
+    if prefix.is_empty() || prefix.ends_with('/') {
+        prefix.to_owned()
+    } else {
+        format!("{prefix}/")
+    }
+}
+
 impl Upstream {
     /// An upstream from its configuration, with `key` already loaded.
     pub fn new(
@@ -176,7 +187,7 @@ impl Upstream {
             host_key,
             client,
             connect_timeout: Duration::from_secs(c.connect_timeout_secs),
-            path_prefix: c.path_prefix.clone(),
+            path_prefix: directory_prefix(&c.path_prefix),
             send_identity: c.send_identity,
             pool: Pool::new(
                 c.pool,
@@ -403,5 +414,12 @@ mod tests {
             parse_pinned(&format!("{} comment", k.to_openssh())),
             Some(Pinned::Key(p)) if p == k
         ));
+    }
+
+    #[test]
+    fn a_path_prefix_is_a_directory() {
+        assert_eq!(directory_prefix("/srv/git"), "/srv/git/");
+        assert_eq!(directory_prefix("/srv/git/"), "/srv/git/");
+        assert_eq!(directory_prefix(""), "");
     }
 }

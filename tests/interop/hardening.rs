@@ -360,3 +360,65 @@ fn a_vanished_client_leaves_no_process_behind_and_one_session_line() {
         std::thread::sleep(Duration::from_millis(100));
     }
 }
+
+/// Should-fix items on repository creation: a push that creates its repository and then
+/// fails, or pushes nothing, leaves no empty repository behind; a push cannot create a
+/// repository inside another one's `refs/`; a `-`-led path component is refused.
+#[test]
+fn first_pushes_that_push_nothing_leave_nothing_and_cannot_nest() {
+    use std::io::Write;
+    let s = start_on("127.0.0.1:0", &config(EVERYONE_WRITES), |data| {
+        std::fs::create_dir_all(data.join("repos")).unwrap();
+    });
+    let key = s.user_key("alice", Some("alice"));
+    let push = |path: &str, input: &[u8]| {
+        let mut c = Command::new("sh")
+            .arg("-c")
+            .arg(format!(
+                "{} -p {} git@127.0.0.1 \"git-receive-pack '{path}'\"",
+                s.ssh_command(&key),
+                s.port
+            ))
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        c.stdin.take().unwrap().write_all(input).unwrap();
+        c.wait_with_output().unwrap()
+    };
+    // A flush only (nothing to push), then a client that just hangs up.
+    push("/empty.git", b"0000");
+    push("/broken.git", b"");
+    let repos = s.data().join("repos");
+    let wait_gone = |name: &str| {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while repos.join(name).exists() {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "{name} left behind:\n{}",
+                s.log()
+            );
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+    };
+    wait_gone("empty.git");
+    wait_gone("broken.git");
+    // A real repository, then attempts to create one inside it and a dash-led name.
+    let alice = crate::git_server::Git {
+        server: &s,
+        key: key.clone(),
+    };
+    let work = tempfile::tempdir().unwrap();
+    let local = crate::git_server::local_repo(&alice, work.path(), 1);
+    alice.ok(&local, &["push", "-q", &s.url("a.git"), "main"]);
+    for bad in ["/a.git/refs/x.git", "/--x.git"] {
+        let out = push(bad, b"0000");
+        assert_eq!(out.status.code(), Some(1), "{bad}");
+        assert!(
+            String::from_utf8_lossy(&out.stderr).contains("not found"),
+            "{bad}"
+        );
+    }
+    assert!(!repos.join("a.git/refs/x.git").exists());
+}
