@@ -164,6 +164,28 @@ fn bad(key: &str, problem: impl Into<String>) -> ConfigError {
     }
 }
 
+/// Reads an unencrypted OpenSSH private key file (a host key, an upstream client key): refused
+/// if group or others may read it (as sshd refuses such host keys and ssh such identities); the
+/// text is wiped from memory after parsing.
+pub fn load_private_key(path: &Path) -> Result<crate::keys::PrivateKey, String> {
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(path)
+        .map_err(|e| format!("{}: {e}", path.display()))?
+        .permissions()
+        .mode();
+    if mode & 0o077 != 0 {
+        return Err(format!(
+            "{}: private key is accessible by others (mode {:o}); chmod 600 it",
+            path.display(),
+            mode & 0o777
+        ));
+    }
+    let text = zeroize::Zeroizing::new(
+        std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?,
+    );
+    key_file::parse(&text, None).map_err(|e| format!("{}: {e}", path.display()))
+}
+
 /// The "hardened" preset, as wire names. What it shuts out is in `portcullis.example.toml`
 /// and held by `tests/interop/clients.rs` (`hardened_preset_admits_exactly_the_documented_clients`).
 pub mod hardened {
@@ -384,18 +406,8 @@ impl Config {
         let mut upstreams = Vec::new();
         for u in &self.upstreams {
             let key_path = self.in_data(&u.key);
-            let text = std::fs::read_to_string(&key_path).map_err(|e| {
-                bad(
-                    &format!("upstreams.{}.key", u.name),
-                    format!("{}: {e}", key_path.display()),
-                )
-            })?;
-            let key = key_file::parse(&text, None).map_err(|e| {
-                bad(
-                    &format!("upstreams.{}.key", u.name),
-                    format!("{}: {e}", key_path.display()),
-                )
-            })?;
+            let key = load_private_key(&key_path)
+                .map_err(|e| bad(&format!("upstreams.{}.key", u.name), e))?;
             let check =
                 match (&u.host_key, &u.known_hosts) {
                     (Some(h), _) => HostKeyCheck::Pinned(parse_pinned(h).ok_or_else(|| {
@@ -673,6 +685,21 @@ mod tests {
         let e = Config::parse(&with("[algorithms]", "[algorithms]\npreset = \"paranoid\""))
             .unwrap_err();
         assert!(e.to_string().contains("algorithms.preset"), "{e}");
+    }
+
+    #[test]
+    fn private_keys_others_can_read_are_refused() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("upstream_key");
+        let mut rng = crate::crypto::rng::DeterministicRng::new(5);
+        let key = crate::keys::PrivateKey::generate_ed25519(&mut rng);
+        std::fs::write(&path, key_file::serialize(&key, "t", &mut rng)).unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
+        let e = load_private_key(&path).unwrap_err();
+        assert!(e.contains("chmod 600"), "{e}");
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
+        assert_eq!(load_private_key(&path).unwrap().public(), key.public());
     }
 
     #[test]

@@ -92,7 +92,7 @@ fn load(cli: &Cli) -> Result<Config, String> {
 
 /// Loads the host keys, generating missing ones (Ed25519 or RSA-3072, by file name) with mode 0600.
 fn host_keys(c: &Config) -> Result<Vec<PrivateKey>, String> {
-    use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+    use std::os::unix::fs::OpenOptionsExt;
     std::fs::create_dir_all(&c.data_dir).map_err(|e| format!("{}: {e}", c.data_dir.display()))?;
     let mut keys = Vec::new();
     for p in &c.host_keys {
@@ -126,20 +126,7 @@ fn host_keys(c: &Config) -> Result<Vec<PrivateKey>, String> {
             )
             .map_err(|e| e.to_string())?;
         }
-        let mode = std::fs::metadata(&path)
-            .map_err(|e| e.to_string())?
-            .permissions()
-            .mode();
-        if mode & 0o077 != 0 {
-            return Err(format!(
-                "{}: host key is readable by others (mode {:o}); chmod 600 it",
-                path.display(),
-                mode & 0o777
-            ));
-        }
-        let text =
-            std::fs::read_to_string(&path).map_err(|e| format!("{}: {e}", path.display()))?;
-        keys.push(key_file::parse(&text, None).map_err(|e| format!("{}: {e}", path.display()))?);
+        keys.push(portcullis::config::load_private_key(&path)?);
     }
     Ok(keys)
 }
@@ -249,8 +236,39 @@ fn init_logging(c: &Config) {
     }
 }
 
+/// Raises the soft descriptor limit to what `max_connections` needs: a socket each, and the
+/// three pipes of a running git (more sessions per connection are rare and are refused with
+/// EMFILE, not a crash). Refuses to start if the hard limit cannot even give every connection
+/// its socket.
+fn raise_descriptor_limit(max_connections: usize) -> Result<(), String> {
+    use nix::sys::resource::{Resource, getrlimit, setrlimit};
+    let conns = u64::try_from(max_connections).unwrap_or(u64::MAX);
+    let need = conns.saturating_mul(4).saturating_add(64);
+    let (soft, hard) = getrlimit(Resource::RLIMIT_NOFILE).map_err(|e| format!("getrlimit: {e}"))?;
+    if hard < conns.saturating_add(64) {
+        return Err(format!(
+            "limits.max_connections = {max_connections} needs at least {} file descriptors, \
+             but the hard limit (ulimit -Hn, systemd LimitNOFILE) is {hard}",
+            conns.saturating_add(64)
+        ));
+    }
+    if soft < need {
+        let target = need.min(hard);
+        setrlimit(Resource::RLIMIT_NOFILE, target, hard).map_err(|e| format!("setrlimit: {e}"))?;
+        if target < need {
+            tracing::warn!(
+                limit = target,
+                wanted = need,
+                "file descriptor limit below what max_connections may use"
+            );
+        }
+    }
+    Ok(())
+}
+
 fn run(c: Config) -> Result<(), String> {
     init_logging(&c);
+    raise_descriptor_limit(c.limits.max_connections)?;
     let keys = host_keys(&c)?;
     let repos = c.in_data(&c.repos_root);
     std::fs::create_dir_all(&repos).map_err(|e| format!("{}: {e}", repos.display()))?;

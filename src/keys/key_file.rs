@@ -48,11 +48,12 @@ pub fn parse(text: &str, passphrase: Option<&[u8]>) -> Result<PrivateKey, KeyFil
         .get(start.saturating_add(BEGIN.len())..)
         .unwrap_or_default();
     let end = body.find(END).ok_or(KeyFileError::NotOpenSsh)?;
-    let b64: String = body
-        .get(..end)
-        .unwrap_or_default()
-        .split_whitespace()
-        .collect();
+    let b64: Zeroizing<String> = Zeroizing::new(
+        body.get(..end)
+            .unwrap_or_default()
+            .split_whitespace()
+            .collect(),
+    );
     let raw = Zeroizing::new(Base64::decode_vec(&b64).map_err(|_| KeyFileError::NotOpenSsh)?);
     parse_binary(&raw, passphrase)
 }

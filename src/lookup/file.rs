@@ -32,6 +32,14 @@ impl FileLookup {
     /// The current contents, re-parsed if the file changed; warnings are logged once per load.
     pub async fn current(&self) -> Result<Arc<AuthorizedKeys>, LookupError> {
         let meta = tokio::fs::metadata(&self.path).await?;
+        // sshd's StrictModes: a file others may write could be made to admit any key.
+        if meta.mode() & 0o022 != 0 {
+            return Err(LookupError::Failed(format!(
+                "{} is writable by group or others (mode {:o}); chmod go-w it",
+                self.path.display(),
+                meta.mode() & 0o777
+            )));
+        }
         let stamp = (meta.len(), meta.mtime(), meta.mtime_nsec(), meta.ino());
         let mut cache = self.cache.lock().await;
         if let Some((s, keys)) = cache.as_ref()
@@ -55,5 +63,24 @@ impl KeyLookup for FileLookup {
             let keys = self.current().await?;
             Ok(keys.find(key, addr).map(|e| Identity::from_entry(e, key)))
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_group_or_world_writable_file_is_refused() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("authorized_keys");
+        std::fs::write(&path, "").unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
+        let f = FileLookup::new(&path);
+        assert!(f.current().await.is_ok());
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o666)).unwrap();
+        let e = f.current().await.unwrap_err();
+        assert!(e.to_string().contains("chmod go-w"), "{e}");
     }
 }

@@ -422,3 +422,51 @@ fn first_pushes_that_push_nothing_leave_nothing_and_cannot_nest() {
     }
     assert!(!repos.join("a.git/refs/x.git").exists());
 }
+
+/// Should-fix: the descriptor limit is raised to what `max_connections` needs at start, and a
+/// hard limit that cannot give every connection its socket refuses the start with the key named.
+#[test]
+fn the_descriptor_limit_is_raised_or_the_start_refused() {
+    use std::io::BufRead;
+    let dir = tempfile::tempdir().unwrap();
+    let spawn = |ulimit: &str| {
+        Command::new("sh")
+            .arg("-c")
+            .arg(format!(
+                "{ulimit}; exec {} --listen 127.0.0.1:0 --data-dir {}",
+                env!("CARGO_BIN_EXE_portcullis"),
+                dir.path().display()
+            ))
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap()
+    };
+    // A soft limit of 256 is raised to 1000 connections' worth (4 each + 64).
+    let mut server = spawn("ulimit -Sn 256");
+    let stdout = std::io::BufReader::new(server.stdout.take().unwrap());
+    for line in stdout.lines() {
+        if line.unwrap().starts_with("listening on") {
+            break;
+        }
+    }
+    let limits = std::fs::read_to_string(format!("/proc/{}/limits", server.id())).unwrap();
+    let _ = server.kill();
+    let _ = server.wait();
+    let field = |n: usize| -> u64 {
+        limits
+            .lines()
+            .find(|l| l.starts_with("Max open files"))
+            .and_then(|l| l.split_whitespace().nth(n))
+            .and_then(|v| v.parse().ok())
+            .unwrap()
+    };
+    let (soft, hard) = (field(3), field(4));
+    assert!(soft >= 4064.min(hard), "{limits}");
+    // A hard limit of 300 cannot serve 1000 connections: refused, naming the key.
+    let out = spawn("ulimit -n 300").wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(err.contains("limits.max_connections = 1000"), "{err}");
+}
