@@ -620,6 +620,8 @@ impl Driver {
                 self.s.close(id)?;
                 continue;
             }
+            // Extended data from a client has no reader here: dropped, its credit returned.
+            self.s.discard_extended(id)?;
             // Client → task, only into free pipe space: window credit follows consumption.
             let room = sess.stdin.room();
             if room > 0 {

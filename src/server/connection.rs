@@ -274,6 +274,12 @@ impl ServerConnection {
         self.conn.read_with(&mut self.t, id, false, max, sink)
     }
 
+    /// Drops extended data the client sent on `id` (a server session has no use for it),
+    /// returning its window credit: unread, it would pin up to a window per channel.
+    pub fn discard_extended(&mut self, id: u32) -> Result<usize, Error> {
+        self.conn.read_with(&mut self.t, id, true, usize::MAX, |_| {})
+    }
+
     /// Sends `exit-status` [RFC4254 §6.10].
     pub fn exit_status(&mut self, id: u32, code: u32) -> Result<(), Error> {
         self.conn
