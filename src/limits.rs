@@ -53,3 +53,7 @@ pub const SESSION_START_TIMEOUT: std::time::Duration = std::time::Duration::from
 /// How long a connection that ended waits for its session tasks to clean up (kill git's
 /// process group, log the session) before aborting them.
 pub const TASK_CLEANUP: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// The smallest window a channel is granted once its connection's window budget is spent
+/// (`ConnectionConfig::window_budget`): enough for a few packets, so it still makes progress.
+pub const MIN_CHANNEL_WINDOW: u32 = 64 * 1024;

@@ -350,13 +350,15 @@ pub fn start_portcullis(f: &Fixtures, binary: &Path, upstream_port: u16) -> Serv
              upstream = \"pooled\"\n\n[[routes]]\nrepos = [\"unpooled/**\"]\n\
              upstream = \"unpooled\"\n\n[timeouts]\nlogin_grace_secs = 120\nidle_secs = 600\n\
              keepalive_interval_secs = 60\nkeepalive_max = 3\nshutdown_grace_secs = 1\n\n\
-             [limits]\nmax_auth_attempts = 6\nmax_channels = 10\nmax_connections = 30000\n\n\
+             [limits]\nmax_auth_attempts = 6\nmax_channels = 10\nmax_connections = {conns}\n\
+             max_unauthenticated = 1000\n\n\
              [log]\nformat = \"human\"\nlevel = \"info\"\n",
             data = data.display(),
             repos = f.repos.display(),
             user = user_name(),
             up = upstream("pooled", true),
             down = upstream("unpooled", false),
+            conns = max_connections(),
         ),
     )
     .unwrap();
@@ -408,4 +410,19 @@ pub fn ssh_args(f: &Fixtures, extra: &[String]) -> Vec<String> {
     v.push(f.user_key.display().to_string());
     v.extend(extra.iter().cloned());
     v
+}
+
+/// As many connections as the descriptor hard limit lets portcullis accept (it refuses to
+/// start otherwise), up to 30,000; `max_unauthenticated` matches sshd's `MaxStartups 1000`.
+fn max_connections() -> u64 {
+    let hard = std::fs::read_to_string("/proc/self/limits")
+        .ok()
+        .and_then(|t| {
+            t.lines()
+                .find(|l| l.starts_with("Max open files"))
+                .and_then(|l| l.split_whitespace().nth(4))
+                .and_then(|v| v.parse::<u64>().ok())
+        })
+        .unwrap_or(30_064);
+    hard.saturating_sub(64).clamp(1000, 30_000)
 }

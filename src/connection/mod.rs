@@ -13,7 +13,7 @@ pub use requests::ChannelRequest;
 use std::collections::VecDeque;
 
 use crate::error::{Error, ProtocolError};
-use crate::limits::WINDOW_GRACE_DIVISOR;
+use crate::limits::{MIN_CHANNEL_WINDOW, WINDOW_GRACE_DIVISOR};
 use crate::msg::MsgNum;
 use crate::transport::Transport;
 use crate::wire::Reader;
@@ -39,6 +39,12 @@ pub struct ConnectionConfig {
     pub max_packet: u32,
     /// Channels open at once, counting ones still closing.
     pub max_channels: usize,
+    /// The most window all channels of the connection may hold between them: a new channel
+    /// gets `window` while this allows, else what is left, but never less than
+    /// [`MIN_CHANNEL_WINDOW`] (or `window`, if smaller). So the data a peer can make one
+    /// connection buffer is bounded by 1.1 × (this + `max_channels` × the floor), not by
+    /// `max_channels` × `window`.
+    pub window_budget: u32,
 }
 
 impl Default for ConnectionConfig {
@@ -47,6 +53,7 @@ impl Default for ConnectionConfig {
             window: 2 * 1024 * 1024,
             max_packet: 32 * 1024,
             max_channels: 10,
+            window_budget: 4 * 1024 * 1024,
         }
     }
 }
@@ -177,6 +184,19 @@ impl Connection {
     /// Number of channels in use (open, opening or closing).
     pub fn open_channels(&self) -> usize {
         self.channels.iter().flatten().count()
+    }
+
+    /// The window a new channel gets: `window` while the connection's budget has room, what
+    /// is left of it otherwise, never below the floor (see [`ConnectionConfig::window_budget`]).
+    fn window_for_new(&self) -> u32 {
+        let reserved = self
+            .channels
+            .iter()
+            .flatten()
+            .fold(0u32, |sum, ch| sum.saturating_add(ch.recv_max));
+        let left = self.config.window_budget.saturating_sub(reserved);
+        let floor = MIN_CHANNEL_WINDOW.min(self.config.window);
+        self.config.window.min(left).max(floor)
     }
 
     fn allocate(&mut self, ch: Channel) -> Option<u32> {
@@ -351,7 +371,11 @@ impl Connection {
         if kind == b"session" && self.no_more_sessions {
             return Err(Error::Channel("session opened after no-more-sessions"));
         }
-        let mut ch = Channel::new(kind.clone(), ChanState::PendingAccept, self.config.window);
+        let mut ch = Channel::new(
+            kind.clone(),
+            ChanState::PendingAccept,
+            self.window_for_new(),
+        );
         ch.remote = sender;
         ch.send_window = window;
         ch.peer_max_packet = max_packet;
@@ -457,14 +481,11 @@ impl Connection {
 
     /// Opens a channel of `kind` (the client opens `session`s).
     pub fn open(&mut self, t: &mut Transport, kind: &[u8]) -> Result<u32, Error> {
+        let window = self.window_for_new();
         let id = self
-            .allocate(Channel::new(
-                kind.to_vec(),
-                ChanState::Opening,
-                self.config.window,
-            ))
+            .allocate(Channel::new(kind.to_vec(), ChanState::Opening, window))
             .ok_or(Error::Channel("too many channels"))?;
-        let (window, max_packet) = (self.config.window, self.config.max_packet);
+        let max_packet = self.config.max_packet;
         t.send_with(|w| {
             w.u8(MsgNum::CHANNEL_OPEN.0)
                 .string(kind)
@@ -477,13 +498,13 @@ impl Connection {
 
     /// Accepts a channel the peer asked for.
     pub fn accept_open(&mut self, t: &mut Transport, id: u32) -> Result<(), Error> {
-        let (window, max_packet) = (self.config.window, self.config.max_packet);
+        let max_packet = self.config.max_packet;
         let ch = self.chan_mut(id)?;
         if ch.state != ChanState::PendingAccept {
             return Err(Error::Channel("channel is not awaiting a decision"));
         }
         ch.state = ChanState::Open;
-        let remote = ch.remote;
+        let (remote, window) = (ch.remote, ch.recv_max);
         t.send_with(|w| {
             w.u8(MsgNum::CHANNEL_OPEN_CONFIRMATION.0)
                 .u32(remote)

@@ -277,7 +277,8 @@ impl ServerConnection {
     /// Drops extended data the client sent on `id` (a server session has no use for it),
     /// returning its window credit: unread, it would pin up to a window per channel.
     pub fn discard_extended(&mut self, id: u32) -> Result<usize, Error> {
-        self.conn.read_with(&mut self.t, id, true, usize::MAX, |_| {})
+        self.conn
+            .read_with(&mut self.t, id, true, usize::MAX, |_| {})
     }
 
     /// Sends `exit-status` [RFC4254 §6.10].

@@ -537,6 +537,7 @@ fn small_window() -> ServerConfig {
             window: 64 * 1024,
             max_packet: 32768,
             max_channels: 3,
+            window_budget: 1 << 20,
         },
         ..Default::default()
     }
@@ -567,6 +568,27 @@ fn data_beyond_the_window_is_tolerated_up_to_a_tenth_then_disconnects() {
         s.server_error,
         Some(Error::Protocol(ProtocolError::WindowExceeded { id: 0 }))
     );
+}
+
+#[test]
+fn channels_share_the_connection_window_budget() {
+    // Default: 2 MiB windows, 4 MiB budget, 64 KiB floor, 10 channels. Two channels get the
+    // full window, the rest the floor: at most 4 MiB + 8 × 64 KiB may be buffered in all.
+    let mut s = Session::new(ServerConfig::default());
+    s.login(&ed(1));
+    let mut windows = Vec::new();
+    for _ in 0..10u32 {
+        open_session(&mut s, 1 << 20);
+        let confirm = s.to_client.last().unwrap().clone();
+        assert_eq!(confirm[0], 91);
+        let mut r = Reader::new(&confirm[1..]);
+        let (_, _, window) = (r.u32().unwrap(), r.u32().unwrap(), r.u32().unwrap());
+        windows.push(window);
+    }
+    assert_eq!(&windows[..2], &[2 << 20, 2 << 20]);
+    assert!(windows[2..].iter().all(|&w| w == 64 * 1024), "{windows:?}");
+    let total: u32 = windows.iter().sum();
+    assert!(total <= (4 << 20) + 8 * 64 * 1024);
 }
 
 #[test]
