@@ -470,3 +470,87 @@ fn the_descriptor_limit_is_raised_or_the_start_refused() {
     assert!(!out.status.success());
     assert!(err.contains("limits.max_connections = 1000"), "{err}");
 }
+
+/// Should-fix: memory per authenticated connection is bounded by the connection's window
+/// budget, not 10 channels × 2 MiB. Ten sessions multiplexed on one OpenSSH connection
+/// (ControlMaster) each fetch a 24 MiB pack they never read (git blocks: a window-0 producer)
+/// while stuffing 4 MiB more input the server must hold. The server's RSS may grow by at most
+/// 16 MiB (budget 4 MiB + floors, the stdin pipes, scratch); with 2 MiB per channel it grew by
+/// more than 25 MiB.
+#[test]
+fn ten_stalled_sessions_on_one_connection_stay_within_the_memory_bound() {
+    use crate::git_server::{Git, local_repo, random_file, rss_kib};
+    use std::time::{Duration, Instant};
+
+    let s = start_on("127.0.0.1:0", &config(EVERYONE_WRITES), |data| {
+        std::fs::create_dir_all(data.join("repos")).unwrap();
+    });
+    let alice = Git::as_user(&s, "alice");
+    let work = tempfile::tempdir().unwrap();
+    let local = local_repo(&alice, work.path(), 1);
+    random_file(&local.join("big.bin"), 24);
+    alice.ok(&local, &["add", "big.bin"]);
+    alice.ok(&local, &["commit", "-q", "-m", "big"]);
+    alice.ok(&local, &["push", "-q", &s.url("big.git"), "main"]);
+    let head = alice.ok(&local, &["rev-parse", "HEAD"]).trim().to_owned();
+    // The master connection.
+    let ctl = work.path().join("ctl");
+    let ssh = s.ssh_command(&alice.key);
+    let mut master = Command::new("sh")
+        .arg("-c")
+        .arg(format!(
+            "exec {ssh} -M -S {} -N -p {} git@127.0.0.1",
+            ctl.display(),
+            s.port
+        ))
+        .stdin(Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !ctl.exists() {
+        assert!(Instant::now() < deadline, "no control socket:\n{}", s.log());
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    std::thread::sleep(Duration::from_millis(300));
+    let before = rss_kib(s.pid());
+    // The ten sessions: want + done, then 4 MiB of input; their stdout is never read.
+    let request = format!("0032want {head}\n00000009done\n");
+    let mut sessions = Vec::new();
+    for _ in 0..10 {
+        sessions.push(
+            Command::new("sh")
+                .arg("-c")
+                .arg(format!(
+                    "(printf '{}'; head -c 4194304 /dev/zero) | exec {ssh} -S {} -p {} git@127.0.0.1 \"git-upload-pack '/big.git'\"",
+                    request.replace('\n', "\\n"),
+                    ctl.display(),
+                    s.port
+                ))
+                .stdin(Stdio::null())
+                .stdout(Stdio::piped())
+                .stderr(Stdio::null())
+                .spawn()
+                .unwrap(),
+        );
+    }
+    // Let every channel fill what it can, then take the peak over a few seconds.
+    let mut peak = 0;
+    let until = Instant::now() + Duration::from_secs(6);
+    while Instant::now() < until {
+        peak = peak.max(rss_kib(s.pid()));
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let sessions_seen = s.log().matches("connection").count();
+    for mut c in sessions {
+        let _ = c.kill();
+        let _ = c.wait();
+    }
+    let _ = master.kill();
+    let _ = master.wait();
+    let grown = peak.saturating_sub(before);
+    eprintln!("server RSS {before} -> {peak} KiB (grown {grown} KiB)");
+    assert!(
+        grown < 16 * 1024,
+        "server RSS grew {grown} KiB with ten stalled sessions ({before} -> {peak} KiB, {sessions_seen})"
+    );
+}
