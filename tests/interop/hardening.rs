@@ -554,3 +554,24 @@ fn ten_stalled_sessions_on_one_connection_stay_within_the_memory_bound() {
         "server RSS grew {grown} KiB with ten stalled sessions ({before} -> {peak} KiB, {sessions_seen})"
     );
 }
+
+/// Should-fix: text from a client (here a refused command) cannot forge log lines: CR, LF and
+/// other controls are escaped as sshd does.
+#[test]
+fn a_client_cannot_forge_log_lines() {
+    let s = start_on("127.0.0.1:0", &config(EVERYONE_WRITES), |_| {});
+    let key = s.user_key("alice", Some("alice"));
+    let line = s.ssh_command(&key);
+    let mut words = line.split_whitespace();
+    let out = Command::new(words.next().unwrap())
+        .args(words)
+        .args(["-p", &s.port.to_string(), "git@127.0.0.1"])
+        .arg("ls\nFORGED session user=root\r")
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let log = s.log();
+    assert!(log.contains("command=ls\\012FORGED"), "{log}");
+    assert!(!log.lines().any(|l| l.starts_with("FORGED")), "{log}");
+}
