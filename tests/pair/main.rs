@@ -2,6 +2,7 @@
 // Tests tweak one setting of a default config at a time; that reads best as assignments.
 #![allow(clippy::field_reassign_with_default)]
 
+mod channels;
 mod harness;
 mod session;
 mod transcript;

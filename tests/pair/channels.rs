@@ -1,0 +1,300 @@
+//! The channel layer through a `ServerConnection` (after a real login): windows and their
+//! budget, packet sizes, channel ids and limits, global requests, ping and keepalives.
+
+use std::time::Duration;
+
+use portcullis::connection::{ChannelEvent, ConnectionConfig};
+use portcullis::error::{Error, ProtocolError};
+use portcullis::msg::MsgNum;
+use portcullis::server::{ServerConfig, ServerEvent};
+use portcullis::wire::Reader;
+
+use crate::session::{Session, ed};
+
+fn open_session(s: &mut Session, window: u32) -> u32 {
+    s.send(|w| {
+        w.u8(90).string(b"session").u32(0).u32(window).u32(32768);
+    });
+    let id = s
+        .server_events
+        .iter()
+        .rev()
+        .find_map(|e| match e {
+            ServerEvent::Channel(ChannelEvent::OpenRequest { id, .. }) => Some(*id),
+            _ => None,
+        })
+        .unwrap();
+    s.server.accept_open(id).unwrap();
+    s.drive();
+    assert_eq!(s.last_reply(), 91, "OPEN_CONFIRMATION");
+    id
+}
+
+fn small_window() -> ServerConfig {
+    ServerConfig {
+        connection: ConnectionConfig {
+            window: 64 * 1024,
+            max_packet: 32768,
+            max_channels: 3,
+            window_budget: 1 << 20,
+        },
+        ..Default::default()
+    }
+}
+
+#[test]
+fn data_beyond_the_window_is_tolerated_up_to_a_tenth_then_disconnects() {
+    let mut s = Session::new(small_window());
+    s.login(&ed(1));
+    open_session(&mut s, 1 << 20);
+    for _ in 0..2 {
+        s.send(|w| {
+            w.u8(94).u32(0).string(&[7u8; 32768]);
+        });
+    }
+    assert!(s.server_error.is_none());
+    assert_eq!(s.server.channels().channel(0).unwrap().buffered(), 65536);
+    // OpenSSH's grace: a tenth of the window (6553 bytes of 65536) beyond it is buffered.
+    s.send(|w| {
+        w.u8(94).u32(0).string(&[7u8; 6000]);
+    });
+    assert!(s.server_error.is_none(), "{:?}", s.server_error);
+    assert_eq!(s.server.channels().channel(0).unwrap().buffered(), 71536);
+    s.send(|w| {
+        w.u8(94).u32(0).string(&[7u8; 554]);
+    });
+    assert_eq!(
+        s.server_error,
+        Some(Error::Protocol(ProtocolError::WindowExceeded { id: 0 }))
+    );
+}
+
+#[test]
+fn channels_share_the_connection_window_budget() {
+    // Default: 2 MiB windows, 4 MiB budget, 64 KiB floor, 10 channels. Two channels get the
+    // full window, the rest the floor: at most 4 MiB + 8 × 64 KiB may be buffered in all.
+    let mut s = Session::new(ServerConfig::default());
+    s.login(&ed(1));
+    let mut windows = Vec::new();
+    for _ in 0..10u32 {
+        open_session(&mut s, 1 << 20);
+        let confirm = s.to_client.last().unwrap().clone();
+        assert_eq!(confirm[0], 91);
+        let mut r = Reader::new(&confirm[1..]);
+        let (_, _, window) = (r.u32().unwrap(), r.u32().unwrap(), r.u32().unwrap());
+        windows.push(window);
+    }
+    assert_eq!(&windows[..2], &[2 << 20, 2 << 20]);
+    assert!(windows[2..].iter().all(|&w| w == 64 * 1024), "{windows:?}");
+    let total: u32 = windows.iter().sum();
+    assert!(total <= (4 << 20) + 8 * 64 * 1024);
+}
+
+#[test]
+fn data_above_our_packet_size_is_accepted_within_the_window() {
+    // OpenSSH only logs "rcvd big packet"; the window and the transport's cap bound it.
+    let mut s = Session::new(ServerConfig::default());
+    s.login(&ed(1));
+    open_session(&mut s, 1 << 20);
+    s.send(|w| {
+        w.u8(94).u32(0).string(&[7u8; 40000]);
+    });
+    assert!(s.server_error.is_none(), "{:?}", s.server_error);
+    assert_eq!(s.server.channels().channel(0).unwrap().buffered(), 40000);
+}
+
+#[test]
+fn reading_returns_window_credit() {
+    let mut s = Session::new(small_window());
+    s.login(&ed(1));
+    open_session(&mut s, 1 << 20);
+    for _ in 0..2 {
+        s.send(|w| {
+            w.u8(94).u32(0).string(&[7u8; 32768]);
+        });
+    }
+    let mut buf = vec![0u8; 40000];
+    assert_eq!(s.server.read(0, &mut buf).unwrap(), 40000);
+    s.drive();
+    let adjust = s
+        .to_client
+        .iter()
+        .rev()
+        .find(|m| m[0] == 93)
+        .expect("WINDOW_ADJUST");
+    let mut r = Reader::new(&adjust[1..]);
+    r.u32().unwrap();
+    assert_eq!(r.u32().unwrap(), 40000);
+}
+
+#[test]
+fn data_on_an_unknown_channel_disconnects() {
+    let mut s = Session::new(ServerConfig::default());
+    s.login(&ed(1));
+    s.send(|w| {
+        w.u8(94).u32(5).string(b"x");
+    });
+    assert_eq!(
+        s.server_error,
+        Some(Error::Protocol(ProtocolError::UnknownChannel { id: 5 }))
+    );
+}
+
+#[test]
+fn window_adjust_overflow_disconnects() {
+    let mut s = Session::new(ServerConfig::default());
+    s.login(&ed(1));
+    open_session(&mut s, u32::MAX - 10);
+    s.send(|w| {
+        w.u8(93).u32(0).u32(11);
+    });
+    assert_eq!(
+        s.server_error,
+        Some(Error::Protocol(ProtocolError::WindowOverflow { id: 0 }))
+    );
+}
+
+#[test]
+fn too_many_channels_get_resource_shortage() {
+    let mut s = Session::new(small_window());
+    s.login(&ed(1));
+    for _ in 0..3 {
+        open_session(&mut s, 1 << 20);
+    }
+    s.send(|w| {
+        w.u8(90).string(b"session").u32(9).u32(1 << 20).u32(32768);
+    });
+    let last = s.to_client.last().unwrap();
+    assert_eq!(last[0], 92, "OPEN_FAILURE");
+    let mut r = Reader::new(&last[1..]);
+    assert_eq!((r.u32().unwrap(), r.u32().unwrap()), (9, 4));
+    assert!(s.server_error.is_none());
+}
+
+#[test]
+fn channel_ids_are_reused_only_after_close_both_ways() {
+    let mut s = Session::new(small_window());
+    s.login(&ed(1));
+    let id = open_session(&mut s, 1 << 20);
+    s.server.close(id).unwrap();
+    s.drive();
+    assert!(
+        s.server.channels().channel(id).is_some(),
+        "our CLOSE alone does not free it"
+    );
+    s.send(|w| {
+        w.u8(97).u32(id);
+    });
+    assert!(s.server.channels().channel(id).is_none());
+    assert_eq!(open_session(&mut s, 1 << 20), id);
+}
+
+#[test]
+fn ping_is_answered_only_after_authentication() {
+    let mut s = Session::new(ServerConfig::default());
+    s.send(|w| {
+        w.u8(192).string(b"early");
+    });
+    assert!(s.to_client.iter().all(|m| m[0] != 193));
+    s.login(&ed(1));
+    s.send(|w| {
+        w.u8(192).string(b"late");
+    });
+    assert_eq!(
+        s.to_client.last().unwrap(),
+        &[193, 0, 0, 0, 4, b'l', b'a', b't', b'e']
+    );
+}
+
+#[test]
+fn global_requests_are_refused_in_order() {
+    let mut s = Session::new(ServerConfig::default());
+    s.login(&ed(1));
+    s.send(|w| {
+        w.u8(80)
+            .string(b"tcpip-forward")
+            .bool(true)
+            .string(b"0.0.0.0")
+            .u32(80);
+    });
+    s.send(|w| {
+        w.u8(80).string(b"keepalive@openssh.com").bool(true);
+    });
+    let replies: Vec<u8> = s.to_client.iter().rev().take(2).map(|m| m[0]).collect();
+    assert_eq!(replies, vec![MsgNum::REQUEST_FAILURE.0; 2]);
+}
+
+#[test]
+fn keepalives_go_out_when_idle_and_silence_disconnects() {
+    let cfg = ServerConfig {
+        keepalive_interval: Some(Duration::from_secs(10)),
+        keepalive_max: 3,
+        ..Default::default()
+    };
+    let mut s = Session::new(cfg);
+    s.login(&ed(1));
+    s.send(|w| {
+        w.u8(2).string(b"");
+    });
+    let first = s.server.poll_timeout().unwrap();
+    assert_eq!(first, s.now + Duration::from_secs(10));
+    // Answered keepalives keep the connection alive.
+    let mut t = first;
+    for _ in 0..5 {
+        s.server.handle_timeout(t).unwrap();
+        s.drive();
+        let last = s.to_client.last().unwrap();
+        assert_eq!(last[0], 80, "GLOBAL_REQUEST");
+        assert!(last[1..].windows(21).any(|w| w == b"keepalive@openssh.com"));
+        s.send(|w| {
+            w.u8(82);
+        });
+        t = s.server.poll_timeout().unwrap();
+    }
+    assert!(!s.server.is_closed());
+    // Three unanswered, then the connection goes.
+    for _ in 0..3 {
+        t += Duration::from_secs(10);
+        s.server.handle_timeout(t).unwrap();
+    }
+    t += Duration::from_secs(10);
+    assert!(s.server.handle_timeout(t).is_err());
+    assert!(s.server.is_closed());
+}
+
+#[test]
+fn a_write_larger_than_4_gib_is_split_by_the_window() {
+    let mut s = Session::new(ServerConfig::default());
+    s.login(&ed(1));
+    let id = open_session(&mut s, 1 << 20);
+    // calloc'd: only the pages actually sent are touched.
+    let huge = vec![0u8; (5usize << 30) + 7];
+    // Each call takes what the window and the transport's backpressure allow.
+    let mut sent = 0;
+    loop {
+        let n = s.server.write(id, None, &huge[sent..]).unwrap();
+        s.drive();
+        if n == 0 {
+            break;
+        }
+        sent += n;
+    }
+    assert_eq!(
+        sent,
+        1 << 20,
+        "exactly the peer's window, never a truncated length"
+    );
+    let data: usize = s
+        .to_client
+        .iter()
+        .filter(|m| m[0] == 94)
+        .map(|m| m.len() - 9)
+        .sum();
+    assert_eq!(data, 1 << 20);
+    s.send(|w| {
+        w.u8(93).u32(id).u32(u32::MAX - (1 << 20));
+    });
+    let n = s.server.write(id, None, &huge[sent..]).unwrap();
+    // Transport backpressure stops it: its soft queue (256 KiB) plus at most one packet.
+    assert!(n > 0 && n <= 256 * 1024 + 32768);
+}
