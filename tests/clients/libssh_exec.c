@@ -3,6 +3,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <poll.h>
 #include <unistd.h>
 
 static int fail(ssh_session s, const char *what) {
@@ -54,19 +55,39 @@ int main(int argc, char **argv) {
     if (rc != SSH_OK)
         return fail(s, "exec/shell request");
 
+    /* Both directions at once, as git needs (it answers the ref advertisement): stdin goes
+       to the channel as it comes, the channel's stdout/stderr come back as they arrive. */
     char buf[16384];
-    ssize_t n;
-    while ((n = read(0, buf, sizeof buf)) > 0)
-        if (ssh_channel_write(c, buf, (uint32_t)n) != n)
-            return fail(s, "write");
-    ssh_channel_send_eof(c);
-    for (int is_stderr = 0; is_stderr < 2; is_stderr++) {
-        /* stdout to its end, then what stderr holds; libssh buffers both. */
-        int r;
-        while ((r = ssh_channel_read_timeout(c, buf, sizeof buf, is_stderr, 20000)) > 0)
-            fwrite(buf, 1, (size_t)r, is_stderr ? stderr : stdout);
-        if (r < 0)
-            return fail(s, "read");
+    int stdin_open = 1;
+    for (;;) {
+        int moved = 0;
+        if (stdin_open) {
+            struct pollfd p = {.fd = 0, .events = POLLIN};
+            if (poll(&p, 1, 5) > 0) {
+                ssize_t n = read(0, buf, sizeof buf);
+                if (n <= 0) {
+                    ssh_channel_send_eof(c);
+                    stdin_open = 0;
+                } else if (ssh_channel_write(c, buf, (uint32_t)n) != n) {
+                    return fail(s, "write");
+                }
+                moved = 1;
+            }
+        }
+        for (int is_stderr = 0; is_stderr < 2; is_stderr++) {
+            int r = ssh_channel_read_nonblocking(c, buf, sizeof buf, is_stderr);
+            if (r == SSH_ERROR)
+                return fail(s, "read");
+            if (r > 0) {
+                fwrite(buf, 1, (size_t)r, is_stderr ? stderr : stdout);
+                fflush(is_stderr ? stderr : stdout);
+                moved = 1;
+            }
+        }
+        if (ssh_channel_is_eof(c) && ssh_channel_poll(c, 0) <= 0 && ssh_channel_poll(c, 1) <= 0)
+            break;
+        if (!moved && !stdin_open)
+            ssh_channel_poll_timeout(c, 5, 0);
     }
     fflush(stdout);
     int status = ssh_channel_get_exit_status(c);

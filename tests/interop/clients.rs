@@ -436,6 +436,58 @@ fn libssh_client() {
     matrix("libssh");
 }
 
+/// The bug's own proof: git clones through libssh 0.10 (our libssh program as git's SSH
+/// command, through a wrapper that turns git's `-p PORT user@host COMMAND` into its arguments),
+/// with protocol v2 and v0.
+#[test]
+fn git_clones_through_libssh() {
+    let (s, alice, _) = server("");
+    let wrapper = s.dir.path().join("libssh-ssh");
+    std::fs::write(
+        &wrapper,
+        format!(
+            "#!/bin/sh\nport=22\nwhile [ $# -gt 2 ]; do\n  case \"$1\" in\n    -p) port=$2; shift 2;;\n    -o) shift 2;;\n    *) shift;;\n  esac\ndone\nexec {} \"${{1#*@}}\" \"$port\" git {} '{}' \"$2\"\n",
+            built().libssh.display(),
+            alice.display(),
+            fingerprints(&s)
+        ),
+    )
+    .unwrap();
+    let mut perms = std::fs::metadata(&wrapper).unwrap().permissions();
+    std::os::unix::fs::PermissionsExt::set_mode(&mut perms, 0o755);
+    std::fs::set_permissions(&wrapper, perms).unwrap();
+    let work = tempfile::tempdir().unwrap();
+    for version in ["2", "0"] {
+        let dest = work.path().join(format!("v{version}"));
+        let out = Command::new("git")
+            .args(["-c", "ssh.variant=ssh", "-c"])
+            .arg(format!("protocol.version={version}"))
+            .args(["clone", "-q", &s.url("r.git")])
+            .arg(&dest)
+            .env("GIT_SSH_COMMAND", &wrapper)
+            .stdin(Stdio::null())
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "v{version}: {}\n{}",
+            String::from_utf8_lossy(&out.stderr),
+            s.log()
+        );
+        let log = Command::new("git")
+            .args(["-C"])
+            .arg(&dest)
+            .args(["log", "--format=%s", "main"])
+            .output()
+            .unwrap();
+        assert_eq!(
+            String::from_utf8_lossy(&log.stdout).trim(),
+            "seed",
+            "v{version}"
+        );
+    }
+}
+
 #[test]
 fn libssh2_client() {
     matrix("libssh2");
