@@ -164,6 +164,19 @@ fn bad(key: &str, problem: impl Into<String>) -> ConfigError {
     }
 }
 
+/// `over` merged into `base`: tables key by key, anything else (values, arrays, arrays of
+/// tables) replaced whole.
+fn merge(base: &mut toml::Table, over: toml::Table) {
+    for (k, v) in over {
+        match (base.get_mut(&k), v) {
+            (Some(toml::Value::Table(b)), toml::Value::Table(o)) => merge(b, o),
+            (_, v) => {
+                base.insert(k, v);
+            }
+        }
+    }
+}
+
 /// Reads an unencrypted OpenSSH private key file (a host key, an upstream client key): refused
 /// if group or others may read it (as sshd refuses such host keys and ssh such identities); the
 /// text is wiped from memory after parsing.
@@ -244,16 +257,32 @@ fn names<T: Copy>(
 
 impl Config {
     /// Parses and validates TOML text.
+    /// Every key the text omits takes its value from the embedded default ([`DEFAULT`]):
+    /// sections merge key by key, a list of tables (`[[access]]`, `[[upstreams]]`,
+    /// `[[routes]]`) given in the file replaces the default's whole list. Unknown keys are
+    /// still refused, with the key named.
     pub fn parse(text: &str) -> Result<Self, ConfigError> {
-        let c: Config = toml::from_str(text).map_err(|e| {
-            let span = e
-                .span()
-                .map(|s| format!(" (at byte {})", s.start))
-                .unwrap_or_default();
-            bad("config", format!("{}{span}", e.message()))
-        })?;
+        let c: Config = Self::effective(text)?
+            .try_into()
+            .map_err(|e: toml::de::Error| bad("config", e.message()))?;
         c.validate()?;
         Ok(c)
+    }
+
+    /// The file merged over the embedded default, as a TOML table (what `check-config` prints).
+    pub fn effective(text: &str) -> Result<toml::Table, ConfigError> {
+        let table = |text: &str| {
+            toml::from_str::<toml::Table>(text).map_err(|e| {
+                let span = e
+                    .span()
+                    .map(|s| format!(" (at byte {})", s.start))
+                    .unwrap_or_default();
+                bad("config", format!("{}{span}", e.message()))
+            })
+        };
+        let mut merged = table(DEFAULT)?;
+        merge(&mut merged, table(text)?);
+        Ok(merged)
     }
 
     fn validate(&self) -> Result<(), ConfigError> {
@@ -700,6 +729,26 @@ mod tests {
         assert!(e.contains("chmod 600"), "{e}");
         std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
         assert_eq!(load_private_key(&path).unwrap().public(), key.public());
+    }
+
+    #[test]
+    fn a_partial_file_takes_the_defaults_for_what_it_omits() {
+        let c = Config::parse("[limits]\nmax_connections = 50\nmax_unauthenticated = 20\n").unwrap();
+        let d = Config::parse(DEFAULT).unwrap();
+        assert_eq!(c.limits.max_connections, 50);
+        assert_eq!(c.limits.max_auth_attempts, d.limits.max_auth_attempts);
+        assert_eq!(c.listen, d.listen);
+        assert_eq!(c.timeouts.login_grace_secs, d.timeouts.login_grace_secs);
+        assert_eq!(c.access.len(), d.access.len());
+        // An empty file is the default; a list of tables given replaces the default's.
+        assert_eq!(Config::parse("").unwrap().listen, d.listen);
+        let one = "[[access]]\nwho = [\"alice\"]\nrepos = [\"a/**\"]\naccess = \"read\"\n";
+        assert_eq!(Config::parse(one).unwrap().access.len(), 1);
+        // Unknown keys are still refused, named; at the top level too.
+        let e = Config::parse("[limits]\nmax_conections = 5\n").unwrap_err();
+        assert!(e.to_string().contains("max_conections"), "{e}");
+        let e = Config::parse("lisen = [\"127.0.0.1:22\"]\n").unwrap_err();
+        assert!(e.to_string().contains("lisen"), "{e}");
     }
 
     #[test]

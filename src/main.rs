@@ -35,7 +35,7 @@ struct Cli {
     data_dir: Option<PathBuf>,
 }
 
-#[derive(Subcommand)]
+#[derive(Subcommand, Clone, Copy)]
 enum Command {
     /// Run the server (the default).
     Serve,
@@ -55,10 +55,14 @@ fn main() -> ExitCode {
         }
     };
     let result = match cli.command.unwrap_or(Command::Serve) {
-        Command::CheckConfig => {
-            println!("configuration OK");
-            Ok(())
-        }
+        // The effective configuration: the file merged over the embedded default.
+        Command::CheckConfig => config_text(&cli)
+            .and_then(|text| Config::effective(&text).map_err(|e| e.to_string()))
+            .and_then(|table| toml::to_string(&table).map_err(|e| e.to_string()))
+            .map(|text| {
+                print!("{text}");
+                eprintln!("configuration OK");
+            }),
         Command::Fingerprints => host_keys(&config).map(|keys| print_fingerprints(&keys)),
         Command::Serve => run(config),
     };
@@ -71,11 +75,15 @@ fn main() -> ExitCode {
     }
 }
 
+fn config_text(cli: &Cli) -> Result<String, String> {
+    match &cli.config {
+        Some(p) => std::fs::read_to_string(p).map_err(|e| format!("{}: {e}", p.display())),
+        None => Ok(config::DEFAULT.to_owned()),
+    }
+}
+
 fn load(cli: &Cli) -> Result<Config, String> {
-    let text = match &cli.config {
-        Some(p) => std::fs::read_to_string(p).map_err(|e| format!("{}: {e}", p.display()))?,
-        None => config::DEFAULT.to_owned(),
-    };
+    let text = config_text(cli)?;
     let mut c = Config::parse(&text).map_err(|e| e.to_string())?;
     if !cli.listen.is_empty() {
         for a in &cli.listen {
