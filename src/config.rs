@@ -127,14 +127,33 @@ pub struct Limits {
     pub max_channels: usize,
     /// Concurrent connections.
     pub max_connections: usize,
-    /// Concurrent connections that have not authenticated yet (OpenSSH's MaxStartups "full"
-    /// value): a flood of handshakes cannot take every connection slot.
-    #[serde(default = "default_max_unauthenticated")]
-    pub max_unauthenticated: usize,
+    /// Unauthenticated connections, OpenSSH's `MaxStartups start:rate:full`: random early
+    /// drop from `start` (rate % rising to 100 %), all refused at `full`.
+    pub max_startups: String,
+    /// Unauthenticated connections per source network (0: off), OpenSSH's
+    /// `PerSourceMaxStartups`.
+    pub per_source_max_startups: usize,
+    /// Prefix lengths that make a source network: IPv4, IPv6 (`PerSourceNetBlockSize`).
+    pub per_source_prefix_v4: u8,
+    /// See `per_source_prefix_v4`.
+    pub per_source_prefix_v6: u8,
 }
 
-fn default_max_unauthenticated() -> usize {
-    100
+impl Limits {
+    /// The admission limits (validated by `Config::parse`).
+    pub fn startups(&self) -> crate::driver::admission::Startups {
+        use crate::driver::admission::Startups;
+        let (begin, rate, full) =
+            Startups::parse_max_startups(&self.max_startups).unwrap_or((100, 30, 200));
+        Startups {
+            begin,
+            rate,
+            full,
+            per_source: self.per_source_max_startups,
+            v4_prefix: self.per_source_prefix_v4,
+            v6_prefix: self.per_source_prefix_v6,
+        }
+    }
 }
 
 /// `[log]`.
@@ -349,17 +368,31 @@ impl Config {
             ));
         }
         let l = &self.limits;
-        if l.max_auth_attempts == 0
-            || l.max_channels == 0
-            || l.max_connections == 0
-            || l.max_unauthenticated == 0
-        {
+        if l.max_auth_attempts == 0 || l.max_channels == 0 || l.max_connections == 0 {
             return Err(bad("limits", "every limit must be at least 1"));
         }
-        if l.max_unauthenticated > l.max_connections {
+        match crate::driver::admission::Startups::parse_max_startups(&l.max_startups) {
+            None => {
+                return Err(bad(
+                    "limits.max_startups",
+                    format!(
+                        "\"{}\" is not \"start:rate:full\" (start <= full, rate <= 100) or \"full\"",
+                        l.max_startups
+                    ),
+                ));
+            }
+            Some((_, _, full)) if full > l.max_connections => {
+                return Err(bad(
+                    "limits.max_startups",
+                    "full cannot exceed limits.max_connections",
+                ));
+            }
+            Some(_) => {}
+        }
+        if l.per_source_prefix_v4 > 32 || l.per_source_prefix_v6 > 128 {
             return Err(bad(
-                "limits.max_unauthenticated",
-                "cannot exceed limits.max_connections",
+                "limits.per_source_prefix_v4",
+                "prefixes are at most 32 (IPv4) and 128 (IPv6) bits",
             ));
         }
         if !matches!(self.log.format.as_str(), "human" | "json") {
@@ -733,7 +766,8 @@ mod tests {
 
     #[test]
     fn a_partial_file_takes_the_defaults_for_what_it_omits() {
-        let c = Config::parse("[limits]\nmax_connections = 50\nmax_unauthenticated = 20\n").unwrap();
+        let c =
+            Config::parse("[limits]\nmax_connections = 50\nmax_startups = \"5:30:20\"\n").unwrap();
         let d = Config::parse(DEFAULT).unwrap();
         assert_eq!(c.limits.max_connections, 50);
         assert_eq!(c.limits.max_auth_attempts, d.limits.max_auth_attempts);

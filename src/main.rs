@@ -9,14 +9,14 @@ use std::time::{Duration, Instant};
 
 use clap::{Parser, Subcommand};
 use portcullis::config::{self, Config};
+use portcullis::driver::admission::Admission;
+use portcullis::driver::listener::{Shared, accept_loop};
 use portcullis::driver::os_rng;
-use portcullis::driver::server::serve_limited;
 use portcullis::git::policy::RuleAuthorizer;
 use portcullis::git::repo::RepoRoot;
 use portcullis::git::session::GitServer;
 use portcullis::keys::{PrivateKey, PublicKey, key_file};
 use portcullis::lookup::{CommandLookup, FileLookup, KeyLookup, LookupFuture};
-use portcullis::server::ServerConnection;
 use tokio::sync::Semaphore;
 
 #[derive(Parser)]
@@ -359,68 +359,17 @@ fn run(c: Config) -> Result<(), String> {
             }
         }
         let limit = Arc::new(Semaphore::new(c.limits.max_connections));
-        let preauth = Arc::new(Semaphore::new(c.limits.max_unauthenticated));
+        let shared = Arc::new(Shared {
+            config: server_config,
+            keys,
+            lookup,
+            handler,
+            connections: limit.clone(),
+            admission: Admission::new(c.limits.startups()),
+        });
         let mut tasks = tokio::task::JoinSet::new();
         for listener in listeners {
-            let (limit, preauth, keys, cfg, lookup, handler) = (
-                limit.clone(),
-                preauth.clone(),
-                keys.clone(),
-                server_config.clone(),
-                lookup.clone(),
-                handler.clone(),
-            );
-            tasks.spawn(async move {
-                let mut backoff = Duration::ZERO;
-                loop {
-                    let (sock, peer) = match listener.accept().await {
-                        Ok((sock, peer)) => {
-                            backoff = Duration::ZERO;
-                            (sock, portcullis::driver::server::canonical(peer))
-                        }
-                        // Out of descriptors (EMFILE/ENFILE) or memory: the socket stays
-                        // readable, so retrying at once would spin. Back off, 10 ms up to 1 s.
-                        Err(e) => {
-                            backoff = (backoff * 2)
-                                .clamp(Duration::from_millis(10), Duration::from_secs(1));
-                            if backoff < Duration::from_secs(1) {
-                                tracing::warn!(error = %e, "accept failed; backing off");
-                            }
-                            tokio::time::sleep(backoff).await;
-                            continue;
-                        }
-                    };
-                    let Ok(permit) = limit.clone().try_acquire_owned() else {
-                        tracing::warn!(addr = %peer, "too many connections, dropped");
-                        continue;
-                    };
-                    // Held until the client authenticates (or leaves).
-                    let Ok(unauthenticated) = preauth.clone().try_acquire_owned() else {
-                        tracing::warn!(addr = %peer, "too many unauthenticated connections, dropped");
-                        continue;
-                    };
-                    let _ = sock.set_nodelay(true);
-                    let rng = match os_rng() {
-                        Ok(r) => r,
-                        Err(e) => {
-                            tracing::error!(error = %e, "no randomness");
-                            continue;
-                        }
-                    };
-                    let s =
-                        ServerConnection::new(&cfg, keys.clone(), Box::new(rng), Instant::now());
-                    let (lookup, handler) = (lookup.clone(), handler.clone());
-                    // Detached: stopping the listeners at shutdown must not cut live sessions.
-                    tokio::spawn(async move {
-                        let sock = portcullis::driver::tcp::QuickAck(sock);
-                        let ended =
-                            serve_limited(sock, peer, s, lookup, handler, Some(unauthenticated))
-                                .await;
-                        tracing::debug!(addr = %peer, ?ended, "connection ended");
-                        drop(permit);
-                    });
-                }
-            });
+            tasks.spawn(accept_loop(listener, shared.clone()));
         }
         shutdown_signal().await;
         tracing::info!("shutting down: no new connections");

@@ -351,7 +351,7 @@ pub fn start_portcullis(f: &Fixtures, binary: &Path, upstream_port: u16) -> Serv
              upstream = \"unpooled\"\n\n[timeouts]\nlogin_grace_secs = 120\nidle_secs = 600\n\
              keepalive_interval_secs = 60\nkeepalive_max = 3\nshutdown_grace_secs = 1\n\n\
              [limits]\nmax_auth_attempts = 6\nmax_channels = 10\nmax_connections = {conns}\n\
-             max_unauthenticated = 1000\n\n\
+             max_startups = \"1000\"\nper_source_max_startups = 0\n\n\
              [log]\nformat = \"human\"\nlevel = \"info\"\n",
             data = data.display(),
             repos = f.repos.display(),
@@ -413,7 +413,8 @@ pub fn ssh_args(f: &Fixtures, extra: &[String]) -> Vec<String> {
 }
 
 /// As many connections as the descriptor hard limit lets portcullis accept (it refuses to
-/// start otherwise), up to 30,000; `max_unauthenticated` matches sshd's `MaxStartups 1000`.
+/// start otherwise), up to 30,000; `max_startups` matches sshd's `MaxStartups 1000`, and every
+/// client is on 127.0.0.1, so no per-source limit.
 fn max_connections() -> u64 {
     let hard = std::fs::read_to_string("/proc/self/limits")
         .ok()

@@ -1,8 +1,10 @@
 //! The tokio driver: moves bytes between a socket and a sans-IO connection and fires its
 //! timers. It holds no protocol state.
 
+pub mod admission;
 pub mod batch_read;
 pub mod client;
+pub mod listener;
 pub mod pipe;
 pub mod relay;
 pub mod server;

@@ -145,8 +145,8 @@ struct Driver {
     candidate: Option<Identity>,
     /// Lookup answers of this connection, by (user, key blob).
     looked_up: Vec<LookedUp>,
-    /// The caller's slot for unauthenticated connections, given back at authentication.
-    unauthenticated: Option<tokio::sync::OwnedSemaphorePermit>,
+    /// The caller's place among unauthenticated connections, given back at authentication.
+    unauthenticated: Option<crate::driver::admission::Ticket>,
 }
 
 type LookedUp = ((String, Vec<u8>), Option<Identity>);
@@ -186,7 +186,7 @@ pub async fn serve_limited<S>(
     s: ServerConnection,
     lookup: Arc<dyn KeyLookup>,
     handler: Arc<dyn SessionHandler>,
-    unauthenticated: Option<tokio::sync::OwnedSemaphorePermit>,
+    unauthenticated: Option<crate::driver::admission::Ticket>,
 ) -> Ended
 where
     S: AsyncRead + AsyncWrite + Unpin,

@@ -157,16 +157,17 @@ fn a_client_that_stops_reading_is_still_cut_at_the_login_grace_time() {
     );
 }
 
-/// Unauthenticated connections have their own cap (`limits.max_unauthenticated`): past it a
-/// connection is refused at once, and a connection gives its slot back when it logs in.
+/// Unauthenticated connections have their own cap (`limits.max_startups`, here "3": no early
+/// drop, full at 3): past it a connection is refused at once, and a connection gives its place
+/// back when it logs in.
 #[test]
 fn unauthenticated_connections_have_their_own_cap() {
     use std::io::Read;
     use std::time::Duration;
 
     let cfg =
-        config(EVERYONE_WRITES).replace("max_unauthenticated = 100", "max_unauthenticated = 3");
-    assert!(cfg.contains("max_unauthenticated = 3"));
+        config(EVERYONE_WRITES).replace("max_startups = \"100:30:200\"", "max_startups = \"3\"");
+    assert!(cfg.contains("max_startups = \"3\""));
     let s = start_on("127.0.0.1:0", &cfg, |data| {
         std::fs::create_dir_all(data.join("repos")).unwrap();
     });
@@ -192,7 +193,11 @@ fn unauthenticated_connections_have_their_own_cap() {
         0,
         "the fourth is refused"
     );
-    assert!(s.log().contains("too many unauthenticated connections"));
+    assert!(
+        s.log().contains("reason=\"max_startups full\""),
+        "{}",
+        s.log()
+    );
     drop(held);
     // Logged-in connections do not count: three held `ssh -N` sessions, then a command.
     // (ssh runs LocalCommand once it has logged in: the marker files say all three did.)
@@ -574,4 +579,72 @@ fn a_client_cannot_forge_log_lines() {
     let log = s.log();
     assert!(log.contains("command=ls\\012FORGED"), "{log}");
     assert!(!log.lines().any(|l| l.starts_with("FORGED")), "{log}");
+}
+
+/// Issue 18's limits before authentication: a flood of silent connections from one source
+/// (127.0.0.1) fills only its per-source share; another source (127.0.0.2) still logs in.
+#[test]
+fn a_flood_from_one_source_leaves_another_source_served() {
+    use std::io::Read;
+    use std::time::Duration;
+
+    let cfg = config(EVERYONE_WRITES).replace(
+        "per_source_max_startups = 20",
+        "per_source_max_startups = 5",
+    );
+    assert!(cfg.contains("per_source_max_startups = 5"));
+    let s = start_on("127.0.0.1:0", &cfg, |data| {
+        std::fs::create_dir_all(data.join("repos")).unwrap();
+    });
+    let key = s.user_key("alice", Some("alice"));
+    // The flood: 20 silent connections; 5 get our version line, the rest are closed at once.
+    let mut held = Vec::new();
+    let mut refused = 0;
+    for _ in 0..20 {
+        let mut c = std::net::TcpStream::connect(("127.0.0.1", s.port)).unwrap();
+        c.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        let mut first = [0u8; 8];
+        match c.read(&mut first) {
+            Ok(8) => held.push(c),
+            _ => refused += 1,
+        }
+    }
+    assert_eq!((held.len(), refused), (5, 15), "{}", s.log());
+    assert_eq!(
+        s.log()
+            .matches("reason=\"per_source_max_startups\"")
+            .count(),
+        15,
+        "one line per refusal"
+    );
+    // Another source is served meanwhile: ssh bound to 127.0.0.2.
+    let line = s.ssh_command(&key);
+    let mut words = line.split_whitespace();
+    let out = Command::new(words.next().unwrap())
+        .args(words)
+        .args([
+            "-b",
+            "127.0.0.2",
+            "-p",
+            &s.port.to_string(),
+            "git@127.0.0.1",
+        ])
+        .arg("git-upload-pack '/x.git'")
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("not found"),
+        "127.0.0.2 not served: {err}\n{}",
+        s.log()
+    );
+    assert!(s.log().contains("addr=127.0.0.2:"), "{}", s.log());
+    // The flooding source itself gets nothing more until its connections go.
+    let out = ssh(&s, &key, "\"git-upload-pack '/x.git'\"");
+    assert_eq!(out.status.code(), Some(255));
+    drop(held);
+    std::thread::sleep(Duration::from_millis(300));
+    let out = ssh(&s, &key, "\"git-upload-pack '/x.git'\"");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("not found"));
 }

@@ -1,0 +1,103 @@
+//! The accept loop of one listening socket: admission (the total connection cap, OpenSSH-style
+//! `MaxStartups` and per-source limits, see [`admission`](crate::driver::admission)), then one
+//! detached task per connection. Accept errors (out of descriptors) back off instead of
+//! spinning.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use tokio::net::TcpListener;
+use tokio::sync::Semaphore;
+
+use crate::driver::admission::Admission;
+use crate::driver::os_rng;
+use crate::driver::server::{SessionHandler, canonical, serve_limited};
+use crate::driver::tcp::QuickAck;
+use crate::keys::PrivateKey;
+use crate::lookup::KeyLookup;
+use crate::server::{ServerConfig, ServerConnection};
+
+/// What every connection of every listener shares.
+pub struct Shared {
+    /// Protocol settings.
+    pub config: Arc<ServerConfig>,
+    /// Host keys.
+    pub keys: Arc<[PrivateKey]>,
+    /// Key lookup.
+    pub lookup: Arc<dyn KeyLookup>,
+    /// Session policy.
+    pub handler: Arc<dyn SessionHandler>,
+    /// All connections (`limits.max_connections`).
+    pub connections: Arc<Semaphore>,
+    /// Unauthenticated ones (`limits.max_startups`, `per_source_max_startups`).
+    pub admission: Arc<Admission>,
+}
+
+/// Accepts on `listener` until the task is aborted. Connections run detached: stopping the
+/// listeners at shutdown must not cut live sessions.
+pub async fn accept_loop(listener: TcpListener, shared: Arc<Shared>) {
+    let mut backoff = Duration::ZERO;
+    let Ok(mut rng) = os_rng() else {
+        tracing::error!("no randomness: listener stopped");
+        return;
+    };
+    loop {
+        let (sock, peer) = match listener.accept().await {
+            Ok((sock, peer)) => {
+                backoff = Duration::ZERO;
+                (sock, canonical(peer))
+            }
+            // Out of descriptors (EMFILE/ENFILE) or memory: the socket stays readable, so
+            // retrying at once would spin. Back off, 10 ms up to 1 s.
+            Err(e) => {
+                backoff = (backoff * 2).clamp(Duration::from_millis(10), Duration::from_secs(1));
+                if backoff < Duration::from_secs(1) {
+                    tracing::warn!(error = %e, "accept failed; backing off");
+                }
+                tokio::time::sleep(backoff).await;
+                continue;
+            }
+        };
+        admit(sock, peer, &shared, &mut rng);
+    }
+}
+
+/// Applies the limits to one accepted connection and starts it, or drops it with one log line
+/// naming the limit.
+fn admit(
+    sock: tokio::net::TcpStream,
+    peer: SocketAddr,
+    shared: &Arc<Shared>,
+    rng: &mut crate::crypto::rng::ChaChaRng,
+) {
+    let Ok(permit) = shared.connections.clone().try_acquire_owned() else {
+        tracing::info!(addr = %peer, reason = "max_connections", "connection refused");
+        return;
+    };
+    // Held until the client authenticates (or leaves).
+    let ticket = match shared.admission.admit(peer.ip(), rng) {
+        Ok(t) => t,
+        Err(refusal) => {
+            tracing::info!(addr = %peer, reason = refusal.reason(), "connection refused");
+            return;
+        }
+    };
+    let _ = sock.set_nodelay(true);
+    let Ok(conn_rng) = os_rng() else {
+        tracing::error!("no randomness");
+        return;
+    };
+    let s = ServerConnection::new(
+        &shared.config,
+        shared.keys.clone(),
+        Box::new(conn_rng),
+        Instant::now(),
+    );
+    let (lookup, handler) = (shared.lookup.clone(), shared.handler.clone());
+    tokio::spawn(async move {
+        let ended = serve_limited(QuickAck(sock), peer, s, lookup, handler, Some(ticket)).await;
+        tracing::debug!(addr = %peer, ?ended, "connection ended");
+        drop(permit);
+    });
+}
