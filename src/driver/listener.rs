@@ -51,7 +51,9 @@ pub async fn accept_loop(listener: TcpListener, shared: Arc<Shared>) {
             // Out of descriptors (EMFILE/ENFILE) or memory: the socket stays readable, so
             // retrying at once would spin. Back off, 10 ms up to 1 s.
             Err(e) => {
-                backoff = (backoff * 2).clamp(Duration::from_millis(10), Duration::from_secs(1));
+                backoff = backoff
+                    .saturating_mul(2)
+                    .clamp(Duration::from_millis(10), Duration::from_secs(1));
                 if backoff < Duration::from_secs(1) {
                     tracing::warn!(error = %e, "accept failed; backing off");
                 }
