@@ -57,3 +57,11 @@ pub const TASK_CLEANUP: std::time::Duration = std::time::Duration::from_secs(10)
 /// The smallest window a channel is granted once its connection's window budget is spent
 /// (`ConnectionConfig::window_budget`): enough for a few packets, so it still makes progress.
 pub const MIN_CHANNEL_WINDOW: u32 = 64 * 1024;
+
+/// How long a connection on a PROXY-protocol listener may take to send its header (or its
+/// first byte, on an `optional` one) before it is refused, or taken as a direct client.
+pub const PROXY_HEADER_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// The longest PROXY v2 header body (addresses and TLVs) we read; the specification allows
+/// 65535, balancers send well under 1 KiB (HAProxy's own limit on what it sends is 4 KiB too).
+pub const MAX_PROXY_HEADER_LEN: usize = 4096;

@@ -12,6 +12,7 @@ use portcullis::config::{self, Config};
 use portcullis::driver::admission::Admission;
 use portcullis::driver::listener::{Shared, accept_loop};
 use portcullis::driver::os_rng;
+use portcullis::driver::proxy_header::ProxyMode;
 use portcullis::git::policy::RuleAuthorizer;
 use portcullis::git::repo::RepoRoot;
 use portcullis::git::session::GitServer;
@@ -323,11 +324,11 @@ fn run(c: Config) -> Result<(), String> {
         .map_err(|e| e.to_string())?;
     runtime.block_on(async move {
         let mut listeners = Vec::new();
-        for addr in c.listen_addrs() {
+        for (addr, policy) in c.listeners_with_policy() {
             let l = tokio::net::TcpListener::bind(addr)
                 .await
                 .map_err(|e| format!("listen {addr}: {e}"))?;
-            listeners.push(l);
+            listeners.push((l, policy));
         }
         for u in router.upstreams() {
             say(format!("upstream {} ({})", u.name, u.address()));
@@ -349,10 +350,15 @@ fn run(c: Config) -> Result<(), String> {
                 p.fingerprint()
             ));
         }
-        for l in &listeners {
+        for (l, policy) in &listeners {
             if let Ok(a) = l.local_addr() {
+                let proxy = match policy.mode {
+                    ProxyMode::Off => "",
+                    ProxyMode::Optional => ", PROXY protocol optional",
+                    ProxyMode::Required => ", PROXY protocol required",
+                };
                 say(format!(
-                    "listening on {a} (repositories in {}, user \"{}\")",
+                    "listening on {a} (repositories in {}, user \"{}\"{proxy})",
                     repos.display(),
                     c.user
                 ));
@@ -368,8 +374,8 @@ fn run(c: Config) -> Result<(), String> {
             admission: Admission::new(c.limits.startups()),
         });
         let mut tasks = tokio::task::JoinSet::new();
-        for listener in listeners {
-            tasks.spawn(accept_loop(listener, shared.clone()));
+        for (listener, policy) in listeners {
+            tasks.spawn(accept_loop(listener, policy, shared.clone()));
         }
         shutdown_signal().await;
         tracing::info!("shutting down: no new connections");

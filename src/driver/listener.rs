@@ -1,17 +1,20 @@
-//! The accept loop of one listening socket: admission (the total connection cap, OpenSSH-style
-//! `MaxStartups` and per-source limits, see [`admission`](crate::driver::admission)), then one
-//! detached task per connection. Accept errors (out of descriptors) back off instead of
+//! The accept loop of one listening socket: the total connection cap, then per connection a
+//! detached task that reads the PROXY header where the listener expects one
+//! ([`proxy_header`](crate::driver::proxy_header)), applies the limits before authentication
+//! (OpenSSH-style `MaxStartups` and per-source, [`admission`](crate::driver::admission)) to the
+//! real client address, and serves SSH. Accept errors (out of descriptors) back off instead of
 //! spinning.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Semaphore;
 
 use crate::driver::admission::Admission;
 use crate::driver::os_rng;
+use crate::driver::proxy_header::{ProxyPolicy, client_address};
 use crate::driver::server::{SessionHandler, canonical, serve_limited};
 use crate::driver::tcp::QuickAck;
 use crate::keys::PrivateKey;
@@ -36,12 +39,9 @@ pub struct Shared {
 
 /// Accepts on `listener` until the task is aborted. Connections run detached: stopping the
 /// listeners at shutdown must not cut live sessions.
-pub async fn accept_loop(listener: TcpListener, shared: Arc<Shared>) {
+pub async fn accept_loop(listener: TcpListener, policy: ProxyPolicy, shared: Arc<Shared>) {
+    let policy = Arc::new(policy);
     let mut backoff = Duration::ZERO;
-    let Ok(mut rng) = os_rng() else {
-        tracing::error!("no randomness: listener stopped");
-        return;
-    };
     loop {
         let (sock, peer) = match listener.accept().await {
             Ok((sock, peer)) => {
@@ -61,24 +61,35 @@ pub async fn accept_loop(listener: TcpListener, shared: Arc<Shared>) {
                 continue;
             }
         };
-        admit(sock, peer, &shared, &mut rng);
+        let Ok(permit) = shared.connections.clone().try_acquire_owned() else {
+            tracing::info!(addr = %peer, reason = "max_connections", "connection refused");
+            continue;
+        };
+        let (shared, policy) = (shared.clone(), policy.clone());
+        tokio::spawn(async move {
+            start(sock, peer, &shared, &policy).await;
+            drop(permit);
+        });
     }
 }
 
-/// Applies the limits to one accepted connection and starts it, or drops it with one log line
+/// One connection: its real address (from a PROXY header where the listener expects one),
+/// the limits before authentication, then the SSH session. Refusals are one log line each,
 /// naming the limit.
-fn admit(
-    sock: tokio::net::TcpStream,
-    peer: SocketAddr,
-    shared: &Arc<Shared>,
-    rng: &mut crate::crypto::rng::ChaChaRng,
-) {
-    let Ok(permit) = shared.connections.clone().try_acquire_owned() else {
-        tracing::info!(addr = %peer, reason = "max_connections", "connection refused");
+async fn start(mut sock: TcpStream, tcp_peer: SocketAddr, shared: &Shared, policy: &ProxyPolicy) {
+    let peer = match client_address(&mut sock, tcp_peer, policy).await {
+        Ok(a) => canonical(a),
+        Err(refusal) => {
+            tracing::info!(addr = %tcp_peer, reason = %refusal.reason(), "connection refused");
+            return;
+        }
+    };
+    let Ok(mut rng) = os_rng() else {
+        tracing::error!("no randomness");
         return;
     };
     // Held until the client authenticates (or leaves).
-    let ticket = match shared.admission.admit(peer.ip(), rng) {
+    let ticket = match shared.admission.admit(peer.ip(), &mut rng) {
         Ok(t) => t,
         Err(refusal) => {
             tracing::info!(addr = %peer, reason = refusal.reason(), "connection refused");
@@ -86,20 +97,13 @@ fn admit(
         }
     };
     let _ = sock.set_nodelay(true);
-    let Ok(conn_rng) = os_rng() else {
-        tracing::error!("no randomness");
-        return;
-    };
     let s = ServerConnection::new(
         &shared.config,
         shared.keys.clone(),
-        Box::new(conn_rng),
+        Box::new(rng),
         Instant::now(),
     );
     let (lookup, handler) = (shared.lookup.clone(), shared.handler.clone());
-    tokio::spawn(async move {
-        let ended = serve_limited(QuickAck(sock), peer, s, lookup, handler, Some(ticket)).await;
-        tracing::debug!(addr = %peer, ?ended, "connection ended");
-        drop(permit);
-    });
+    let ended = serve_limited(QuickAck(sock), peer, s, lookup, handler, Some(ticket)).await;
+    tracing::debug!(addr = %peer, ?ended, "connection ended");
 }

@@ -6,6 +6,7 @@ pub mod batch_read;
 pub mod client;
 pub mod listener;
 pub mod pipe;
+pub mod proxy_header;
 pub mod relay;
 pub mod server;
 pub mod tcp;
