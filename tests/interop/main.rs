@@ -11,6 +11,7 @@ mod clients;
 mod common;
 mod git_clients;
 mod git_server;
+mod haproxy;
 mod hardening;
 mod host_keys;
 mod lookup;
