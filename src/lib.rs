@@ -39,6 +39,7 @@ pub mod keys;
 pub mod limits;
 pub mod log_safe;
 pub mod lookup;
+pub mod monitoring;
 pub mod msg;
 pub mod proxy;
 pub mod server;

@@ -18,6 +18,7 @@ use portcullis::git::repo::RepoRoot;
 use portcullis::git::session::GitServer;
 use portcullis::keys::{PrivateKey, PublicKey, key_file};
 use portcullis::lookup::{CommandLookup, FileLookup, KeyLookup, LookupFuture};
+use portcullis::monitoring::{self, Readiness};
 use tokio::sync::Semaphore;
 
 #[derive(Parser)]
@@ -275,6 +276,9 @@ fn raise_descriptor_limit(max_connections: usize) -> Result<(), String> {
     Ok(())
 }
 
+/// What the readiness probe asks of the key backend.
+type BackendCheck = Box<dyn Fn() -> Result<(), String> + Send + Sync>;
+
 fn run(c: Config) -> Result<(), String> {
     init_logging(&c);
     raise_descriptor_limit(c.limits.max_connections)?;
@@ -282,15 +286,24 @@ fn run(c: Config) -> Result<(), String> {
     let repos = c.in_data(&c.repos_root);
     std::fs::create_dir_all(&repos).map_err(|e| format!("{}: {e}", repos.display()))?;
     let root = RepoRoot::new(&repos).map_err(|e| format!("{}: {e}", repos.display()))?;
-    let inner: Box<dyn KeyLookup> = match c.keys.backend.as_str() {
+    // The key backend, and what the readiness probe checks of it on every probe.
+    let (inner, backend_check): (Box<dyn KeyLookup>, BackendCheck) = match c.keys.backend.as_str() {
         "command" => {
             let argv = c.keys.command.clone().unwrap_or_default();
             let (program, args) = argv.split_first().ok_or("keys.command is empty")?;
-            Box::new(CommandLookup {
-                program: program.into(),
-                args: args.to_vec(),
-                timeout: Duration::from_secs(c.keys.command_timeout_secs),
-            })
+            let exe = PathBuf::from(program);
+            (
+                Box::new(CommandLookup {
+                    program: program.into(),
+                    args: args.to_vec(),
+                    timeout: Duration::from_secs(c.keys.command_timeout_secs),
+                }),
+                Box::new(move || {
+                    std::fs::metadata(&exe)
+                        .map(|_| ())
+                        .map_err(|e| format!("{}: {e}", exe.display()))
+                }),
+            )
         }
         _ => {
             let path = c.in_data(
@@ -300,9 +313,18 @@ fn run(c: Config) -> Result<(), String> {
                     .unwrap_or(Path::new("authorized_keys")),
             );
             seed_authorized_keys(&path)?;
-            Box::new(FileLookup::new(path))
+            let checked = path.clone();
+            (
+                Box::new(FileLookup::new(path)),
+                Box::new(move || {
+                    std::fs::File::open(&checked)
+                        .map(|_| ())
+                        .map_err(|e| format!("{}: {e}", checked.display()))
+                }),
+            )
         }
     };
+    let ready = Readiness::new(backend_check);
     let lookup: Arc<dyn KeyLookup> = Arc::new(ServiceAccount {
         user: c.user.clone(),
         inner,
@@ -330,6 +352,17 @@ fn run(c: Config) -> Result<(), String> {
                 .map_err(|e| format!("listen {addr}: {e}"))?;
             listeners.push((l, policy));
         }
+        if let Ok(addr) = c.monitoring.listen.parse::<std::net::SocketAddr>() {
+            let l = monitoring::bind(addr)
+                .await
+                .map_err(|e| format!("monitoring.listen {addr}: {e}"))?;
+            if let Ok(a) = l.local_addr() {
+                say(format!(
+                    "monitoring on http://{a} (/metrics, /health, /start)"
+                ));
+            }
+            tokio::spawn(monitoring::serve(l, ready.clone()));
+        }
         for u in router.upstreams() {
             say(format!("upstream {} ({})", u.name, u.address()));
             // Idle pooled connections close even when no new session comes to notice them.
@@ -350,6 +383,9 @@ fn run(c: Config) -> Result<(), String> {
                 p.fingerprint()
             ));
         }
+        // Listening (connections queue in the backlog until the loops below take them) with
+        // host keys loaded: ready.
+        ready.set_serving();
         for (l, policy) in &listeners {
             if let Ok(a) = l.local_addr() {
                 let proxy = match policy.mode {
@@ -378,6 +414,8 @@ fn run(c: Config) -> Result<(), String> {
             tasks.spawn(accept_loop(listener, policy, shared.clone()));
         }
         shutdown_signal().await;
+        // Not ready first, so the balancer stops sending new clients.
+        ready.set_draining();
         tracing::info!("shutting down: no new connections");
         tasks.abort_all();
         // Sessions keep running in their own tasks; give them the grace period.

@@ -352,7 +352,7 @@ pub fn start_portcullis(f: &Fixtures, binary: &Path, upstream_port: u16) -> Serv
              keepalive_interval_secs = 60\nkeepalive_max = 3\nshutdown_grace_secs = 1\n\n\
              [limits]\nmax_auth_attempts = 6\nmax_channels = 10\nmax_connections = {conns}\n\
              max_startups = \"1000\"\nper_source_max_startups = 0\n\n\
-             [log]\nformat = \"human\"\nlevel = \"info\"\n",
+             [log]\nformat = \"human\"\nlevel = \"info\"\n\n[monitoring]\nlisten = \"\"\n",
             data = data.display(),
             repos = f.repos.display(),
             user = user_name(),

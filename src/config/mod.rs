@@ -63,6 +63,16 @@ pub struct Config {
     pub limits: Limits,
     /// Logging.
     pub log: Log,
+    /// Metrics and probes.
+    pub monitoring: Monitoring,
+}
+
+/// `[monitoring]`.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Monitoring {
+    /// ADDRESS:PORT of the HTTP listener for `/metrics`, `/health`, `/start`; "" turns it off.
+    pub listen: String,
 }
 
 /// `[[listeners]]`: an address with its PROXY protocol policy.
@@ -437,6 +447,17 @@ impl Config {
             return Err(bad(
                 "limits.per_source_prefix_v4",
                 "prefixes are at most 32 (IPv4) and 128 (IPv6) bits",
+            ));
+        }
+        if !self.monitoring.listen.is_empty()
+            && self.monitoring.listen.parse::<SocketAddr>().is_err()
+        {
+            return Err(bad(
+                "monitoring.listen",
+                format!(
+                    "\"{}\" is not an ADDRESS:PORT (or \"\" for none)",
+                    self.monitoring.listen
+                ),
             ));
         }
         if !matches!(self.log.format.as_str(), "human" | "json") {

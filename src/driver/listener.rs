@@ -19,6 +19,7 @@ use crate::driver::server::{SessionHandler, canonical, serve_limited};
 use crate::driver::tcp::QuickAck;
 use crate::keys::PrivateKey;
 use crate::lookup::KeyLookup;
+use crate::monitoring::METRICS;
 use crate::server::{ServerConfig, ServerConnection};
 
 /// What every connection of every listener shares.
@@ -61,8 +62,10 @@ pub async fn accept_loop(listener: TcpListener, policy: ProxyPolicy, shared: Arc
                 continue;
             }
         };
+        METRICS.accepted();
         let Ok(permit) = shared.connections.clone().try_acquire_owned() else {
             tracing::info!(addr = %peer, reason = "max_connections", "connection refused");
+            METRICS.refused("max_connections");
             continue;
         };
         let (shared, policy) = (shared.clone(), policy.clone());
@@ -81,6 +84,7 @@ async fn start(mut sock: TcpStream, tcp_peer: SocketAddr, shared: &Shared, polic
         Ok(a) => canonical(a),
         Err(refusal) => {
             tracing::info!(addr = %tcp_peer, reason = %refusal.reason(), "connection refused");
+            METRICS.refused(refusal.kind());
             return;
         }
     };
@@ -93,6 +97,7 @@ async fn start(mut sock: TcpStream, tcp_peer: SocketAddr, shared: &Shared, polic
         Ok(t) => t,
         Err(refusal) => {
             tracing::info!(addr = %peer, reason = refusal.reason(), "connection refused");
+            METRICS.refused(refusal.reason());
             return;
         }
     };
@@ -104,6 +109,8 @@ async fn start(mut sock: TcpStream, tcp_peer: SocketAddr, shared: &Shared, polic
         Instant::now(),
     );
     let (lookup, handler) = (shared.lookup.clone(), shared.handler.clone());
+    let mut active = METRICS.opened();
     let ended = serve_limited(QuickAck(sock), peer, s, lookup, handler, Some(ticket)).await;
+    active.set_outcome(ended.kind());
     tracing::debug!(addr = %peer, ?ended, "connection ended");
 }

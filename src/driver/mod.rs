@@ -65,6 +65,19 @@ pub enum Ended {
     Io(std::io::Error),
 }
 
+impl Ended {
+    /// A short name for metrics.
+    pub const fn kind(&self) -> &'static str {
+        match self {
+            Ended::Closed => "closed",
+            Ended::Eof => "eof",
+            Ended::PeerDisconnected { .. } => "peer_disconnected",
+            Ended::Error(_) => "error",
+            Ended::Io(_) => "io",
+        }
+    }
+}
+
 impl std::fmt::Display for Ended {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {

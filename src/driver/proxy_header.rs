@@ -92,6 +92,16 @@ pub enum HeaderRefusal {
 }
 
 impl HeaderRefusal {
+    /// A short name for metrics.
+    pub const fn kind(&self) -> &'static str {
+        match self {
+            HeaderRefusal::Untrusted => "proxy_header_untrusted",
+            HeaderRefusal::Missing => "proxy_header_missing",
+            HeaderRefusal::Malformed(_) => "proxy_header_malformed",
+            HeaderRefusal::Io(_) => "proxy_header_io",
+        }
+    }
+
     /// For the log.
     pub fn reason(&self) -> String {
         match self {

@@ -24,6 +24,7 @@ use crate::keys::PublicKey;
 use crate::limits::MAX_ENV_REQUESTS;
 use crate::log_safe::{LogSafe, log_safe};
 use crate::lookup::{Identity, KeyLookup};
+use crate::monitoring::METRICS;
 use crate::server::{ServerConnection, ServerEvent};
 use crate::transport::TransportEvent;
 
@@ -147,6 +148,8 @@ struct Driver {
     looked_up: Vec<LookedUp>,
     /// The caller's place among unauthenticated connections, given back at authentication.
     unauthenticated: Option<crate::driver::admission::Ticket>,
+    /// When the connection began (for the handshake time).
+    started: Instant,
 }
 
 type LookedUp = ((String, Vec<u8>), Option<Identity>);
@@ -210,6 +213,7 @@ where
         candidate: None,
         looked_up: Vec::new(),
         unauthenticated,
+        started: Instant::now(),
     };
     let ended = d.run(&mut stream).await;
     // Whatever still runs sees its streams end: stdin at EOF, stdout/stderr broken.
@@ -348,8 +352,19 @@ impl Driver {
                             // Security keys: the signature's flags must satisfy the key's options.
                             self.s
                                 .accept_auth_if(|flags| flags_id.accepts_flags(flags))?;
+                            if !req.signed {
+                                METRICS.auth("publickey", "query_accepted");
+                            } else if !self.s.is_authenticated() {
+                                METRICS.auth("publickey", "bad_signature");
+                            }
                         }
                         None => {
+                            let result = if req.signed {
+                                "unknown_key"
+                            } else {
+                                "query_refused"
+                            };
+                            METRICS.auth("publickey", result);
                             if req.signed {
                                 tracing::info!(peer = %self.peer, user = %log_safe(&req.user), key = %req.key.fingerprint(), "key not authorized");
                             }
@@ -364,6 +379,7 @@ impl Driver {
                     algorithm,
                     verified,
                 } => {
+                    METRICS.auth("publickey", "success");
                     if verified.algorithm != algorithm {
                         tracing::info!(peer = %self.peer, named = algorithm.wire_name(), "client signed with ssh-rsa under an rsa-sha2 name");
                     }
@@ -378,6 +394,13 @@ impl Driver {
                     initial,
                     strict,
                 }) => {
+                    if initial {
+                        METRICS.handshake(
+                            self.started.elapsed().as_secs_f64(),
+                            a.kex.wire_name(),
+                            a.cipher_c2s.wire_name(),
+                        );
+                    }
                     tracing::debug!(
                         peer = %self.peer,
                         kex = a.kex.wire_name(),
@@ -403,11 +426,13 @@ impl Driver {
         if let Some(hit) = self.looked_up.iter().find(|(key, _)| *key == k) {
             return hit.1.clone();
         }
-        match self
+        let asked = Instant::now();
+        let answer = self
             .lookup
             .lookup(&req.user, &req.key, self.peer.ip())
-            .await
-        {
+            .await;
+        METRICS.lookup(asked.elapsed(), answer.is_ok());
+        match answer {
             Ok(who) => {
                 self.looked_up.push((k, who.clone()));
                 who

@@ -11,6 +11,7 @@ use crate::git::policy::{Access, Authorizer, Decision};
 use crate::git::process::{self, GitRun};
 use crate::git::repo::{RepoRoot, canonical_name};
 use crate::log_safe::LogSafe;
+use crate::monitoring::METRICS;
 use crate::proxy::forward::{ForwardReport, forward};
 use crate::proxy::{Router, Upstream};
 
@@ -85,6 +86,10 @@ impl SessionLine {
                 failure,
             } => (false, name, reused, failure),
         };
+        METRICS.session(&self.service.to_string(), &exit, bytes_in, bytes_out);
+        if !upstream.is_empty() {
+            METRICS.upstream(upstream, if failure.is_some() { ended } else { "ok" });
+        }
         tracing::info!(
             user = %self.user,
             fingerprint = %self.fingerprint,

@@ -153,6 +153,8 @@ pub fn config(access: &str) -> String {
     let end = base.find("[algorithms]").unwrap();
     format!("{}{access}\n{}", &base[..start], &base[end..])
         .replace("level = \"info\"", "level = \"info,portcullis=debug\"")
+        // Tests run in parallel: each instance's monitoring listener on a port of its own.
+        .replace("listen = \"127.0.0.1:9222\"", "listen = \"127.0.0.1:0\"")
 }
 
 pub const EVERYONE_WRITES: &str =
@@ -343,7 +345,10 @@ fn clone_fetch_push_ls_remote_and_archive() {
 #[test]
 fn host_key_fingerprints_printed_at_start_match_what_ssh_sees() {
     // The real defaults: Ed25519 and RSA-3072 keys generated on first start.
-    let s = start(portcullis::config::DEFAULT);
+    let s = start(
+        &portcullis::config::DEFAULT
+            .replace("listen = \"127.0.0.1:9222\"", "listen = \"127.0.0.1:0\""),
+    );
     let printed: Vec<String> = s
         .printed
         .iter()

@@ -434,12 +434,16 @@ fn first_pushes_that_push_nothing_leave_nothing_and_cannot_nest() {
 fn the_descriptor_limit_is_raised_or_the_start_refused() {
     use std::io::BufRead;
     let dir = tempfile::tempdir().unwrap();
+    // The defaults but for the monitoring port (tests run in parallel): a partial file.
+    let cfg = dir.path().join("partial.toml");
+    std::fs::write(&cfg, "[monitoring]\nlisten = \"127.0.0.1:0\"\n").unwrap();
     let spawn = |ulimit: &str| {
         Command::new("sh")
             .arg("-c")
             .arg(format!(
-                "{ulimit}; exec {} --listen 127.0.0.1:0 --data-dir {}",
+                "{ulimit}; exec {} --config {} --listen 127.0.0.1:0 --data-dir {}",
                 env!("CARGO_BIN_EXE_portcullis"),
+                cfg.display(),
                 dir.path().display()
             ))
             .stdin(Stdio::null())

@@ -15,6 +15,7 @@ mod haproxy;
 mod hardening;
 mod host_keys;
 mod lookup;
+mod monitoring;
 mod openssh_client;
 mod openssh_server;
 mod proxy;
