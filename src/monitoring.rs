@@ -36,6 +36,8 @@ pub struct Metrics {
     sessions: Family<Labels, Counter>,
     bytes: Family<Labels, Counter>,
     upstream: Family<Labels, Counter>,
+    upstream_dials: Family<Labels, Counter>,
+    upstream_handshake: Histogram,
     lookup_seconds: Histogram,
     lookup_errors: Counter,
 }
@@ -63,6 +65,8 @@ impl Metrics {
             sessions: Family::default(),
             bytes: Family::default(),
             upstream: Family::default(),
+            upstream_dials: Family::default(),
+            upstream_handshake: Histogram::new(exponential_buckets(0.001, 2.0, 14)),
             lookup_seconds: Histogram::new(exponential_buckets(0.0001, 2.0, 16)),
             lookup_errors: Counter::default(),
             registry: Registry::default(),
@@ -116,6 +120,16 @@ impl Metrics {
             "upstream_sessions",
             "Proxied sessions, by upstream and result",
             m.upstream.clone(),
+        );
+        registry.register(
+            "upstream_connections",
+            "Connections dialed to upstreams (TCP, handshake, authentication), by result",
+            m.upstream_dials.clone(),
+        );
+        registry.register(
+            "upstream_handshake_seconds",
+            "Time to dial, handshake and authenticate to an upstream",
+            m.upstream_handshake.clone(),
         );
         registry.register(
             "key_lookup_seconds",
@@ -184,6 +198,17 @@ impl Metrics {
         self.upstream
             .get_or_create(&labels(&[("upstream", upstream), ("result", result)]))
             .inc();
+    }
+
+    /// A connection to `upstream` was dialed (`result`: "ok", "unreachable", "timeout",
+    /// "host_key", "error"), taking `elapsed`.
+    pub fn upstream_dial(&self, upstream: &str, result: &str, elapsed: Duration) {
+        self.upstream_dials
+            .get_or_create(&labels(&[("upstream", upstream), ("result", result)]))
+            .inc();
+        if result == "ok" {
+            self.upstream_handshake.observe(elapsed.as_secs_f64());
+        }
     }
 
     /// The key backend answered (or failed) after `elapsed`.

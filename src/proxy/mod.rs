@@ -263,9 +263,20 @@ impl Upstream {
                 .await
                 .map_err(UpstreamError::from)
         };
-        tokio::time::timeout(self.connect_timeout, work)
+        let started = std::time::Instant::now();
+        let dialed = tokio::time::timeout(self.connect_timeout, work)
             .await
-            .unwrap_or(Err(UpstreamError::Timeout))
+            .unwrap_or(Err(UpstreamError::Timeout));
+        let result = match &dialed {
+            Ok(_) => "ok",
+            Err(UpstreamError::Unreachable(_)) => "unreachable",
+            Err(UpstreamError::Timeout) => "timeout",
+            Err(UpstreamError::HostKey(_)) => "host_key",
+            Err(UpstreamError::AuthFailed) => "auth_failed",
+            Err(_) => "error",
+        };
+        crate::monitoring::METRICS.upstream_dial(&self.name, result, started.elapsed());
+        dialed
     }
 }
 

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use crate::git_server::{EVERYONE_WRITES, Git, Server, config, local_repo, start};
 
-fn monitoring_addr(s: &Server) -> String {
+pub fn monitoring_addr(s: &Server) -> String {
     s.printed
         .iter()
         .find_map(|l| l.strip_prefix("monitoring on http://"))
@@ -37,7 +37,7 @@ fn get(addr: &str, path: &str) -> (u16, String) {
 }
 
 /// Every sample of `/metrics`: "name{labels}" → value.
-fn scrape(addr: &str) -> HashMap<String, f64> {
+pub fn scrape(addr: &str) -> HashMap<String, f64> {
     let (status, body) = get(addr, "/metrics");
     assert_eq!(status, 200, "{body}");
     body.lines()

@@ -351,6 +351,19 @@ fn upstream_down_or_with_the_wrong_host_key_fails_fast_and_clearly() {
     let local = local_repo(&git, work.path(), 1);
     git.ok(&local, &["push", "-q", &s.url("good/app.git"), "main"]);
     git.ok(work.path(), &["clone", "-q", &s.url("good/app.git"), "z"]);
+    // The metrics tell the same story, per upstream and result.
+    let m = crate::monitoring::scrape(&crate::monitoring::monitoring_addr(&s));
+    for (upstream, result) in [
+        ("down", "unreachable"),
+        ("impostor", "host_key"),
+        ("refused", "auth_failed"),
+        ("store", "ok"),
+    ] {
+        let name = format!(
+            "portcullis_upstream_connections_total{{upstream=\"{upstream}\",result=\"{result}\"}}"
+        );
+        assert!(m.get(&name).copied().unwrap_or(0.0) >= 1.0, "{name}: {m:?}");
+    }
 }
 
 /// A client that stops reading stalls the upstream instead of filling the proxy's memory;
