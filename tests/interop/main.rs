@@ -9,6 +9,7 @@ mod audit;
 mod client_sessions;
 mod clients;
 mod common;
+mod descriptors;
 mod git_clients;
 mod git_server;
 mod haproxy;
