@@ -15,7 +15,7 @@ use crate::client::{ClientConnection, ClientEvent};
 use crate::connection::{ChanState, ChannelEvent, ChannelRequest};
 use crate::driver::pipe::{Pipe, PipeReader, PipeWriter};
 use crate::driver::server::ExitStatus;
-use crate::driver::{Ended, Io, Outbox, flush_and_close, io_step};
+use crate::driver::{Ended, Io, Outbox, close_with, flush_and_close, io_step};
 use crate::error::{DisconnectReason, Error};
 
 /// How a remote command ended, or why it never ran.
@@ -406,17 +406,7 @@ impl Task {
     ) -> Ended {
         let mut rest = out.pending().to_vec();
         self.c.poll_transmit(&mut rest);
-        flush_and_close(stream, &rest).await;
-        match how {
-            Ended::Error(Error::PeerDisconnected {
-                reason,
-                description,
-            }) => Ended::PeerDisconnected {
-                reason,
-                description,
-            },
-            other => other,
-        }
+        close_with(stream, &rest, how).await
     }
 
     fn open(

@@ -196,7 +196,20 @@ where
     S: tokio::io::AsyncWrite + Unpin,
     C: Connection,
 {
-    let how = match how {
+    let mut rest = out.pending().to_vec();
+    conn.poll_transmit(&mut rest);
+    close_with(stream, &rest, how).await
+}
+
+/// A connection's end: `last` (what was pending and our DISCONNECT) flushed within
+/// [`FINAL_FLUSH`](crate::limits::FINAL_FLUSH), the socket shut down, and a peer's DISCONNECT
+/// reported as such rather than as an error.
+pub(crate) async fn close_with<S>(stream: &mut S, last: &[u8], how: Ended) -> Ended
+where
+    S: tokio::io::AsyncWrite + Unpin,
+{
+    flush_and_close(stream, last).await;
+    match how {
         Ended::Error(Error::PeerDisconnected {
             reason,
             description,
@@ -205,11 +218,7 @@ where
             description,
         },
         other => other,
-    };
-    let mut rest = out.pending().to_vec();
-    conn.poll_transmit(&mut rest);
-    flush_and_close(stream, &rest).await;
-    how
+    }
 }
 
 /// Output on its way to the socket. It is written a part at a time from inside a connection's

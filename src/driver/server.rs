@@ -18,7 +18,7 @@ use tokio::task::JoinSet;
 use crate::auth::server::AuthRequest;
 use crate::connection::{ChannelEvent, ChannelRequest, reason};
 use crate::driver::pipe::{Pipe, PipeReader, PipeWriter};
-use crate::driver::{Ended, Io, Outbox, flush_and_close, io_step};
+use crate::driver::{Ended, Io, Outbox, close_with, flush_and_close, io_step};
 use crate::error::Error;
 use crate::keys::PublicKey;
 use crate::limits::MAX_ENV_REQUESTS;
@@ -303,17 +303,7 @@ impl Driver {
     ) -> Ended {
         let mut rest = out.pending().to_vec();
         self.s.poll_transmit(&mut rest);
-        flush_and_close(stream, &rest).await;
-        match how {
-            Ended::Error(Error::PeerDisconnected {
-                reason,
-                description,
-            }) => Ended::PeerDisconnected {
-                reason,
-                description,
-            },
-            other => other,
-        }
+        close_with(stream, &rest, how).await
     }
 
     /// Feeds buffered input, deciding authentication requests (awaiting the lookup) as they come.

@@ -13,6 +13,24 @@ use portcullis::keys::{PrivateKey, PublicKey};
 use portcullis::transport::{Transport, TransportConfig, TransportEvent};
 use portcullis::wire::Writer;
 
+/// Waits up to 10 s for `child` to accept connections on 127.0.0.1:`port`; kills and reaps
+/// it (returning false) if it exits or never does.
+pub fn listening(child: &mut std::process::Child, port: u16) -> bool {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while Instant::now() < deadline {
+        if let Ok(Some(_)) = child.try_wait() {
+            break;
+        }
+        if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    false
+}
+
 /// The path of a peer binary, or a failure naming the Debian package that provides it.
 pub fn require(name: &str, package: &str) -> PathBuf {
     for dir in ["/usr/bin", "/usr/sbin", "/usr/local/bin", "/bin", "/sbin"] {
@@ -278,23 +296,14 @@ impl Sshd {
                 .stderr(log)
                 .spawn()
                 .unwrap();
-            let deadline = Instant::now() + Duration::from_secs(10);
-            while Instant::now() < deadline {
-                if let Ok(Some(_)) = child.try_wait() {
-                    break;
-                }
-                if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
-                    return Self {
-                        port,
-                        host_key,
-                        dir,
-                        child,
-                    };
-                }
-                std::thread::sleep(Duration::from_millis(20));
+            if listening(&mut child, port) {
+                return Self {
+                    port,
+                    host_key,
+                    dir,
+                    child,
+                };
             }
-            let _ = child.kill();
-            let _ = child.wait();
         }
         panic!(
             "sshd did not start; log:\n{}",
@@ -393,23 +402,14 @@ impl Dropbear {
                 .stderr(log)
                 .spawn()
                 .unwrap();
-            let deadline = Instant::now() + Duration::from_secs(10);
-            while Instant::now() < deadline {
-                if let Ok(Some(_)) = child.try_wait() {
-                    break;
-                }
-                if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
-                    return Self {
-                        port,
-                        host_key,
-                        dir,
-                        child,
-                    };
-                }
-                std::thread::sleep(Duration::from_millis(20));
+            if listening(&mut child, port) {
+                return Self {
+                    port,
+                    host_key,
+                    dir,
+                    child,
+                };
             }
-            let _ = child.kill();
-            let _ = child.wait();
         }
         panic!(
             "dropbear did not start (needs user namespaces for `unshare -rm`); log:\n{}",

@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::common::{free_port, require};
+use crate::common::{free_port, listening, require};
 use crate::git_server::{EVERYONE_WRITES, Git, Server, config, local_repo, start_on};
 
 struct Haproxy {
@@ -61,18 +61,9 @@ fn haproxy(dir: &Path, backends: &[u16], send_proxy: &str) -> Haproxy {
             .stderr(log)
             .spawn()
             .unwrap();
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while Instant::now() < deadline {
-            if let Ok(Some(_)) = child.try_wait() {
-                break;
-            }
-            if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
-                return Haproxy { child, port };
-            }
-            std::thread::sleep(Duration::from_millis(20));
+        if listening(&mut child, port) {
+            return Haproxy { child, port };
         }
-        let _ = child.kill();
-        let _ = child.wait();
     }
     panic!(
         "haproxy did not start:\n{}",

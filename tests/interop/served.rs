@@ -322,27 +322,9 @@ impl portcullis::driver::Connection for SendAndClose {
 /// the command runs on while the connection lives.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn input_sent_before_a_close_reaches_the_command() {
-    use portcullis::client::{ClientConfig, ClientConnection};
-    use portcullis::keys::{PublicKey, key_file};
-    use portcullis::transport::Pinned;
-
     let s = start().await;
-    let known = std::fs::read_to_string(&s.known_hosts).unwrap();
-    let host = PublicKey::from_openssh(known.split_once(' ').unwrap().1.trim()).unwrap();
-    let key = key_file::parse(&std::fs::read_to_string(&s.key).unwrap(), None).unwrap();
     let data: Vec<u8> = (0..1_000_000u32).map(|i| (i % 241) as u8).collect();
-    let mut sock = tokio::net::TcpStream::connect(("127.0.0.1", s.port))
-        .await
-        .unwrap();
-    let c = ClientConnection::new(
-        &ClientConfig::default(),
-        Box::new(Pinned::Key(host)),
-        "git",
-        vec![Arc::new(key)],
-        Box::new(os_rng().unwrap()),
-        Instant::now(),
-    )
-    .unwrap();
+    let (mut sock, c) = our_client(&s).await;
     let mut app = SendAndClose {
         c,
         id: None,
@@ -374,27 +356,10 @@ async fn input_sent_before_a_close_reaches_the_command() {
 /// keeps only its last value. Before, all 300 were appended and handed to the command.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn env_requests_are_capped_and_keep_only_the_last_value() {
-    use portcullis::client::{ClientConfig, ClientConnection};
     use portcullis::driver::client::spawn_exec;
-    use portcullis::keys::{PublicKey, key_file};
-    use portcullis::transport::Pinned;
 
     let s = start().await;
-    let known = std::fs::read_to_string(&s.known_hosts).unwrap();
-    let host = PublicKey::from_openssh(known.split_once(' ').unwrap().1.trim()).unwrap();
-    let key = key_file::parse(&std::fs::read_to_string(&s.key).unwrap(), None).unwrap();
-    let sock = tokio::net::TcpStream::connect(("127.0.0.1", s.port))
-        .await
-        .unwrap();
-    let c = ClientConnection::new(
-        &ClientConfig::default(),
-        Box::new(Pinned::Key(host)),
-        "git",
-        vec![Arc::new(key)],
-        Box::new(os_rng().unwrap()),
-        Instant::now(),
-    )
-    .unwrap();
+    let (sock, c) = our_client(&s).await;
     let env: Vec<(Vec<u8>, Vec<u8>)> = (1..=300)
         .map(|i| {
             (
@@ -414,4 +379,27 @@ async fn env_requests_are_capped_and_keep_only_the_last_value() {
         &vec![("GIT_PROTOCOL".to_owned(), "version=128".to_owned())],
         "one entry, the last value accepted before the cap"
     );
+}
+
+/// A socket to the test server and our client for it (pinned host key, the test user key).
+async fn our_client(s: &Served) -> (tokio::net::TcpStream, portcullis::client::ClientConnection) {
+    use portcullis::client::{ClientConfig, ClientConnection};
+    use portcullis::keys::{PublicKey, key_file};
+    use portcullis::transport::Pinned;
+    let known = std::fs::read_to_string(&s.known_hosts).unwrap();
+    let host = PublicKey::from_openssh(known.split_once(' ').unwrap().1.trim()).unwrap();
+    let key = key_file::parse(&std::fs::read_to_string(&s.key).unwrap(), None).unwrap();
+    let sock = tokio::net::TcpStream::connect(("127.0.0.1", s.port))
+        .await
+        .unwrap();
+    let c = ClientConnection::new(
+        &ClientConfig::default(),
+        Box::new(Pinned::Key(host)),
+        "git",
+        vec![Arc::new(key)],
+        Box::new(os_rng().unwrap()),
+        Instant::now(),
+    )
+    .unwrap();
+    (sock, c)
 }
