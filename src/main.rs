@@ -353,7 +353,7 @@ fn run(c: Config) -> Result<(), String> {
             listeners.push((l, policy));
         }
         if let Ok(addr) = c.monitoring.listen.parse::<std::net::SocketAddr>() {
-            let l = monitoring::bind(addr)
+            let l = tokio::net::TcpListener::bind(addr)
                 .await
                 .map_err(|e| format!("monitoring.listen {addr}: {e}"))?;
             if let Ok(a) = l.local_addr() {

@@ -2,7 +2,6 @@
 //! (`prometheus-client`), served with `/health` (alive) and `/start` (ready) on an HTTP listener
 //! of its own (`axum`; loopback by default). No hand-written HTTP or exposition format.
 
-use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, LazyLock};
 use std::time::Duration;
@@ -338,9 +337,4 @@ pub async fn serve(listener: tokio::net::TcpListener, ready: Arc<Readiness>) {
     if let Err(e) = axum::serve(listener, app).await {
         tracing::error!(error = %e, "monitoring listener failed");
     }
-}
-
-/// Binds the monitoring listener.
-pub async fn bind(addr: SocketAddr) -> std::io::Result<tokio::net::TcpListener> {
-    tokio::net::TcpListener::bind(addr).await
 }

@@ -92,7 +92,12 @@ impl Channel {
         self.send_window
     }
 
-    /// Bytes buffered and unread.
+    /// Extended-data bytes (type 1) buffered and unread.
+    pub fn extended_buffered(&self) -> usize {
+        self.ext.len()
+    }
+
+    /// Bytes received and not yet read (data and extended data).
     pub fn buffered(&self) -> usize {
         self.data.len().saturating_add(self.ext.len())
     }

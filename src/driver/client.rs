@@ -15,7 +15,7 @@ use crate::client::{ClientConnection, ClientEvent};
 use crate::connection::{ChanState, ChannelEvent, ChannelRequest};
 use crate::driver::pipe::{Pipe, PipeReader, PipeWriter};
 use crate::driver::server::ExitStatus;
-use crate::driver::{Ended, Io, Outbox, close_with, flush_and_close, io_step};
+use crate::driver::{Ended, Io, Outbox, finish, flush_and_close, io_step};
 use crate::error::{DisconnectReason, Error};
 
 /// How a remote command ended, or why it never ran.
@@ -340,7 +340,7 @@ impl Task {
         let mut deadline = crate::driver::Deadline::new();
         loop {
             if let Err(e) = self.pump() {
-                return self.finish(stream, &out, Ended::Error(e)).await;
+                return finish(stream, &out, |b| self.c.poll_transmit(b), Ended::Error(e)).await;
             }
             if out.is_empty() {
                 out.refill(|b| self.c.poll_transmit(b));
@@ -369,10 +369,10 @@ impl Task {
                             match self.c.handle_input(inbuf.get(at..).unwrap_or_default(), Instant::now()) {
                                 Ok(0) => break,
                                 Ok(n) => at = at.saturating_add(n),
-                                Err(e) => return self.finish(stream, &out, Ended::Error(e)).await,
+                                Err(e) => return finish(stream, &out, |b| self.c.poll_transmit(b), Ended::Error(e)).await,
                             }
                             if let Err(e) = self.events() {
-                                return self.finish(stream, &out, Ended::Error(e)).await;
+                                return finish(stream, &out, |b| self.c.poll_transmit(b), Ended::Error(e)).await;
                             }
                         }
                         inbuf.drain(..at.min(inbuf.len()));
@@ -381,32 +381,20 @@ impl Task {
                 },
                 () = sleep => {
                     if let Err(e) = self.c.handle_timeout(Instant::now()) {
-                        return self.finish(stream, &out, Ended::Error(e)).await;
+                        return finish(stream, &out, |b| self.c.poll_transmit(b), Ended::Error(e)).await;
                     }
                 }
                 () = notified => {}
                 cmd = command => match cmd {
                     Some(Command::Exec { command, env, reply }) => {
                         if let Err(e) = self.open(command, env, reply) {
-                            return self.finish(stream, &out, Ended::Error(e)).await;
+                            return finish(stream, &out, |b| self.c.poll_transmit(b), Ended::Error(e)).await;
                         }
                     }
                     None => self.rx = None,
                 },
             }
         }
-    }
-
-    /// Flushes what is pending (our DISCONNECT among it), bounded, and says how it ended.
-    async fn finish<S: AsyncWrite + Unpin>(
-        &mut self,
-        stream: &mut S,
-        out: &Outbox,
-        how: Ended,
-    ) -> Ended {
-        let mut rest = out.pending().to_vec();
-        self.c.poll_transmit(&mut rest);
-        close_with(stream, &rest, how).await
     }
 
     fn open(

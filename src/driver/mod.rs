@@ -161,7 +161,7 @@ where
                     if out.is_empty()
                         && let Err(e) = conn.handle_writable(Instant::now())
                     {
-                        return finish(stream, conn, &mut out, Ended::Error(e)).await;
+                        return finish(stream, &out, |b| conn.poll_transmit(b), Ended::Error(e)).await;
                     }
                 }
                 Io::Read(Ok(0)) => return Ended::Eof,
@@ -172,7 +172,7 @@ where
                         match conn.handle_input(inbuf.get(at..).unwrap_or_default(), now) {
                             Ok(0) => break,
                             Ok(n) => at = at.saturating_add(n),
-                            Err(e) => return finish(stream, conn, &mut out, Ended::Error(e)).await,
+                            Err(e) => return finish(stream, &out, |b| conn.poll_transmit(b), Ended::Error(e)).await,
                         }
                     }
                     inbuf.drain(..at.min(inbuf.len()));
@@ -184,31 +184,28 @@ where
             },
             () = sleep => {
                 if let Err(e) = conn.handle_timeout(Instant::now()) {
-                    return finish(stream, conn, &mut out, Ended::Error(e)).await;
+                    return finish(stream, &out, |b| conn.poll_transmit(b), Ended::Error(e)).await;
                 }
             }
         }
     }
 }
 
-async fn finish<S, C>(stream: &mut S, conn: &mut C, out: &mut Outbox, how: Ended) -> Ended
-where
-    S: tokio::io::AsyncWrite + Unpin,
-    C: Connection,
-{
-    let mut rest = out.pending().to_vec();
-    conn.poll_transmit(&mut rest);
-    close_with(stream, &rest, how).await
-}
-
-/// A connection's end: `last` (what was pending and our DISCONNECT) flushed within
-/// [`FINAL_FLUSH`](crate::limits::FINAL_FLUSH), the socket shut down, and a peer's DISCONNECT
-/// reported as such rather than as an error.
-pub(crate) async fn close_with<S>(stream: &mut S, last: &[u8], how: Ended) -> Ended
+/// A connection's end: what was still pending, then what `transmit` adds (our DISCONNECT),
+/// flushed within [`FINAL_FLUSH`](crate::limits::FINAL_FLUSH), the socket shut down, and a
+/// peer's DISCONNECT reported as such rather than as an error. Every driver loop ends here.
+pub(crate) async fn finish<S>(
+    stream: &mut S,
+    out: &Outbox,
+    transmit: impl FnOnce(&mut Vec<u8>),
+    how: Ended,
+) -> Ended
 where
     S: tokio::io::AsyncWrite + Unpin,
 {
-    flush_and_close(stream, last).await;
+    let mut last = out.pending().to_vec();
+    transmit(&mut last);
+    flush_and_close(stream, &last).await;
     match how {
         Ended::Error(Error::PeerDisconnected {
             reason,

@@ -18,7 +18,7 @@ use tokio::task::JoinSet;
 use crate::auth::server::AuthRequest;
 use crate::connection::{ChannelEvent, ChannelRequest, reason};
 use crate::driver::pipe::{Pipe, PipeReader, PipeWriter};
-use crate::driver::{Ended, Io, Outbox, close_with, flush_and_close, io_step};
+use crate::driver::{Ended, Io, Outbox, finish, flush_and_close, io_step};
 use crate::error::Error;
 use crate::keys::PublicKey;
 use crate::limits::MAX_ENV_REQUESTS;
@@ -245,7 +245,7 @@ impl Driver {
         let mut deadline = crate::driver::Deadline::new();
         loop {
             if let Err(e) = self.pump() {
-                return self.finish(stream, &out, Ended::Error(e)).await;
+                return finish(stream, &out, |b| self.s.poll_transmit(b), Ended::Error(e)).await;
             }
             if out.is_empty() {
                 out.refill(|b| self.s.poll_transmit(b));
@@ -267,7 +267,7 @@ impl Driver {
                     Io::Read(Ok(0)) => return Ended::Eof,
                     Io::Read(Ok(_)) => {
                         if let Err(e) = self.input(&mut inbuf).await {
-                            return self.finish(stream, &out, Ended::Error(e)).await;
+                            return finish(stream, &out, |b| self.s.poll_transmit(b), Ended::Error(e)).await;
                         }
                     }
                     Io::Wrote(Err(e)) | Io::Read(Err(e)) => return Ended::Io(e),
@@ -275,7 +275,7 @@ impl Driver {
                 // (A session's start deadline is handled by the next `pump`.)
                 () = sleep => {
                     if let Err(e) = self.s.handle_timeout(Instant::now()) {
-                        return self.finish(stream, &out, Ended::Error(e)).await;
+                        return finish(stream, &out, |b| self.s.poll_transmit(b), Ended::Error(e)).await;
                     }
                 }
                 () = notified => {}
@@ -293,17 +293,6 @@ impl Driver {
                 }
             }
         }
-    }
-
-    async fn finish<S: AsyncWrite + Unpin>(
-        &mut self,
-        stream: &mut S,
-        out: &Outbox,
-        how: Ended,
-    ) -> Ended {
-        let mut rest = out.pending().to_vec();
-        self.s.poll_transmit(&mut rest);
-        close_with(stream, &rest, how).await
     }
 
     /// Feeds buffered input, deciding authentication requests (awaiting the lookup) as they come.
@@ -337,11 +326,10 @@ impl Driver {
                     // we accepted the key, so an unknown key costs no verification.
                     match self.lookup_cached(&req).await {
                         Some(id) => {
-                            let flags_id = id.clone();
-                            self.candidate = Some(id);
                             // Security keys: the signature's flags must satisfy the key's options.
-                            self.s
-                                .accept_auth_if(|flags| flags_id.accepts_flags(flags))?;
+                            self.s.accept_auth_if(|flags| id.accepts_flags(flags))?;
+                            // Read when the `Authenticated` event this may queue comes next.
+                            self.candidate = Some(id);
                             if !req.signed {
                                 METRICS.auth("publickey", "query_accepted");
                             } else if !self.s.is_authenticated() {
@@ -635,8 +623,16 @@ impl Driver {
                 self.s.close(id)?;
                 continue;
             }
-            // Extended data from a client has no reader here: dropped, its credit returned.
-            self.s.discard_extended(id)?;
+            // Extended data from a client has no reader here: dropped, its credit returned
+            // (only when some arrived: this runs once per batch of packets).
+            if self
+                .s
+                .channels()
+                .channel(id)
+                .is_some_and(|c| c.extended_buffered() > 0)
+            {
+                self.s.discard_extended(id)?;
+            }
             // Client → task, only into free pipe space: window credit follows consumption.
             let room = sess.stdin.room();
             if room > 0 {

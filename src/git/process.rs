@@ -108,19 +108,19 @@ async fn run_inner(
 ) -> (ExitStatus, &'static str) {
     let status = run_git(job, io, counters, pack).await;
     let ended = match &status {
-        Ended::Exited(_) => "exited",
-        Ended::ClientGone => "client gone",
-        Ended::Idle => "idle",
+        GitEnd::Exited(_) => "exited",
+        GitEnd::ClientGone => "client gone",
+        GitEnd::Idle => "idle",
     };
     let status = match status {
-        Ended::Exited(s) => s,
-        Ended::ClientGone | Ended::Idle => ExitStatus::Signal("KILL".into()),
+        GitEnd::Exited(s) => s,
+        GitEnd::ClientGone | GitEnd::Idle => ExitStatus::Signal("KILL".into()),
     };
     (status, ended)
 }
 
 /// How git's run ended.
-enum Ended {
+enum GitEnd {
     Exited(ExitStatus),
     /// The session went away (client disconnected or closed the channel): group killed.
     ClientGone,
@@ -133,7 +133,7 @@ async fn run_git(
     mut io: SessionIo,
     counters: Arc<(AtomicU64, AtomicU64)>,
     pack: &mut Option<Attached>,
-) -> Ended {
+) -> GitEnd {
     if job.create {
         let init = command(&job.git, &job.env)
             .args(["init", "--bare", "--quiet"])
@@ -146,7 +146,7 @@ async fn run_git(
                 .stderr
                 .write_all(b"portcullis: could not create the repository\n")
                 .await;
-            return Ended::Exited(ExitStatus::Code(1));
+            return GitEnd::Exited(ExitStatus::Code(1));
         }
     }
     let mut cmd = command(&job.git, &job.env);
@@ -159,7 +159,7 @@ async fn run_git(
                 .stderr
                 .write_all(b"portcullis: internal error starting git\n")
                 .await;
-            return Ended::Exited(ExitStatus::Code(1));
+            return GitEnd::Exited(ExitStatus::Code(1));
         }
     };
     let pid = child.id();
@@ -167,7 +167,7 @@ async fn run_git(
         (child.stdin.take(), child.stdout.take(), child.stderr.take())
     else {
         kill_group(pid);
-        return Ended::Exited(ExitStatus::Code(1));
+        return GitEnd::Exited(ExitStatus::Code(1));
     };
     let activity = Arc::new(AtomicU64::new(0));
     // The client may keep its side open after git is done: that copy must not hold us up.
@@ -186,7 +186,7 @@ async fn run_git(
         Err(e) => {
             tracing::error!(error = %e, "cannot read git's output");
             kill_group(pid);
-            return Ended::Exited(ExitStatus::Code(1));
+            return GitEnd::Exited(ExitStatus::Code(1));
         }
     };
     let out = io.stdout.attach(stdout);
@@ -217,18 +217,18 @@ async fn run_git(
     };
     let _abort_on_exit = AbortOnDrop(to_git);
     tokio::select! {
-        status = wait => Ended::Exited(match status {
+        status = wait => GitEnd::Exited(match status {
             Ok(s) => exit_status(s),
             Err(_) => ExitStatus::Code(1),
         }),
         _ = &mut io.gone => {
             kill_group(pid);
-            Ended::ClientGone
+            GitEnd::ClientGone
         }
         () = idle => {
             tracing::info!(repo = %job.repo.display(), "git idle too long, killed");
             kill_group(pid);
-            Ended::Idle
+            GitEnd::Idle
         }
     }
 }
