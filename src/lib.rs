@@ -32,6 +32,7 @@ pub mod client;
 pub mod config;
 pub mod connection;
 pub mod crypto;
+pub mod daemon;
 pub mod driver;
 pub mod error;
 pub mod git;

@@ -65,3 +65,10 @@ pub const PROXY_HEADER_TIMEOUT: std::time::Duration = std::time::Duration::from_
 /// The longest PROXY v2 header body (addresses and TLVs) we read; the specification allows
 /// 65535, balancers send well under 1 KiB (HAProxy's own limit on what it sends is 4 KiB too).
 pub const MAX_PROXY_HEADER_LEN: usize = 4096;
+
+/// How long a binary upgrade waits for the new process to say it is ready before stopping it
+/// and serving on (nginx has no such bound: its old master waits for ever).
+pub const UPGRADE_READY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// How often a draining server looks at how many connections are still open.
+pub const DRAIN_POLL: std::time::Duration = std::time::Duration::from_millis(100);

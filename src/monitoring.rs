@@ -256,8 +256,10 @@ impl Drop for Active {
 pub struct Readiness {
     serving: AtomicBool,
     draining: AtomicBool,
-    backend: Box<dyn Fn() -> Result<(), String> + Send + Sync>,
+    backend: std::sync::RwLock<BackendCheck>,
 }
+
+type BackendCheck = Box<dyn Fn() -> Result<(), String> + Send + Sync>;
 
 impl std::fmt::Debug for Readiness {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -274,8 +276,15 @@ impl Readiness {
         Arc::new(Self {
             serving: AtomicBool::new(false),
             draining: AtomicBool::new(false),
-            backend: Box::new(backend),
+            backend: std::sync::RwLock::new(Box::new(backend)),
         })
+    }
+
+    /// A reload's key backend check replaces the old one.
+    pub fn set_backend(&self, backend: impl Fn() -> Result<(), String> + Send + Sync + 'static) {
+        if let Ok(mut b) = self.backend.write() {
+            *b = Box::new(backend);
+        }
     }
 
     /// Listeners bound, host keys loaded.
@@ -296,7 +305,11 @@ impl Readiness {
         if !self.serving.load(Ordering::SeqCst) {
             return Err("starting".into());
         }
-        (self.backend)().map_err(|e| format!("key backend: {e}"))
+        let backend = self
+            .backend
+            .read()
+            .map_err(|_| "key backend check poisoned")?;
+        (backend)().map_err(|e| format!("key backend: {e}"))
     }
 }
 

@@ -33,6 +33,8 @@ pub struct Config {
     pub listeners: Vec<Listener>,
     /// State directory.
     pub data_dir: PathBuf,
+    /// The pid file (relative to data_dir): `portcullis upgrade` and `reload` signal it.
+    pub pid_file: PathBuf,
     /// Host key files (relative to data_dir).
     pub host_keys: Vec<PathBuf>,
     /// Repository root (relative to data_dir).

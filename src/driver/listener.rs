@@ -10,12 +10,12 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::Semaphore;
+use tokio::sync::{Semaphore, watch};
 
 use crate::driver::admission::Admission;
 use crate::driver::os_rng;
 use crate::driver::proxy_header::{ProxyPolicy, client_address};
-use crate::driver::server::{SessionHandler, canonical, serve_limited};
+use crate::driver::server::{Held, SessionHandler, canonical, serve_limited};
 use crate::driver::tcp::QuickAck;
 use crate::keys::PrivateKey;
 use crate::lookup::KeyLookup;
@@ -36,11 +36,19 @@ pub struct Shared {
     pub connections: Arc<Semaphore>,
     /// Unauthenticated ones (`limits.max_startups`, `per_source_max_startups`).
     pub admission: Arc<Admission>,
+    /// The server's stop signal ([`Held::stop`]).
+    pub stop: watch::Receiver<bool>,
 }
 
 /// Accepts on `listener` until the task is aborted. Connections run detached: stopping the
-/// listeners at shutdown must not cut live sessions.
-pub async fn accept_loop(listener: TcpListener, policy: ProxyPolicy, shared: Arc<Shared>) {
+/// listeners at shutdown must not cut live sessions. Each connection takes what `current` holds
+/// when it is accepted and keeps it to its end: a reload (a new [`Shared`] sent on the channel)
+/// changes what later connections get, never a running one.
+pub async fn accept_loop(
+    listener: TcpListener,
+    policy: ProxyPolicy,
+    current: watch::Receiver<Arc<Shared>>,
+) {
     let policy = Arc::new(policy);
     let mut backoff = Duration::ZERO;
     loop {
@@ -63,12 +71,13 @@ pub async fn accept_loop(listener: TcpListener, policy: ProxyPolicy, shared: Arc
             }
         };
         METRICS.accepted();
+        let shared = current.borrow().clone();
         let Ok(permit) = shared.connections.clone().try_acquire_owned() else {
             tracing::info!(addr = %peer, reason = "max_connections", "connection refused");
             METRICS.refused("max_connections");
             continue;
         };
-        let (shared, policy) = (shared.clone(), policy.clone());
+        let policy = policy.clone();
         tokio::spawn(async move {
             start(sock, peer, &shared, &policy).await;
             drop(permit);
@@ -110,7 +119,18 @@ async fn start(mut sock: TcpStream, tcp_peer: SocketAddr, shared: &Shared, polic
     );
     let (lookup, handler) = (shared.lookup.clone(), shared.handler.clone());
     let mut active = METRICS.opened();
-    let ended = serve_limited(QuickAck(sock), peer, s, lookup, handler, Some(ticket)).await;
+    let ended = serve_limited(
+        QuickAck(sock),
+        peer,
+        s,
+        lookup,
+        handler,
+        Held {
+            unauthenticated: Some(ticket),
+            stop: Some(shared.stop.clone()),
+        },
+    )
+    .await;
     active.set_outcome(ended.kind());
     tracing::debug!(addr = %peer, ?ended, "connection ended");
 }

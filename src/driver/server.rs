@@ -12,7 +12,7 @@ use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
-use tokio::sync::{Notify, oneshot};
+use tokio::sync::{Notify, oneshot, watch};
 use tokio::task::JoinSet;
 
 use crate::auth::server::AuthRequest;
@@ -150,6 +150,9 @@ struct Driver {
     unauthenticated: Option<crate::driver::admission::Ticket>,
     /// When the connection began (for the handshake time).
     started: Instant,
+    /// Becomes `true` when the server's drain period is over: the connection is closed with a
+    /// DISCONNECT saying so. `None` once acted on (or for a connection nobody stops).
+    stop: Option<watch::Receiver<bool>>,
 }
 
 type LookedUp = ((String, Vec<u8>), Option<Identity>);
@@ -178,18 +181,28 @@ pub async fn serve<S>(
 where
     S: AsyncRead + AsyncWrite + Unpin,
 {
-    serve_limited(stream, peer, s, lookup, handler, None).await
+    serve_limited(stream, peer, s, lookup, handler, Held::default()).await
 }
 
-/// [`serve`], holding `unauthenticated` (a slot of the caller's limit on connections that have
-/// not logged in) until the client authenticates or the connection ends.
+/// What a listener holds over one connection besides its socket.
+#[derive(Debug, Default)]
+pub struct Held {
+    /// A slot of the caller's limit on connections that have not logged in, given back when the
+    /// client authenticates or the connection ends.
+    pub unauthenticated: Option<crate::driver::admission::Ticket>,
+    /// The server's stop signal: when it turns `true` the connection is closed with a
+    /// DISCONNECT ("server shutting down"), whatever it is doing.
+    pub stop: Option<watch::Receiver<bool>>,
+}
+
+/// [`serve`], with what the listener holds over the connection ([`Held`]).
 pub async fn serve_limited<S>(
     mut stream: S,
     peer: SocketAddr,
     s: ServerConnection,
     lookup: Arc<dyn KeyLookup>,
     handler: Arc<dyn SessionHandler>,
-    unauthenticated: Option<crate::driver::admission::Ticket>,
+    held: Held,
 ) -> Ended
 where
     S: AsyncRead + AsyncWrite + Unpin,
@@ -212,8 +225,9 @@ where
         identity: None,
         candidate: None,
         looked_up: Vec::new(),
-        unauthenticated,
+        unauthenticated: held.unauthenticated,
         started: Instant::now(),
+        stop: held.stop,
     };
     let ended = d.run(&mut stream).await;
     // Whatever still runs sees its streams end: stdin at EOF, stdout/stderr broken.
@@ -236,6 +250,17 @@ where
         tracing::warn!(peer = %d.peer, tasks = d.tasks.len(), "session tasks did not end in time; aborted");
     }
     ended
+}
+
+/// Resolves once `stop` turns `true`; never if there is none or its sender is gone.
+async fn stopped(stop: &mut Option<watch::Receiver<bool>>) {
+    let stopped = match stop {
+        Some(rx) => rx.wait_for(|stop| *stop).await.is_ok(),
+        None => false,
+    };
+    if !stopped {
+        std::future::pending::<()>().await;
+    }
 }
 
 impl Driver {
@@ -279,6 +304,13 @@ impl Driver {
                     }
                 }
                 () = notified => {}
+                () = stopped(&mut self.stop) => {
+                    tracing::info!(peer = %self.peer, identity = ?self.identity.as_ref().map(|i| log_safe(&i.1.name)), "disconnecting: the shutdown grace period is over");
+                    self.stop = None;
+                    // OpenSSH's sshd has nothing to compare (its children outlive a restart);
+                    // "by application" is the RFC's closest reason.
+                    self.s.disconnect(crate::error::DisconnectReason::ByApplication, "server shutting down");
+                }
                 () = std::future::poll_fn(|cx| {
                     poll_sources(&mut self.s, &self.sessions, &mut self.scratch, cx)
                 }), if !writing => {}
