@@ -394,6 +394,8 @@ impl Driver {
                         tracing::info!(peer = %self.peer, named = algorithm.wire_name(), "client signed with ssh-rsa under an rsa-sha2 name");
                     }
                     if let Some(id) = self.candidate.take() {
+                        // sshd's "Accepted publickey for …" line.
+                        tracing::info!(peer = %self.peer, user = %log_safe(&user), identity = %log_safe(&id.name), key = %key.fingerprint(), "authenticated");
                         self.identity = Some((user, id, key));
                     }
                     self.unauthenticated = None;

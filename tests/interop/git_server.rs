@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use crate::common::require;
 
 pub struct Server {
-    child: Child,
+    child: std::sync::Mutex<Child>,
     pub port: u16,
     pub dir: tempfile::TempDir,
     pub printed: Vec<String>,
@@ -17,8 +17,9 @@ pub struct Server {
 
 impl Drop for Server {
     fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        let child = self.child.get_mut().unwrap();
+        let _ = child.kill();
+        let _ = child.wait();
     }
 }
 
@@ -32,7 +33,39 @@ impl Server {
     }
 
     pub fn pid(&self) -> u32 {
-        self.child.id()
+        self.child.lock().unwrap().id()
+    }
+
+    /// A server started by someone else (systemd-socket-activate), logging to `dir/server.log`.
+    pub fn adopt(child: Child, port: u16, dir: tempfile::TempDir) -> Self {
+        Server {
+            child: std::sync::Mutex::new(child),
+            port,
+            dir,
+            printed: Vec::new(),
+        }
+    }
+
+    /// Whether the server process has exited (and how).
+    pub fn exited(&self) -> Option<std::process::ExitStatus> {
+        self.child.lock().unwrap().try_wait().unwrap()
+    }
+
+    /// The configuration file it was started with.
+    pub fn config_path(&self) -> PathBuf {
+        self.dir.path().join("portcullis.toml")
+    }
+
+    /// `portcullis <args>` on this server's configuration and data directory.
+    pub fn command(&self, args: &[&str]) -> std::process::Output {
+        Command::new(env!("CARGO_BIN_EXE_portcullis"))
+            .arg("--config")
+            .arg(self.config_path())
+            .arg("--data-dir")
+            .arg(self.data())
+            .args(args)
+            .output()
+            .unwrap()
     }
 
     /// A user key, listed in authorized_keys under `name` unless `name` is None.
@@ -135,7 +168,7 @@ pub fn start_on(listen: &str, config: &str, prepare: impl FnOnce(&Path)) -> Serv
         }
     };
     Server {
-        child,
+        child: std::sync::Mutex::new(child),
         port,
         dir,
         printed,

@@ -15,6 +15,7 @@ mod git_server;
 mod haproxy;
 mod hardening;
 mod host_keys;
+mod lifecycle;
 mod lookup;
 mod monitoring;
 mod openssh_client;

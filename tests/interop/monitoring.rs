@@ -18,7 +18,7 @@ pub fn monitoring_addr(s: &Server) -> String {
 }
 
 /// (status code, body) of a GET (a test-side HTTP/1.0 request; the server uses axum).
-fn get(addr: &str, path: &str) -> (u16, String) {
+pub fn get(addr: &str, path: &str) -> (u16, String) {
     let mut c = std::net::TcpStream::connect(addr).unwrap();
     c.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
     write!(c, "GET {path} HTTP/1.0\r\nHost: x\r\n\r\n").unwrap();
