@@ -72,3 +72,8 @@ pub const UPGRADE_READY_TIMEOUT: std::time::Duration = std::time::Duration::from
 
 /// How often a draining server looks at how many connections are still open.
 pub const DRAIN_POLL: std::time::Duration = std::time::Duration::from_millis(100);
+
+/// How long a git that is stopped (client gone, idle, shutdown) gets between the end of its
+/// stdin and SIGKILL to its process group: enough for `receive-pack` to see EOF and remove its
+/// quarantine of received objects. (sshd closes the pipes and lets the command run on.)
+pub const GIT_STOP_GRACE: std::time::Duration = std::time::Duration::from_secs(2);

@@ -330,3 +330,14 @@ pub async fn kex_work<T>(f: impl FnOnce() -> T) -> T {
         f()
     }
 }
+
+/// Resolves once `stop` turns `true`; never if there is none or its sender is gone.
+pub(crate) async fn stopped(stop: &mut Option<tokio::sync::watch::Receiver<bool>>) {
+    let stopped = match stop {
+        Some(rx) => rx.wait_for(|stop| *stop).await.is_ok(),
+        None => false,
+    };
+    if !stopped {
+        std::future::pending::<()>().await;
+    }
+}

@@ -18,7 +18,7 @@ use tokio::task::JoinSet;
 use crate::auth::server::AuthRequest;
 use crate::connection::{ChannelEvent, ChannelRequest, reason};
 use crate::driver::pipe::{Pipe, PipeReader, PipeWriter};
-use crate::driver::{Ended, Io, Outbox, finish, flush_and_close, io_step};
+use crate::driver::{Ended, Io, Outbox, finish, flush_and_close, io_step, stopped};
 use crate::error::Error;
 use crate::keys::PublicKey;
 use crate::limits::MAX_ENV_REQUESTS;
@@ -230,11 +230,14 @@ where
         stop: held.stop,
     };
     let ended = d.run(&mut stream).await;
-    // Whatever still runs sees its streams end: stdin at EOF, stdout/stderr broken.
+    // Whatever still runs sees its input end (EOF on stdin), while its output stays open until
+    // the task ended: a git stopping on EOF can still write its last words instead of dying of
+    // SIGPIPE (a receive-pack killed by a signal leaves its quarantine behind).
+    let mut outputs = Vec::new();
     for sess in d.sessions.values().chain(d.detached.values()) {
         sess.stdin.close_write();
-        sess.stdout.close_read();
-        sess.stderr.close_read();
+        outputs.push(sess.stdout.clone());
+        outputs.push(sess.stderr.clone());
     }
     // Then the sessions go, so each task's `gone` fires, and the tasks get to finish: a git task
     // kills its process group (hooks, pack-objects) and logs its session line. Dropping the
@@ -249,18 +252,10 @@ where
     if drained.is_err() {
         tracing::warn!(peer = %d.peer, tasks = d.tasks.len(), "session tasks did not end in time; aborted");
     }
-    ended
-}
-
-/// Resolves once `stop` turns `true`; never if there is none or its sender is gone.
-async fn stopped(stop: &mut Option<watch::Receiver<bool>>) {
-    let stopped = match stop {
-        Some(rx) => rx.wait_for(|stop| *stop).await.is_ok(),
-        None => false,
-    };
-    if !stopped {
-        std::future::pending::<()>().await;
+    for p in outputs {
+        p.close_read();
     }
+    ended
 }
 
 impl Driver {
@@ -305,7 +300,7 @@ impl Driver {
                 }
                 () = notified => {}
                 () = stopped(&mut self.stop) => {
-                    tracing::info!(peer = %self.peer, identity = ?self.identity.as_ref().map(|i| log_safe(&i.1.name)), "disconnecting: the shutdown grace period is over");
+                    tracing::info!(peer = %self.peer, identity = %log_safe(self.identity.as_ref().map_or("-", |i| i.1.name.as_str())), "disconnecting: the shutdown grace period is over");
                     self.stop = None;
                     // OpenSSH's sshd has nothing to compare (its children outlive a restart);
                     // "by application" is the RFC's closest reason.

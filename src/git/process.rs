@@ -15,6 +15,7 @@ use crate::driver::pipe::Attached;
 use crate::driver::relay::{AbortOnDrop, copy, idle_watch};
 use crate::driver::server::{ExitStatus, SessionIo};
 use crate::git::command::Service;
+use crate::limits::GIT_STOP_GRACE;
 
 /// What to run and with which identity variables.
 #[derive(Clone, Debug)]
@@ -100,6 +101,26 @@ fn kill_group(pid: Option<u32>) {
     }
 }
 
+/// Stops a git that is still running: its stdin closes first (dropping `to_git`, the task
+/// that holds it), which ends a `receive-pack` cleanly — it reports the failure and removes the
+/// quarantine holding the objects received so far, which it does not do when killed by a
+/// signal, SIGTERM and SIGPIPE included (git 2.47) — and an `upload-pack` waiting for the
+/// client. Its stdout and stderr stay open meanwhile (the driver closes them only once this
+/// task ended). Whatever of the group is left after [`GIT_STOP_GRACE`] is killed.
+async fn stop_git(
+    pid: Option<u32>,
+    child: &mut tokio::process::Child,
+    to_git: AbortOnDrop,
+) -> ExitStatus {
+    drop(to_git);
+    let ended = tokio::time::timeout(GIT_STOP_GRACE, child.wait()).await;
+    kill_group(pid);
+    match ended {
+        Ok(Ok(s)) => exit_status(s),
+        _ => ExitStatus::Signal("KILL".into()),
+    }
+}
+
 async fn run_inner(
     job: &GitRun,
     io: SessionIo,
@@ -109,12 +130,11 @@ async fn run_inner(
     let status = run_git(job, io, counters, pack).await;
     let ended = match &status {
         GitEnd::Exited(_) => "exited",
-        GitEnd::ClientGone => "client gone",
-        GitEnd::Idle => "idle",
+        GitEnd::ClientGone(_) => "client gone",
+        GitEnd::Idle(_) => "idle",
     };
     let status = match status {
-        GitEnd::Exited(s) => s,
-        GitEnd::ClientGone | GitEnd::Idle => ExitStatus::Signal("KILL".into()),
+        GitEnd::Exited(s) | GitEnd::ClientGone(s) | GitEnd::Idle(s) => s,
     };
     (status, ended)
 }
@@ -122,10 +142,11 @@ async fn run_inner(
 /// How git's run ended.
 enum GitEnd {
     Exited(ExitStatus),
-    /// The session went away (client disconnected or closed the channel): group killed.
-    ClientGone,
-    /// Nothing moved for `idle_timeout`: group killed.
-    Idle,
+    /// The session went away (client disconnected or closed the channel): git stopped
+    /// ([`stop_git`]), with this status.
+    ClientGone(ExitStatus),
+    /// Nothing moved for `idle_timeout`: git stopped too.
+    Idle(ExitStatus),
 }
 
 async fn run_git(
@@ -191,14 +212,16 @@ async fn run_git(
     };
     let out = io.stdout.attach(stdout);
     *pack = Some(out.clone());
-    let errors = copy(
+    // A task of its own: when the session is cut it keeps reading while git stops (see
+    // `stop_git`), so git does not die of SIGPIPE on its last words.
+    let mut errors = AbortOnDrop(tokio::spawn(copy(
         stderr,
         io.stderr,
         counters.clone(),
         activity.clone(),
         false,
         true,
-    );
+    )));
     let watched = out.clone();
     let idle = idle_watch(
         move || {
@@ -209,28 +232,27 @@ async fn run_git(
         job.idle_timeout,
     );
     let wait = async {
-        let (_, status) = tokio::join!(errors, child.wait());
+        let (_, status) = tokio::join!(&mut errors.0, child.wait());
         // Whatever still holds git's stdout (a hook's background job) keeps the session
         // open, as with sshd; the idle clock still runs meanwhile.
         out.ended().await;
         status
     };
-    let _abort_on_exit = AbortOnDrop(to_git);
-    tokio::select! {
-        status = wait => GitEnd::Exited(match status {
+    let to_git = AbortOnDrop(to_git);
+    let cut: fn(ExitStatus) -> GitEnd = tokio::select! {
+        status = wait => return GitEnd::Exited(match status {
             Ok(s) => exit_status(s),
             Err(_) => ExitStatus::Code(1),
         }),
-        _ = &mut io.gone => {
-            kill_group(pid);
-            GitEnd::ClientGone
-        }
+        _ = &mut io.gone => GitEnd::ClientGone,
         () = idle => {
-            tracing::info!(repo = %job.repo.display(), "git idle too long, killed");
-            kill_group(pid);
+            tracing::info!(repo = %job.repo.display(), "git idle too long, stopped");
             GitEnd::Idle
         }
-    }
+    };
+    let status = stop_git(pid, &mut child, to_git).await;
+    drop(errors);
+    cut(status)
 }
 
 /// A push that created its repository and then failed (or pushed no ref) leaves nothing

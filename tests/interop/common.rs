@@ -480,3 +480,30 @@ pub fn openssh_kex() -> Vec<String> {
         .map(str::to_owned)
         .collect()
 }
+
+/// A file of `mib` MiB of incompressible bytes (xorshift); returns its SHA-256 in hex.
+pub fn random_file(path: &Path, mib: usize) -> String {
+    use sha2::{Digest, Sha256};
+    let mut data = vec![0u8; mib << 20];
+    let mut x = 0x2545_f491_4f6c_dd1du64;
+    for c in data.chunks_mut(8) {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        c.copy_from_slice(&x.to_le_bytes()[..c.len()]);
+    }
+    std::fs::write(path, &data).unwrap();
+    hex::encode(Sha256::digest(&data))
+}
+
+/// Resident memory of a process, in KiB.
+pub fn rss_kib(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    status
+        .lines()
+        .find(|l| l.starts_with("VmRSS:"))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .unwrap()
+        .parse()
+        .unwrap()
+}

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::common::require;
+use crate::common::{random_file, require, rss_kib};
 
 pub struct Server {
     child: std::sync::Mutex<Child>,
@@ -423,20 +423,6 @@ fn host_key_fingerprints_printed_at_start_match_what_ssh_sees() {
     assert_eq!(mode & 0o777, 0o600);
 }
 
-pub fn random_file(path: &Path, mib: usize) -> String {
-    use sha2::{Digest, Sha256};
-    let mut data = vec![0u8; mib << 20];
-    let mut x = 0x2545_f491_4f6c_dd1du64;
-    for c in data.chunks_mut(8) {
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        c.copy_from_slice(&x.to_le_bytes()[..c.len()]);
-    }
-    std::fs::write(path, &data).unwrap();
-    hex::encode(Sha256::digest(&data))
-}
-
 #[test]
 fn a_100_mib_repository_clones_intact_and_20_concurrent_clones_are_fsck_clean() {
     use sha2::{Digest, Sha256};
@@ -798,15 +784,4 @@ pub fn raw_fetch(
     // Keep stdin open (as git does while it reads the pack).
     std::mem::forget(stdin);
     (child, out)
-}
-
-pub fn rss_kib(pid: u32) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
-    status
-        .lines()
-        .find(|l| l.starts_with("VmRSS:"))
-        .and_then(|l| l.split_whitespace().nth(1))
-        .unwrap()
-        .parse()
-        .unwrap()
 }

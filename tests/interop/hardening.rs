@@ -488,7 +488,8 @@ fn the_descriptor_limit_is_raised_or_the_start_refused() {
 /// more than 25 MiB.
 #[test]
 fn ten_stalled_sessions_on_one_connection_stay_within_the_memory_bound() {
-    use crate::git_server::{Git, local_repo, random_file, rss_kib};
+    use crate::common::{random_file, rss_kib};
+    use crate::git_server::{Git, local_repo};
     use std::time::{Duration, Instant};
 
     let s = start_on("127.0.0.1:0", &config(EVERYONE_WRITES), |data| {

@@ -13,8 +13,9 @@ use std::time::{Duration, Instant};
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
 
+use crate::common::random_file;
 use crate::common::{free_port, require};
-use crate::git_server::{EVERYONE_WRITES, Git, Server, config, local_repo, random_file, start};
+use crate::git_server::{EVERYONE_WRITES, Git, Server, config, local_repo, start};
 use crate::monitoring::{get, monitoring_addr};
 
 fn signal(pid: u32, sig: Signal) {
@@ -75,6 +76,72 @@ fn stopped_clone(git: &Git<'_>, work: &Path, into: &str, mib: u64) -> Child {
     });
     signal(child.id(), Signal::SIGSTOP);
     child
+}
+
+/// A push over plain ssh that sends its ref update and half of its pack (8 MiB of new
+/// objects), then holds the connection: `receive-pack` on the server waits for the rest with
+/// what it received in its quarantine.
+fn stalled_push(git: &Git<'_>, local: &Path, repo: &str) -> Child {
+    use std::io::{Read, Write};
+    random_file(&local.join("more.bin"), 8);
+    git.ok(local, &["add", "more.bin"]);
+    git.ok(local, &["commit", "-q", "-m", "more"]);
+    let old = git.ok(local, &["rev-parse", "HEAD~1"]).trim().to_owned();
+    let new = git.ok(local, &["rev-parse", "HEAD"]).trim().to_owned();
+    let mut packer = Command::new("git")
+        .current_dir(local)
+        .args(["pack-objects", "--stdout", "--revs", "-q"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    write!(packer.stdin.take().unwrap(), "{new}\n^{old}\n").unwrap();
+    let pack = packer.wait_with_output().unwrap().stdout;
+    assert!(pack.starts_with(b"PACK") && pack.len() > 4 << 20);
+    let mut args: Vec<String> = git
+        .server
+        .ssh_command(&git.key)
+        .split_whitespace()
+        .map(str::to_owned)
+        .collect();
+    let program = args.remove(0);
+    let mut child = Command::new(program)
+        .args(&args)
+        .args(["-p", &git.server.port.to_string(), "git@127.0.0.1"])
+        .arg(format!("git-receive-pack '{repo}'"))
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut out = child.stdout.take().unwrap();
+    loop {
+        let mut len = [0u8; 4];
+        out.read_exact(&mut len).unwrap();
+        let n = usize::from_str_radix(std::str::from_utf8(&len).unwrap(), 16).unwrap();
+        if n == 0 {
+            break;
+        }
+        let mut line = vec![0u8; n - 4];
+        out.read_exact(&mut line).unwrap();
+    }
+    let update = format!("{old} {new} refs/heads/main\0report-status\n");
+    let mut stdin = child.stdin.take().unwrap();
+    write!(stdin, "{:04x}{update}0000", update.len() + 4).unwrap();
+    stdin.write_all(&pack[..pack.len() / 2]).unwrap();
+    stdin.flush().unwrap();
+    // The rest never comes; the connection stays open.
+    std::mem::forget(stdin);
+    std::mem::forget(out);
+    child
+}
+
+/// Whether `repo` holds a receive-pack quarantine (objects of a push in progress).
+fn quarantined(repo: &Path) -> bool {
+    std::fs::read_dir(repo.join("objects")).is_ok_and(|d| {
+        d.flatten()
+            .any(|e| e.file_name().to_string_lossy().contains("incoming"))
+    })
 }
 
 /// What a repository on the server is: its refs, its files, and `git fsck`.
@@ -268,7 +335,7 @@ fn a_failed_upgrade_leaves_the_old_process_serving() {
 }
 
 #[test]
-fn a_stop_lets_a_clone_finish_and_cuts_the_one_that_outlives_the_grace_period() {
+fn a_stop_lets_a_clone_finish_and_cuts_a_clone_and_a_push_that_outlive_the_grace_period() {
     let grace = 4;
     let s = start(&config(EVERYONE_WRITES).replace(
         "shutdown_grace_secs = 30",
@@ -281,6 +348,10 @@ fn a_stop_lets_a_clone_finish_and_cuts_the_one_that_outlives_the_grace_period() 
     let before = state(&git, &repo);
     let mut finishing = stopped_clone(&git, work.path(), "finishes", 1);
     let mut cut = stopped_clone(&git, work.path(), "cut", 1);
+    let mut push = stalled_push(&git, &work.path().join("local"), "big.git");
+    wait_for("the push's quarantine", Duration::from_secs(20), || {
+        quarantined(&repo)
+    });
     let probe = monitoring_addr(&s);
     let stopped_at = Instant::now();
     signal(s.pid(), Signal::SIGTERM);
@@ -308,6 +379,11 @@ fn a_stop_lets_a_clone_finish_and_cuts_the_one_that_outlives_the_grace_period() 
     let mut err = String::new();
     std::io::Read::read_to_string(cut.stderr.as_mut().unwrap(), &mut err).unwrap();
     assert!(err.contains("server shutting down"), "{err}");
+    // The push's receive-pack saw its input end and removed its quarantine.
+    assert!(!push.wait().unwrap().success());
+    let mut err = String::new();
+    std::io::Read::read_to_string(push.stderr.as_mut().unwrap(), &mut err).unwrap();
+    assert!(err.contains("server shutting down"), "{err}");
     let log = s.log();
     for line in [
         "shutdown grace period over: disconnecting the open connections",
@@ -315,7 +391,12 @@ fn a_stop_lets_a_clone_finish_and_cuts_the_one_that_outlives_the_grace_period() 
     ] {
         assert!(log.contains(line), "{line}\n{log}");
     }
-    assert_eq!(state(&git, &repo), before, "the repository changed");
+    assert_eq!(
+        state(&git, &repo),
+        before,
+        "the repository changed:\n{}",
+        s.log()
+    );
 }
 
 #[test]

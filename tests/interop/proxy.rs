@@ -8,8 +8,9 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+use crate::common::rss_kib;
 use crate::common::{Sshd, require};
-use crate::git_server::{EVERYONE_WRITES, Git, Server, config, local_repo, raw_fetch, rss_kib};
+use crate::git_server::{EVERYONE_WRITES, Git, Server, config, local_repo, raw_fetch};
 
 fn current_user() -> String {
     let out = Command::new("id").arg("-un").output().unwrap();
@@ -449,7 +450,7 @@ fn an_interrupted_push_through_the_proxy_leaves_upstream_refs_unchanged() {
     let local = local_repo(&git, work.path(), 1);
     git.ok(&local, &["push", "-q", &s.url("p.git"), "main"]);
     let before = git_in(&upstream_repo, &["show-ref"]);
-    crate::git_server::random_file(&local.join("big.bin"), 64);
+    crate::common::random_file(&local.join("big.bin"), 64);
     git_in(&local, &["add", "big.bin"]);
     git_in(&local, &["commit", "-q", "-m", "big"]);
     let mut push = Command::new("git")
