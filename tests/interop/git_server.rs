@@ -586,7 +586,7 @@ fn an_idle_git_is_killed_after_the_idle_timeout() {
         "took {:?}",
         started.elapsed()
     );
-    assert!(s.log().contains("git idle too long, killed"), "{}", s.log());
+    assert!(s.log().contains("git idle too long, stopped"), "{}", s.log());
 }
 
 #[test]
