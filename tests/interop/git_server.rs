@@ -1,12 +1,13 @@
 //! The `portcullis` binary with real git and ssh: clone, fetch, push, ls-remote (v0 and v2),
 //! archive, a 100 MiB repository, 20 concurrent clones, an interrupted push, refusals.
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use crate::common::{random_file, require, rss_kib};
+use crate::raw_git::raw_fetch;
 
 pub struct Server {
     child: std::sync::Mutex<Child>,
@@ -118,6 +119,21 @@ impl Server {
             kh.display(),
             key.display()
         )
+    }
+
+    /// `ssh {options} -N` to the server with `key`: a connection held open, no command.
+    pub fn held_ssh(&self, key: &Path, options: &str, stderr: Stdio) -> Child {
+        Command::new("sh")
+            .arg("-c")
+            .arg(format!(
+                "exec {} {options} -N -p {} git@127.0.0.1",
+                self.ssh_command(key),
+                self.port
+            ))
+            .stdin(Stdio::null())
+            .stderr(stderr)
+            .spawn()
+            .unwrap()
     }
 
     pub fn url(&self, repo: &str) -> String {
@@ -586,7 +602,11 @@ fn an_idle_git_is_killed_after_the_idle_timeout() {
         "took {:?}",
         started.elapsed()
     );
-    assert!(s.log().contains("git idle too long, stopped"), "{}", s.log());
+    assert!(
+        s.log().contains("git idle too long, stopped"),
+        "{}",
+        s.log()
+    );
 }
 
 #[test]
@@ -688,17 +708,11 @@ fn local_forwarding_is_refused_and_json_logs_are_one_object_per_line() {
         .local_addr()
         .unwrap()
         .port();
-    let mut fwd = Command::new("sh")
-        .arg("-c")
-        .arg(format!(
-            "exec {} -N -L {local}:127.0.0.1:22 -p {} git@127.0.0.1",
-            s.ssh_command(&alice.key),
-            s.port
-        ))
-        .stdin(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut fwd = s.held_ssh(
+        &alice.key,
+        &format!("-L {local}:127.0.0.1:22"),
+        Stdio::piped(),
+    );
     let deadline = Instant::now() + Duration::from_secs(10);
     let mut conn = loop {
         if let Ok(c) = std::net::TcpStream::connect(("127.0.0.1", local)) {
@@ -736,52 +750,4 @@ fn local_forwarding_is_refused_and_json_logs_are_one_object_per_line() {
     assert_eq!(v["fields"]["command"], "git-receive-pack");
     assert_eq!(v["fields"]["exit"], "0");
     assert!(v["fields"]["bytes_in"].as_u64().unwrap() > 0);
-}
-
-/// Speaks git protocol v0 to `git-upload-pack` on `s` (no side-band): wants the tip and
-/// leaves the pack to be read. Returns the child (ssh) and its stdout.
-pub fn raw_fetch(
-    s: &Server,
-    key: &Path,
-    repo: &str,
-) -> (std::process::Child, std::process::ChildStdout) {
-    let mut args: Vec<String> = s
-        .ssh_command(key)
-        .split_whitespace()
-        .map(str::to_owned)
-        .collect();
-    let program = args.remove(0);
-    let mut child = Command::new(program)
-        .args(&args)
-        .args(["-p", &s.port.to_string(), "git@127.0.0.1"])
-        .arg(format!("git-upload-pack '{repo}'"))
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut out = child.stdout.take().unwrap();
-    // Ref advertisement: pkt-lines up to a flush.
-    let mut tip = None;
-    loop {
-        let mut len = [0u8; 4];
-        out.read_exact(&mut len).unwrap();
-        let n = usize::from_str_radix(std::str::from_utf8(&len).unwrap(), 16).unwrap();
-        if n == 0 {
-            break;
-        }
-        let mut line = vec![0u8; n - 4];
-        out.read_exact(&mut line).unwrap();
-        if tip.is_none() {
-            tip = Some(String::from_utf8_lossy(&line[..40]).into_owned());
-        }
-    }
-    let mut stdin = child.stdin.take().unwrap();
-    let want = format!("want {}\n", tip.unwrap());
-    write!(stdin, "{:04x}{want}0000", want.len() + 4).unwrap();
-    stdin.write_all(b"0009done\n").unwrap();
-    stdin.flush().unwrap();
-    // Keep stdin open (as git does while it reads the pack).
-    std::mem::forget(stdin);
-    (child, out)
 }

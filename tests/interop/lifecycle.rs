@@ -17,6 +17,7 @@ use crate::common::random_file;
 use crate::common::{free_port, require};
 use crate::git_server::{EVERYONE_WRITES, Git, Server, config, local_repo, start};
 use crate::monitoring::{get, monitoring_addr};
+use crate::raw_git::stalled_push;
 
 fn signal(pid: u32, sig: Signal) {
     kill(Pid::from_raw(i32::try_from(pid).unwrap()), sig).unwrap();
@@ -75,64 +76,6 @@ fn stopped_clone(git: &Git<'_>, work: &Path, into: &str, mib: u64) -> Child {
         received() >= mib << 20
     });
     signal(child.id(), Signal::SIGSTOP);
-    child
-}
-
-/// A push over plain ssh that sends its ref update and half of its pack (8 MiB of new
-/// objects), then holds the connection: `receive-pack` on the server waits for the rest with
-/// what it received in its quarantine.
-fn stalled_push(git: &Git<'_>, local: &Path, repo: &str) -> Child {
-    use std::io::{Read, Write};
-    random_file(&local.join("more.bin"), 8);
-    git.ok(local, &["add", "more.bin"]);
-    git.ok(local, &["commit", "-q", "-m", "more"]);
-    let old = git.ok(local, &["rev-parse", "HEAD~1"]).trim().to_owned();
-    let new = git.ok(local, &["rev-parse", "HEAD"]).trim().to_owned();
-    let mut packer = Command::new("git")
-        .current_dir(local)
-        .args(["pack-objects", "--stdout", "--revs", "-q"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    write!(packer.stdin.take().unwrap(), "{new}\n^{old}\n").unwrap();
-    let pack = packer.wait_with_output().unwrap().stdout;
-    assert!(pack.starts_with(b"PACK") && pack.len() > 4 << 20);
-    let mut args: Vec<String> = git
-        .server
-        .ssh_command(&git.key)
-        .split_whitespace()
-        .map(str::to_owned)
-        .collect();
-    let program = args.remove(0);
-    let mut child = Command::new(program)
-        .args(&args)
-        .args(["-p", &git.server.port.to_string(), "git@127.0.0.1"])
-        .arg(format!("git-receive-pack '{repo}'"))
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut out = child.stdout.take().unwrap();
-    loop {
-        let mut len = [0u8; 4];
-        out.read_exact(&mut len).unwrap();
-        let n = usize::from_str_radix(std::str::from_utf8(&len).unwrap(), 16).unwrap();
-        if n == 0 {
-            break;
-        }
-        let mut line = vec![0u8; n - 4];
-        out.read_exact(&mut line).unwrap();
-    }
-    let update = format!("{old} {new} refs/heads/main\0report-status\n");
-    let mut stdin = child.stdin.take().unwrap();
-    write!(stdin, "{:04x}{update}0000", update.len() + 4).unwrap();
-    stdin.write_all(&pack[..pack.len() / 2]).unwrap();
-    stdin.flush().unwrap();
-    // The rest never comes; the connection stays open.
-    std::mem::forget(stdin);
-    std::mem::forget(out);
     child
 }
 
@@ -403,17 +346,7 @@ fn a_stop_lets_a_clone_finish_and_cuts_a_clone_and_a_push_that_outlive_the_grace
 fn a_second_stop_signal_exits_at_once() {
     let s = start(&config(EVERYONE_WRITES));
     let git = Git::as_user(&s, "alice");
-    let mut held = Command::new("sh")
-        .arg("-c")
-        .arg(format!(
-            "exec {} -N -p {} git@127.0.0.1",
-            s.ssh_command(&git.key),
-            s.port
-        ))
-        .stdin(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut held = s.held_ssh(&git.key, "", Stdio::null());
     wait_for("the session", Duration::from_secs(10), || {
         s.log().contains("authenticated")
     });
@@ -446,18 +379,11 @@ fn a_reload_applies_to_new_connections_only_and_refuses_a_broken_file() {
     // A connection opened before the reload (OpenSSH connection sharing: later commands run
     // as new sessions on it).
     let control = work.path().join("ctl");
-    let mut master = Command::new("sh")
-        .arg("-c")
-        .arg(format!(
-            "exec {} -M -S {} -N -p {} git@127.0.0.1",
-            s.ssh_command(&git.key),
-            control.display(),
-            s.port
-        ))
-        .stdin(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut master = s.held_ssh(
+        &git.key,
+        &format!("-M -S {}", control.display()),
+        Stdio::null(),
+    );
     wait_for("the master connection", Duration::from_secs(10), || {
         control.exists()
     });

@@ -21,6 +21,7 @@ mod monitoring;
 mod openssh_client;
 mod openssh_server;
 mod proxy;
+mod raw_git;
 mod served;
 mod session_server;
 mod sessions;

@@ -3,7 +3,7 @@
 
 use std::collections::HashMap;
 use std::io::{Read, Write};
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use crate::git_server::{EVERYONE_WRITES, Git, Server, config, local_repo, start};
@@ -125,16 +125,7 @@ fn metrics_move_by_exactly_one_clone_and_probes_answer() {
         .sum();
     assert_eq!(kex, 2.0, "the push and the clone: {after:?}");
     // Draining: not ready as soon as SIGTERM arrives, while a connection still holds on.
-    let mut held = Command::new("sh")
-        .arg("-c")
-        .arg(format!(
-            "exec {} -N -p {} git@127.0.0.1",
-            s.ssh_command(&git.key),
-            s.port
-        ))
-        .stdin(Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut held = s.held_ssh(&git.key, "", Stdio::inherit());
     let deadline = Instant::now() + Duration::from_secs(10);
     while scrape(&addr)
         .get("portcullis_connections_active")

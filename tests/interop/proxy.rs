@@ -10,7 +10,8 @@ use std::time::{Duration, Instant};
 
 use crate::common::rss_kib;
 use crate::common::{Sshd, require};
-use crate::git_server::{EVERYONE_WRITES, Git, Server, config, local_repo, raw_fetch};
+use crate::git_server::{EVERYONE_WRITES, Git, Server, config, local_repo};
+use crate::raw_git::raw_fetch;
 
 fn current_user() -> String {
     let out = Command::new("id").arg("-un").output().unwrap();
