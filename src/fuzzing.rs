@@ -128,14 +128,62 @@ pub fn packet_parser(data: &[u8]) {
     }
 }
 
-/// Arbitrary bytes through the message decoder: no panic, and whatever decodes re-encodes to
-/// something that decodes to the same message.
+/// Arbitrary bytes through every message decoder — [`Message::decode`], the context-decoded
+/// key-exchange messages and PK_OK, the `publickey` fields and the typed channel requests: no
+/// panic, and whatever decodes re-encodes to exactly the bytes it came from.
 pub fn msg_roundtrip(data: &[u8]) {
-    if let Ok(msg) = Message::decode(data) {
-        let bytes = msg.to_bytes();
-        let again = Message::decode(&bytes).expect("re-encoded message must decode");
-        assert_eq!(msg, again);
+    use crate::msg::{
+        ChannelRequest, KexEcdhInit, KexEcdhReply, KexGexGroup, KexGexInit, KexGexReply,
+        KexGexRequest, Publickey, UserauthPkOk,
+    };
+    use crate::wire::Decode;
+
+    /// A context-decoded message re-encodes to its number and exactly the body it came from.
+    fn exact<'a, M: Decode<'a> + Encode>(body: &'a [u8]) {
+        if let Ok(m) = M::decode_exact(body) {
+            assert_eq!(m.to_bytes().get(1..), Some(body));
+        }
     }
+
+    if let Ok(msg) = Message::decode(data) {
+        // Every field keeps its bytes: the encoding is the input, byte for byte.
+        assert_eq!(msg.to_bytes(), data);
+        match &msg {
+            Message::UserauthRequest(m) if m.method == b"publickey" => {
+                if let Ok(pk) = Publickey::parse(m.data.0) {
+                    assert_eq!(pk.data(), m.data.0);
+                }
+            }
+            Message::ChannelRequest(m) => {
+                if let Ok(req) = ChannelRequest::parse(m.kind, m.data.0) {
+                    assert_eq!(req.name(), m.kind);
+                    // Requests we only refuse drop their fields; the others re-encode exactly.
+                    let dropped = matches!(
+                        req,
+                        ChannelRequest::PtyReq
+                            | ChannelRequest::X11Req
+                            | ChannelRequest::WindowChange
+                            | ChannelRequest::Other(_)
+                    );
+                    // exit-signal's language tag is not kept (we send an empty one).
+                    let tagged = matches!(req, ChannelRequest::ExitSignal { .. });
+                    if !dropped && !tagged {
+                        assert_eq!(req.data(), m.data.0);
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+    // The numbers whose meaning depends on context, each decoder on the body.
+    let body = data.get(1..).unwrap_or_default();
+    exact::<KexEcdhInit<'_>>(body);
+    exact::<KexEcdhReply<'_>>(body);
+    exact::<KexGexRequest>(body);
+    exact::<KexGexGroup<'_>>(body);
+    exact::<KexGexInit<'_>>(body);
+    exact::<KexGexReply<'_>>(body);
+    exact::<UserauthPkOk<'_>>(body);
 }
 
 /// Splits `input` into payloads (one length byte each, then that many bytes; empty ones

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use crate::auth::publickey::{self, Request};
 use crate::error::{Error, ProtocolError};
 use crate::keys::{KeyType, PrivateKey, SigAlg};
-use crate::msg::MsgNum;
+use crate::msg::Message;
 use crate::transport::Transport;
 
 /// What authentication produced.
@@ -109,26 +109,24 @@ impl AuthClient {
 
     /// Handles SERVICE_ACCEPT and the server's authentication messages.
     pub fn handle(&mut self, t: &mut Transport, payload: &[u8]) -> Result<AuthProgress, Error> {
-        let num = MsgNum(payload.first().copied().unwrap_or(0));
-        match num {
-            MsgNum::SERVICE_ACCEPT if !self.accepted => {
+        let pending = self.accepted && self.progress == AuthProgress::Pending;
+        match Message::decode(payload)? {
+            Message::ServiceAccept(_) if !self.accepted => {
                 self.accepted = true;
                 self.queue = self.candidates();
                 self.try_next(t)?;
             }
-            MsgNum::USERAUTH_FAILURE if self.accepted && self.progress == AuthProgress::Pending => {
-                self.try_next(t)?
-            }
-            MsgNum::USERAUTH_SUCCESS if self.accepted && self.progress == AuthProgress::Pending => {
+            Message::UserauthFailure(_) if pending => self.try_next(t)?,
+            Message::UserauthSuccess(_) if pending => {
                 self.progress = AuthProgress::Succeeded;
                 t.set_authenticated();
             }
             // Banners are shown by interactive clients; we have no one to show them to.
-            MsgNum::USERAUTH_BANNER => {}
-            _ => {
+            Message::UserauthBanner(_) => {}
+            other => {
                 return Err(ProtocolError::UnexpectedMessage {
                     phase: "client authentication",
-                    msg: num.0,
+                    msg: other.num().0,
                 }
                 .into());
             }

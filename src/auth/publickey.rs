@@ -1,8 +1,9 @@
-//! The `publickey` method's signed data [RFC4252 §7]: built in one place so the server verifies
-//! exactly what a client signs, session identifier first.
+//! The `publickey` method [RFC4252 §7] as both roles use it: what a request is about, what its
+//! signature covers and the request itself — the wire forms are [`crate::msg::Publickey`]'s,
+//! so the server verifies exactly what a client signs.
 
-use crate::msg::MsgNum;
-use crate::wire::Writer;
+use crate::msg::{Publickey, Rest, UserauthRequest};
+use crate::wire::{Encode, Writer};
 
 /// The fields a `publickey` request is about.
 #[derive(Clone, Copy, Debug)]
@@ -17,33 +18,30 @@ pub struct Request<'a> {
     pub key_blob: &'a [u8],
 }
 
-/// session_id ‖ USERAUTH_REQUEST ‖ user ‖ service ‖ "publickey" ‖ TRUE ‖ alg ‖ key [RFC4252 §7].
-pub fn signed_data(session_id: &[u8], req: &Request<'_>) -> Vec<u8> {
-    let mut out = Vec::with_capacity(
-        session_id
-            .len()
-            .saturating_add(req.key_blob.len())
-            .saturating_add(128),
-    );
-    let mut w = Writer::new(&mut out);
-    w.string(session_id).u8(MsgNum::USERAUTH_REQUEST.0);
-    w.string(req.user)
-        .string(req.service)
-        .string(b"publickey")
-        .bool(true);
-    w.string(req.algorithm).string(req.key_blob);
-    out
+impl<'a> Request<'a> {
+    fn method(&self, signature: Option<&'a [u8]>) -> Publickey<'a> {
+        Publickey {
+            algorithm: self.algorithm,
+            key: self.key_blob,
+            signature,
+        }
+    }
 }
 
-/// Appends the signed USERAUTH_REQUEST message itself [RFC4252 §7].
+/// session_id ‖ USERAUTH_REQUEST ‖ user ‖ service ‖ "publickey" ‖ TRUE ‖ alg ‖ key [RFC4252 §7].
+pub fn signed_data(session_id: &[u8], req: &Request<'_>) -> Vec<u8> {
+    req.method(None)
+        .signed_data(session_id, req.user, req.service)
+}
+
+/// Appends the USERAUTH_REQUEST itself, signed or (without `signature`) a query [RFC4252 §7].
 pub fn write_request(w: &mut Writer<'_>, req: &Request<'_>, signature: Option<&[u8]>) {
-    w.u8(MsgNum::USERAUTH_REQUEST.0);
-    w.string(req.user)
-        .string(req.service)
-        .string(b"publickey")
-        .bool(signature.is_some());
-    w.string(req.algorithm).string(req.key_blob);
-    if let Some(sig) = signature {
-        w.string(sig);
+    let data = req.method(signature).data();
+    UserauthRequest {
+        user: req.user,
+        service: req.service,
+        method: b"publickey",
+        data: Rest(&data),
     }
+    .encode(w);
 }

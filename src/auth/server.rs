@@ -13,9 +13,12 @@ use crate::auth::publickey::{self, Request};
 use crate::error::{DisconnectReason, Error, ProtocolError};
 use crate::keys::{PublicKey, SigAlg};
 use crate::limits::MAX_AUTH_REQUESTS;
-use crate::msg::MsgNum;
+use crate::msg::{
+    Message, MsgNum, Publickey, ServiceAccept, ServiceRequest, UserauthFailure, UserauthPkOk,
+    UserauthRequest, UserauthSuccess,
+};
 use crate::transport::Transport;
-use crate::wire::Reader;
+use crate::wire::NameList;
 
 /// Authentication policy knobs.
 #[derive(Clone, Debug)]
@@ -150,53 +153,54 @@ impl AuthServer {
 
     /// Handles a message of the authentication range or a service request.
     pub fn handle(&mut self, t: &mut Transport, payload: &[u8]) -> Result<AuthOutcome, Error> {
-        let num = MsgNum(payload.first().copied().unwrap_or(0));
-        let body = payload.get(1..).unwrap_or_default();
-        match num {
-            MsgNum::SERVICE_REQUEST => self
-                .on_service_request(t, body)
+        match Message::decode(payload)? {
+            Message::ServiceRequest(m) => self
+                .on_service_request(t, &m)
                 .map(|()| AuthOutcome::Nothing),
-            MsgNum::USERAUTH_REQUEST => match self.phase {
-                Phase::AwaitService => Err(unexpected("before ssh-userauth", num)),
+            Message::UserauthRequest(m) => match self.phase {
+                Phase::AwaitService => {
+                    Err(unexpected("before ssh-userauth", MsgNum::USERAUTH_REQUEST))
+                }
                 // Further requests after success are ignored [RFC4252 §5.1].
                 Phase::Done => Ok(AuthOutcome::Nothing),
-                Phase::Pending(_) => Err(unexpected("a pending request", num)),
-                Phase::Active => self.on_request(t, body),
+                Phase::Pending(_) => Err(unexpected("a pending request", MsgNum::USERAUTH_REQUEST)),
+                Phase::Active => self.on_request(t, &m),
             },
-            // Only a server sends these; a client that does is attacking (libssh CVE-2018-10933).
-            _ => Err(unexpected("authentication", num)),
+            // Only a server sends the others; a client that does is attacking (libssh
+            // CVE-2018-10933).
+            other => Err(unexpected("authentication", other.num())),
         }
     }
 
-    fn on_service_request(&mut self, t: &mut Transport, body: &[u8]) -> Result<(), Error> {
-        let mut r = Reader::new(body);
-        let service = r.string()?;
-        r.finish()?;
+    fn on_service_request(
+        &mut self,
+        t: &mut Transport,
+        m: &ServiceRequest<'_>,
+    ) -> Result<(), Error> {
         if self.phase != Phase::AwaitService {
             return Err(unexpected(
                 "a second service request",
                 MsgNum::SERVICE_REQUEST,
             ));
         }
-        if service != b"ssh-userauth" {
+        if m.service != b"ssh-userauth" {
             t.disconnect(
                 DisconnectReason::ServiceNotAvailable,
                 "service not available",
             );
             return Err(Error::Auth("unknown service requested"));
         }
-        t.send_with(|w| {
-            w.u8(MsgNum::SERVICE_ACCEPT.0).string(service);
-        })?;
+        t.send_msg(&ServiceAccept { service: m.service })?;
         self.phase = Phase::Active;
         Ok(())
     }
 
-    fn on_request(&mut self, t: &mut Transport, body: &[u8]) -> Result<AuthOutcome, Error> {
-        let mut r = Reader::new(body);
-        let user = r.string()?;
-        let service = r.string()?;
-        let method = r.string()?;
+    fn on_request(
+        &mut self,
+        t: &mut Transport,
+        m: &UserauthRequest<'_>,
+    ) -> Result<AuthOutcome, Error> {
+        let (user, service, method) = (m.user, m.service, m.method);
         if user.len() > self.config.max_user_len {
             t.disconnect(DisconnectReason::IllegalUserName, "user name too long");
             return Err(Error::Auth("user name too long"));
@@ -222,15 +226,11 @@ impl AuthServer {
             let counts = !(method == b"none" && self.requests == 1);
             return self.fail(t, counts).map(|()| AuthOutcome::Nothing);
         }
-        let has_sig = r.bool()?;
-        let alg_name = r.string()?;
-        let key_blob = r.string()?;
-        let sig = if has_sig { Some(r.string()?) } else { None };
-        r.finish()?;
-        let algorithm = std::str::from_utf8(alg_name)
+        let pk = Publickey::parse(m.data.0)?;
+        let algorithm = std::str::from_utf8(pk.algorithm)
             .ok()
             .and_then(SigAlg::from_wire_name);
-        let key = PublicKey::decode(key_blob).ok();
+        let key = PublicKey::decode(pk.key).ok();
         let (Some(algorithm), Some(key)) = (algorithm, key) else {
             return self.fail(t, true).map(|()| AuthOutcome::Nothing);
         };
@@ -243,14 +243,14 @@ impl AuthServer {
             user: user.to_owned(),
             key,
             algorithm,
-            signed: sig.is_some(),
+            signed: pk.signature.is_some(),
         };
         self.phase = Phase::Pending(Box::new(Pending {
             req: req.clone(),
             service: service.to_vec(),
-            alg_name: alg_name.to_vec(),
-            key_blob: key_blob.to_vec(),
-            sig: sig.map(<[u8]>::to_vec),
+            alg_name: pk.algorithm.to_vec(),
+            key_blob: pk.key.to_vec(),
+            sig: pk.signature.map(<[u8]>::to_vec),
         }));
         Ok(AuthOutcome::Decide(req))
     }
@@ -271,11 +271,10 @@ impl AuthServer {
                 return Err(Error::Auth("too many authentication failures"));
             }
         }
-        let methods: Vec<&str> = self.config.methods.iter().map(String::as_str).collect();
-        t.send_with(|w| {
-            w.u8(MsgNum::USERAUTH_FAILURE.0)
-                .name_list(methods.iter().copied())
-                .bool(false);
+        let methods = self.config.methods.join(",");
+        t.send_msg(&UserauthFailure {
+            methods: NameList::parse(methods.as_bytes())?,
+            partial: false,
         })?;
         self.phase = Phase::Active;
         Ok(())
@@ -295,10 +294,9 @@ impl AuthServer {
         };
         let Some(sig) = &p.sig else {
             let blob = p.req.key.to_blob();
-            t.send_with(|w| {
-                w.u8(MsgNum::USERAUTH_PK_OK.0)
-                    .string(p.req.algorithm.wire_name().as_bytes())
-                    .string(&blob);
+            t.send_msg(&UserauthPkOk {
+                algorithm: p.req.algorithm.wire_name().as_bytes(),
+                key: &blob,
             })?;
             return Ok(None);
         };
@@ -317,9 +315,7 @@ impl AuthServer {
             },
             _ => return self.fail(t, true).map(|()| None),
         };
-        t.send_with(|w| {
-            w.u8(MsgNum::USERAUTH_SUCCESS.0);
-        })?;
+        t.send_msg(&UserauthSuccess {})?;
         t.set_authenticated();
         self.phase = Phase::Done;
         Ok(Some(verified))

@@ -10,7 +10,7 @@ use crate::connection::{ChannelEvent, ChannelRequest, Connection, ConnectionConf
 use crate::crypto::rng::SecureRandom;
 use crate::error::{DisconnectReason, Error, ProtocolError};
 use crate::keys::PrivateKey;
-use crate::msg::MsgNum;
+use crate::msg::{MsgNum, ServiceRequest};
 use crate::transport::{HostKeyVerifier, Transport, TransportConfig, TransportEvent};
 
 /// Settings for outgoing connections.
@@ -65,8 +65,8 @@ impl ClientConnection {
         now: Instant,
     ) -> Result<Self, Error> {
         let mut t = Transport::new_client(config.transport.clone(), verifier, rng, now);
-        t.send_with(|w| {
-            w.u8(MsgNum::SERVICE_REQUEST.0).string(b"ssh-userauth");
+        t.send_msg(&ServiceRequest {
+            service: b"ssh-userauth",
         })?;
         Ok(Self {
             t,

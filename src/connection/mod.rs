@@ -5,18 +5,20 @@
 
 mod channel;
 pub mod keepalive;
-pub mod requests;
 
+pub use crate::msg::ChannelRequest;
 pub use channel::{ChanState, Channel};
-pub use requests::ChannelRequest;
 
 use std::collections::VecDeque;
 
 use crate::error::{Error, ProtocolError};
 use crate::limits::{MIN_CHANNEL_WINDOW, WINDOW_GRACE_DIVISOR};
-use crate::msg::MsgNum;
+use crate::msg::{
+    ChannelClose, ChannelData, ChannelEof, ChannelExtendedData, ChannelFailure, ChannelOpen,
+    ChannelOpenConfirmation, ChannelOpenFailure, ChannelRequestMsg, ChannelSuccess,
+    ChannelWindowAdjust, GlobalRequest, Message, MsgNum, RequestFailure, Rest,
+};
 use crate::transport::Transport;
-use crate::wire::Reader;
 
 /// Channel open failure reasons [RFC4254 §5.1].
 pub mod reason {
@@ -144,6 +146,9 @@ fn protocol(phase: &'static str, num: MsgNum) -> Error {
 /// Bytes of a CHANNEL_DATA message around its data: number, recipient, length.
 const DATA_OVERHEAD: usize = 9;
 
+/// The language tag we send: an empty `string` [RFC4254 §5.1].
+const EMPTY_LANGUAGE: Rest<'static> = Rest(&[0, 0, 0, 0]);
+
 impl Connection {
     /// An empty channel table.
     pub fn new(config: ConnectionConfig) -> Self {
@@ -229,113 +234,43 @@ impl Connection {
 
     /// Handles one message of the connection range (80–127).
     pub fn handle(&mut self, t: &mut Transport, payload: &[u8]) -> Result<(), Error> {
-        let num = MsgNum(payload.first().copied().unwrap_or(0));
-        let mut r = Reader::new(payload.get(1..).unwrap_or_default());
-        match num {
-            MsgNum::GLOBAL_REQUEST => self.on_global_request(t, &mut r),
-            MsgNum::REQUEST_SUCCESS | MsgNum::REQUEST_FAILURE => {
-                // Replies may carry data (e.g. a bound port); it is not needed.
-                if self.global_replies_expected == 0 {
-                    return Err(protocol("no global request outstanding", num));
-                }
-                self.global_replies_expected = self.global_replies_expected.saturating_sub(1);
-                self.events.push_back(ChannelEvent::GlobalReply {
-                    ok: num == MsgNum::REQUEST_SUCCESS,
-                });
-                Ok(())
-            }
-            MsgNum::CHANNEL_OPEN => self.on_open(t, &mut r),
-            MsgNum::CHANNEL_OPEN_CONFIRMATION => self.on_open_confirmation(&mut r),
-            MsgNum::CHANNEL_OPEN_FAILURE => self.on_open_failure(&mut r),
-            MsgNum::CHANNEL_WINDOW_ADJUST => {
-                let (id, add) = (r.u32()?, r.u32()?);
-                r.finish()?;
-                let ch = self.open_chan(id, num)?;
+        match Message::decode(payload)? {
+            Message::GlobalRequest(m) => self.on_global_request(t, &m),
+            Message::RequestSuccess(_) => self.on_global_reply(MsgNum::REQUEST_SUCCESS),
+            Message::RequestFailure(_) => self.on_global_reply(MsgNum::REQUEST_FAILURE),
+            Message::ChannelOpen(m) => self.on_open(t, &m),
+            Message::ChannelOpenConfirmation(m) => self.on_open_confirmation(&m),
+            Message::ChannelOpenFailure(m) => self.on_open_failure(&m),
+            Message::ChannelWindowAdjust(m) => {
+                let ch = self.open_chan(m.recipient, MsgNum::CHANNEL_WINDOW_ADJUST)?;
                 // The window MUST NOT pass 2^32-1 [RFC4254 §5.2]: an error, never a clamp.
                 ch.send_window = ch
                     .send_window
-                    .checked_add(add)
-                    .ok_or(ProtocolError::WindowOverflow { id })?;
-                self.events.push_back(ChannelEvent::Writable { id });
+                    .checked_add(m.bytes)
+                    .ok_or(ProtocolError::WindowOverflow { id: m.recipient })?;
+                self.events
+                    .push_back(ChannelEvent::Writable { id: m.recipient });
                 Ok(())
             }
-            MsgNum::CHANNEL_DATA => {
-                let id = r.u32()?;
-                let data = r.string()?;
-                r.finish()?;
-                self.on_data(id, None, data)
-            }
-            MsgNum::CHANNEL_EXTENDED_DATA => {
-                let (id, code) = (r.u32()?, r.u32()?);
-                let data = r.string()?;
-                r.finish()?;
-                self.on_data(id, Some(code), data)
-            }
-            MsgNum::CHANNEL_EOF => {
-                let id = r.u32()?;
-                r.finish()?;
-                let ch = self.open_chan(id, num)?;
+            Message::ChannelData(m) => self.on_data(m.recipient, None, m.data),
+            Message::ChannelExtendedData(m) => self.on_data(m.recipient, Some(m.code), m.data),
+            Message::ChannelEof(ChannelEof { recipient: id }) => {
+                let ch = self.open_chan(id, MsgNum::CHANNEL_EOF)?;
                 if !ch.eof_rcvd && !ch.close_sent {
                     ch.eof_rcvd = true;
                     self.events.push_back(ChannelEvent::Eof { id });
                 }
                 Ok(())
             }
-            MsgNum::CHANNEL_CLOSE => {
-                let id = r.u32()?;
-                r.finish()?;
-                let ch = self.chan_mut(id)?;
-                if ch.close_rcvd || ch.state == ChanState::PendingAccept {
-                    return Err(protocol("channel close", num));
-                }
-                ch.close_rcvd = true;
-                // Answer a CLOSE with ours unless already sent [RFC4254 §5.3].
-                if !ch.close_sent {
-                    ch.close_sent = true;
-                    let remote = ch.remote;
-                    t.send_with(|w| {
-                        w.u8(MsgNum::CHANNEL_CLOSE.0).u32(remote);
-                    })?;
-                }
-                self.events.push_back(ChannelEvent::Closed { id });
-                self.release_if_finished(id);
-                Ok(())
+            Message::ChannelClose(ChannelClose { recipient: id }) => self.on_close(t, id),
+            Message::ChannelRequest(m) => self.on_request(&m),
+            Message::ChannelSuccess(ChannelSuccess { recipient: id }) => {
+                self.on_reply(id, MsgNum::CHANNEL_SUCCESS)
             }
-            MsgNum::CHANNEL_REQUEST => {
-                let id = r.u32()?;
-                let name = r.string()?;
-                let want_reply = r.bool()?;
-                let request = ChannelRequest::parse(name, &mut r)?;
-                r.finish()?;
-                let ch = self.open_chan(id, num)?;
-                if ch.close_sent {
-                    return Ok(());
-                }
-                if want_reply {
-                    ch.replies_owed = ch.replies_owed.saturating_add(1);
-                }
-                self.events.push_back(ChannelEvent::Request {
-                    id,
-                    request,
-                    want_reply,
-                });
-                Ok(())
+            Message::ChannelFailure(ChannelFailure { recipient: id }) => {
+                self.on_reply(id, MsgNum::CHANNEL_FAILURE)
             }
-            MsgNum::CHANNEL_SUCCESS | MsgNum::CHANNEL_FAILURE => {
-                let id = r.u32()?;
-                r.finish()?;
-                let ch = self.open_chan(id, num)?;
-                if ch.replies_expected == 0 {
-                    return Err(protocol("no channel request outstanding", num));
-                }
-                ch.replies_expected = ch.replies_expected.saturating_sub(1);
-                self.events.push_back(ChannelEvent::Reply {
-                    id,
-                    ok: num == MsgNum::CHANNEL_SUCCESS,
-                });
-                Ok(())
-            }
-            _ => Err(protocol("connection", num)),
+            other => Err(protocol("connection", other.num())),
         }
     }
 
@@ -348,56 +283,59 @@ impl Connection {
         Ok(ch)
     }
 
-    fn on_global_request(&mut self, t: &mut Transport, r: &mut Reader<'_>) -> Result<(), Error> {
-        let name = r.string()?;
-        let want_reply = r.bool()?;
-        r.rest();
-        if name == b"no-more-sessions@openssh.com" {
+    fn on_global_request(&mut self, t: &mut Transport, m: &GlobalRequest<'_>) -> Result<(), Error> {
+        if m.name == b"no-more-sessions@openssh.com" {
             self.no_more_sessions = true;
         }
         // We offer no global services (port forwarding included): refuse, in arrival order.
-        if want_reply {
-            t.send_with(|w| {
-                w.u8(MsgNum::REQUEST_FAILURE.0);
-            })?;
+        if m.want_reply {
+            t.send_msg(&RequestFailure {})?;
         }
         Ok(())
     }
 
-    fn on_open(&mut self, t: &mut Transport, r: &mut Reader<'_>) -> Result<(), Error> {
-        let kind = r.string()?.to_vec();
-        let (sender, window, max_packet) = (r.u32()?, r.u32()?, r.u32()?);
-        r.rest();
-        if kind == b"session" && self.no_more_sessions {
+    /// REQUEST_SUCCESS / REQUEST_FAILURE: replies may carry data (a bound port); not needed.
+    fn on_global_reply(&mut self, num: MsgNum) -> Result<(), Error> {
+        if self.global_replies_expected == 0 {
+            return Err(protocol("no global request outstanding", num));
+        }
+        self.global_replies_expected = self.global_replies_expected.saturating_sub(1);
+        self.events.push_back(ChannelEvent::GlobalReply {
+            ok: num == MsgNum::REQUEST_SUCCESS,
+        });
+        Ok(())
+    }
+
+    fn on_open(&mut self, t: &mut Transport, m: &ChannelOpen<'_>) -> Result<(), Error> {
+        if m.kind == b"session" && self.no_more_sessions {
             return Err(Error::Channel("session opened after no-more-sessions"));
         }
+        let kind = m.kind.to_vec();
         let mut ch = Channel::new(
             kind.clone(),
             ChanState::PendingAccept,
             self.window_for_new(),
         );
-        ch.remote = sender;
-        ch.send_window = window;
-        ch.peer_max_packet = max_packet;
+        ch.remote = m.sender;
+        ch.send_window = m.window;
+        ch.peer_max_packet = m.max_packet;
         match self.allocate(ch) {
             Some(id) => {
                 self.events
                     .push_back(ChannelEvent::OpenRequest { id, kind });
                 Ok(())
             }
-            None => t.send_with(|w| {
-                w.u8(MsgNum::CHANNEL_OPEN_FAILURE.0)
-                    .u32(sender)
-                    .u32(reason::RESOURCE_SHORTAGE)
-                    .string(b"too many channels")
-                    .string(b"");
+            None => t.send_msg(&ChannelOpenFailure {
+                recipient: m.sender,
+                reason: reason::RESOURCE_SHORTAGE,
+                description: b"too many channels",
+                language: EMPTY_LANGUAGE,
             }),
         }
     }
 
-    fn on_open_confirmation(&mut self, r: &mut Reader<'_>) -> Result<(), Error> {
-        let (id, sender, window, max_packet) = (r.u32()?, r.u32()?, r.u32()?, r.u32()?);
-        r.rest();
+    fn on_open_confirmation(&mut self, m: &ChannelOpenConfirmation<'_>) -> Result<(), Error> {
+        let id = m.recipient;
         let ch = self.chan_mut(id)?;
         if ch.state != ChanState::Opening {
             return Err(protocol(
@@ -406,17 +344,15 @@ impl Connection {
             ));
         }
         ch.state = ChanState::Open;
-        ch.remote = sender;
-        ch.send_window = window;
-        ch.peer_max_packet = max_packet;
+        ch.remote = m.sender;
+        ch.send_window = m.window;
+        ch.peer_max_packet = m.max_packet;
         self.events.push_back(ChannelEvent::Opened { id });
         Ok(())
     }
 
-    fn on_open_failure(&mut self, r: &mut Reader<'_>) -> Result<(), Error> {
-        let (id, reason) = (r.u32()?, r.u32()?);
-        let description = String::from_utf8_lossy(r.string()?).into_owned();
-        r.rest();
+    fn on_open_failure(&mut self, m: &ChannelOpenFailure<'_>) -> Result<(), Error> {
+        let id = m.recipient;
         if self.chan_mut(id)?.state != ChanState::Opening {
             return Err(protocol(
                 "channel already open",
@@ -431,8 +367,56 @@ impl Connection {
         }
         self.events.push_back(ChannelEvent::OpenFailed {
             id,
-            reason,
-            description,
+            reason: m.reason,
+            description: String::from_utf8_lossy(m.description).into_owned(),
+        });
+        Ok(())
+    }
+
+    fn on_close(&mut self, t: &mut Transport, id: u32) -> Result<(), Error> {
+        let ch = self.chan_mut(id)?;
+        if ch.close_rcvd || ch.state == ChanState::PendingAccept {
+            return Err(protocol("channel close", MsgNum::CHANNEL_CLOSE));
+        }
+        ch.close_rcvd = true;
+        // Answer a CLOSE with ours unless already sent [RFC4254 §5.3].
+        if !ch.close_sent {
+            ch.close_sent = true;
+            let recipient = ch.remote;
+            t.send_msg(&ChannelClose { recipient })?;
+        }
+        self.events.push_back(ChannelEvent::Closed { id });
+        self.release_if_finished(id);
+        Ok(())
+    }
+
+    fn on_request(&mut self, m: &ChannelRequestMsg<'_>) -> Result<(), Error> {
+        let id = m.recipient;
+        let request = ChannelRequest::parse(m.kind, m.data.0)?;
+        let ch = self.open_chan(id, MsgNum::CHANNEL_REQUEST)?;
+        if ch.close_sent {
+            return Ok(());
+        }
+        if m.want_reply {
+            ch.replies_owed = ch.replies_owed.saturating_add(1);
+        }
+        self.events.push_back(ChannelEvent::Request {
+            id,
+            request,
+            want_reply: m.want_reply,
+        });
+        Ok(())
+    }
+
+    fn on_reply(&mut self, id: u32, num: MsgNum) -> Result<(), Error> {
+        let ch = self.open_chan(id, num)?;
+        if ch.replies_expected == 0 {
+            return Err(protocol("no channel request outstanding", num));
+        }
+        ch.replies_expected = ch.replies_expected.saturating_sub(1);
+        self.events.push_back(ChannelEvent::Reply {
+            id,
+            ok: num == MsgNum::CHANNEL_SUCCESS,
         });
         Ok(())
     }
@@ -486,12 +470,12 @@ impl Connection {
             .allocate(Channel::new(kind.to_vec(), ChanState::Opening, window))
             .ok_or(Error::Channel("too many channels"))?;
         let max_packet = self.config.max_packet;
-        t.send_with(|w| {
-            w.u8(MsgNum::CHANNEL_OPEN.0)
-                .string(kind)
-                .u32(id)
-                .u32(window)
-                .u32(max_packet);
+        t.send_msg(&ChannelOpen {
+            kind,
+            sender: id,
+            window,
+            max_packet,
+            extra: Rest::default(),
         })?;
         Ok(id)
     }
@@ -504,13 +488,13 @@ impl Connection {
             return Err(Error::Channel("channel is not awaiting a decision"));
         }
         ch.state = ChanState::Open;
-        let (remote, window) = (ch.remote, ch.recv_max);
-        t.send_with(|w| {
-            w.u8(MsgNum::CHANNEL_OPEN_CONFIRMATION.0)
-                .u32(remote)
-                .u32(id)
-                .u32(window)
-                .u32(max_packet);
+        let (recipient, window) = (ch.remote, ch.recv_max);
+        t.send_msg(&ChannelOpenConfirmation {
+            recipient,
+            sender: id,
+            window,
+            max_packet,
+            extra: Rest::default(),
         })
     }
 
@@ -533,12 +517,11 @@ impl Connection {
         {
             *slot = None;
         }
-        t.send_with(|w| {
-            w.u8(MsgNum::CHANNEL_OPEN_FAILURE.0)
-                .u32(remote)
-                .u32(code)
-                .string(description.as_bytes())
-                .string(b"");
+        t.send_msg(&ChannelOpenFailure {
+            recipient: remote,
+            reason: code,
+            description: description.as_bytes(),
+            language: EMPTY_LANGUAGE,
         })
     }
 
@@ -557,13 +540,12 @@ impl Connection {
         if want_reply {
             ch.replies_expected = ch.replies_expected.saturating_add(1);
         }
-        let remote = ch.remote;
-        t.send_with(|w| {
-            w.u8(MsgNum::CHANNEL_REQUEST.0)
-                .u32(remote)
-                .string(req.name())
-                .bool(want_reply);
-            req.write_fields(w);
+        let recipient = ch.remote;
+        t.send_msg(&ChannelRequestMsg {
+            recipient,
+            kind: req.name(),
+            want_reply,
+            data: Rest(&req.data()),
         })
     }
 
@@ -577,22 +559,21 @@ impl Connection {
         if ch.close_sent {
             return Ok(());
         }
-        let remote = ch.remote;
-        let num = if ok {
-            MsgNum::CHANNEL_SUCCESS
+        let recipient = ch.remote;
+        if ok {
+            t.send_msg(&ChannelSuccess { recipient })
         } else {
-            MsgNum::CHANNEL_FAILURE
-        };
-        t.send_with(|w| {
-            w.u8(num.0).u32(remote);
-        })
+            t.send_msg(&ChannelFailure { recipient })
+        }
     }
 
     /// Sends a global request expecting a reply (keepalives).
     pub fn global_request(&mut self, t: &mut Transport, name: &[u8]) -> Result<(), Error> {
         self.global_replies_expected = self.global_replies_expected.saturating_add(1);
-        t.send_with(|w| {
-            w.u8(MsgNum::GLOBAL_REQUEST.0).string(name).bool(true);
+        t.send_msg(&GlobalRequest {
+            name,
+            want_reply: true,
+            data: Rest::default(),
         })
     }
 
@@ -631,14 +612,18 @@ impl Connection {
             let Some(chunk) = data.get(sent..sent.saturating_add(n)) else {
                 break;
             };
-            let remote = ch.remote;
-            t.send_with(|w| {
-                match ext {
-                    None => w.u8(MsgNum::CHANNEL_DATA.0).u32(remote),
-                    Some(code) => w.u8(MsgNum::CHANNEL_EXTENDED_DATA.0).u32(remote).u32(code),
-                };
-                w.string(chunk);
-            })?;
+            let recipient = ch.remote;
+            match ext {
+                None => t.send_msg(&ChannelData {
+                    recipient,
+                    data: chunk,
+                })?,
+                Some(code) => t.send_msg(&ChannelExtendedData {
+                    recipient,
+                    code,
+                    data: chunk,
+                })?,
+            }
             ch.send_window = ch
                 .send_window
                 .saturating_sub(u32::try_from(n).unwrap_or(u32::MAX));
@@ -701,9 +686,10 @@ impl Connection {
         src.drain(..n);
         if let Some(grant) = ch.due_credit() {
             ch.recv_window = ch.recv_window.saturating_add(grant);
-            let remote = ch.remote;
-            t.send_with(|w| {
-                w.u8(MsgNum::CHANNEL_WINDOW_ADJUST.0).u32(remote).u32(grant);
+            let recipient = ch.remote;
+            t.send_msg(&ChannelWindowAdjust {
+                recipient,
+                bytes: grant,
             })?;
         }
         self.release_if_finished(id);
@@ -717,10 +703,8 @@ impl Connection {
             return Ok(());
         }
         ch.eof_sent = true;
-        let remote = ch.remote;
-        t.send_with(|w| {
-            w.u8(MsgNum::CHANNEL_EOF.0).u32(remote);
-        })
+        let recipient = ch.remote;
+        t.send_msg(&ChannelEof { recipient })
     }
 
     /// Sends CLOSE; the id is reused only once the peer's CLOSE has arrived too [RFC4254 §5.3].
@@ -733,10 +717,8 @@ impl Connection {
         // Whatever is unread will never be read now.
         ch.data.clear();
         ch.ext.clear();
-        let remote = ch.remote;
-        t.send_with(|w| {
-            w.u8(MsgNum::CHANNEL_CLOSE.0).u32(remote);
-        })?;
+        let recipient = ch.remote;
+        t.send_msg(&ChannelClose { recipient })?;
         self.release_if_finished(id);
         Ok(())
     }

@@ -1,112 +1,158 @@
-//! Typed SSH messages, one struct per RFC message. [`Message::decode`] dispatches on the message
-//! number and demands that the whole payload is consumed.
+//! Typed SSH messages, one struct per RFC message, each with one decoder and one encoder
+//! (written by [`fields::message`]). [`Message::decode`] dispatches on the message number and
+//! demands that the whole payload is consumed; the numbers whose meaning depends on context
+//! (key exchange, USERAUTH_PK_OK) arrive as [`Message::Other`] and are decoded by the layer
+//! that knows the context, with the structs of [`kex`] and [`userauth`].
 
+pub mod connection;
+pub(crate) mod fields;
+pub mod kex;
 mod numbers;
 pub mod transport;
+pub mod userauth;
 
+pub use connection::{
+    ChannelClose, ChannelData, ChannelEof, ChannelExtendedData, ChannelFailure, ChannelOpen,
+    ChannelOpenConfirmation, ChannelOpenFailure, ChannelRequest, ChannelRequestMsg, ChannelSuccess,
+    ChannelWindowAdjust, GlobalRequest, Ping, Pong, RequestFailure, RequestSuccess,
+};
+pub use fields::Rest;
+pub use kex::{KexEcdhInit, KexEcdhReply, KexGexGroup, KexGexInit, KexGexReply, KexGexRequest};
 pub use numbers::{Layer, MsgNum};
 pub use transport::{
     Debug, Disconnect, ExtInfo, Ignore, KexInit, ServiceAccept, ServiceRequest, Unimplemented,
+};
+pub use userauth::{
+    Publickey, UserauthBanner, UserauthFailure, UserauthPkOk, UserauthRequest, UserauthSuccess,
 };
 
 use crate::error::{DecodeError, DecodeErrorKind};
 use crate::wire::{Decode, Encode, Reader, Writer};
 
-/// A decoded payload. Layers not decoded here yet arrive as [`Message::Other`] with their body,
-/// so the owning layer can parse them and unknown numbers round-trip.
-#[derive(Clone, Debug, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum Message<'a> {
-    /// SSH_MSG_DISCONNECT.
-    Disconnect(Disconnect<'a>),
-    /// SSH_MSG_IGNORE.
-    Ignore(Ignore<'a>),
-    /// SSH_MSG_UNIMPLEMENTED.
-    Unimplemented(Unimplemented),
-    /// SSH_MSG_DEBUG.
-    Debug(Debug<'a>),
-    /// SSH_MSG_SERVICE_REQUEST.
-    ServiceRequest(ServiceRequest<'a>),
-    /// SSH_MSG_SERVICE_ACCEPT.
-    ServiceAccept(ServiceAccept<'a>),
-    /// SSH_MSG_EXT_INFO.
-    ExtInfo(ExtInfo<'a>),
-    /// SSH_MSG_KEXINIT.
-    KexInit(KexInit<'a>),
-    /// SSH_MSG_NEWKEYS.
-    NewKeys,
-    /// Any other number: its body (the payload after the number byte).
-    Other {
-        /// The message number.
-        num: MsgNum,
-        /// Everything after the number.
-        body: &'a [u8],
-    },
-}
-
-impl<'a> Message<'a> {
-    /// Decodes one packet payload.
-    pub fn decode(payload: &'a [u8]) -> Result<Self, DecodeError> {
-        let mut r = Reader::new(payload);
-        let num = MsgNum(r.u8().map_err(|e| e.context("message number"))?);
-        let msg = match num {
-            MsgNum::DISCONNECT => Message::Disconnect(Disconnect::decode(&mut r)?),
-            MsgNum::IGNORE => Message::Ignore(Ignore::decode(&mut r)?),
-            MsgNum::UNIMPLEMENTED => Message::Unimplemented(Unimplemented::decode(&mut r)?),
-            MsgNum::DEBUG => Message::Debug(Debug::decode(&mut r)?),
-            MsgNum::SERVICE_REQUEST => Message::ServiceRequest(ServiceRequest::decode(&mut r)?),
-            MsgNum::SERVICE_ACCEPT => Message::ServiceAccept(ServiceAccept::decode(&mut r)?),
-            MsgNum::EXT_INFO => Message::ExtInfo(ExtInfo::decode(&mut r)?),
-            MsgNum::KEXINIT => Message::KexInit(KexInit::decode(&mut r)?),
-            MsgNum::NEWKEYS => Message::NewKeys,
-            MsgNum(0) => {
-                return Err(DecodeError::new(DecodeErrorKind::BadValue).context("message number"));
-            }
-            num => Message::Other {
-                num,
-                body: r.rest(),
+macro_rules! message_enum {
+    ($( $(#[$doc:meta])* $variant:ident($ty:ty) = $num:ident, )*) => {
+        /// A decoded payload. Numbers whose meaning depends on context arrive as
+        /// [`Message::Other`] with their body, and unknown numbers round-trip that way too.
+        #[derive(Clone, Debug, PartialEq, Eq)]
+        #[non_exhaustive]
+        pub enum Message<'a> {
+            $( $(#[$doc])* $variant($ty), )*
+            /// SSH_MSG_NEWKEYS.
+            NewKeys,
+            /// Any other number: its body (the payload after the number byte).
+            Other {
+                /// The message number.
+                num: MsgNum,
+                /// Everything after the number.
+                body: &'a [u8],
             },
-        };
-        r.finish().map_err(|e| e.context("message"))?;
-        Ok(msg)
-    }
-
-    /// The message number.
-    pub fn num(&self) -> MsgNum {
-        match self {
-            Message::Disconnect(_) => MsgNum::DISCONNECT,
-            Message::Ignore(_) => MsgNum::IGNORE,
-            Message::Unimplemented(_) => MsgNum::UNIMPLEMENTED,
-            Message::Debug(_) => MsgNum::DEBUG,
-            Message::ServiceRequest(_) => MsgNum::SERVICE_REQUEST,
-            Message::ServiceAccept(_) => MsgNum::SERVICE_ACCEPT,
-            Message::ExtInfo(_) => MsgNum::EXT_INFO,
-            Message::KexInit(_) => MsgNum::KEXINIT,
-            Message::NewKeys => MsgNum::NEWKEYS,
-            Message::Other { num, .. } => *num,
         }
-    }
+
+        impl<'a> Message<'a> {
+            /// Decodes one packet payload.
+            pub fn decode(payload: &'a [u8]) -> Result<Self, DecodeError> {
+                let mut r = Reader::new(payload);
+                let num = MsgNum(r.u8().map_err(|e| e.context("message number"))?);
+                let msg = match num {
+                    $( MsgNum::$num => Message::$variant(<$ty>::decode(&mut r)?), )*
+                    MsgNum::NEWKEYS => Message::NewKeys,
+                    MsgNum(0) => {
+                        return Err(
+                            DecodeError::new(DecodeErrorKind::BadValue).context("message number")
+                        );
+                    }
+                    num => Message::Other {
+                        num,
+                        body: r.rest(),
+                    },
+                };
+                r.finish().map_err(|e| e.context("message"))?;
+                Ok(msg)
+            }
+
+            /// The message number.
+            pub fn num(&self) -> MsgNum {
+                match self {
+                    $( Message::$variant(_) => MsgNum::$num, )*
+                    Message::NewKeys => MsgNum::NEWKEYS,
+                    Message::Other { num, .. } => *num,
+                }
+            }
+        }
+
+        impl Encode for Message<'_> {
+            fn encode(&self, w: &mut Writer<'_>) {
+                match self {
+                    $( Message::$variant(m) => m.encode(w), )*
+                    Message::NewKeys => {
+                        w.u8(MsgNum::NEWKEYS.0);
+                    }
+                    Message::Other { num, body } => {
+                        w.u8(num.0).raw(body);
+                    }
+                }
+            }
+        }
+    };
 }
 
-impl Encode for Message<'_> {
-    fn encode(&self, w: &mut Writer<'_>) {
-        match self {
-            Message::Disconnect(m) => m.encode(w),
-            Message::Ignore(m) => m.encode(w),
-            Message::Unimplemented(m) => m.encode(w),
-            Message::Debug(m) => m.encode(w),
-            Message::ServiceRequest(m) => m.encode(w),
-            Message::ServiceAccept(m) => m.encode(w),
-            Message::ExtInfo(m) => m.encode(w),
-            Message::KexInit(m) => m.encode(w),
-            Message::NewKeys => {
-                w.u8(MsgNum::NEWKEYS.0);
-            }
-            Message::Other { num, body } => {
-                w.u8(num.0).raw(body);
-            }
-        }
-    }
+message_enum! {
+    /// SSH_MSG_DISCONNECT.
+    Disconnect(Disconnect<'a>) = DISCONNECT,
+    /// SSH_MSG_IGNORE.
+    Ignore(Ignore<'a>) = IGNORE,
+    /// SSH_MSG_UNIMPLEMENTED.
+    Unimplemented(Unimplemented) = UNIMPLEMENTED,
+    /// SSH_MSG_DEBUG.
+    Debug(Debug<'a>) = DEBUG,
+    /// SSH_MSG_SERVICE_REQUEST.
+    ServiceRequest(ServiceRequest<'a>) = SERVICE_REQUEST,
+    /// SSH_MSG_SERVICE_ACCEPT.
+    ServiceAccept(ServiceAccept<'a>) = SERVICE_ACCEPT,
+    /// SSH_MSG_EXT_INFO.
+    ExtInfo(ExtInfo<'a>) = EXT_INFO,
+    /// SSH_MSG_KEXINIT.
+    KexInit(KexInit<'a>) = KEXINIT,
+    /// SSH_MSG_USERAUTH_REQUEST.
+    UserauthRequest(UserauthRequest<'a>) = USERAUTH_REQUEST,
+    /// SSH_MSG_USERAUTH_FAILURE.
+    UserauthFailure(UserauthFailure<'a>) = USERAUTH_FAILURE,
+    /// SSH_MSG_USERAUTH_SUCCESS.
+    UserauthSuccess(UserauthSuccess) = USERAUTH_SUCCESS,
+    /// SSH_MSG_USERAUTH_BANNER.
+    UserauthBanner(UserauthBanner<'a>) = USERAUTH_BANNER,
+    /// SSH_MSG_GLOBAL_REQUEST.
+    GlobalRequest(GlobalRequest<'a>) = GLOBAL_REQUEST,
+    /// SSH_MSG_REQUEST_SUCCESS.
+    RequestSuccess(RequestSuccess<'a>) = REQUEST_SUCCESS,
+    /// SSH_MSG_REQUEST_FAILURE.
+    RequestFailure(RequestFailure) = REQUEST_FAILURE,
+    /// SSH_MSG_CHANNEL_OPEN.
+    ChannelOpen(ChannelOpen<'a>) = CHANNEL_OPEN,
+    /// SSH_MSG_CHANNEL_OPEN_CONFIRMATION.
+    ChannelOpenConfirmation(ChannelOpenConfirmation<'a>) = CHANNEL_OPEN_CONFIRMATION,
+    /// SSH_MSG_CHANNEL_OPEN_FAILURE.
+    ChannelOpenFailure(ChannelOpenFailure<'a>) = CHANNEL_OPEN_FAILURE,
+    /// SSH_MSG_CHANNEL_WINDOW_ADJUST.
+    ChannelWindowAdjust(ChannelWindowAdjust) = CHANNEL_WINDOW_ADJUST,
+    /// SSH_MSG_CHANNEL_DATA.
+    ChannelData(ChannelData<'a>) = CHANNEL_DATA,
+    /// SSH_MSG_CHANNEL_EXTENDED_DATA.
+    ChannelExtendedData(ChannelExtendedData<'a>) = CHANNEL_EXTENDED_DATA,
+    /// SSH_MSG_CHANNEL_EOF.
+    ChannelEof(ChannelEof) = CHANNEL_EOF,
+    /// SSH_MSG_CHANNEL_CLOSE.
+    ChannelClose(ChannelClose) = CHANNEL_CLOSE,
+    /// SSH_MSG_CHANNEL_REQUEST.
+    ChannelRequest(ChannelRequestMsg<'a>) = CHANNEL_REQUEST,
+    /// SSH_MSG_CHANNEL_SUCCESS.
+    ChannelSuccess(ChannelSuccess) = CHANNEL_SUCCESS,
+    /// SSH_MSG_CHANNEL_FAILURE.
+    ChannelFailure(ChannelFailure) = CHANNEL_FAILURE,
+    /// SSH2_MSG_PING (OpenSSH).
+    Ping(Ping<'a>) = PING,
+    /// SSH2_MSG_PONG (OpenSSH).
+    Pong(Pong<'a>) = PONG,
 }
 
 #[cfg(test)]
@@ -138,10 +184,17 @@ mod tests {
             Message::Unimplemented(Unimplemented { seq: 7 })
         );
         assert_eq!(roundtrip("15"), Message::NewKeys);
+        assert_eq!(
+            roundtrip("5e00000001000000026869"),
+            Message::ChannelData(ChannelData {
+                recipient: 1,
+                data: b"hi"
+            })
+        );
         assert!(matches!(
-            roundtrip("5e00000001"),
+            roundtrip("3c00000001"),
             Message::Other {
-                num: MsgNum::CHANNEL_DATA,
+                num: MsgNum::USERAUTH_PK_OK,
                 ..
             }
         ));

@@ -11,8 +11,9 @@ use crate::connection::{ChannelEvent, ChannelRequest, Connection, ConnectionConf
 use crate::crypto::rng::SecureRandom;
 use crate::error::{DisconnectReason, Error, ProtocolError};
 use crate::keys::{PrivateKey, PublicKey, SigAlg};
-use crate::msg::MsgNum;
+use crate::msg::{MsgNum, Ping, Pong, Unimplemented};
 use crate::transport::{Transport, TransportConfig, TransportEvent};
+use crate::wire::Decode;
 
 /// Everything a listener configures once for all its connections.
 #[derive(Clone, Debug, Default)]
@@ -170,19 +171,15 @@ impl ServerConnection {
             // ping@openssh.com: answered only after authentication [PROTOCOL §1.9]; a reply
             // sent during a key exchange waits in the transport's queue until it ends.
             192 => {
+                let Ping { data } = Ping::decode_exact(payload.get(1..).unwrap_or_default())?;
                 if self.auth.is_done() {
-                    let data = payload.get(1..).unwrap_or_default();
-                    self.t.send_with(|w| {
-                        w.u8(MsgNum::PONG.0).raw(data);
-                    })?;
+                    self.t.send_msg(&Pong { data })?;
                 }
                 Ok(())
             }
             _ => {
                 let _ = now;
-                self.t.send_with(|w| {
-                    w.u8(MsgNum::UNIMPLEMENTED.0).u32(seq);
-                })
+                self.t.send_msg(&Unimplemented { seq })
             }
         }
     }

@@ -357,6 +357,11 @@ impl Transport {
         self.rekey_if_due()
     }
 
+    /// Sends one typed message ([`crate::msg`]).
+    pub fn send_msg(&mut self, m: &impl crate::wire::Encode) -> Result<(), Error> {
+        self.send_with(|w| m.encode(w))
+    }
+
     /// Sends an upper-layer payload written in place by `f` (no intermediate copy when no key
     /// exchange holds output).
     pub fn send_with(&mut self, f: impl FnOnce(&mut Writer<'_>)) -> Result<(), Error> {

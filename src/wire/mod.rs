@@ -7,7 +7,7 @@ mod writer;
 
 pub use reader::Reader;
 pub use types::{Mpint, NameList};
-pub use writer::Writer;
+pub use writer::{Writer, unsigned_mpint};
 
 use crate::error::DecodeError;
 

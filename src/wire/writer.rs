@@ -86,21 +86,26 @@ impl<'b> Writer<'b> {
         })
     }
 
-    /// `mpint` of a non-negative big-endian magnitude: leading zeros dropped, a zero byte added
-    /// when the top bit is set, zero as the empty string [RFC4251 §5].
+    /// `mpint` of a non-negative big-endian magnitude [RFC4251 §5] (see [`unsigned_mpint`]).
     pub fn mpint_unsigned(&mut self, magnitude: &[u8]) -> &mut Self {
-        let start = magnitude
-            .iter()
-            .position(|&b| b != 0)
-            .unwrap_or(magnitude.len());
-        let digits = magnitude.get(start..).unwrap_or_default();
-        let pad = digits.first().is_some_and(|b| b & 0x80 != 0);
-        self.u32(wire_len(digits.len().saturating_add(usize::from(pad))));
-        if pad {
-            self.u8(0);
-        }
-        self.raw(digits)
+        self.string(&unsigned_mpint(magnitude))
     }
+}
+
+/// The contents of the `mpint` of a non-negative big-endian magnitude: leading zeros dropped, a
+/// zero byte added when the top bit is set, zero as the empty string [RFC4251 §5].
+pub fn unsigned_mpint(magnitude: &[u8]) -> Vec<u8> {
+    let start = magnitude
+        .iter()
+        .position(|&b| b != 0)
+        .unwrap_or(magnitude.len());
+    let digits = magnitude.get(start..).unwrap_or_default();
+    let mut out = Vec::with_capacity(digits.len().saturating_add(1));
+    if digits.first().is_some_and(|b| b & 0x80 != 0) {
+        out.push(0);
+    }
+    out.extend_from_slice(digits);
+    out
 }
 
 #[cfg(test)]

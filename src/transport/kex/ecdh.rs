@@ -4,29 +4,26 @@
 use crate::crypto::kex::{DhParams, Ephemeral};
 use crate::error::Error;
 use crate::keys::{PrivateKey, PublicKey};
-use crate::msg::{ExtInfo, MsgNum};
+use crate::msg::{ExtInfo, KexEcdhInit, KexEcdhReply, KexGexInit, KexGexReply, Message};
 use crate::transport::kex::derive::{EcdhHashInput, EncodedSecret, derive};
 use crate::transport::kex::{KexPhase, Negotiated};
 use crate::transport::suite::{self, DirectionKeys};
 use crate::transport::version::OUR_VERSION;
 use crate::transport::{OpeningKey, Role, RoleState, SealingKey, Transport};
-use crate::wire::{Reader, Writer};
+use crate::wire::{Decode, Encode, Mpint, Writer, unsigned_mpint};
 
-/// Writes a public value: mpint e/f for DH [RFC4253 §8], string Q otherwise [RFC5656 §4].
-fn public(w: &mut Writer<'_>, mpint: bool, v: &[u8]) {
-    if mpint {
-        w.mpint_unsigned(v);
-    } else {
-        w.string(v);
-    }
+/// A public value's wire contents: mpint e/f for DH [RFC4253 §8], string Q otherwise
+/// [RFC5656 §4]; both travel as a `string`.
+fn public(mpint: bool, v: &[u8]) -> Vec<u8> {
+    if mpint { unsigned_mpint(v) } else { v.to_vec() }
 }
 
-/// Reads a public value written by [`public`]; a negative mpint is refused.
-fn read_public<'a>(r: &mut Reader<'a>, mpint: bool) -> Result<&'a [u8], Error> {
+/// Reads a public value written by [`public`]; a negative or non-minimal mpint is refused.
+fn read_public(raw: &[u8], mpint: bool) -> Result<&[u8], Error> {
     Ok(if mpint {
-        r.mpint()?.positive()?
+        Mpint::parse(raw)?.positive()?
     } else {
-        r.string()?
+        raw
     })
 }
 
@@ -37,11 +34,8 @@ impl Transport {
     /// Client: our ephemeral public value Q_C.
     pub(crate) fn client_send_ecdh_init(&mut self, neg: Negotiated) -> Result<(), Error> {
         let (secret, q_c) = neg.algs.kex.agreement().start(&mut *self.rng);
-        let mut msg = Vec::with_capacity(q_c.len().saturating_add(8));
-        let mut w = Writer::new(&mut msg);
-        w.u8(MsgNum::KEX_ECDH_INIT.0);
-        public(&mut w, neg.algs.kex.agreement().public_is_mpint(), &q_c);
-        self.write_packet(&msg)?;
+        let public = public(neg.algs.kex.agreement().public_is_mpint(), &q_c);
+        self.write_packet(&KexEcdhInit { public: &public }.to_bytes())?;
         self.kex = KexPhase::AwaitEcdhReply(neg, secret, q_c);
         Ok(())
     }
@@ -54,11 +48,14 @@ impl Transport {
         payload: &[u8],
         group: Option<Box<DhParams>>,
     ) -> Result<(), Error> {
-        let mut r = Reader::new(payload);
-        r.u8()?;
         let mpint = neg.algs.kex.agreement().public_is_mpint();
-        let q_c = read_public(&mut r, mpint)?;
-        r.finish()?;
+        let body = payload.get(1..).unwrap_or_default();
+        // GEX_INIT under group exchange, ECDH_INIT (KEXDH_INIT) otherwise: the same shape.
+        let init = match group {
+            Some(_) => KexGexInit::decode_exact(body)?.public,
+            None => KexEcdhInit::decode_exact(body)?.public,
+        };
+        let q_c = read_public(init, mpint)?;
         let (q_s, k) = match &group {
             Some(group) => group.respond(q_c, &mut *self.rng),
             None => neg.algs.kex.agreement().respond(q_c, &mut *self.rng),
@@ -90,16 +87,21 @@ impl Transport {
         let sig = key.sign_as(&h, neg.algs.host_key).ok_or(Error::Kex(
             "host key cannot sign with the negotiated algorithm",
         ))?;
-        let mut reply = Vec::with_capacity(k_s.len().saturating_add(sig.len()).saturating_add(64));
-        let mut w = Writer::new(&mut reply);
-        let num = if group.is_some() {
-            MsgNum::KEX_DH_GEX_REPLY
-        } else {
-            MsgNum::KEX_ECDH_REPLY
+        let public = public(mpint, &q_s);
+        let reply = match group {
+            Some(_) => KexGexReply {
+                host_key: &k_s,
+                public: &public,
+                signature: &sig,
+            }
+            .to_bytes(),
+            None => KexEcdhReply {
+                host_key: &k_s,
+                public: &public,
+                signature: &sig,
+            }
+            .to_bytes(),
         };
-        w.u8(num.0).string(&k_s);
-        public(&mut w, mpint, &q_s);
-        w.string(&sig);
         self.write_packet(&reply)?;
         self.finish_exchange(&neg, &k, &h)
     }
@@ -112,13 +114,17 @@ impl Transport {
         q_c: Vec<u8>,
         payload: &[u8],
     ) -> Result<(), Error> {
-        let mut r = Reader::new(payload);
-        r.u8()?;
-        let k_s = r.string()?;
+        let body = payload.get(1..).unwrap_or_default();
+        // GEX_REPLY under group exchange, ECDH_REPLY (KEXDH_REPLY) otherwise: the same shape.
+        let (k_s, public, sig) = if neg.gex.is_some() {
+            let m = KexGexReply::decode_exact(body)?;
+            (m.host_key, m.public, m.signature)
+        } else {
+            let m = KexEcdhReply::decode_exact(body)?;
+            (m.host_key, m.public, m.signature)
+        };
         let mpint = neg.algs.kex.agreement().public_is_mpint();
-        let q_s = read_public(&mut r, mpint)?;
-        let sig = r.string()?;
-        r.finish()?;
+        let q_s = read_public(public, mpint)?;
         let host_key =
             PublicKey::decode(k_s).map_err(|_| Error::Kex("unusable server host key"))?;
         if host_key.key_type() != neg.algs.host_key.key_type() {
@@ -180,7 +186,7 @@ impl Transport {
             self.session_id = Some(h.to_vec());
         }
         let (opening, sealing) = self.derive_keys(neg, k, h)?;
-        self.write_packet(&[MsgNum::NEWKEYS.0])?;
+        self.write_packet(&Message::NewKeys.to_bytes())?;
         self.enc.set_key(sealing);
         if self.strict {
             self.enc.reset_seq();

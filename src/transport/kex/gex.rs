@@ -4,10 +4,10 @@
 
 use crate::crypto::kex::{DH_MAX_BITS, DH_MIN_BITS, DhGroup, DhParams, Ephemeral};
 use crate::error::Error;
-use crate::msg::MsgNum;
+use crate::msg::{KexGexGroup, KexGexInit, KexGexRequest};
 use crate::transport::Transport;
 use crate::transport::kex::{KexPhase, Negotiated};
-use crate::wire::{Reader, Writer};
+use crate::wire::{Decode, Encode, Mpint, Writer, unsigned_mpint};
 
 /// The size we ask for: 4096 bits, past every cipher's strength need at a fraction of
 /// 8192-bit cost [RFC8270 §3 sets the floor at 2048].
@@ -51,13 +51,8 @@ impl Transport {
     /// Client: SSH_MSG_KEX_DH_GEX_REQUEST.
     pub(crate) fn client_send_gex_request(&mut self, neg: Negotiated) -> Result<(), Error> {
         let request = [DH_MIN_BITS, PREFERRED_BITS, DH_MAX_BITS];
-        let mut msg = Vec::with_capacity(13);
-        let mut w = Writer::new(&mut msg);
-        w.u8(MsgNum::KEX_DH_GEX_REQUEST.0);
-        for v in request {
-            w.u32(v);
-        }
-        self.write_packet(&msg)?;
+        let [min, n, max] = request;
+        self.write_packet(&KexGexRequest { min, n, max }.to_bytes())?;
         self.kex = KexPhase::AwaitGexGroup(neg, request);
         Ok(())
     }
@@ -68,20 +63,21 @@ impl Transport {
         mut neg: Negotiated,
         payload: &[u8],
     ) -> Result<(), Error> {
-        let mut r = Reader::new(payload);
-        r.u8()?;
-        let request = [r.u32()?, r.u32()?, r.u32()?];
-        r.finish()?;
-        let [min, n, max] = request;
+        let KexGexRequest { min, n, max } =
+            KexGexRequest::decode_exact(payload.get(1..).unwrap_or_default())?;
+        let request = [min, n, max];
         let group = choose_group(min, n, max)
             .and_then(DhParams::fixed)
             .ok_or(Error::Kex("no DH group within the requested size range"))?;
-        let mut msg = Vec::with_capacity(1100);
-        Writer::new(&mut msg)
-            .u8(MsgNum::KEX_DH_GEX_GROUP.0)
-            .mpint_unsigned(&group.p_bytes())
-            .mpint_unsigned(&group.g_bytes());
-        self.write_packet(&msg)?;
+        let (p, g) = (
+            unsigned_mpint(&group.p_bytes()),
+            unsigned_mpint(&group.g_bytes()),
+        );
+        let msg = KexGexGroup {
+            p: Mpint::parse(&p)?,
+            g: Mpint::parse(&g)?,
+        };
+        self.write_packet(&msg.to_bytes())?;
         neg.gex = Some(hashed_params(request, &group));
         self.kex = KexPhase::AwaitGexInit(neg, Box::new(group));
         Ok(())
@@ -94,11 +90,8 @@ impl Transport {
         request: [u32; 3],
         payload: &[u8],
     ) -> Result<(), Error> {
-        let mut r = Reader::new(payload);
-        r.u8()?;
-        let p = r.mpint()?.positive()?;
-        let g = r.mpint()?.positive()?;
-        r.finish()?;
+        let m = KexGexGroup::decode_exact(payload.get(1..).unwrap_or_default())?;
+        let (p, g) = (m.p.positive()?, m.g.positive()?);
         let group = DhParams::from_wire(p, g).ok_or(Error::Kex("unusable DH group from server"))?;
         if !(request[0]..=request[2]).contains(&group.bits()) {
             return Err(Error::Kex("DH group outside the requested size range"));
@@ -106,11 +99,8 @@ impl Transport {
         let (x, e) = group
             .start(&mut *self.rng)
             .ok_or(Error::Kex("DH exponent generation failed"))?;
-        let mut msg = Vec::with_capacity(e.len().saturating_add(8));
-        Writer::new(&mut msg)
-            .u8(MsgNum::KEX_DH_GEX_INIT.0)
-            .mpint_unsigned(&e);
-        self.write_packet(&msg)?;
+        let public = unsigned_mpint(&e);
+        self.write_packet(&KexGexInit { public: &public }.to_bytes())?;
         neg.gex = Some(hashed_params(request, &group));
         self.kex = KexPhase::AwaitEcdhReply(neg, Ephemeral::Dh(Box::new(group), x), e);
         Ok(())

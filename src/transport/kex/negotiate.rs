@@ -7,7 +7,7 @@ use crate::keys::HostKeyAlg;
 use crate::msg::KexInit;
 use crate::transport::Role;
 use crate::transport::suite::{CipherAlg, MacAlg};
-use crate::wire::{NameList, Writer};
+use crate::wire::{Encode, NameList};
 
 /// `ext-info-c`: the client accepts EXT_INFO [RFC8308 §2.1].
 pub const EXT_INFO_C: &str = "ext-info-c";
@@ -192,22 +192,34 @@ pub fn build_kexinit(
     };
     let ciphers: Vec<&str> = prefs.ciphers.iter().map(|c| c.wire_name()).collect();
     let macs: Vec<&str> = prefs.macs.iter().map(|m| m.wire_name()).collect();
-    let mut out = Vec::with_capacity(512);
-    let mut w = Writer::new(&mut out);
-    w.u8(crate::msg::MsgNum::KEXINIT.0).raw(&cookie);
-    w.name_list(kex.iter().copied())
-        .name_list(host_key.iter().copied());
-    w.name_list(ciphers.iter().copied())
-        .name_list(ciphers.iter().copied());
-    w.name_list(macs.iter().copied())
-        .name_list(macs.iter().copied());
-    w.name_list(["none"])
-        .name_list(["none"])
-        .name_list([])
-        .name_list([]);
-    // We never guess [RFC4253 §7.1 first_kex_packet_follows].
-    w.bool(false).u32(0);
-    out
+    let (kex, host_key, ciphers, macs) = (
+        kex.join(","),
+        host_key.join(","),
+        ciphers.join(","),
+        macs.join(","),
+    );
+    // Our own algorithm names: always a valid list.
+    fn list(names: &str) -> NameList<'_> {
+        NameList::parse(names.as_bytes()).unwrap_or_default()
+    }
+    let (ciphers, macs, none) = (list(&ciphers), list(&macs), list("none"));
+    KexInit {
+        cookie,
+        kex: list(&kex),
+        host_key: list(&host_key),
+        cipher_c2s: ciphers,
+        cipher_s2c: ciphers,
+        mac_c2s: macs,
+        mac_s2c: macs,
+        compression_c2s: none,
+        compression_s2c: none,
+        lang_c2s: NameList::default(),
+        lang_s2c: NameList::default(),
+        // We never guess [RFC4253 §7.1 first_kex_packet_follows].
+        first_kex_packet_follows: false,
+        reserved: 0,
+    }
+    .to_bytes()
 }
 
 fn pick<T>(
