@@ -179,6 +179,123 @@ pub enum LimitExceeded {
     InitialKexPackets,
 }
 
+/// Why a key exchange failed: one variant per rule, named so tests and logs match the rule.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum KexError {
+    /// The client's ephemeral public value is invalid [RFC8731 §3, RFC5656 §4, RFC4253 §8].
+    #[error("bad client ephemeral key")]
+    BadClientPublic,
+    /// The server's ephemeral public value is invalid.
+    #[error("bad server ephemeral key")]
+    BadServerPublic,
+    /// The server's signature of H does not verify with its host key [RFC4253 §8].
+    #[error("bad host key signature")]
+    BadHostKeySignature,
+    /// The server's host key blob does not decode.
+    #[error("unusable server host key")]
+    UnusableHostKey,
+    /// The server's host key is not of the negotiated type [RFC4253 §7.1].
+    #[error("host key type differs from the negotiated one")]
+    HostKeyTypeMismatch,
+    /// Negotiation picked a host key algorithm we hold no key for.
+    #[error("no host key for the negotiated algorithm")]
+    NoHostKeyForAlgorithm,
+    /// Our host key cannot sign with the negotiated algorithm.
+    #[error("host key cannot sign with the negotiated algorithm")]
+    HostKeyCannotSign,
+    /// The derived keys do not fit the negotiated ciphers and MACs.
+    #[error("key derivation produced unusable keys")]
+    KeyDerivation,
+    /// A group-exchange request no group of ours satisfies [RFC4419 §3].
+    #[error("no DH group within the requested size range")]
+    NoGroupInRange,
+    /// The server's group is not a usable safe-prime group [RFC4419 §3].
+    #[error("unusable DH group from server")]
+    UnusableGroup,
+    /// The server's group is outside the size range we asked for [RFC4419 §3].
+    #[error("DH group outside the requested size range")]
+    GroupOutsideRequest,
+    /// Our DH exponent could not be generated.
+    #[error("DH exponent generation failed")]
+    ExponentGeneration,
+    /// The peer answered our KEXINIT with something else [RFC4253 §7.1].
+    #[error("peer refused our key re-exchange")]
+    ReexchangeRefused,
+    /// A re-exchange did not finish in time.
+    #[error("re-exchange timed out")]
+    ReexchangeTimeout,
+    /// A key-exchange step ran in the wrong role (a bug, not the peer's doing).
+    #[error("key exchange step in the wrong role")]
+    WrongRole,
+}
+
+/// Why authentication ended the connection or refused a call.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum AuthError {
+    /// No success within the login grace time [RFC4252 §4].
+    #[error("login grace time exceeded")]
+    LoginGraceExceeded,
+    /// `max_auth_attempts` failures [RFC4252 §4].
+    #[error("too many authentication failures")]
+    TooManyFailures,
+    /// More requests than `MAX_AUTH_REQUESTS`, queries included.
+    #[error("too many authentication requests")]
+    TooManyRequests,
+    /// A service other than `ssh-userauth` was requested [RFC4253 §10].
+    #[error("unknown service requested")]
+    UnknownService,
+    /// The user name is not UTF-8 [RFC4252 §5].
+    #[error("user name is not UTF-8")]
+    UserNameNotUtf8,
+    /// The user name is longer than we accept.
+    #[error("user name too long")]
+    UserNameTooLong,
+    /// `accept`/`reject` without a request waiting for a decision (a caller's mistake).
+    #[error("no pending request")]
+    NoPendingRequest,
+    /// Authentication before the first key exchange set a session identifier.
+    #[error("no session")]
+    NoSession,
+    /// One of our keys cannot sign with the algorithm chosen for it.
+    #[error("key cannot sign")]
+    KeyCannotSign,
+    /// A session opened on a connection whose identity is unknown (a bug).
+    #[error("session without identity")]
+    NoIdentity,
+}
+
+/// Why a channel-layer rule or limit ended the connection or refused a call.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum ChannelError {
+    /// `keepalive_max` keepalives went unanswered.
+    #[error("peer stopped answering keepalives")]
+    KeepaliveTimeout,
+    /// `accept_open`/`reject_open` for a channel that is not waiting for one.
+    #[error("channel is not awaiting a decision")]
+    NotAwaitingDecision,
+    /// `reply_request` with no want-reply request outstanding.
+    #[error("no request awaits a reply")]
+    NoRequestAwaitsReply,
+    /// A request on a channel we closed.
+    #[error("request after close")]
+    RequestAfterClose,
+    /// A `session` opened after `no-more-sessions@openssh.com` [PROTOCOL §2.2].
+    #[error("session opened after no-more-sessions")]
+    SessionAfterNoMoreSessions,
+    /// `max_channels` are open.
+    #[error("too many channels")]
+    TooManyChannels,
+    /// Data after our EOF or CLOSE [RFC4254 §5.3].
+    #[error("write after EOF or close")]
+    WriteAfterEof,
+    /// A session the driver tracks has no channel any more (a bug).
+    #[error("session vanished")]
+    SessionVanished,
+}
+
 /// Every error the core can return.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
@@ -207,7 +324,7 @@ pub enum Error {
     },
     /// Key exchange failed: a bad peer value or signature.
     #[error("key exchange failed: {0}")]
-    Kex(&'static str),
+    Kex(#[from] KexError),
     /// The peer's host key was not accepted by the verifier.
     #[error("host key not accepted: {0}")]
     HostKeyRejected(String),
@@ -224,10 +341,10 @@ pub enum Error {
     Closed,
     /// Authentication ended the connection (attempts, grace time, bad user name).
     #[error("authentication: {0}")]
-    Auth(&'static str),
+    Auth(#[from] AuthError),
     /// A channel-layer limit or rule ended the connection.
     #[error("channel: {0}")]
-    Channel(&'static str),
+    Channel(#[from] ChannelError),
 }
 
 /// SSH_MSG_DISCONNECT reason codes [RFC4253 §11.1, RFC4250 §4.2.2].
@@ -298,7 +415,7 @@ impl Error {
             Error::Kex(_) => "key exchange failed".into(),
             Error::HostKeyRejected(_) => "host key not accepted".into(),
             Error::PeerDisconnected { .. } | Error::Closed => "connection closed".into(),
-            Error::Auth(why) => (*why).into(),
+            Error::Auth(why) => why.to_string(),
             Error::Channel(_) => "protocol error".into(),
         }
     }

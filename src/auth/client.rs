@@ -6,7 +6,7 @@ use std::collections::VecDeque;
 use std::sync::Arc;
 
 use crate::auth::publickey::{self, Request};
-use crate::error::{Error, ProtocolError};
+use crate::error::{AuthError, Error, ProtocolError};
 use crate::keys::{KeyType, PrivateKey, SigAlg};
 use crate::msg::Message;
 use crate::transport::Transport;
@@ -92,7 +92,7 @@ impl AuthClient {
             .keys
             .get(i)
             .cloned()
-            .ok_or(Error::Auth("key vanished"))?;
+            .ok_or(Error::Auth(AuthError::KeyCannotSign))?;
         let blob = key.public().to_blob();
         let req = Request {
             user: self.user.as_bytes(),
@@ -100,10 +100,10 @@ impl AuthClient {
             algorithm: alg.wire_name().as_bytes(),
             key_blob: &blob,
         };
-        let session_id = t.session_id().ok_or(Error::Auth("no session"))?;
+        let session_id = t.session_id().ok_or(Error::Auth(AuthError::NoSession))?;
         let sig = key
             .sign_as(&publickey::signed_data(session_id, &req), alg)
-            .ok_or(Error::Auth("key cannot sign"))?;
+            .ok_or(Error::Auth(AuthError::KeyCannotSign))?;
         t.send_with(|w| publickey::write_request(w, &req, Some(&sig)))
     }
 

@@ -10,7 +10,7 @@
 use std::time::{Duration, Instant};
 
 use crate::auth::publickey::{self, Request};
-use crate::error::{DisconnectReason, Error, ProtocolError};
+use crate::error::{AuthError, DisconnectReason, Error, ProtocolError};
 use crate::keys::{PublicKey, SigAlg};
 use crate::limits::MAX_AUTH_REQUESTS;
 use crate::msg::{
@@ -146,7 +146,7 @@ impl AuthServer {
     pub fn handle_timeout(&mut self, t: &mut Transport, now: Instant) -> Result<(), Error> {
         if !self.is_done() && now >= self.deadline {
             t.disconnect(DisconnectReason::ByApplication, "authentication timeout");
-            return Err(Error::Auth("login grace time exceeded"));
+            return Err(Error::Auth(AuthError::LoginGraceExceeded));
         }
         Ok(())
     }
@@ -188,7 +188,7 @@ impl AuthServer {
                 DisconnectReason::ServiceNotAvailable,
                 "service not available",
             );
-            return Err(Error::Auth("unknown service requested"));
+            return Err(Error::Auth(AuthError::UnknownService));
         }
         t.send_msg(&ServiceAccept { service: m.service })?;
         self.phase = Phase::Active;
@@ -203,11 +203,11 @@ impl AuthServer {
         let (user, service, method) = (m.user, m.service, m.method);
         if user.len() > self.config.max_user_len {
             t.disconnect(DisconnectReason::IllegalUserName, "user name too long");
-            return Err(Error::Auth("user name too long"));
+            return Err(Error::Auth(AuthError::UserNameTooLong));
         }
         let Ok(user) = std::str::from_utf8(user) else {
             t.disconnect(DisconnectReason::IllegalUserName, "user name is not UTF-8");
-            return Err(Error::Auth("user name is not UTF-8"));
+            return Err(Error::Auth(AuthError::UserNameNotUtf8));
         };
         // Every request counts towards a hard cap, PK_OK queries included, so no client can
         // make us look keys up without end (`limits.rs`).
@@ -217,7 +217,7 @@ impl AuthServer {
                 DisconnectReason::NoMoreAuthMethodsAvailable,
                 "too many authentication requests",
             );
-            return Err(Error::Auth("too many authentication requests"));
+            return Err(Error::Auth(AuthError::TooManyRequests));
         }
         // Only the connection protocol can follow [RFC4252 §5: authentication MUST NOT be accepted].
         if service != b"ssh-connection" || method != b"publickey" || !self.offers("publickey") {
@@ -268,7 +268,7 @@ impl AuthServer {
                     DisconnectReason::NoMoreAuthMethodsAvailable,
                     "too many authentication failures",
                 );
-                return Err(Error::Auth("too many authentication failures"));
+                return Err(Error::Auth(AuthError::TooManyFailures));
             }
         }
         let methods = self.config.methods.join(",");
@@ -290,7 +290,7 @@ impl AuthServer {
         flags_ok: impl FnOnce(Option<u8>) -> bool,
     ) -> Result<Option<Verified>, Error> {
         let Phase::Pending(p) = std::mem::replace(&mut self.phase, Phase::Active) else {
-            return Err(Error::Auth("no pending request"));
+            return Err(Error::Auth(AuthError::NoPendingRequest));
         };
         let Some(sig) = &p.sig else {
             let blob = p.req.key.to_blob();
@@ -300,7 +300,7 @@ impl AuthServer {
             })?;
             return Ok(None);
         };
-        let session_id = t.session_id().ok_or(Error::Auth("no session"))?;
+        let session_id = t.session_id().ok_or(Error::Auth(AuthError::NoSession))?;
         let req = Request {
             user: p.req.user.as_bytes(),
             service: &p.service,
@@ -325,7 +325,7 @@ impl AuthServer {
     /// query included (OpenSSH counts every failure but a first `none`).
     pub fn reject(&mut self, t: &mut Transport) -> Result<(), Error> {
         let Phase::Pending(_) = std::mem::replace(&mut self.phase, Phase::Active) else {
-            return Err(Error::Auth("no pending request"));
+            return Err(Error::Auth(AuthError::NoPendingRequest));
         };
         self.fail(t, true)
     }

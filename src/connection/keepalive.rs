@@ -5,7 +5,7 @@
 use std::time::{Duration, Instant};
 
 use crate::connection::Connection;
-use crate::error::{DisconnectReason, Error};
+use crate::error::{ChannelError, DisconnectReason, Error};
 use crate::transport::Transport;
 
 /// The probe timer of one connection.
@@ -51,7 +51,7 @@ impl Keepalive {
         }
         if conn.global_replies_expected() >= self.max {
             t.disconnect(DisconnectReason::ByApplication, "keepalive timeout");
-            return Err(Error::Channel("peer stopped answering keepalives"));
+            return Err(Error::Channel(ChannelError::KeepaliveTimeout));
         }
         conn.global_request(t, b"keepalive@openssh.com")?;
         self.due = self.interval.and_then(|i| now.checked_add(i));

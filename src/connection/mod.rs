@@ -11,7 +11,7 @@ pub use channel::{ChanState, Channel};
 
 use std::collections::VecDeque;
 
-use crate::error::{Error, ProtocolError};
+use crate::error::{ChannelError, Error, ProtocolError};
 use crate::limits::{MIN_CHANNEL_WINDOW, WINDOW_GRACE_DIVISOR};
 use crate::msg::{
     ChannelClose, ChannelData, ChannelEof, ChannelExtendedData, ChannelFailure, ChannelOpen,
@@ -308,7 +308,7 @@ impl Connection {
 
     fn on_open(&mut self, t: &mut Transport, m: &ChannelOpen<'_>) -> Result<(), Error> {
         if m.kind == b"session" && self.no_more_sessions {
-            return Err(Error::Channel("session opened after no-more-sessions"));
+            return Err(Error::Channel(ChannelError::SessionAfterNoMoreSessions));
         }
         let kind = m.kind.to_vec();
         let mut ch = Channel::new(
@@ -468,7 +468,7 @@ impl Connection {
         let window = self.window_for_new();
         let id = self
             .allocate(Channel::new(kind.to_vec(), ChanState::Opening, window))
-            .ok_or(Error::Channel("too many channels"))?;
+            .ok_or(Error::Channel(ChannelError::TooManyChannels))?;
         let max_packet = self.config.max_packet;
         t.send_msg(&ChannelOpen {
             kind,
@@ -485,7 +485,7 @@ impl Connection {
         let max_packet = self.config.max_packet;
         let ch = self.chan_mut(id)?;
         if ch.state != ChanState::PendingAccept {
-            return Err(Error::Channel("channel is not awaiting a decision"));
+            return Err(Error::Channel(ChannelError::NotAwaitingDecision));
         }
         ch.state = ChanState::Open;
         let (recipient, window) = (ch.remote, ch.recv_max);
@@ -508,7 +508,7 @@ impl Connection {
     ) -> Result<(), Error> {
         let ch = self.chan_mut(id)?;
         if ch.state != ChanState::PendingAccept {
-            return Err(Error::Channel("channel is not awaiting a decision"));
+            return Err(Error::Channel(ChannelError::NotAwaitingDecision));
         }
         let remote = ch.remote;
         if let Some(slot) = usize::try_from(id)
@@ -535,7 +535,7 @@ impl Connection {
     ) -> Result<(), Error> {
         let ch = self.open_chan(id, MsgNum::CHANNEL_REQUEST)?;
         if ch.close_sent {
-            return Err(Error::Channel("request after close"));
+            return Err(Error::Channel(ChannelError::RequestAfterClose));
         }
         if want_reply {
             ch.replies_expected = ch.replies_expected.saturating_add(1);
@@ -553,7 +553,7 @@ impl Connection {
     pub fn reply_request(&mut self, t: &mut Transport, id: u32, ok: bool) -> Result<(), Error> {
         let ch = self.chan_mut(id)?;
         if ch.replies_owed == 0 {
-            return Err(Error::Channel("no request awaits a reply"));
+            return Err(Error::Channel(ChannelError::NoRequestAwaitsReply));
         }
         ch.replies_owed = ch.replies_owed.saturating_sub(1);
         if ch.close_sent {
@@ -594,7 +594,7 @@ impl Connection {
     ) -> Result<usize, Error> {
         let ch = self.open_chan(id, MsgNum::CHANNEL_DATA)?;
         if ch.eof_sent || ch.close_sent {
-            return Err(Error::Channel("write after EOF or close"));
+            return Err(Error::Channel(ChannelError::WriteAfterEof));
         }
         let overhead = if ext.is_some() {
             DATA_OVERHEAD.saturating_add(4)

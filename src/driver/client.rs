@@ -414,7 +414,7 @@ impl Task {
                 self.session_ended();
                 let _ = reply.send(Err(RemoteExit::OpenFailed {
                     reason: crate::connection::reason::RESOURCE_SHORTAGE,
-                    description: why.into(),
+                    description: why.to_string(),
                 }));
                 Ok(())
             }

@@ -19,7 +19,7 @@ use crate::auth::server::AuthRequest;
 use crate::connection::{ChannelEvent, ChannelRequest, reason};
 use crate::driver::pipe::{Pipe, PipeReader, PipeWriter};
 use crate::driver::{Ended, Io, Outbox, finish, flush_and_close, io_step, stopped};
-use crate::error::Error;
+use crate::error::{AuthError, ChannelError, Error};
 use crate::keys::PublicKey;
 use crate::limits::MAX_ENV_REQUESTS;
 use crate::log_safe::{LogSafe, log_safe};
@@ -594,7 +594,7 @@ impl Driver {
                     gone,
                 };
                 let Some(ctx) = self.context(env) else {
-                    return Err(Error::Auth("session without identity"));
+                    return Err(Error::Auth(AuthError::NoIdentity));
                 };
                 match self.handler.exec(&ctx, command, io) {
                     ExecDecision::Run(task) => {
@@ -605,7 +605,7 @@ impl Driver {
                         let sess = self
                             .sessions
                             .get_mut(&id)
-                            .ok_or(Error::Channel("session vanished"))?;
+                            .ok_or(Error::Channel(ChannelError::SessionVanished))?;
                         sess.stderr.push(format!("{message}\n").as_bytes());
                         sess.stdout.close_write();
                         sess.stderr.close_write();

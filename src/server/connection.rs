@@ -9,7 +9,7 @@ use crate::auth::server::{AuthConfig, AuthOutcome, AuthRequest, AuthServer, Veri
 use crate::connection::keepalive::Keepalive;
 use crate::connection::{ChannelEvent, ChannelRequest, Connection, ConnectionConfig};
 use crate::crypto::rng::SecureRandom;
-use crate::error::{DisconnectReason, Error, ProtocolError};
+use crate::error::{AuthError, DisconnectReason, Error, ProtocolError};
 use crate::keys::{PrivateKey, PublicKey, SigAlg};
 use crate::msg::{MsgNum, Ping, Pong, Unimplemented};
 use crate::transport::{Transport, TransportConfig, TransportEvent};
@@ -200,7 +200,7 @@ impl ServerConnection {
         let req = self
             .pending
             .take()
-            .ok_or(Error::Auth("no pending request"))?;
+            .ok_or(Error::Auth(AuthError::NoPendingRequest))?;
         match self.auth.accept(&mut self.t, flags_ok) {
             Ok(Some(verified)) => {
                 self.events.push_back(ServerEvent::Authenticated {
@@ -223,7 +223,7 @@ impl ServerConnection {
     pub fn reject_auth(&mut self) -> Result<(), Error> {
         self.pending
             .take()
-            .ok_or(Error::Auth("no pending request"))?;
+            .ok_or(Error::Auth(AuthError::NoPendingRequest))?;
         let r = self.auth.reject(&mut self.t);
         if let Err(e) = &r {
             self.t.fail(e);

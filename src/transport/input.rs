@@ -3,7 +3,7 @@
 
 use std::time::Instant;
 
-use crate::error::{Error, LimitExceeded, ProtocolError};
+use crate::error::{Error, KexError, LimitExceeded, ProtocolError};
 use crate::msg::{Debug as DebugMsg, Disconnect, ExtInfo, KexInit, MsgNum, Unimplemented};
 use crate::transport::kex::negotiate::{self, EXT_INFO_C, EXT_INFO_S, KexAlg, STRICT_C, STRICT_S};
 use crate::transport::kex::{KexPhase, Negotiated};
@@ -112,7 +112,7 @@ impl Transport {
                 let u = Unimplemented::decode_exact(payload.get(1..).unwrap_or_default())?;
                 // A peer that cannot take our KEXINIT will never finish the exchange.
                 if self.kex.blocks_sending() && self.our_kexinit_seq == Some(u.seq) {
-                    return Err(Error::Kex("peer refused our key re-exchange"));
+                    return Err(Error::Kex(KexError::ReexchangeRefused));
                 }
                 self.events.push_back(TransportEvent::Unimplemented(u.seq));
                 Ok(None)

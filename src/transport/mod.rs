@@ -23,7 +23,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::crypto::rng::SecureRandom;
-use crate::error::{DisconnectReason, Error, LimitExceeded};
+use crate::error::{DisconnectReason, Error, KexError, LimitExceeded};
 use crate::keys::{PrivateKey, PublicKey};
 use crate::limits::QUEUED_ENTRY_OVERHEAD;
 use crate::msg::{Disconnect, MsgNum};
@@ -436,7 +436,7 @@ impl Transport {
             return Ok(());
         }
         if self.kex_started.is_some() {
-            let e = Error::Kex("re-exchange timed out");
+            let e = Error::Kex(KexError::ReexchangeTimeout);
             self.fail(&e);
             return Err(e);
         }

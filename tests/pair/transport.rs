@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use portcullis::crypto::kex::X25519Secret;
 use portcullis::crypto::rng::DeterministicRng;
-use portcullis::error::{CryptoError, Error, LimitExceeded, ProtocolError};
+use portcullis::error::{CryptoError, Error, KexError, LimitExceeded, ProtocolError};
 use portcullis::keys::PrivateKey;
 use portcullis::msg::{Message, MsgNum};
 use portcullis::transport::kex::negotiate::build_kexinit;
@@ -552,7 +552,7 @@ fn all_zero_shared_secret_is_refused() {
     let mut s = server();
     assert_eq!(
         feed(&mut s, &raw.wire).unwrap_err(),
-        Error::Kex("bad client ephemeral key")
+        Error::Kex(KexError::BadClientPublic)
     );
     let mut raw = RawPeer::new();
     let mut m = Vec::new();
@@ -561,7 +561,7 @@ fn all_zero_shared_secret_is_refused() {
     let mut s = server();
     assert_eq!(
         feed(&mut s, &raw.wire).unwrap_err(),
-        Error::Kex("bad client ephemeral key")
+        Error::Kex(KexError::BadClientPublic)
     );
 }
 
@@ -668,7 +668,7 @@ fn hybrid_kex_refuses_wrong_lengths() {
         );
         assert_eq!(
             feed(&mut s, &raw.wire).err(),
-            Some(Error::Kex("bad client ephemeral key")),
+            Some(Error::Kex(KexError::BadClientPublic)),
             "{kex:?} {}",
             c_init.len()
         );
@@ -697,7 +697,7 @@ fn dh_public_values_outside_the_range_are_refused() {
         );
         assert_eq!(
             feed(&mut s, &raw.wire).unwrap_err(),
-            Error::Kex("bad client ephemeral key"),
+            Error::Kex(KexError::BadClientPublic),
             "e = {:x?}",
             &e[..e.len().min(4)]
         );
@@ -735,7 +735,7 @@ fn group_exchange_refuses_bad_requests_and_bad_e() {
         raw.packet(&kexinit).packet(&m);
         assert_eq!(
             feed(&mut server(), &raw.wire).unwrap_err(),
-            Error::Kex("no DH group within the requested size range"),
+            Error::Kex(KexError::NoGroupInRange),
             "{min} {n} {max}"
         );
     }
@@ -762,7 +762,7 @@ fn group_exchange_refuses_bad_requests_and_bad_e() {
         raw.packet(&kexinit).packet(&req).packet(&init);
         assert_eq!(
             feed(&mut server(), &raw.wire).unwrap_err(),
-            Error::Kex("bad client ephemeral key")
+            Error::Kex(KexError::BadClientPublic)
         );
     }
 }

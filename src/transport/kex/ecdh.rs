@@ -2,7 +2,7 @@
 //! what follows it: NEWKEYS, key switching and the server's EXT_INFO [RFC4253 §7.3, RFC8308 §2.4].
 
 use crate::crypto::kex::{DhParams, Ephemeral};
-use crate::error::Error;
+use crate::error::{Error, KexError};
 use crate::keys::{PrivateKey, PublicKey};
 use crate::msg::{ExtInfo, KexEcdhInit, KexEcdhReply, KexGexInit, KexGexReply, Message};
 use crate::transport::kex::derive::{EcdhHashInput, EncodedSecret, derive};
@@ -60,16 +60,16 @@ impl Transport {
             Some(group) => group.respond(q_c, &mut *self.rng),
             None => neg.algs.kex.agreement().respond(q_c, &mut *self.rng),
         }
-        .map_err(|_| Error::Kex("bad client ephemeral key"))?;
+        .map_err(|_| Error::Kex(KexError::BadClientPublic))?;
         let k = EncodedSecret::new(&k);
         let RoleState::Server { host_keys } = &self.role_state else {
-            return Err(Error::Kex("not a server"));
+            return Err(Error::Kex(KexError::WrongRole));
         };
         let host_keys = host_keys.clone();
         let key: &PrivateKey = host_keys
             .iter()
             .find(|k| k.algorithms().contains(&neg.algs.host_key))
-            .ok_or(Error::Kex("no host key for the negotiated algorithm"))?;
+            .ok_or(Error::Kex(KexError::NoHostKeyForAlgorithm))?;
         let k_s = key.public().to_blob();
         let v_c = self.peer_version.clone().unwrap_or_default();
         let h = EcdhHashInput {
@@ -84,9 +84,9 @@ impl Transport {
             mpint_publics: mpint,
         }
         .hash(neg.algs.kex.hash(), &k);
-        let sig = key.sign_as(&h, neg.algs.host_key).ok_or(Error::Kex(
-            "host key cannot sign with the negotiated algorithm",
-        ))?;
+        let sig = key
+            .sign_as(&h, neg.algs.host_key)
+            .ok_or(Error::Kex(KexError::HostKeyCannotSign))?;
         let public = public(mpint, &q_s);
         let reply = match group {
             Some(_) => KexGexReply {
@@ -125,14 +125,13 @@ impl Transport {
         };
         let mpint = neg.algs.kex.agreement().public_is_mpint();
         let q_s = read_public(public, mpint)?;
-        let host_key =
-            PublicKey::decode(k_s).map_err(|_| Error::Kex("unusable server host key"))?;
+        let host_key = PublicKey::decode(k_s).map_err(|_| Error::Kex(KexError::UnusableHostKey))?;
         if host_key.key_type() != neg.algs.host_key.key_type() {
-            return Err(Error::Kex("host key type differs from the negotiated one"));
+            return Err(Error::Kex(KexError::HostKeyTypeMismatch));
         }
         let k = secret
             .finish(q_s)
-            .map_err(|_| Error::Kex("bad server ephemeral key"))?;
+            .map_err(|_| Error::Kex(KexError::BadServerPublic))?;
         let k = EncodedSecret::new(&k);
         let v_s = self.peer_version.clone().unwrap_or_default();
         let h = EcdhHashInput {
@@ -150,13 +149,13 @@ impl Transport {
         // The signature must be made with the negotiated algorithm [RFC8332 §3.2].
         host_key
             .verify(&h, sig, &[neg.algs.host_key])
-            .map_err(|_| Error::Kex("bad host key signature"))?;
+            .map_err(|_| Error::Kex(KexError::BadHostKeySignature))?;
         let RoleState::Client {
             verifier,
             server_key,
         } = &mut self.role_state
         else {
-            return Err(Error::Kex("not a client"));
+            return Err(Error::Kex(KexError::WrongRole));
         };
         match server_key {
             // A re-exchange must present the key the first one proved [RFC4253 §9].
@@ -242,7 +241,7 @@ impl Transport {
             key: &key_s2c,
             mac_key: &mac_s2c,
         };
-        let bad = || Error::Kex("key derivation produced unusable keys");
+        let bad = || Error::Kex(KexError::KeyDerivation);
         Ok(match self.role {
             Role::Server => (
                 suite::opening_key(a.cipher_c2s, a.mac_c2s, c2s).ok_or_else(bad)?,

@@ -3,7 +3,7 @@
 //! ‖ p ‖ g mixed in) is the DH exchange of `ecdh.rs` under the GEX message numbers.
 
 use crate::crypto::kex::{DH_MAX_BITS, DH_MIN_BITS, DhGroup, DhParams, Ephemeral};
-use crate::error::Error;
+use crate::error::{Error, KexError};
 use crate::msg::{KexGexGroup, KexGexInit, KexGexRequest};
 use crate::transport::Transport;
 use crate::transport::kex::{KexPhase, Negotiated};
@@ -68,7 +68,7 @@ impl Transport {
         let request = [min, n, max];
         let group = choose_group(min, n, max)
             .and_then(DhParams::fixed)
-            .ok_or(Error::Kex("no DH group within the requested size range"))?;
+            .ok_or(Error::Kex(KexError::NoGroupInRange))?;
         let (p, g) = (
             unsigned_mpint(&group.p_bytes()),
             unsigned_mpint(&group.g_bytes()),
@@ -92,13 +92,13 @@ impl Transport {
     ) -> Result<(), Error> {
         let m = KexGexGroup::decode_exact(payload.get(1..).unwrap_or_default())?;
         let (p, g) = (m.p.positive()?, m.g.positive()?);
-        let group = DhParams::from_wire(p, g).ok_or(Error::Kex("unusable DH group from server"))?;
+        let group = DhParams::from_wire(p, g).ok_or(Error::Kex(KexError::UnusableGroup))?;
         if !(request[0]..=request[2]).contains(&group.bits()) {
-            return Err(Error::Kex("DH group outside the requested size range"));
+            return Err(Error::Kex(KexError::GroupOutsideRequest));
         }
         let (x, e) = group
             .start(&mut *self.rng)
-            .ok_or(Error::Kex("DH exponent generation failed"))?;
+            .ok_or(Error::Kex(KexError::ExponentGeneration))?;
         let public = unsigned_mpint(&e);
         self.write_packet(&KexGexInit { public: &public }.to_bytes())?;
         neg.gex = Some(hashed_params(request, &group));
