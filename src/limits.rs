@@ -1,5 +1,7 @@
-//! Every hard limit of the stack as a named constant: the one place to audit what a peer can
-//! make us hold. Lengths are bytes unless the name says otherwise.
+//! Every hard limit of the stack as a named constant, with why and OpenSSH's value beside it:
+//! the one place to audit what a peer can make us hold, how long we wait, and the defaults of
+//! the settings a configuration may change. Lengths are bytes unless the name says otherwise.
+//! (I/O sizes that only tune speed — read sizes, batch delays — stay beside the code they tune.)
 
 /// Largest `packet_length` field we accept or send by default: OpenSSH's cap, so any packet an
 /// OpenSSH peer may send fits [RFC4253 §6.1].
@@ -77,3 +79,130 @@ pub const DRAIN_POLL: std::time::Duration = std::time::Duration::from_millis(100
 /// stdin and SIGKILL to its process group: enough for `receive-pack` to see EOF and remove its
 /// quarantine of received objects. (sshd closes the pipes and lets the command run on.)
 pub const GIT_STOP_GRACE: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// Capacity of the pipe between a connection and a session task, per stream: eight 32 KiB
+/// packets, so a bulk stream wakes the other side once per several packets; the buffer grows
+/// only as far as it is used (idle sessions pay nothing). OpenSSH: a channel's buffers grow up
+/// to its window (2 MiB) in the one process.
+pub const PIPE_CAPACITY: usize = 256 * 1024;
+
+/// What one socket read asks for: at most this much unprocessed input is held per connection
+/// between reads (OpenSSH reads 32 KiB at a time).
+pub const READ_CHUNK: usize = 64 * 1024;
+
+/// Smallest RSA modulus we accept, in bits. OpenSSH: `RequiredRSASize` 1024 (RFC 8332 §5
+/// allows 1024); we follow current guidance instead.
+pub const MIN_RSA_BITS: usize = 2048;
+
+/// Largest RSA modulus we accept, in bits: verification cost grows with it. OpenSSH: 16384
+/// (`SSHBUF_MAX_BIGNUM`).
+pub const MAX_RSA_BITS: usize = 16384;
+
+/// Bits of a DH private exponent: twice the strength of the largest group (8192-bit MODP,
+/// ~256-bit) [RFC8268 §4]. OpenSSH's `dh_gen_key`: the same 512 bits with 256-bit ciphers.
+pub const DH_EXPONENT_BITS: usize = 512;
+
+/// Smallest DH group we take part in: below 2048 bits is too weak [RFC8270 §4]. OpenSSH:
+/// `DH_GRP_MIN` 2048.
+pub const DH_MIN_BITS: u32 = 2048;
+
+/// Largest DH group we take part in: above 8192 bits too slow to offer an unauthenticated peer.
+/// OpenSSH: `DH_GRP_MAX` 8192.
+pub const DH_MAX_BITS: u32 = 8192;
+
+/// Longest `exec` command accepted: git's own paths are far shorter. OpenSSH: no limit beyond
+/// the packet size.
+pub const MAX_COMMAND_LEN: usize = 4096;
+
+/// Most output read from a `keys.command` program; a key list longer than this is an error.
+/// OpenSSH's AuthorizedKeysCommand: no limit (it reads line by line).
+pub const MAX_OUTPUT: u64 = 1024 * 1024;
+
+/// Longest identification line, CR LF included [RFC4253 §4.2]. OpenSSH: 255 (8 KiB for lines
+/// before it).
+pub const MAX_LINE: usize = 255;
+
+/// How many non-identification lines a server may send first (client role only): enough for a
+/// TCP-wrapper banner, bounded against a peer that never stops. OpenSSH: 1024 lines.
+pub const MAX_PRE_LINES: usize = 64;
+
+/// How many bytes those lines may total ([`MAX_PRE_LINES`]). OpenSSH: 1024 lines of up to 8 KiB.
+pub const MAX_PRE_BYTES: usize = 16 * 1024;
+
+/// Above this the decode buffer is released after each packet, so a burst of large packets
+/// does not pin memory on an otherwise idle connection.
+pub const RETAIN_BUFFER_MAX: usize = 64 * 1024;
+
+/// Rekey well before sequence numbers could wrap: RFC 4344 §3.1 wants it every 2^31 packets.
+/// OpenSSH: after 2^31 packets too (`MAX_PACKETS`).
+pub const REKEY_PACKETS: u64 = 1 << 31;
+
+/// Queued upper-layer bytes above which writers are asked to pause: a batch of git's output
+/// (see `driver::batch_read`) goes out in one `send` instead of one per 64 KiB.
+pub const SOFT_QUEUE_BYTES: usize = 256 * 1024;
+
+/// bcrypt rounds above this are refused in a private key file: a hostile file must not pin a CPU
+/// for minutes. OpenSSH: no limit (its own files use 16).
+pub const MAX_ROUNDS: u32 = 1 << 16;
+
+/// Most extensions one EXT_INFO may carry; OpenSSH sends a handful and accepts any number
+/// [RFC8308 §2.3].
+pub const MAX_EXTENSIONS: u32 = 64;
+
+/// The pipe size asked for once git's output streams (see `driver::batch_read`): room for two
+/// batch delays (the timer rounds up) at a few hundred MB/s. Counts against the service
+/// account's `pipe-user-pages-soft`.
+pub const PIPE_BYTES: usize = 1024 * 1024;
+
+// Defaults of the settings a configuration may change (`TransportConfig`, `ConnectionConfig`,
+// `AuthConfig`; the server's `portcullis.example.toml` sets its own where it differs).
+
+/// Bytes before a re-exchange. OpenSSH: from the cipher's block size (4 GiB for AES, 2^32 blocks
+/// for chacha20).
+pub const REKEY_BYTES: u64 = 1 << 30;
+
+/// Time before a re-exchange. OpenSSH: none by default (`RekeyLimit default none`).
+pub const REKEY_INTERVAL: std::time::Duration = std::time::Duration::from_secs(3600);
+
+/// How long a key exchange may take once started (the first one is also bounded by the login
+/// grace time). OpenSSH: no separate bound.
+pub const KEX_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(300);
+
+/// Upper-layer bytes the transport holds while a key exchange blocks sending; beyond it `send`
+/// fails (writers must respect `send_blocked`). OpenSSH: unbounded (its output buffer grows).
+pub const MAX_QUEUED_BYTES: usize = 1 << 20;
+
+/// Window a channel is granted. OpenSSH: `CHAN_SES_WINDOW_DEFAULT`, 2 MiB.
+pub const CHANNEL_WINDOW: u32 = 2 * 1024 * 1024;
+
+/// Largest data payload we accept in one channel message (≥ 32768 [RFC4254 §5.2]). OpenSSH:
+/// `CHAN_SES_PACKET_DEFAULT`, 32 KiB.
+pub const CHANNEL_MAX_PACKET: u32 = 32 * 1024;
+
+/// Channels one connection may have open at once. OpenSSH: `MaxSessions` 10.
+pub const MAX_CHANNELS: usize = 10;
+
+/// Window all channels of one connection may hold between them (see
+/// `ConnectionConfig::window_budget`). OpenSSH: none (10 sessions × 2 MiB).
+pub const WINDOW_BUDGET: u32 = 4 * 1024 * 1024;
+
+/// Failed authentication attempts before the connection is closed [RFC4252 §4]. OpenSSH:
+/// `MaxAuthTries` 6.
+pub const MAX_AUTH_ATTEMPTS: u32 = 6;
+
+/// Time from connect to successful authentication [RFC4252 §4]. OpenSSH: `LoginGraceTime` 120 s.
+pub const LOGIN_GRACE: std::time::Duration = std::time::Duration::from_secs(120);
+
+/// Longest user name accepted. OpenSSH: no limit beyond the packet (it refuses unknown users).
+pub const MAX_USER_LEN: usize = 256;
+
+/// How long a `keys.command` program may take. OpenSSH's AuthorizedKeysCommand: no limit.
+pub const LOOKUP_COMMAND_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// An accept loop out of descriptors (EMFILE) retries after this, doubling up to
+/// [`ACCEPT_BACKOFF_MAX`]. OpenSSH's sshd: `accept` errors are logged and retried after a
+/// poll; it has no backoff.
+pub const ACCEPT_BACKOFF_MIN: std::time::Duration = std::time::Duration::from_millis(10);
+
+/// See [`ACCEPT_BACKOFF_MIN`].
+pub const ACCEPT_BACKOFF_MAX: std::time::Duration = std::time::Duration::from_secs(1);

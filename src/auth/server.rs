@@ -40,9 +40,9 @@ impl Default for AuthConfig {
         Self {
             methods: vec!["publickey".into()],
             sig_algs: SigAlg::DEFAULT_USER.to_vec(),
-            max_attempts: 6,
-            login_grace: Duration::from_secs(120),
-            max_user_len: 256,
+            max_attempts: crate::limits::MAX_AUTH_ATTEMPTS,
+            login_grace: crate::limits::LOGIN_GRACE,
+            max_user_len: crate::limits::MAX_USER_LEN,
         }
     }
 }

@@ -52,10 +52,10 @@ pub struct ConnectionConfig {
 impl Default for ConnectionConfig {
     fn default() -> Self {
         Self {
-            window: 2 * 1024 * 1024,
-            max_packet: 32 * 1024,
-            max_channels: 10,
-            window_budget: 4 * 1024 * 1024,
+            window: crate::limits::CHANNEL_WINDOW,
+            max_packet: crate::limits::CHANNEL_MAX_PACKET,
+            max_channels: crate::limits::MAX_CHANNELS,
+            window_budget: crate::limits::WINDOW_BUDGET,
         }
     }
 }

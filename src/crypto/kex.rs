@@ -5,6 +5,7 @@ use zeroize::Zeroizing;
 
 use crate::crypto::hash::HashAlg;
 use crate::crypto::rng::SecureRandom;
+use crate::limits::{DH_EXPONENT_BITS, DH_MAX_BITS, DH_MIN_BITS};
 
 /// Why a key agreement failed; deliberately coarse.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
@@ -132,19 +133,10 @@ impl DhGroup {
     }
 }
 
-/// Bits of a DH private exponent: twice the strength of the largest group (8192-bit MODP,
-/// ~256-bit) [RFC8268 §4]; OpenSSH's `dh_gen_key` uses the same 512 bits with 256-bit ciphers.
-const DH_EXPONENT_BITS: usize = 512;
 /// The same bound for the exponentiation: only our own exponents are ever raised to, and they
 /// have exactly this many bits, so `pow_bounded_exp` loops 512 times instead of over p's full
 /// width (16× less work for an 8192-bit group; constant time in the exponent's value).
 const EXPONENT_BITS: u32 = DH_EXPONENT_BITS as u32;
-
-/// Group sizes we take part in: below 2048 bits is too weak [RFC8270 §4], above 8192 too slow
-/// to be offered to an unauthenticated peer.
-pub const DH_MIN_BITS: u32 = 2048;
-/// See [`DH_MIN_BITS`].
-pub const DH_MAX_BITS: u32 = 8192;
 
 /// A finite-field DH group: a fixed RFC 3526 one, or one a GEX server sent us.
 pub struct DhParams {

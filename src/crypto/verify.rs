@@ -2,15 +2,10 @@
 //! and ECDSA over the NIST curves [RFC5656 §3.1.2]. Inputs are the raw integers and points from
 //! the SSH blobs; every check fails closed.
 
+use crate::limits::{MAX_RSA_BITS, MIN_RSA_BITS};
 use rsa::pkcs1v15::{Signature as RsaSignature, VerifyingKey as RsaVerifyingKey};
 use rsa::signature::Verifier;
 use rsa::{BoxedUint, RsaPublicKey};
-
-/// Smallest RSA modulus we accept, in bits (RFC 8332 §5 / OpenSSH's RSA_MIN_MODULUS_SIZE is
-/// 1024; we follow current guidance instead).
-pub const MIN_RSA_BITS: usize = 2048;
-/// Largest RSA modulus we accept, in bits (OpenSSH's SSHBUF_MAX_BIGNUM limit).
-pub const MAX_RSA_BITS: usize = 16384;
 
 /// The hash of an RSA signature.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -9,6 +9,7 @@
 //! once, so neither latency nor throughput is traded: the added delay is bounded by [`DELAY`]
 //! (plus timer granularity) and only between two chunks of an ongoing stream.
 
+use crate::limits::PIPE_BYTES;
 use std::fs::File;
 use std::io::{self, Read};
 use std::os::fd::OwnedFd;
@@ -26,10 +27,6 @@ pub const DELAY: Duration = Duration::from_millis(1);
 
 /// Reads shorter than this are not a stream (protocol messages): the next read does not wait.
 pub const STREAMING: usize = 16 * 1024;
-
-/// The pipe size asked for once output streams: room for two [`DELAY`]s (the timer rounds up)
-/// of git's output at a few hundred MB/s.
-pub const PIPE_BYTES: usize = 1024 * 1024;
 
 /// Below this pipe size (the per-user quota refused to widen it) reads never wait: the
 /// producer would block on a full pipe and the stream would slow down.

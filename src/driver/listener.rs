@@ -18,6 +18,7 @@ use crate::driver::proxy_header::{ProxyPolicy, client_address};
 use crate::driver::server::{Held, SessionHandler, canonical, serve_limited};
 use crate::driver::tcp::QuickAck;
 use crate::keys::PrivateKey;
+use crate::limits::{ACCEPT_BACKOFF_MAX, ACCEPT_BACKOFF_MIN};
 use crate::lookup::KeyLookup;
 use crate::monitoring::METRICS;
 use crate::server::{ServerConfig, ServerConnection};
@@ -62,8 +63,8 @@ pub async fn accept_loop(
             Err(e) => {
                 backoff = backoff
                     .saturating_mul(2)
-                    .clamp(Duration::from_millis(10), Duration::from_secs(1));
-                if backoff < Duration::from_secs(1) {
+                    .clamp(ACCEPT_BACKOFF_MIN, ACCEPT_BACKOFF_MAX);
+                if backoff < ACCEPT_BACKOFF_MAX {
                     tracing::warn!(error = %e, "accept failed; backing off");
                 }
                 tokio::time::sleep(backoff).await;

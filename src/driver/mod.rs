@@ -18,6 +18,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use crate::crypto::rng::ChaChaRng;
 use crate::error::Error;
+use crate::limits::READ_CHUNK;
 
 /// What the driver needs from a sans-IO connection (see ARCHITECTURE.md §3).
 pub trait Connection {
@@ -130,8 +131,6 @@ impl Deadline {
         }
     }
 }
-
-const READ_CHUNK: usize = 64 * 1024;
 
 /// Runs `conn` over `stream` until it ends. Output is written before anything more is read,
 /// a part at a time inside the select so timers fire while a peer does not read; after an

@@ -3,6 +3,7 @@
 //! and the process: a full pipe stops the driver reading the channel, so no credit goes back
 //! to the peer until the process has consumed bytes.
 
+use crate::limits::PIPE_CAPACITY;
 use std::collections::VecDeque;
 use std::io;
 use std::pin::Pin;
@@ -20,10 +21,6 @@ impl std::fmt::Debug for Source {
     }
 }
 use tokio::sync::Notify;
-
-/// Pipe capacity: eight 32 KiB packets, so a bulk stream wakes the other side once per several
-/// packets; the buffer grows only as far as it is used (idle sessions pay nothing).
-pub const PIPE_CAPACITY: usize = 256 * 1024;
 
 #[derive(Debug)]
 pub(crate) struct PipeState {

@@ -21,7 +21,7 @@ use crate::driver::pipe::{Pipe, PipeReader, PipeWriter};
 use crate::driver::{Ended, Io, Outbox, finish, flush_and_close, io_step, stopped};
 use crate::error::{AuthError, ChannelError, Error};
 use crate::keys::PublicKey;
-use crate::limits::MAX_ENV_REQUESTS;
+use crate::limits::{MAX_ENV_REQUESTS, READ_CHUNK};
 use crate::log_safe::{LogSafe, log_safe};
 use crate::lookup::{Identity, KeyLookup};
 use crate::monitoring::METRICS;
@@ -156,8 +156,6 @@ struct Driver {
 }
 
 type LookedUp = ((String, Vec<u8>), Option<Identity>);
-
-const READ_CHUNK: usize = 64 * 1024;
 
 /// The first read of an attached source: protocol messages and ref lists fit.
 const FIRST_SOURCE_READ: usize = 16 * 1024;

@@ -3,6 +3,7 @@
 //! (or `git upload-pack '<path>'`), the path single-quoted with git's escapes (`'\''`, `'\!'`).
 //! Nothing here ever reaches a shell.
 
+use crate::limits::MAX_COMMAND_LEN;
 use std::fmt;
 
 /// A git service.
@@ -60,9 +61,6 @@ pub enum CommandError {
     #[error("bad repository path")]
     BadPath,
 }
-
-/// Longest command accepted: git's own paths are far shorter.
-pub const MAX_COMMAND_LEN: usize = 4096;
 
 /// Parses an `exec` command line.
 pub fn parse(command: &[u8]) -> Result<GitCommand, CommandError> {

@@ -9,13 +9,12 @@ use crate::crypto::stream::AesCtr;
 use crate::crypto::verify::Curve;
 use crate::error::DecodeError;
 use crate::keys::PrivateKey;
+use crate::limits::MAX_ROUNDS;
 use crate::wire::Reader;
 
 const MAGIC: &[u8] = b"openssh-key-v1\0";
 const BEGIN: &str = "-----BEGIN OPENSSH PRIVATE KEY-----";
 const END: &str = "-----END OPENSSH PRIVATE KEY-----";
-/// bcrypt rounds above this are refused: a hostile file must not pin a CPU for minutes.
-const MAX_ROUNDS: u32 = 1 << 16;
 
 /// Why a key file could not be loaded.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]

@@ -12,10 +12,8 @@ use tokio::io::AsyncReadExt;
 
 use crate::keys::PublicKey;
 use crate::keys::authorized_keys::AuthorizedKeys;
+use crate::limits::MAX_OUTPUT;
 use crate::lookup::{Identity, KeyLookup, LookupError, LookupFuture};
-
-/// Most output read from the command; a key list longer than this is an error.
-const MAX_OUTPUT: u64 = 1024 * 1024;
 
 /// Lookup through an external program.
 #[derive(Clone, Debug)]
@@ -34,7 +32,7 @@ impl CommandLookup {
         Self {
             program: program.into(),
             args: vec!["%u".into(), "%f".into()],
-            timeout: Duration::from_secs(5),
+            timeout: crate::limits::LOOKUP_COMMAND_TIMEOUT,
         }
     }
 

@@ -1,11 +1,9 @@
 //! Transport-layer messages [RFC4253 §7.1, §7.3, §10, §11; RFC8308 §2.3].
 
 use crate::error::{DecodeError, DecodeErrorKind};
+use crate::limits::MAX_EXTENSIONS;
 use crate::msg::MsgNum;
 use crate::wire::{Decode, Encode, NameList, Reader, Writer};
-
-/// Most extensions one EXT_INFO may carry; OpenSSH sends a handful [RFC8308 §2.3].
-pub const MAX_EXTENSIONS: u32 = 64;
 
 /// SSH_MSG_DISCONNECT [RFC4253 §11.1]. Text fields stay bytes: peers do send non-UTF-8, and it
 /// is only ever logged.

@@ -25,7 +25,7 @@ use std::time::{Duration, Instant};
 use crate::crypto::rng::SecureRandom;
 use crate::error::{DisconnectReason, Error, KexError, LimitExceeded};
 use crate::keys::{PrivateKey, PublicKey};
-use crate::limits::QUEUED_ENTRY_OVERHEAD;
+use crate::limits::{QUEUED_ENTRY_OVERHEAD, REKEY_PACKETS, SOFT_QUEUE_BYTES};
 use crate::msg::{Disconnect, MsgNum};
 use crate::wire::{Encode, Writer};
 use kex::KexPhase;
@@ -65,22 +65,15 @@ impl Default for TransportConfig {
     fn default() -> Self {
         Self {
             preferences: Preferences::default(),
-            rekey_bytes: 1 << 30,
-            rekey_interval: Duration::from_secs(3600),
-            kex_timeout: Duration::from_secs(300),
+            rekey_bytes: crate::limits::REKEY_BYTES,
+            rekey_interval: crate::limits::REKEY_INTERVAL,
+            kex_timeout: crate::limits::KEX_TIMEOUT,
             max_packet_len: crate::limits::MAX_PACKET_LEN,
-            max_queued_bytes: 1 << 20,
+            max_queued_bytes: crate::limits::MAX_QUEUED_BYTES,
             server_sig_algs: crate::keys::SigAlg::DEFAULT_USER.to_vec(),
         }
     }
 }
-
-/// Rekey well before sequence numbers could wrap: RFC 4344 §3.1 wants it every 2^31 packets.
-const REKEY_PACKETS: u64 = 1 << 31;
-
-/// Queued upper-layer bytes above which writers are asked to pause: a batch of git's output
-/// (see `driver::batch_read`) goes out in one `send` instead of one per 64 KiB.
-const SOFT_QUEUE_BYTES: usize = 256 * 1024;
 
 /// Something the layer above should know about.
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -7,16 +7,12 @@
 
 use crate::crypto::rng::SecureRandom;
 use crate::error::{Error, LimitExceeded, ProtocolError};
-use crate::limits::{MAX_PACKET_LEN, MIN_MAX_PACKET_LEN};
+use crate::limits::{MAX_PACKET_LEN, MIN_MAX_PACKET_LEN, RETAIN_BUFFER_MAX};
 use crate::transport::cipher::{Cleartext, OpeningKey, SealingKey};
 use crate::wire::Writer;
 
 /// Smallest legal `packet_length`: the padding-length byte, one payload byte, four of padding.
 const MIN_PACKET_LEN: u32 = 6;
-
-/// Above this the decode buffer is released after each packet, so a burst of large packets
-/// does not pin memory on an otherwise idle connection.
-const RETAIN_BUFFER_MAX: usize = 64 * 1024;
 
 /// Traffic carried under the current keys, for rekey decisions [RFC4253 §9, RFC4344 §3].
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]

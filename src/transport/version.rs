@@ -1,19 +1,11 @@
 //! Protocol version exchange [RFC4253 §4.2, §5]: our identification line out, the peer's in.
 
 use crate::error::{Error, ProtocolError};
+use crate::limits::{MAX_LINE, MAX_PRE_BYTES, MAX_PRE_LINES};
 use crate::transport::Role;
 
 /// Our identification string, without CR LF.
 pub const OUR_VERSION: &str = concat!("SSH-2.0-portcullis_", env!("CARGO_PKG_VERSION"));
-
-/// Longest identification line, CR LF included [RFC4253 §4.2].
-pub const MAX_LINE: usize = 255;
-
-/// How many non-identification lines a server may send first (client role only), and how many
-/// bytes they may total: enough for a TCP-wrapper banner, bounded against a peer that never stops.
-pub const MAX_PRE_LINES: usize = 64;
-/// See [`MAX_PRE_LINES`].
-pub const MAX_PRE_BYTES: usize = 16 * 1024;
 
 /// Reads the peer's identification line, bounded in length and in preceding lines.
 #[derive(Debug)]

@@ -2,8 +2,9 @@
 //! a group size, the server answers with a group. The rest (e, f, H signed with min ‖ n ‖ max
 //! ‖ p ‖ g mixed in) is the DH exchange of `ecdh.rs` under the GEX message numbers.
 
-use crate::crypto::kex::{DH_MAX_BITS, DH_MIN_BITS, DhGroup, DhParams, Ephemeral};
+use crate::crypto::kex::{DhGroup, DhParams, Ephemeral};
 use crate::error::{Error, KexError};
+use crate::limits::{DH_MAX_BITS, DH_MIN_BITS};
 use crate::msg::{KexGexGroup, KexGexInit, KexGexRequest};
 use crate::transport::Transport;
 use crate::transport::kex::{KexPhase, Negotiated};
