@@ -277,7 +277,7 @@ pub fn server_session(data: &[u8]) {
     use crate::connection::ChannelEvent;
     use crate::keys::PrivateKey;
     use crate::server::{ServerConfig, ServerConnection, ServerEvent};
-    use crate::transport::{Pinned, Transport, TransportConfig};
+    use crate::transport::{Pinned, Transport};
 
     let now = Instant::now();
     let host = PrivateKey::generate_ed25519(&mut DeterministicRng::new(1));
@@ -293,7 +293,7 @@ pub fn server_session(data: &[u8]) {
         now,
     );
     let mut client = Transport::new_client(
-        Arc::new(TransportConfig::default()),
+        Arc::new(fast_transport()),
         Box::new(pinned),
         Box::new(DeterministicRng::new(4)),
         now,
@@ -380,4 +380,226 @@ pub fn server_session(data: &[u8]) {
             return;
         }
     }
+}
+
+/// An `exec` command line as a client sends it: what parses re-quotes (the way we quote it for
+/// an upstream) to a line that parses to the same command; the repository name is idempotent;
+/// and resolving it under a fixed root (with a repository, a plain directory and a symlink that
+/// leads out) never yields a path outside the root.
+pub fn git_command(data: &[u8]) {
+    use std::sync::OnceLock;
+
+    use crate::git::command::{command_line, parse};
+    use crate::git::repo::{RepoRoot, canonical_name};
+
+    static ROOT: OnceLock<RepoRoot> = OnceLock::new();
+    let root = ROOT.get_or_init(|| {
+        let base = std::env::temp_dir().join(format!("portcullis-fuzz-{}", std::process::id()));
+        let repos = base.join("repos");
+        for d in ["team/app.git/objects", "team/app.git/refs", "plain/dir"] {
+            std::fs::create_dir_all(repos.join(d)).unwrap();
+        }
+        std::fs::write(repos.join("team/app.git/HEAD"), "ref: refs/heads/main\n").unwrap();
+        for d in ["outside.git/objects", "outside.git/refs"] {
+            std::fs::create_dir_all(base.join(d)).unwrap();
+        }
+        std::fs::write(base.join("outside.git/HEAD"), "ref: refs/heads/main\n").unwrap();
+        let _ = std::os::unix::fs::symlink(base.join("outside.git"), repos.join("escape.git"));
+        RepoRoot::new(&repos).unwrap()
+    });
+    let Ok(cmd) = parse(data) else {
+        return;
+    };
+    let line = command_line(cmd.service, &cmd.path);
+    assert_eq!(parse(line.as_bytes()), Ok(cmd.clone()), "{line}");
+    if let Ok(name) = canonical_name(&cmd.path) {
+        assert_eq!(canonical_name(&name).as_ref(), Ok(&name));
+        assert!(!name.split('/').any(|c| c == ".." || c.is_empty()));
+    }
+    if let Ok(repo) = root.resolve(&cmd.path) {
+        assert!(
+            repo.path.starts_with(root.path()),
+            "{}",
+            repo.path.display()
+        );
+    }
+}
+
+/// Arbitrary text as an `authorized_keys` file: no panic; every accepted entry admits its key
+/// from an address its `from=` allows, and the loopback check runs through every pattern.
+pub fn authorized_keys(data: &[u8]) {
+    use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+
+    use crate::keys::authorized_keys::{AuthorizedKeys, address_matches};
+
+    let text = String::from_utf8_lossy(data);
+    let parsed = AuthorizedKeys::parse(&text);
+    for addr in [
+        IpAddr::V4(Ipv4Addr::LOCALHOST),
+        IpAddr::V6(Ipv6Addr::LOCALHOST),
+    ] {
+        for entry in &parsed.entries {
+            let allowed = entry
+                .from
+                .as_deref()
+                .is_none_or(|p| address_matches(p, addr));
+            assert_eq!(entry.admits(&entry.key, addr), allowed);
+            assert_eq!(
+                parsed.find(&entry.key, addr).is_some(),
+                parsed
+                    .entries
+                    .iter()
+                    .any(|e| e.key == entry.key && e.admits(&e.key, addr))
+            );
+        }
+        address_matches(&text, addr);
+    }
+}
+
+/// Arbitrary text as an OpenSSH private key file, without a passphrase (a file that asks for
+/// one is refused before any bcrypt work): no panic; a key that loads writes back to a file
+/// that loads to the same key.
+pub fn private_key_file(data: &[u8]) {
+    use crate::keys::key_file::{parse, serialize};
+
+    let text = String::from_utf8_lossy(data);
+    if let Ok(key) = parse(&text, None) {
+        let again = serialize(&key, "fuzz", &mut DeterministicRng::new(5));
+        let back = parse(&again, None).expect("a written key file must load");
+        assert_eq!(back.public(), key.public());
+    }
+}
+
+/// Arbitrary text as a `known_hosts` file (patterns, negations, hashed names, markers), checked
+/// for a few hosts and a fixed key: no panic.
+pub fn known_hosts(data: &[u8]) {
+    use crate::client::known_hosts::KnownHosts;
+    use crate::keys::PrivateKey;
+    use crate::transport::HostKeyVerifier;
+
+    let key = PrivateKey::generate_ed25519(&mut DeterministicRng::new(6)).public();
+    let text = String::from_utf8_lossy(data);
+    let hosts = KnownHosts::parse(&text);
+    for (host, port) in [("127.0.0.1", 22), ("storage-1", 2222), ("::1", 22)] {
+        let _ = hosts.verifier(host, port).verify(&key);
+    }
+}
+
+/// Arbitrary server payloads (after a real, deterministic key exchange) into a
+/// `ClientConnection`: the client's authentication, channel and global message handling, with
+/// one session opened (and `exec` requested) once authenticated. Input: a list of payloads,
+/// each a one-byte length then that many bytes; a payload starting 0xff is replaced by
+/// USERAUTH_SUCCESS, so the fuzzer gets past authentication. No panic, and no channel ever
+/// buffers more than our window plus the tenth OpenSSH also tolerates.
+pub fn client_session(data: &[u8]) {
+    use std::sync::Arc;
+    use std::time::Instant;
+
+    use crate::client::{ClientConfig, ClientConnection, ClientEvent};
+    use crate::connection::ChannelRequest;
+    use crate::keys::PrivateKey;
+    use crate::msg::UserauthSuccess;
+    use crate::transport::{Pinned, Transport};
+
+    let now = Instant::now();
+    let host = PrivateKey::generate_ed25519(&mut DeterministicRng::new(1));
+    let user = Arc::new(PrivateKey::generate_ed25519(&mut DeterministicRng::new(3)));
+    let mut config = ClientConfig::default();
+    config.transport = Arc::new(fast_transport());
+    let window = usize::try_from(config.connection.window).unwrap();
+    let window = window + window / crate::limits::WINDOW_GRACE_DIVISOR as usize;
+    let Ok(mut client) = ClientConnection::new(
+        &config,
+        Box::new(Pinned::Key(host.public())),
+        "git",
+        vec![user],
+        Box::new(DeterministicRng::new(2)),
+        now,
+    ) else {
+        return;
+    };
+    let mut server = Transport::new_server(
+        Arc::new(fast_transport()),
+        Arc::from(vec![host]),
+        Box::new(DeterministicRng::new(4)),
+        now,
+    );
+    let exchange = |client: &mut ClientConnection, server: &mut Transport| {
+        for _ in 0..50 {
+            let (mut c2s, mut s2c) = (Vec::new(), Vec::new());
+            client.poll_transmit(&mut c2s);
+            server.poll_transmit(&mut s2c);
+            if c2s.is_empty() && s2c.is_empty() {
+                return true;
+            }
+            let mut rest = &s2c[..];
+            while !rest.is_empty() {
+                match client.handle_input(rest, now) {
+                    Ok(n) => rest = &rest[n..],
+                    Err(_) => return false,
+                }
+                while let Some(ev) = client.poll_event() {
+                    let r = match ev {
+                        ClientEvent::Authenticated => client.open_session().map(|_| ()),
+                        ClientEvent::Channel(crate::connection::ChannelEvent::Opened { id }) => {
+                            client.request(
+                                id,
+                                &ChannelRequest::Exec(b"git-upload-pack 'r'".to_vec()),
+                                true,
+                            )
+                        }
+                        _ => Ok(()),
+                    };
+                    if r.is_err() {
+                        return false;
+                    }
+                }
+                for id in 0..16 {
+                    if let Some(ch) = client.channels().channel(id) {
+                        assert!(
+                            ch.buffered() <= window,
+                            "channel {id} buffers {}",
+                            ch.buffered()
+                        );
+                    }
+                }
+            }
+            let mut rest = &c2s[..];
+            while !rest.is_empty() {
+                match server.read(rest, now) {
+                    Ok((n, _)) if n > 0 => rest = &rest[n..],
+                    _ => return false,
+                }
+            }
+        }
+        true
+    };
+    if !exchange(&mut client, &mut server) {
+        return;
+    }
+    let mut input = data;
+    while let [len, rest @ ..] = input {
+        let n = usize::from(*len).min(rest.len());
+        let (payload, tail) = rest.split_at(n);
+        input = tail;
+        let sent = if payload.first() == Some(&0xff) {
+            server.send_msg(&UserauthSuccess {})
+        } else if payload.is_empty() {
+            continue;
+        } else {
+            server.send(payload)
+        };
+        if sent.is_err() || !exchange(&mut client, &mut server) {
+            return;
+        }
+    }
+}
+
+/// The sessions' key exchange: curve25519 only, the cheapest, so the executions go to the
+/// layers above (the exchange itself has `transport_server`).
+fn fast_transport() -> crate::transport::TransportConfig {
+    use crate::transport::KexAlg;
+    let mut c = crate::transport::TransportConfig::default();
+    c.preferences.kex = vec![KexAlg::Curve25519Sha256];
+    c
 }
