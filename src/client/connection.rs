@@ -10,7 +10,7 @@ use crate::connection::{ChannelEvent, ChannelRequest, Connection, ConnectionConf
 use crate::crypto::rng::SecureRandom;
 use crate::error::{DisconnectReason, Error, ProtocolError};
 use crate::keys::PrivateKey;
-use crate::msg::{MsgNum, ServiceRequest};
+use crate::msg::{MsgNum, ServiceRequest, Unimplemented};
 use crate::transport::{HostKeyVerifier, Transport, TransportConfig, TransportEvent};
 
 /// Settings for outgoing connections.
@@ -112,7 +112,7 @@ impl ClientConnection {
             let (n, pkt) = read?;
             used = used.saturating_add(n);
             if let Some(p) = pkt {
-                let r = self.dispatch(p.payload());
+                let r = self.dispatch(p.payload(), p.seq);
                 self.t.recycle(p);
                 if let Err(e) = r {
                     self.t.fail(&e);
@@ -128,7 +128,7 @@ impl ClientConnection {
         Ok(used)
     }
 
-    fn dispatch(&mut self, payload: &[u8]) -> Result<(), Error> {
+    fn dispatch(&mut self, payload: &[u8], seq: u32) -> Result<(), Error> {
         let num = MsgNum(payload.first().copied().unwrap_or(0));
         match num.0 {
             6 | 50..=79 => {
@@ -168,8 +168,10 @@ impl ClientConnection {
                 }
                 Ok(())
             }
-            // PONG, and anything else we never asked for.
-            _ => Ok(()),
+            // PONG: an answer to a PING we never send; harmless.
+            193 => Ok(()),
+            // Anything else: UNIMPLEMENTED, as the RFC asks of both roles [RFC4253 §11.4].
+            _ => self.t.send_msg(&Unimplemented { seq }),
         }
     }
 
