@@ -1,9 +1,48 @@
 //! portcullis: a hand-written SSH-2 stack (RFC 4253 transport, RFC 4252 public-key auth,
 //! RFC 4254 channels) and the git-only server and proxy built on it.
 //!
-//! The protocol core (`wire`, `msg`, `transport`, `crypto`) is sans-IO: bytes in, bytes and
-//! events out, with time and randomness passed in. `RFC-NOTES.md` maps each RFC section to
-//! the code that implements it.
+//! # The layers
+//!
+//! Each layer uses only those below it. Everything from `server`/`client` down is sans-IO:
+//! bytes in, bytes and events out, time and randomness passed in (`.ci/run` greps for I/O
+//! there). `RFC-NOTES.md` maps each RFC section to the code; `limits.rs` holds every limit.
+//!
+//! ```text
+//!  daemon            the server process: sockets (bound, inherited, handed over), reload,
+//!                    upgrade, drain                                   [binary: main.rs]
+//!  git  proxy        policy: which command runs where; local git or an upstream SSH host
+//!  lookup            who a key belongs to (authorized_keys file, command)
+//!  driver            the tokio loop per connection: socket <-> core, pipes to session tasks,
+//!                    listener, limits before login, PROXY protocol
+//!  ---------------------------------------------------------------------------- sans-IO
+//!  server  client    one connection per role: transport + auth + channels + keepalive
+//!  auth  connection  RFC 4252 (both roles), RFC 4254 channels and requests (both roles)
+//!  transport         RFC 4253: version, packets, key exchange, rekey, strict kex, EXT_INFO
+//!  msg               every message, typed: one decoder and one encoder each
+//!  keys  crypto      key and signature blobs, key files; the only module naming crypto crates
+//!  wire              RFC 4251 data types
+//! ```
+//!
+//! # One packet, from the socket to git and back
+//!
+//! 1. `driver::server` reads the socket into its input buffer and hands the bytes to
+//!    [`server::ServerConnection::handle_input`].
+//! 2. `transport::input` (`Transport::read`) finds one packet, which `transport::packet`
+//!    decrypts and authenticates in place; transport messages (KEXINIT, IGNORE, …) stop here.
+//! 3. `ServerConnection` dispatches the payload by number: 50–79 to `auth::server`, 80–127 to
+//!    [`connection::Connection::handle`], which decodes it with [`msg::Message::decode`].
+//!    CHANNEL_DATA is appended to the channel's buffer (window checked) and raises
+//!    `ChannelEvent::Readable`.
+//! 4. The driver moves the buffered bytes into the session's pipe (`driver::pipe`), returning
+//!    window credit only for what it moved; the git task (`git::process`) copies the pipe
+//!    into git's stdin.
+//! 5. Back: git's stdout is attached to the driver (`driver::batch_read`), which reads it only
+//!    when the channel window and the transport have room, straight into
+//!    `Connection::write` → `Transport::send_with` → `transport::packet` seals it → the
+//!    driver's outbox → the socket.
+//!
+//! The proxy is the same path with an upstream [`client::ClientConnection`] (`driver::client`)
+//! in place of git.
 
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
