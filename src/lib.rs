@@ -73,6 +73,7 @@ pub mod connection;
 pub mod crypto;
 pub mod daemon;
 pub mod driver;
+pub mod endpoint;
 pub mod error;
 pub mod git;
 pub mod keys;

@@ -8,9 +8,10 @@ use crate::auth::client::{AuthClient, AuthProgress};
 use crate::connection::keepalive::Keepalive;
 use crate::connection::{ChannelEvent, ChannelRequest, Connection, ConnectionConfig};
 use crate::crypto::rng::SecureRandom;
-use crate::error::{DisconnectReason, Error, ProtocolError};
+use crate::endpoint::{Endpoint, Side};
+use crate::error::{DisconnectReason, Error};
 use crate::keys::PrivateKey;
-use crate::msg::{MsgNum, ServiceRequest, Unimplemented};
+use crate::msg::{MsgNum, ServiceRequest};
 use crate::transport::{HostKeyVerifier, Transport, TransportConfig, TransportEvent};
 
 /// Settings for outgoing connections.
@@ -43,17 +44,66 @@ pub enum ClientEvent {
     Transport(TransportEvent),
 }
 
-/// One client-side connection, sans-IO.
+/// The client's side of a connection: authentication with our keys, in order.
 #[derive(Debug)]
-pub struct ClientConnection {
-    t: Transport,
+pub struct ClientSide {
     auth: AuthClient,
-    conn: Connection,
-    events: VecDeque<ClientEvent>,
-    keepalive: Keepalive,
 }
 
-impl ClientConnection {
+impl Side for ClientSide {
+    type Event = ClientEvent;
+
+    fn is_auth(num: MsgNum) -> bool {
+        matches!(num.0, 6 | 50..=79)
+    }
+
+    fn auth(
+        &mut self,
+        t: &mut Transport,
+        payload: &[u8],
+        events: &mut VecDeque<ClientEvent>,
+    ) -> Result<(), Error> {
+        let before = self.auth.progress();
+        let now = self.auth.handle(t, payload)?;
+        if before != now {
+            match now {
+                AuthProgress::Succeeded => events.push_back(ClientEvent::Authenticated),
+                AuthProgress::Failed => {
+                    events.push_back(ClientEvent::AuthFailed);
+                    t.disconnect(
+                        DisconnectReason::NoMoreAuthMethodsAvailable,
+                        "no more authentication methods",
+                    );
+                }
+                AuthProgress::Pending => {}
+            }
+        }
+        Ok(())
+    }
+
+    fn authenticated(&self) -> bool {
+        self.auth.progress() == AuthProgress::Succeeded
+    }
+
+    fn on_transport(&mut self, e: &TransportEvent) {
+        if let TransportEvent::ServerSigAlgs(list) = e {
+            self.auth.set_server_sig_algs(list);
+        }
+    }
+
+    fn transport_event(e: TransportEvent) -> ClientEvent {
+        ClientEvent::Transport(e)
+    }
+
+    fn channel_event(e: ChannelEvent) -> ClientEvent {
+        ClientEvent::Channel(e)
+    }
+}
+
+/// One client-side connection, sans-IO.
+pub type ClientConnection = Endpoint<ClientSide>;
+
+impl Endpoint<ClientSide> {
     /// Starts a connection as `user`, offering `keys` in order; the host key is judged by
     /// `verifier`. The `ssh-userauth` request is queued at once.
     pub fn new(
@@ -68,111 +118,14 @@ impl ClientConnection {
         t.send_msg(&ServiceRequest {
             service: b"ssh-userauth",
         })?;
-        Ok(Self {
+        Ok(Self::with(
             t,
-            auth: AuthClient::new(user.to_owned(), keys, config.allow_ssh_rsa),
-            conn: Connection::new(config.connection.clone()),
-            events: VecDeque::new(),
-            keepalive: Keepalive::new(config.keepalive_interval, config.keepalive_max),
-        })
-    }
-
-    /// The transport, for inspection.
-    pub fn transport(&self) -> &Transport {
-        &self.t
-    }
-
-    /// The channel table, for inspection.
-    pub fn channels(&self) -> &Connection {
-        &self.conn
-    }
-
-    /// Whether authentication succeeded.
-    pub fn is_authenticated(&self) -> bool {
-        self.auth.progress() == AuthProgress::Succeeded
-    }
-
-    /// The next event.
-    pub fn poll_event(&mut self) -> Option<ClientEvent> {
-        self.events.pop_front()
-    }
-
-    /// Consumes input from the server.
-    pub fn handle_input(&mut self, bytes: &[u8], now: Instant) -> Result<usize, Error> {
-        let mut used = 0usize;
-        while used < bytes.len() && !self.t.is_closed() {
-            // Events first: a read may finish an exchange and then fail on what follows.
-            let read = self.t.read(bytes.get(used..).unwrap_or_default(), now);
-            while let Some(e) = self.t.poll_event() {
-                if let TransportEvent::ServerSigAlgs(list) = &e {
-                    self.auth.set_server_sig_algs(list);
-                }
-                self.events.push_back(ClientEvent::Transport(e));
-            }
-            let (n, pkt) = read?;
-            used = used.saturating_add(n);
-            if let Some(p) = pkt {
-                let r = self.dispatch(p.payload(), p.seq);
-                self.t.recycle(p);
-                if let Err(e) = r {
-                    self.t.fail(&e);
-                    return Err(e);
-                }
-            } else if n == 0 {
-                break;
-            }
-        }
-        if self.is_authenticated() {
-            self.keepalive.input(now);
-        }
-        Ok(used)
-    }
-
-    fn dispatch(&mut self, payload: &[u8], seq: u32) -> Result<(), Error> {
-        let num = MsgNum(payload.first().copied().unwrap_or(0));
-        match num.0 {
-            6 | 50..=79 => {
-                let before = self.auth.progress();
-                let now = self.auth.handle(&mut self.t, payload)?;
-                if before != now {
-                    match now {
-                        AuthProgress::Succeeded => {
-                            self.events.push_back(ClientEvent::Authenticated)
-                        }
-                        AuthProgress::Failed => {
-                            self.events.push_back(ClientEvent::AuthFailed);
-                            self.t.disconnect(
-                                DisconnectReason::NoMoreAuthMethodsAvailable,
-                                "no more authentication methods",
-                            );
-                        }
-                        AuthProgress::Pending => {}
-                    }
-                }
-                Ok(())
-            }
-            80..=127 => {
-                if !self.is_authenticated() {
-                    return Err(ProtocolError::UnexpectedMessage {
-                        phase: "authentication",
-                        msg: num.0,
-                    }
-                    .into());
-                }
-                self.conn.handle(&mut self.t, payload)?;
-                while let Some(e) = self.conn.poll_event() {
-                    // Replies to our keepalives: their arrival is all that counts.
-                    if !matches!(e, ChannelEvent::GlobalReply { .. }) {
-                        self.events.push_back(ClientEvent::Channel(e));
-                    }
-                }
-                Ok(())
-            }
-            // PONG: an answer to a PING we never send; harmless.
-            193 => Ok(()),
-            // Anything else: UNIMPLEMENTED, as the RFC asks of both roles [RFC4253 §11.4].
-            _ => self.t.send_msg(&Unimplemented { seq }),
-        }
+            ClientSide {
+                auth: AuthClient::new(user.to_owned(), keys, config.allow_ssh_rsa),
+            },
+            Connection::new(config.connection.clone()),
+            Keepalive::new(config.keepalive_interval, config.keepalive_max),
+        ))
     }
 
     /// Opens a session channel; wait for [`ChannelEvent::Opened`].
@@ -209,50 +162,5 @@ impl ClientConnection {
         sink: impl FnMut(&[u8]),
     ) -> Result<usize, Error> {
         self.conn.read_with(&mut self.t, id, ext, max, sink)
-    }
-
-    /// Sends EOF.
-    pub fn send_eof(&mut self, id: u32) -> Result<(), Error> {
-        self.conn.send_eof(&mut self.t, id)
-    }
-
-    /// Closes a channel.
-    pub fn close(&mut self, id: u32) -> Result<(), Error> {
-        self.conn.close(&mut self.t, id)
-    }
-
-    /// Whether writers should pause.
-    pub fn send_blocked(&self) -> bool {
-        self.t.send_blocked()
-    }
-
-    /// Ends the connection.
-    pub fn disconnect(&mut self, reason: DisconnectReason, description: &str) {
-        self.t.disconnect(reason, description);
-    }
-
-    /// Bytes ready for the socket.
-    pub fn poll_transmit(&mut self, out: &mut Vec<u8>) {
-        self.t.poll_transmit(out);
-    }
-
-    /// The next timer.
-    pub fn poll_timeout(&self) -> Option<Instant> {
-        [self.t.poll_timeout(), self.keepalive.poll_timeout()]
-            .into_iter()
-            .flatten()
-            .min()
-    }
-
-    /// Fires timers.
-    pub fn handle_timeout(&mut self, now: Instant) -> Result<(), Error> {
-        self.keepalive
-            .handle_timeout(&mut self.conn, &mut self.t, now)?;
-        self.t.handle_timeout(now)
-    }
-
-    /// Whether the connection is over.
-    pub fn is_closed(&self) -> bool {
-        self.t.is_closed()
     }
 }

@@ -3,4 +3,4 @@
 mod connection;
 pub mod known_hosts;
 
-pub use connection::{ClientConfig, ClientConnection, ClientEvent};
+pub use connection::{ClientConfig, ClientConnection, ClientEvent, ClientSide};

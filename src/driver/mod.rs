@@ -39,6 +39,25 @@ pub trait Connection {
     }
 }
 
+/// Both roles' connections, as the drivers drive them.
+impl<S: crate::endpoint::Side> Connection for crate::endpoint::Endpoint<S> {
+    fn handle_input(&mut self, bytes: &[u8], now: Instant) -> Result<usize, Error> {
+        crate::endpoint::Endpoint::handle_input(self, bytes, now)
+    }
+    fn poll_transmit(&mut self, out: &mut Vec<u8>) {
+        crate::endpoint::Endpoint::poll_transmit(self, out);
+    }
+    fn poll_timeout(&self) -> Option<Instant> {
+        crate::endpoint::Endpoint::poll_timeout(self)
+    }
+    fn handle_timeout(&mut self, now: Instant) -> Result<(), Error> {
+        crate::endpoint::Endpoint::handle_timeout(self, now)
+    }
+    fn is_closed(&self) -> bool {
+        crate::endpoint::Endpoint::is_closed(self)
+    }
+}
+
 /// A fresh per-connection CSPRNG seeded from the operating system.
 pub fn os_rng() -> std::io::Result<ChaChaRng> {
     let mut seed = zeroize::Zeroizing::new([0u8; 32]);

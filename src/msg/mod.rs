@@ -1,5 +1,5 @@
 //! Typed SSH messages, one struct per RFC message, each with one decoder and one encoder
-//! (written by [`fields::message`]). [`Message::decode`] dispatches on the message number and
+//! (written by the `message!` macro of `fields`). [`Message::decode`] dispatches on the message number and
 //! demands that the whole payload is consumed; the numbers whose meaning depends on context
 //! (key exchange, USERAUTH_PK_OK) arrive as [`Message::Other`] and are decoded by the layer
 //! that knows the context, with the structs of [`kex`] and [`userauth`].

@@ -9,11 +9,11 @@ use crate::auth::server::{AuthConfig, AuthOutcome, AuthRequest, AuthServer, Veri
 use crate::connection::keepalive::Keepalive;
 use crate::connection::{ChannelEvent, ChannelRequest, Connection, ConnectionConfig};
 use crate::crypto::rng::SecureRandom;
-use crate::error::{AuthError, DisconnectReason, Error, ProtocolError};
+use crate::endpoint::{Endpoint, Side};
+use crate::error::{AuthError, Error};
 use crate::keys::{PrivateKey, PublicKey, SigAlg};
-use crate::msg::{MsgNum, Ping, Pong, Unimplemented};
+use crate::msg::MsgNum;
 use crate::transport::{Transport, TransportConfig, TransportEvent};
-use crate::wire::Decode;
 
 /// Everything a listener configures once for all its connections.
 #[derive(Clone, Debug, Default)]
@@ -55,18 +55,62 @@ pub enum ServerEvent {
     Transport(TransportEvent),
 }
 
-/// One server-side connection, sans-IO.
+/// The server's side of a connection: authentication decided by the application.
 #[derive(Debug)]
-pub struct ServerConnection {
-    t: Transport,
+pub struct ServerSide {
     auth: AuthServer,
-    conn: Connection,
-    events: VecDeque<ServerEvent>,
-    keepalive: Keepalive,
     pending: Option<AuthRequest>,
 }
 
-impl ServerConnection {
+impl Side for ServerSide {
+    type Event = ServerEvent;
+
+    fn is_auth(num: MsgNum) -> bool {
+        matches!(num.0, 5 | 50..=79)
+    }
+
+    fn auth(
+        &mut self,
+        t: &mut Transport,
+        payload: &[u8],
+        events: &mut VecDeque<ServerEvent>,
+    ) -> Result<(), Error> {
+        if let AuthOutcome::Decide(req) = self.auth.handle(t, payload)? {
+            self.pending = Some(req.clone());
+            events.push_back(ServerEvent::AuthRequest(req));
+        }
+        Ok(())
+    }
+
+    fn authenticated(&self) -> bool {
+        self.auth.is_done()
+    }
+
+    fn paused(&self) -> bool {
+        self.pending.is_some()
+    }
+
+    fn poll_timeout(&self) -> Option<Instant> {
+        self.auth.poll_timeout()
+    }
+
+    fn handle_timeout(&mut self, t: &mut Transport, now: Instant) -> Result<(), Error> {
+        self.auth.handle_timeout(t, now)
+    }
+
+    fn transport_event(e: TransportEvent) -> ServerEvent {
+        ServerEvent::Transport(e)
+    }
+
+    fn channel_event(e: ChannelEvent) -> ServerEvent {
+        ServerEvent::Channel(e)
+    }
+}
+
+/// One server-side connection, sans-IO.
+pub type ServerConnection = Endpoint<ServerSide>;
+
+impl Endpoint<ServerSide> {
     /// A connection accepted at `now`.
     pub fn new(
         config: &ServerConfig,
@@ -74,114 +118,15 @@ impl ServerConnection {
         rng: Box<dyn SecureRandom>,
         now: Instant,
     ) -> Self {
-        Self {
-            t: Transport::new_server(config.transport.clone(), host_keys, rng, now),
-            auth: AuthServer::new(config.auth.clone(), now),
-            conn: Connection::new(config.connection.clone()),
-            events: VecDeque::new(),
-            keepalive: Keepalive::new(config.keepalive_interval, config.keepalive_max),
-            pending: None,
-        }
-    }
-
-    /// The transport, for inspection (session id, peer version, …).
-    pub fn transport(&self) -> &Transport {
-        &self.t
-    }
-
-    /// The channel table, for inspection.
-    pub fn channels(&self) -> &Connection {
-        &self.conn
-    }
-
-    /// Whether authentication succeeded.
-    pub fn is_authenticated(&self) -> bool {
-        self.auth.is_done()
-    }
-
-    /// The next event.
-    pub fn poll_event(&mut self) -> Option<ServerEvent> {
-        self.events.pop_front()
-    }
-
-    /// Consumes input; stops early (returns fewer bytes) while an authentication decision is
-    /// pending, so the decision applies before anything the client sent after it.
-    pub fn handle_input(&mut self, bytes: &[u8], now: Instant) -> Result<usize, Error> {
-        let mut used = 0usize;
-        while used < bytes.len() && self.pending.is_none() && !self.t.is_closed() {
-            // Events first: a read may finish an exchange and then fail on what follows.
-            let read = self.t.read(bytes.get(used..).unwrap_or_default(), now);
-            self.drain_transport_events();
-            let (n, pkt) = read?;
-            used = used.saturating_add(n);
-            if let Some(p) = pkt {
-                let seq = p.seq;
-                let result = self.dispatch(p.payload(), seq, now);
-                self.t.recycle(p);
-                if let Err(e) = result {
-                    self.t.fail(&e);
-                    return Err(e);
-                }
-            } else if n == 0 {
-                break;
-            }
-        }
-        if self.auth.is_done() {
-            self.keepalive.input(now);
-        }
-        Ok(used)
-    }
-
-    fn drain_transport_events(&mut self) {
-        while let Some(e) = self.t.poll_event() {
-            self.events.push_back(ServerEvent::Transport(e));
-        }
-    }
-
-    fn dispatch(&mut self, payload: &[u8], seq: u32, now: Instant) -> Result<(), Error> {
-        let num = MsgNum(payload.first().copied().unwrap_or(0));
-        match num.0 {
-            5 | 50..=79 => match self.auth.handle(&mut self.t, payload)? {
-                AuthOutcome::Nothing => Ok(()),
-                AuthOutcome::Decide(req) => {
-                    self.pending = Some(req.clone());
-                    self.events.push_back(ServerEvent::AuthRequest(req));
-                    Ok(())
-                }
+        Self::with(
+            Transport::new_server(config.transport.clone(), host_keys, rng, now),
+            ServerSide {
+                auth: AuthServer::new(config.auth.clone(), now),
+                pending: None,
             },
-            80..=127 => {
-                // The connection protocol starts only after success [RFC4252 §6].
-                if !self.auth.is_done() {
-                    return Err(ProtocolError::UnexpectedMessage {
-                        phase: "authentication",
-                        msg: num.0,
-                    }
-                    .into());
-                }
-                self.conn.handle(&mut self.t, payload)?;
-                while let Some(e) = self.conn.poll_event() {
-                    if let ChannelEvent::GlobalReply { .. } = e {
-                        // Any answer proves the client alive.
-                        continue;
-                    }
-                    self.events.push_back(ServerEvent::Channel(e));
-                }
-                Ok(())
-            }
-            // ping@openssh.com: answered only after authentication [PROTOCOL §1.9]; a reply
-            // sent during a key exchange waits in the transport's queue until it ends.
-            192 => {
-                let Ping { data } = Ping::decode_exact(payload.get(1..).unwrap_or_default())?;
-                if self.auth.is_done() {
-                    self.t.send_msg(&Pong { data })?;
-                }
-                Ok(())
-            }
-            _ => {
-                let _ = now;
-                self.t.send_msg(&Unimplemented { seq })
-            }
-        }
+            Connection::new(config.connection.clone()),
+            Keepalive::new(config.keepalive_interval, config.keepalive_max),
+        )
     }
 
     /// Accepts the pending authentication request: PK_OK for a query, USERAUTH_SUCCESS for a
@@ -198,10 +143,11 @@ impl ServerConnection {
         flags_ok: impl FnOnce(Option<u8>) -> bool,
     ) -> Result<(), Error> {
         let req = self
+            .side
             .pending
             .take()
             .ok_or(Error::Auth(AuthError::NoPendingRequest))?;
-        match self.auth.accept(&mut self.t, flags_ok) {
+        match self.side.auth.accept(&mut self.t, flags_ok) {
             Ok(Some(verified)) => {
                 self.events.push_back(ServerEvent::Authenticated {
                     user: req.user,
@@ -221,10 +167,11 @@ impl ServerConnection {
 
     /// Rejects the pending authentication request.
     pub fn reject_auth(&mut self) -> Result<(), Error> {
-        self.pending
+        self.side
+            .pending
             .take()
             .ok_or(Error::Auth(AuthError::NoPendingRequest))?;
-        let r = self.auth.reject(&mut self.t);
+        let r = self.side.auth.reject(&mut self.t);
         if let Err(e) = &r {
             self.t.fail(e);
         }
@@ -292,73 +239,5 @@ impl ServerConnection {
             message: message.as_bytes().to_vec(),
         };
         self.conn.request(&mut self.t, id, &req, false)
-    }
-
-    /// Sends EOF on `id`.
-    pub fn send_eof(&mut self, id: u32) -> Result<(), Error> {
-        self.conn.send_eof(&mut self.t, id)
-    }
-
-    /// Closes `id`.
-    pub fn close(&mut self, id: u32) -> Result<(), Error> {
-        self.conn.close(&mut self.t, id)
-    }
-
-    /// Whether writers should pause (transport backpressure).
-    pub fn send_blocked(&self) -> bool {
-        self.t.send_blocked()
-    }
-
-    /// Disconnects with `reason`.
-    pub fn disconnect(&mut self, reason: DisconnectReason, description: &str) {
-        self.t.disconnect(reason, description);
-    }
-
-    /// Bytes ready for the socket.
-    pub fn poll_transmit(&mut self, out: &mut Vec<u8>) {
-        self.t.poll_transmit(out);
-    }
-
-    /// The earliest timer: login grace, keepalive, rekey.
-    pub fn poll_timeout(&self) -> Option<Instant> {
-        [
-            self.t.poll_timeout(),
-            self.auth.poll_timeout(),
-            self.keepalive.poll_timeout(),
-        ]
-        .into_iter()
-        .flatten()
-        .min()
-    }
-
-    /// Fires expired timers.
-    pub fn handle_timeout(&mut self, now: Instant) -> Result<(), Error> {
-        self.auth.handle_timeout(&mut self.t, now)?;
-        self.keepalive
-            .handle_timeout(&mut self.conn, &mut self.t, now)?;
-        self.t.handle_timeout(now)
-    }
-
-    /// Whether the connection is over.
-    pub fn is_closed(&self) -> bool {
-        self.t.is_closed()
-    }
-}
-
-impl crate::driver::Connection for ServerConnection {
-    fn handle_input(&mut self, bytes: &[u8], now: Instant) -> Result<usize, Error> {
-        ServerConnection::handle_input(self, bytes, now)
-    }
-    fn poll_transmit(&mut self, out: &mut Vec<u8>) {
-        ServerConnection::poll_transmit(self, out);
-    }
-    fn poll_timeout(&self) -> Option<Instant> {
-        ServerConnection::poll_timeout(self)
-    }
-    fn handle_timeout(&mut self, now: Instant) -> Result<(), Error> {
-        ServerConnection::handle_timeout(self, now)
-    }
-    fn is_closed(&self) -> bool {
-        ServerConnection::is_closed(self)
     }
 }

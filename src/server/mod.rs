@@ -2,4 +2,4 @@
 
 mod connection;
 
-pub use connection::{ServerConfig, ServerConnection, ServerEvent};
+pub use connection::{ServerConfig, ServerConnection, ServerEvent, ServerSide};
