@@ -195,14 +195,11 @@ pub fn msg_roundtrip(data: &[u8]) {
 
 /// Splits `input` into payloads (one length byte each, then that many bytes; empty ones
 /// skipped) and seals them; returns the wire bytes and the payloads.
-fn seal_payloads(selector: u8, mut input: &[u8]) -> (Vec<u8>, Vec<Vec<u8>>) {
+fn seal_payloads(selector: u8, input: &[u8]) -> (Vec<u8>, Vec<Vec<u8>>) {
     let mut e = encoder(selector);
     let mut rng = DeterministicRng::new(u64::from(selector));
     let (mut wire, mut payloads) = (Vec::new(), Vec::new());
-    while let [len, rest @ ..] = input {
-        let n = usize::from(*len).min(rest.len());
-        let (p, tail) = rest.split_at(n);
-        input = tail;
+    for p in framed(input) {
         if !p.is_empty() {
             e.encode(p, &mut rng, &mut wire).unwrap();
             payloads.push(p.to_vec());
@@ -332,15 +329,7 @@ pub fn server_session(data: &[u8]) {
                         return false;
                     }
                 }
-                for id in 0..16 {
-                    if let Some(ch) = server.channels().channel(id) {
-                        assert!(
-                            ch.buffered() <= window,
-                            "channel {id} buffers {} > 1.1 × window",
-                            ch.buffered()
-                        );
-                    }
-                }
+                assert_bounded(server, window);
             }
             let mut rest = &s2c[..];
             while !rest.is_empty() {
@@ -355,11 +344,7 @@ pub fn server_session(data: &[u8]) {
     if !exchange(&mut client, &mut server) {
         return;
     }
-    let mut input = data;
-    while let [len, rest @ ..] = input {
-        let n = usize::from(*len).min(rest.len());
-        let (payload, tail) = rest.split_at(n);
-        input = tail;
+    for payload in framed(data) {
         let sent = if payload.first() == Some(&0xff) {
             let blob = user.public().to_blob();
             let req = Request {
@@ -554,15 +539,7 @@ pub fn client_session(data: &[u8]) {
                         return false;
                     }
                 }
-                for id in 0..16 {
-                    if let Some(ch) = client.channels().channel(id) {
-                        assert!(
-                            ch.buffered() <= window,
-                            "channel {id} buffers {}",
-                            ch.buffered()
-                        );
-                    }
-                }
+                assert_bounded(client, window);
             }
             let mut rest = &c2s[..];
             while !rest.is_empty() {
@@ -577,11 +554,7 @@ pub fn client_session(data: &[u8]) {
     if !exchange(&mut client, &mut server) {
         return;
     }
-    let mut input = data;
-    while let [len, rest @ ..] = input {
-        let n = usize::from(*len).min(rest.len());
-        let (payload, tail) = rest.split_at(n);
-        input = tail;
+    for payload in framed(data) {
         let sent = if payload.first() == Some(&0xff) {
             server.send_msg(&UserauthSuccess {})
         } else if payload.is_empty() {
@@ -602,4 +575,31 @@ fn fast_transport() -> crate::transport::TransportConfig {
     let mut c = crate::transport::TransportConfig::default();
     c.preferences.kex = vec![KexAlg::Curve25519Sha256];
     c
+}
+
+/// The payloads of a fuzz input framed as a list: one length byte, then that many bytes (the
+/// last one cut short if the input ends first).
+fn framed(mut input: &[u8]) -> impl Iterator<Item = &[u8]> {
+    std::iter::from_fn(move || {
+        let [len, rest @ ..] = input else {
+            return None;
+        };
+        let n = usize::from(*len).min(rest.len());
+        let (payload, tail) = rest.split_at(n);
+        input = tail;
+        Some(payload)
+    })
+}
+
+/// No channel of `ep` buffers more than `limit` (our window plus the tenth we tolerate).
+fn assert_bounded<S: crate::endpoint::Side>(ep: &crate::endpoint::Endpoint<S>, limit: usize) {
+    for id in 0..16 {
+        if let Some(ch) = ep.channels().channel(id) {
+            assert!(
+                ch.buffered() <= limit,
+                "channel {id} buffers {} > 1.1 × window",
+                ch.buffered()
+            );
+        }
+    }
 }
