@@ -96,36 +96,10 @@ pub(super) async fn serve(
         tokio::spawn(monitoring::serve(l, ready.clone()))
     });
     reap_pools(&site.router);
-    for k in site.keys.iter() {
-        let p = k.public();
-        say(format!(
-            "host key {} {}",
-            p.key_type().wire_name(),
-            p.fingerprint()
-        ));
-    }
     // Listening (connections queue in the backlog until the loops below take them) with host
     // keys loaded: ready.
     ready.set_serving();
-    for s in &ssh {
-        if let Ok(a) = s.listener.local_addr() {
-            let proxy = match s.policy.mode {
-                ProxyMode::Off => "",
-                ProxyMode::Optional => ", PROXY protocol optional",
-                ProxyMode::Required => ", PROXY protocol required",
-            };
-            let given = if s.inherited {
-                ", inherited socket"
-            } else {
-                ""
-            };
-            say(format!(
-                "listening on {a} (repositories in {}, user \"{}\"{proxy}{given})",
-                site.repos.display(),
-                c.user
-            ));
-        }
-    }
+    announce(&site.keys, &site.repos, &ssh, &c.user);
     if was_given > 0 {
         tracing::info!(sockets = was_given, "took over inherited listening sockets");
     }
@@ -182,6 +156,41 @@ pub(super) async fn serve(
     r.drain(&mut signals, deadline, grace).await;
     upgrade::remove_pid_file(&r.pid_file);
     Ok(())
+}
+
+/// The start-up lines on stdout: host keys, then each listener (tests and operators read them).
+fn announce(
+    keys: &[crate::keys::PrivateKey],
+    repos: &std::path::Path,
+    ssh: &[super::sockets::SshSocket],
+    user: &str,
+) {
+    for k in keys {
+        let p = k.public();
+        say(format!(
+            "host key {} {}",
+            p.key_type().wire_name(),
+            p.fingerprint()
+        ));
+    }
+    for s in ssh {
+        if let Ok(a) = s.listener.local_addr() {
+            let proxy = match s.policy.mode {
+                ProxyMode::Off => "",
+                ProxyMode::Optional => ", PROXY protocol optional",
+                ProxyMode::Required => ", PROXY protocol required",
+            };
+            let given = if s.inherited {
+                ", inherited socket"
+            } else {
+                ""
+            };
+            say(format!(
+                "listening on {a} (repositories in {}, user \"{user}\"{proxy}{given})",
+                repos.display()
+            ));
+        }
+    }
 }
 
 /// Closes the idle pooled connections of every upstream, even when no new session comes to
