@@ -83,6 +83,7 @@ pub mod lookup;
 pub mod monitoring;
 pub mod msg;
 pub mod proxy;
+pub mod route;
 pub mod server;
 pub mod transport;
 pub mod wire;

@@ -12,10 +12,11 @@ use crate::auth::server::AuthConfig;
 use crate::client::ClientConfig;
 use crate::connection::ConnectionConfig;
 use crate::driver::proxy_header::{Cidr, ProxyMode, ProxyPolicy};
-use crate::git::policy::Rule;
 use crate::keys::SigAlg;
 use crate::keys::key_file;
-use crate::proxy::{HostKeyCheck, RouteConfig, Router, Upstream, UpstreamConfig, parse_pinned};
+use crate::proxy::{HostKeyCheck, Upstream, UpstreamConfig, parse_pinned};
+use crate::route::policy::Rule;
+use crate::route::router::{RouteConfig, Router};
 use crate::server::ServerConfig;
 use crate::transport::{CipherAlg, KexAlg, MacAlg, Preferences, TransportConfig};
 

@@ -19,7 +19,7 @@ use crate::driver::listener::{Shared, accept_loop};
 use crate::driver::proxy_header::ProxyMode;
 use crate::limits::{DRAIN_POLL, FINAL_FLUSH, TASK_CLEANUP};
 use crate::monitoring::{self, Readiness};
-use crate::proxy::Router;
+use crate::route::router::Router;
 
 /// What an operator asked for.
 enum Request {

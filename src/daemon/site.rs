@@ -9,12 +9,12 @@ use std::time::Duration;
 use crate::config::Config;
 use crate::driver::os_rng;
 use crate::driver::server::SessionHandler;
-use crate::git::policy::RuleAuthorizer;
 use crate::git::repo::RepoRoot;
-use crate::git::session::GitServer;
 use crate::keys::{PrivateKey, PublicKey, key_file};
 use crate::lookup::{CommandLookup, FileLookup, KeyLookup, LookupFuture};
-use crate::proxy::Router;
+use crate::route::FrontDoor;
+use crate::route::policy::RuleAuthorizer;
+use crate::route::router::Router;
 use crate::server::ServerConfig;
 
 /// What the readiness probe asks of the key backend.
@@ -46,7 +46,7 @@ pub fn build(c: &Config) -> Result<Site, String> {
     let root = RepoRoot::new(&repos).map_err(|e| format!("{}: {e}", repos.display()))?;
     let (inner, backend_check) = backend(c)?;
     let router = Arc::new(c.router().map_err(|e| e.to_string())?);
-    let handler = Arc::new(GitServer {
+    let handler = Arc::new(FrontDoor {
         root,
         authorizer: Arc::new(RuleAuthorizer::new(c.access.clone())),
         git: find_git(&c.git)?,

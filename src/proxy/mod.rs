@@ -1,12 +1,13 @@
-//! Proxy mode: repositories that live on another SSH host. A [`Router`] maps repository names
-//! to [`Upstream`]s; each upstream dials (or reuses, see [`pool`]) an authenticated client
-//! connection and runs the same git command there; [`forward`] pipes the session through.
-//! A consumer of the client role of the stack, like the git server is of the server role.
+//! Proxy mode, the upstream backend: repositories that live on another SSH host. Each
+//! [`Upstream`] dials (or reuses, see [`pool`]) an authenticated client connection and runs the
+//! command there; [`forward`] pipes the session through ([`backend::run`] does both). Which
+//! repository goes where is decided above, by [`crate::route`]. A consumer of the client role
+//! of the stack, as local git ([`crate::git`]) is the other backend of the server role.
 
+pub mod backend;
 pub mod forward;
 pub mod pool;
 
-use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
@@ -17,7 +18,6 @@ use crate::client::known_hosts::KnownHosts;
 use crate::client::{ClientConfig, ClientConnection};
 use crate::driver::client::{ClientHandle, RemoteExit, RemoteSession, connect};
 use crate::driver::os_rng;
-use crate::git::policy::repo_glob;
 use crate::keys::{PrivateKey, PublicKey};
 use crate::transport::{HostKeyVerifier, Pinned};
 
@@ -79,16 +79,6 @@ fn ten_u64() -> u64 {
 }
 fn sixty() -> u64 {
     60
-}
-
-/// `[[routes]]`: repositories (globs as in access rules) served by an upstream.
-#[derive(Clone, Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct RouteConfig {
-    /// Repository globs.
-    pub repos: Vec<String>,
-    /// The upstream's name.
-    pub upstream: String,
 }
 
 /// How the upstream's host key is checked; verification is never skipped.
@@ -299,50 +289,6 @@ pub fn parse_pinned(text: &str) -> Option<Pinned> {
     PublicKey::from_openssh(text).ok().map(Pinned::Key)
 }
 
-/// Repository name → upstream, first matching route wins.
-#[derive(Debug, Default)]
-pub struct Router {
-    routes: Vec<(Vec<String>, Arc<Upstream>)>,
-    by_name: HashMap<String, Arc<Upstream>>,
-}
-
-impl Router {
-    /// From upstreams and routes (routes naming an unknown upstream are skipped; the
-    /// configuration check refuses them earlier).
-    pub fn new(upstreams: Vec<Arc<Upstream>>, routes: &[RouteConfig]) -> Self {
-        let by_name: HashMap<String, Arc<Upstream>> =
-            upstreams.into_iter().map(|u| (u.name.clone(), u)).collect();
-        let routes = routes
-            .iter()
-            .filter_map(|r| Some((r.repos.clone(), by_name.get(&r.upstream)?.clone())))
-            .collect();
-        Self { routes, by_name }
-    }
-
-    /// The upstream serving `repo`, if any.
-    pub fn route(&self, repo: &str) -> Option<Arc<Upstream>> {
-        self.routes
-            .iter()
-            .find(|(globs, _)| globs.iter().any(|g| repo_glob(g, repo)))
-            .map(|(_, u)| u.clone())
-    }
-
-    /// The upstream called `name`.
-    pub fn upstream(&self, name: &str) -> Option<Arc<Upstream>> {
-        self.by_name.get(name).cloned()
-    }
-
-    /// Every upstream.
-    pub fn upstreams(&self) -> impl Iterator<Item = &Arc<Upstream>> {
-        self.by_name.values()
-    }
-
-    /// Whether any route exists.
-    pub fn is_empty(&self) -> bool {
-        self.routes.is_empty()
-    }
-}
-
 /// An upstream on 127.0.0.1:1, where nothing listens: a dial fails at once, naming it.
 #[cfg(test)]
 pub(crate) fn test_upstream(name: &str) -> Arc<Upstream> {
@@ -385,32 +331,6 @@ mod tests {
         );
         assert_eq!(split_host_port("nohost"), None);
         assert_eq!(split_host_port("h:99999"), None);
-    }
-
-    #[test]
-    fn first_matching_route_wins() {
-        let up = test_upstream;
-        let route = |repos: &[&str], upstream: &str| RouteConfig {
-            repos: repos.iter().map(|r| (*r).to_owned()).collect(),
-            upstream: upstream.into(),
-        };
-        let r = Router::new(
-            vec![up("a"), up("b")],
-            &[
-                route(&["team/special"], "b"),
-                route(&["team/**"], "a"),
-                route(&["x"], "nowhere"),
-            ],
-        );
-        let name = |repo: &str| r.route(repo).map(|u| u.name.clone());
-        assert_eq!(name("team/special.git").as_deref(), Some("b"));
-        assert_eq!(name("team/app.git").as_deref(), Some("a"));
-        assert_eq!(name("other.git"), None);
-        assert_eq!(name("x"), None, "a route to an unknown upstream is skipped");
-        assert_eq!(
-            r.upstream("b").map(|u| u.name.clone()).as_deref(),
-            Some("b")
-        );
     }
 
     #[test]

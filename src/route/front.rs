@@ -1,0 +1,334 @@
+//! The git front door as a [`SessionHandler`]: parse the command, decide where it runs (access
+//! rules, routes), hand it to the local or the upstream backend, log the session.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::connection::ChannelRequest;
+use crate::driver::server::{ExecDecision, SessionContext, SessionHandler, SessionIo};
+use crate::git::command::{self, GitCommand, Service, valid_git_protocol};
+use crate::git::process::{self, GitRun};
+use crate::git::repo::{Repo, RepoRoot, canonical_name};
+use crate::log_safe::LogSafe;
+use crate::proxy::{Upstream, backend};
+use crate::route::line::{Served, SessionLine, not_found};
+use crate::route::policy::{Access, Authorizer, Decision};
+use crate::route::router::Router;
+
+/// Where a command runs: the routing decision, above both backends.
+enum Target {
+    /// A repository under the local root (created by this push when `create`).
+    Local {
+        /// The repository.
+        repo: Repo,
+        /// Whether the push creates it.
+        create: bool,
+    },
+    /// An upstream host, with the repository's canonical name.
+    Upstream {
+        /// The repository name.
+        name: String,
+        /// The host.
+        upstream: Arc<Upstream>,
+    },
+}
+
+/// The git front door: repositories under one root, or on upstream hosts.
+pub struct FrontDoor {
+    /// The repository root.
+    pub root: RepoRoot,
+    /// Who may read or write what.
+    pub authorizer: Arc<dyn Authorizer>,
+    /// Absolute path of `git`.
+    pub git: PathBuf,
+    /// Create a missing repository on the first push (for identities allowed to write it).
+    pub create_on_push: bool,
+    /// Kill git after this long without a byte moving.
+    pub idle_timeout: Duration,
+    /// Repositories served by upstream hosts (empty: everything is local).
+    pub router: Arc<Router>,
+}
+
+impl FrontDoor {
+    /// Where `cmd` runs for this identity, or why it may not (a log reason: the client sees
+    /// the same answer for a denied and a missing repository). An upstream route (the
+    /// authorizer's own choice first, then the configured routes) wins over the local root.
+    fn decide(&self, ctx: &SessionContext, cmd: &GitCommand) -> Result<Target, String> {
+        let access = Access::from(cmd.service);
+        let allowed = |name: &str| {
+            self.authorizer
+                .authorize(&ctx.identity.name, &ctx.identity.fingerprint, name, access)
+                == Decision::Allow
+        };
+        if self.router.upstreams().next().is_some() {
+            let name = canonical_name(&cmd.path).map_err(|e| e.to_string())?;
+            let routed = self
+                .authorizer
+                .route(&ctx.identity.name, &name)
+                .and_then(|u| self.router.upstream(&u))
+                .or_else(|| self.router.route(&name));
+            if let Some(upstream) = routed {
+                return if allowed(&name) {
+                    Ok(Target::Upstream { name, upstream })
+                } else {
+                    Err("access denied".into())
+                };
+            }
+        }
+        let repo = self.root.resolve(&cmd.path).map_err(|e| e.to_string())?;
+        if !allowed(&repo.name) {
+            return Err("access denied".into());
+        }
+        let create = !repo.exists && cmd.service == Service::ReceivePack && self.create_on_push;
+        if !repo.exists && !create {
+            return Err("no such repository".into());
+        }
+        Ok(Target::Local { repo, create })
+    }
+
+    /// Runs the command on a local repository, with the identity in the environment of hooks.
+    fn local(
+        &self,
+        ctx: &SessionContext,
+        cmd: &GitCommand,
+        repo: Repo,
+        create: bool,
+        io: SessionIo,
+    ) -> ExecDecision {
+        let mut env: Vec<(String, String)> = ctx
+            .env
+            .iter()
+            .filter(|(k, _)| k == b"GIT_PROTOCOL")
+            .map(|(k, v)| {
+                (
+                    String::from_utf8_lossy(k).into_owned(),
+                    String::from_utf8_lossy(v).into_owned(),
+                )
+            })
+            .collect();
+        let protocol = env.first().map(|(_, v)| v.clone()).unwrap_or_default();
+        env.extend([
+            ("PORTCULLIS_USER".to_owned(), ctx.identity.name.clone()),
+            (
+                "PORTCULLIS_KEY_FINGERPRINT".to_owned(),
+                ctx.identity.fingerprint.clone(),
+            ),
+            (
+                "PORTCULLIS_REMOTE_ADDR".to_owned(),
+                ctx.peer.ip().to_string(),
+            ),
+            ("PORTCULLIS_REPOSITORY".to_owned(), repo.name.clone()),
+        ]);
+        let job = GitRun {
+            git: self.git.clone(),
+            service: cmd.service,
+            repo: repo.path.clone(),
+            create,
+            env,
+            idle_timeout: self.idle_timeout,
+        };
+        let line_log = SessionLine::new(ctx, repo.name, cmd.service, protocol);
+        ExecDecision::Run(Box::pin(async move {
+            let report = process::run(job, io).await;
+            line_log.log(
+                Served::Local { created: create },
+                report.bytes_in,
+                report.bytes_out,
+                report.duration,
+                &report.status,
+                report.ended,
+            );
+            report.status
+        }))
+    }
+
+    /// Runs the command on `upstream`: same service, the repository under its path prefix,
+    /// `GIT_PROTOCOL` passed on (and the identity, if configured).
+    fn proxied(
+        &self,
+        ctx: &SessionContext,
+        cmd: &GitCommand,
+        name: String,
+        upstream: Arc<Upstream>,
+        io: SessionIo,
+    ) -> ExecDecision {
+        let mut env: Vec<(Vec<u8>, Vec<u8>)> = ctx
+            .env
+            .iter()
+            .filter(|(k, _)| k == b"GIT_PROTOCOL")
+            .cloned()
+            .collect();
+        let protocol = env
+            .first()
+            .map(|(_, v)| String::from_utf8_lossy(v).into_owned())
+            .unwrap_or_default();
+        if upstream.send_identity {
+            env.push((
+                b"PORTCULLIS_USER".to_vec(),
+                ctx.identity.name.clone().into_bytes(),
+            ));
+            env.push((
+                b"PORTCULLIS_KEY_FINGERPRINT".to_vec(),
+                ctx.identity.fingerprint.clone().into_bytes(),
+            ));
+        }
+        let line = command::command_line(cmd.service, &format!("{}{name}", upstream.path_prefix));
+        let line_log = SessionLine::new(ctx, name, cmd.service, protocol);
+        let idle = self.idle_timeout;
+        ExecDecision::Run(Box::pin(async move {
+            let (report, reused) = backend::run(&upstream, line.into_bytes(), env, io, idle).await;
+            line_log.log(
+                Served::Upstream {
+                    name: &upstream.name,
+                    reused: reused.unwrap_or(false),
+                    failure: report.failure.as_deref(),
+                },
+                report.bytes_in,
+                report.bytes_out,
+                report.duration,
+                &report.status,
+                report.ended,
+            );
+            report.status
+        }))
+    }
+}
+
+impl SessionHandler for FrontDoor {
+    fn env_allowed(&self, name: &[u8], value: &[u8]) -> bool {
+        name == b"GIT_PROTOCOL" && valid_git_protocol(value)
+    }
+
+    fn exec(&self, ctx: &SessionContext, command: &[u8], io: SessionIo) -> ExecDecision {
+        let refuse = |why: String, reason: &str| {
+            let shown = LogSafe(command).to_string();
+            tracing::info!(user = %ctx.identity.name, fingerprint = %ctx.identity.fingerprint, addr = %ctx.peer, command = %shown, reason, "refused");
+            ExecDecision::Refuse(why)
+        };
+        let cmd = match command::parse(command) {
+            Ok(c) => c,
+            Err(e) => return refuse(format!("portcullis: {e}"), "not a git command"),
+        };
+        match self.decide(ctx, &cmd) {
+            Ok(Target::Upstream { name, upstream }) => self.proxied(ctx, &cmd, name, upstream, io),
+            Ok(Target::Local { repo, create }) => self.local(ctx, &cmd, repo, create, io),
+            Err(reason) => refuse(not_found(&cmd.path), &reason),
+        }
+    }
+
+    fn shell(&self, ctx: &SessionContext) -> Option<String> {
+        tracing::info!(user = %ctx.identity.name, addr = %ctx.peer, "shell refused");
+        Some(format!(
+            "portcullis: hello {}, you are authenticated, but there is no shell here: only git-upload-pack, git-receive-pack and git-upload-archive are allowed",
+            ctx.identity.name
+        ))
+    }
+
+    /// A session that never runs a command is idle: `idle_secs` bounds it like a silent git.
+    fn start_timeout(&self) -> Duration {
+        self.idle_timeout
+    }
+
+    fn refused(&self, ctx: &SessionContext, request: &ChannelRequest) {
+        let name = LogSafe(request.name()).to_string();
+        // Stock clients send LANG/LC_* with every connection: not worth an info line.
+        if matches!(request, ChannelRequest::Env { .. }) {
+            tracing::debug!(user = %ctx.identity.name, addr = %ctx.peer, request = %name, "request refused");
+        } else {
+            tracing::info!(user = %ctx.identity.name, addr = %ctx.peer, request = %name, "request refused");
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::driver::pipe::{Pipe, PipeReader, PipeWriter};
+    use crate::driver::server::ExitStatus;
+    use crate::keys::PrivateKey;
+    use crate::lookup::Identity;
+    use crate::proxy::test_upstream;
+    use crate::route::router::RouteConfig;
+    use tokio::io::AsyncReadExt;
+
+    /// Sends everything under `special/` to the upstream called "chosen", whatever the routes say.
+    struct RoutingAuthorizer;
+
+    impl Authorizer for RoutingAuthorizer {
+        fn authorize(&self, _: &str, _: &str, _: &str, _: Access) -> Decision {
+            Decision::Allow
+        }
+        fn route(&self, _: &str, repo: &str) -> Option<String> {
+            repo.starts_with("special/").then(|| "chosen".to_owned())
+        }
+    }
+
+    /// Runs `command` for "alice" and returns what the client would read on stderr.
+    async fn stderr_of(server: &FrontDoor, command: &str) -> String {
+        let notify = Arc::new(tokio::sync::Notify::new());
+        let (stdin, stdout, stderr) = (
+            Pipe::new(notify.clone()),
+            Pipe::new(notify.clone()),
+            Pipe::new(notify.clone()),
+        );
+        stdin.close_write();
+        let (_alive, gone) = tokio::sync::oneshot::channel();
+        let io = SessionIo {
+            stdin: PipeReader(stdin),
+            stdout: PipeWriter(stdout),
+            stderr: PipeWriter(stderr.clone()),
+            gone,
+        };
+        let key = PrivateKey::generate_ed25519(&mut crate::driver::os_rng().unwrap()).public();
+        let ctx = SessionContext {
+            user: "git".into(),
+            identity: Identity {
+                name: "alice".into(),
+                fingerprint: key.fingerprint(),
+                touch_required: true,
+                verify_required: false,
+            },
+            key,
+            peer: "127.0.0.1:5555".parse().unwrap(),
+            env: Vec::new(),
+        };
+        let ExecDecision::Run(task) = server.exec(&ctx, command.as_bytes(), io) else {
+            panic!("refused");
+        };
+        assert_eq!(task.await, ExitStatus::Code(1));
+        let mut text = String::new();
+        PipeReader(stderr).read_to_string(&mut text).await.unwrap();
+        text
+    }
+
+    #[tokio::test]
+    async fn the_authorizer_may_route_a_repository_itself() {
+        let root = tempfile::tempdir().unwrap();
+        let router = Router::new(
+            vec![test_upstream("chosen"), test_upstream("configured")],
+            &[RouteConfig {
+                repos: vec!["**".into()],
+                upstream: "configured".into(),
+            }],
+        );
+        let server = FrontDoor {
+            root: RepoRoot::new(root.path()).unwrap(),
+            authorizer: Arc::new(RoutingAuthorizer),
+            git: "git".into(),
+            create_on_push: false,
+            idle_timeout: Duration::from_secs(5),
+            router: Arc::new(router),
+        };
+        let err = stderr_of(&server, "git-upload-pack 'special/app.git'").await;
+        assert!(
+            err.starts_with("portcullis: upstream chosen unreachable"),
+            "{err}"
+        );
+        let err = stderr_of(&server, "git-upload-pack 'other/app.git'").await;
+        assert!(
+            err.starts_with("portcullis: upstream configured unreachable"),
+            "{err}"
+        );
+    }
+}
