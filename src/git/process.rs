@@ -149,12 +149,9 @@ enum GitEnd {
     Idle(ExitStatus),
 }
 
-async fn run_git(
-    job: &GitRun,
-    mut io: SessionIo,
-    counters: Arc<(AtomicU64, AtomicU64)>,
-    pack: &mut Option<Attached>,
-) -> GitEnd {
+/// Creates the repository if the job says so, then starts git on it; or the line the client
+/// gets on stderr instead.
+async fn start(job: &GitRun) -> Result<tokio::process::Child, &'static str> {
     if job.create {
         let init = command(&job.git, &job.env)
             .args(["init", "--bare", "--quiet"])
@@ -163,23 +160,30 @@ async fn run_git(
             .output()
             .await;
         if !init.is_ok_and(|o| o.status.success()) {
-            let _ = io
-                .stderr
-                .write_all(b"portcullis: could not create the repository\n")
-                .await;
-            return GitEnd::Exited(ExitStatus::Code(1));
+            return Err("portcullis: could not create the repository\n");
         }
     }
     let mut cmd = command(&job.git, &job.env);
     cmd.arg(job.service.subcommand()).arg(&job.repo);
-    let mut child = match cmd.spawn() {
+    cmd.spawn().map_err(|e| {
+        tracing::error!(error = %e, git = %job.git.display(), "cannot start git");
+        "portcullis: internal error starting git\n"
+    })
+}
+
+/// Runs git for the session: its stdin from the client, its output to the client (the pack
+/// read by the driver itself), until it exits, the client goes, or nothing moves for the idle
+/// time (then it is stopped, see [`stop_git`]).
+async fn run_git(
+    job: &GitRun,
+    mut io: SessionIo,
+    counters: Arc<(AtomicU64, AtomicU64)>,
+    pack: &mut Option<Attached>,
+) -> GitEnd {
+    let mut child = match start(job).await {
         Ok(c) => c,
-        Err(e) => {
-            tracing::error!(error = %e, git = %job.git.display(), "cannot start git");
-            let _ = io
-                .stderr
-                .write_all(b"portcullis: internal error starting git\n")
-                .await;
+        Err(why) => {
+            let _ = io.stderr.write_all(why.as_bytes()).await;
             return GitEnd::Exited(ExitStatus::Code(1));
         }
     };

@@ -76,8 +76,10 @@ impl Transport {
         }
     }
 
-    fn dispatch(&mut self, pkt: OwnedPacket, now: Instant) -> Result<Option<OwnedPacket>, Error> {
-        let num = MsgNum(pkt.payload().first().copied().unwrap_or(0));
+    /// The rules every packet meets before its number is looked at: the initial exchange's
+    /// packet cap, strict kex [PROTOCOL §1.10], a wrong guess dropped unread [RFC4253 §7.1].
+    /// Returns whether the packet is to be handled.
+    fn screen(&mut self, num: MsgNum, seq: u32) -> Result<bool, Error> {
         if !self.initial_done {
             self.initial_packets_in = self.initial_packets_in.saturating_add(1);
             if self.initial_packets_in > u64::from(u32::MAX) {
@@ -86,15 +88,18 @@ impl Transport {
         }
         let strict_initial = self.strict && !self.initial_done;
         if strict_initial && !is_kex_message(num) && num != MsgNum::DISCONNECT {
-            return Err(ProtocolError::StrictKexViolation {
-                seq: pkt.seq,
-                msg: num.0,
-            }
-            .into());
+            return Err(ProtocolError::StrictKexViolation { seq, msg: num.0 }.into());
         }
         if self.skip_guess {
-            // A wrong guess: the packet is dropped unread [RFC4253 §7.1].
             self.skip_guess = false;
+            return Ok(false);
+        }
+        Ok(true)
+    }
+
+    fn dispatch(&mut self, pkt: OwnedPacket, now: Instant) -> Result<Option<OwnedPacket>, Error> {
+        let num = MsgNum(pkt.payload().first().copied().unwrap_or(0));
+        if !self.screen(num, pkt.seq)? {
             return Ok(None);
         }
         let payload = pkt.payload();
