@@ -3,6 +3,7 @@
 #![allow(clippy::field_reassign_with_default)]
 
 mod channels;
+mod client;
 mod harness;
 mod session;
 mod transcript;
