@@ -304,9 +304,17 @@ mod tests {
 
     #[test]
     fn userauth_and_connection_messages_are_typed() {
-        let corpus = concat!(env!("CARGO_MANIFEST_DIR"), "/fuzz/corpus/msg_roundtrip/");
-        let seed = |name: &str| std::fs::read(format!("{corpus}{name}")).unwrap();
-        let bytes = seed("seed-userauth-publickey-signed");
+        macro_rules! seed {
+            ($name:literal) => {
+                include_bytes!(concat!(
+                    env!("CARGO_MANIFEST_DIR"),
+                    "/fuzz/corpus/msg_roundtrip/",
+                    $name
+                ))
+                .to_vec()
+            };
+        }
+        let bytes = seed!("seed-userauth-publickey-signed");
         let Message::UserauthRequest(req) = Message::decode(&bytes).unwrap() else {
             panic!()
         };
@@ -315,7 +323,7 @@ mod tests {
         assert_eq!(pk.algorithm, b"ssh-ed25519");
         assert!(pk.signature.is_some());
         assert_eq!(pk.data(), req.data.0);
-        let bytes = seed("seed-channel-request-exec");
+        let bytes = seed!("seed-channel-request-exec");
         let Message::ChannelRequest(m) = Message::decode(&bytes).unwrap() else {
             panic!()
         };
@@ -323,7 +331,7 @@ mod tests {
             ChannelRequest::parse(m.kind, m.data.0).unwrap(),
             ChannelRequest::Exec(b"git-upload-pack 'repo.git'".to_vec())
         );
-        let bytes = seed("seed-channel-open-direct-tcpip");
+        let bytes = seed!("seed-channel-open-direct-tcpip");
         let Message::ChannelOpen(open) = Message::decode(&bytes).unwrap() else {
             panic!()
         };
@@ -333,14 +341,14 @@ mod tests {
         );
         assert_eq!(open.to_bytes(), bytes);
         // Context-dependent numbers stay Other and decode with the context's struct.
-        let bytes = seed("seed-kex-gex-request");
+        let bytes = seed!("seed-kex-gex-request");
         let Message::Other { body, .. } = Message::decode(&bytes).unwrap() else {
             panic!()
         };
         let req = KexGexRequest::decode_exact(body).unwrap();
         assert_eq!((req.min, req.n, req.max), (2048, 4096, 8192));
         // A boolean is any non-zero byte [RFC4251 §5] and is sent back as 1.
-        let mut nine = seed("seed-channel-request-exec");
+        let mut nine = seed!("seed-channel-request-exec");
         let at = 1 + 4 + 4 + 4;
         nine[at] = 9;
         let Message::ChannelRequest(m) = Message::decode(&nine).unwrap() else {
