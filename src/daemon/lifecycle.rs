@@ -251,8 +251,7 @@ impl Running {
         let needs_restart = [
             (
                 "listen / [[listeners]]",
-                format!("{:?}", old.listeners_with_policy())
-                    != format!("{:?}", c.listeners_with_policy()),
+                old.listeners_with_policy() != c.listeners_with_policy(),
             ),
             (
                 "monitoring.listen",

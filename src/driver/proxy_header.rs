@@ -70,7 +70,7 @@ impl Cidr {
 }
 
 /// A listener's PROXY protocol policy.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct ProxyPolicy {
     /// The mode.
     pub mode: ProxyMode,
