@@ -291,6 +291,18 @@ pub enum ChannelError {
     /// Data after our EOF or CLOSE [RFC4254 §5.3].
     #[error("write after EOF or close")]
     WriteAfterEof,
+    /// Our caller named a channel id that is not in use (never opened, or already freed).
+    #[error("no channel {id}")]
+    NoSuchChannel {
+        /// The id.
+        id: u32,
+    },
+    /// Our caller sent on a channel the peer has not confirmed (or one it refused).
+    #[error("channel {id} is not open")]
+    NotOpen {
+        /// The id.
+        id: u32,
+    },
     /// A session the driver tracks has no channel any more (a bug).
     #[error("session vanished")]
     SessionVanished,

@@ -181,6 +181,25 @@ impl Connection {
             .ok_or(Error::Protocol(ProtocolError::UnknownChannel { id }))
     }
 
+    /// A channel named by our own caller: an id that is not in use is the caller's mistake (a
+    /// channel already freed, say), not the peer's, so it is a [`ChannelError`].
+    fn ours(&mut self, id: u32) -> Result<&mut Channel, Error> {
+        usize::try_from(id)
+            .ok()
+            .and_then(|i| self.channels.get_mut(i))
+            .and_then(Option::as_mut)
+            .ok_or(Error::Channel(ChannelError::NoSuchChannel { id }))
+    }
+
+    /// A channel of ours that is confirmed both ways, for sending what is only valid then.
+    fn ours_open(&mut self, id: u32) -> Result<&mut Channel, Error> {
+        let ch = self.ours(id)?;
+        if ch.state != ChanState::Open {
+            return Err(Error::Channel(ChannelError::NotOpen { id }));
+        }
+        Ok(ch)
+    }
+
     /// The settings this layer runs with.
     pub fn config(&self) -> &ConnectionConfig {
         &self.config
@@ -483,7 +502,7 @@ impl Connection {
     /// Accepts a channel the peer asked for.
     pub fn accept_open(&mut self, t: &mut Transport, id: u32) -> Result<(), Error> {
         let max_packet = self.config.max_packet;
-        let ch = self.chan_mut(id)?;
+        let ch = self.ours(id)?;
         if ch.state != ChanState::PendingAccept {
             return Err(Error::Channel(ChannelError::NotAwaitingDecision));
         }
@@ -506,7 +525,7 @@ impl Connection {
         code: u32,
         description: &str,
     ) -> Result<(), Error> {
-        let ch = self.chan_mut(id)?;
+        let ch = self.ours(id)?;
         if ch.state != ChanState::PendingAccept {
             return Err(Error::Channel(ChannelError::NotAwaitingDecision));
         }
@@ -533,7 +552,7 @@ impl Connection {
         req: &ChannelRequest,
         want_reply: bool,
     ) -> Result<(), Error> {
-        let ch = self.open_chan(id, MsgNum::CHANNEL_REQUEST)?;
+        let ch = self.ours_open(id)?;
         if ch.close_sent {
             return Err(Error::Channel(ChannelError::RequestAfterClose));
         }
@@ -551,7 +570,7 @@ impl Connection {
 
     /// Answers the oldest unanswered want-reply request on `id` [RFC4254 §4 order].
     pub fn reply_request(&mut self, t: &mut Transport, id: u32, ok: bool) -> Result<(), Error> {
-        let ch = self.chan_mut(id)?;
+        let ch = self.ours(id)?;
         if ch.replies_owed == 0 {
             return Err(Error::Channel(ChannelError::NoRequestAwaitsReply));
         }
@@ -592,7 +611,7 @@ impl Connection {
         ext: Option<u32>,
         data: &[u8],
     ) -> Result<usize, Error> {
-        let ch = self.open_chan(id, MsgNum::CHANNEL_DATA)?;
+        let ch = self.ours_open(id)?;
         if ch.eof_sent || ch.close_sent {
             return Err(Error::Channel(ChannelError::WriteAfterEof));
         }
@@ -672,7 +691,7 @@ impl Connection {
         max: usize,
         mut sink: impl FnMut(&[u8]),
     ) -> Result<usize, Error> {
-        let ch = self.chan_mut(id)?;
+        let ch = self.ours(id)?;
         let src = if ext { &mut ch.ext } else { &mut ch.data };
         let n = src.len().min(max);
         let (front, back) = src.as_slices();
@@ -698,7 +717,7 @@ impl Connection {
 
     /// Sends EOF: we will write no more [RFC4254 §5.3].
     pub fn send_eof(&mut self, t: &mut Transport, id: u32) -> Result<(), Error> {
-        let ch = self.open_chan(id, MsgNum::CHANNEL_EOF)?;
+        let ch = self.ours_open(id)?;
         if ch.eof_sent || ch.close_sent {
             return Ok(());
         }
@@ -709,7 +728,7 @@ impl Connection {
 
     /// Sends CLOSE; the id is reused only once the peer's CLOSE has arrived too [RFC4254 §5.3].
     pub fn close(&mut self, t: &mut Transport, id: u32) -> Result<(), Error> {
-        let ch = self.chan_mut(id)?;
+        let ch = self.ours(id)?;
         if ch.close_sent || ch.state != ChanState::Open {
             return Ok(());
         }

@@ -63,6 +63,9 @@ impl Exec {
             }
         }
         let Some(id) = self.id else { return Ok(()) };
+        // Reply, exit-status and CLOSE can come in one read (dropbear is that quick): read what
+        // is buffered, but once the channel is closed there is nothing left to send on it.
+        let closed = self.closed_at.is_some();
         let mut buf = vec![0u8; 64 * 1024];
         loop {
             let n = self.c.read(id, false, &mut buf).unwrap_or(0);
@@ -79,13 +82,16 @@ impl Exec {
             }
             self.stderr.extend_from_slice(&buf[..n]);
         }
-        if self.started && self.sent < self.input.len() {
+        if closed || !self.started {
+            return Ok(());
+        }
+        if self.sent < self.input.len() {
             let n = self.c.write(id, &self.input[self.sent..])?;
             self.sent += n;
             if self.sent == self.input.len() {
                 self.c.send_eof(id)?;
             }
-        } else if self.started && self.input.is_empty() && self.sent == 0 {
+        } else if self.input.is_empty() && self.sent == 0 {
             self.sent = 1;
             self.c.send_eof(id)?;
         }

@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use portcullis::connection::{ChannelEvent, ConnectionConfig};
-use portcullis::error::{Error, ProtocolError};
+use portcullis::error::{ChannelError, Error, ProtocolError};
 use portcullis::msg::MsgNum;
 use portcullis::server::{ServerConfig, ServerEvent};
 use portcullis::wire::Reader;
@@ -138,6 +138,29 @@ fn data_on_an_unknown_channel_disconnects() {
         s.server_error,
         Some(Error::Protocol(ProtocolError::UnknownChannel { id: 5 }))
     );
+}
+
+/// Our own calls on a channel the peer closed (and that was freed) are our caller's mistake,
+/// named as such, not a protocol error blamed on the peer; the connection lives on.
+#[test]
+fn calls_on_a_freed_channel_name_the_channel() {
+    let mut s = Session::new(ServerConfig::default());
+    s.login(&ed(1));
+    open_session(&mut s, 1 << 20);
+    s.send(|w| {
+        w.u8(97).u32(0);
+    });
+    assert!(s.server_error.is_none(), "{:?}", s.server_error);
+    assert!(s.server.channels().channel(0).is_none());
+    assert_eq!(
+        s.server.send_eof(0),
+        Err(Error::Channel(ChannelError::NoSuchChannel { id: 0 }))
+    );
+    assert_eq!(
+        s.server.write(0, None, b"x"),
+        Err(Error::Channel(ChannelError::NoSuchChannel { id: 0 }))
+    );
+    assert!(!s.server.is_closed());
 }
 
 #[test]
