@@ -13,9 +13,10 @@ use tokio::sync::{Notify, mpsc, oneshot};
 
 use crate::client::{ClientConnection, ClientEvent};
 use crate::connection::{ChanState, ChannelEvent, ChannelRequest};
+use crate::driver::Ended;
+use crate::driver::engine::{self, Role};
 use crate::driver::pipe::{Pipe, PipeReader, PipeWriter};
 use crate::driver::server::ExitStatus;
-use crate::driver::{Ended, Io, Outbox, finish, flush_and_close, io_step};
 use crate::error::{DisconnectReason, Error};
 
 /// How a remote command ended, or why it never ran.
@@ -305,9 +306,56 @@ struct Task {
     ids: Vec<u32>,
 }
 
+/// The client's part of the connection loop: commands from the handles, the sessions' pipes.
+impl Role for Task {
+    fn pump(&mut self) -> Result<(), Error> {
+        self.pump_channels()
+    }
+    fn transmit(&mut self, out: &mut Vec<u8>) {
+        self.c.poll_transmit(out);
+    }
+    fn is_closed(&self) -> bool {
+        self.c.is_closed()
+    }
+    fn deadline(&self) -> Option<Instant> {
+        self.c.poll_timeout()
+    }
+    fn timeout(&mut self, now: Instant) -> Result<(), Error> {
+        self.c.handle_timeout(now)
+    }
+    async fn input(&mut self, inbuf: &mut Vec<u8>) -> Result<(), Error> {
+        engine::feed(inbuf, |bytes| {
+            if self.c.is_closed() {
+                return Ok(0);
+            }
+            let n = self.c.handle_input(bytes, Instant::now())?;
+            self.events()?;
+            Ok(n)
+        })
+    }
+    async fn wake(&mut self, _writing: bool) -> Result<(), Error> {
+        let command = async {
+            match self.rx.as_mut() {
+                Some(rx) => rx.recv().await,
+                None => std::future::pending().await,
+            }
+        };
+        tokio::select! {
+            () = self.notify.notified() => Ok(()),
+            cmd = command => match cmd {
+                Some(Command::Exec { command, env, reply }) => self.open(command, env, reply),
+                None => {
+                    self.rx = None;
+                    Ok(())
+                }
+            },
+        }
+    }
+}
+
 impl Task {
     async fn run<S: AsyncRead + AsyncWrite + Unpin>(mut self, mut stream: S) {
-        let ended = self.drive(&mut stream).await;
+        let ended = engine::run(&mut stream, &mut self).await;
         let why = ended.to_string();
         if let Some(ready) = self.ready.take() {
             let _ = ready.send(Err(match ended {
@@ -332,69 +380,6 @@ impl Task {
         self.shared.sessions.store(0, Ordering::SeqCst);
         self.shared.ended.store(true, Ordering::SeqCst);
         self.shared.gone.notify_waiters();
-    }
-
-    async fn drive<S: AsyncRead + AsyncWrite + Unpin>(&mut self, stream: &mut S) -> Ended {
-        let mut inbuf = Vec::with_capacity(64 * 1024);
-        let mut out = Outbox::default();
-        let mut deadline = crate::driver::Deadline::new();
-        loop {
-            if let Err(e) = self.pump() {
-                return finish(stream, &out, |b| self.c.poll_transmit(b), Ended::Error(e)).await;
-            }
-            if out.is_empty() {
-                out.refill(|b| self.c.poll_transmit(b));
-                if out.is_empty() && self.c.is_closed() {
-                    flush_and_close(stream, &[]).await;
-                    return Ended::Closed;
-                }
-            }
-            // While output waits nothing more is read, but timers (keepalive, kex) still run.
-            deadline.set(self.c.poll_timeout());
-            let sleep = deadline.wait();
-            let notified = self.notify.notified();
-            let command = async {
-                match self.rx.as_mut() {
-                    Some(rx) => rx.recv().await,
-                    None => std::future::pending().await,
-                }
-            };
-            tokio::select! {
-                step = io_step(stream, &out, &mut inbuf) => match step {
-                    Io::Wrote(Ok(n)) => out.advance(n),
-                    Io::Read(Ok(0)) => return Ended::Eof,
-                    Io::Read(Ok(_)) => {
-                        let mut at = 0;
-                        while at < inbuf.len() && !self.c.is_closed() {
-                            match self.c.handle_input(inbuf.get(at..).unwrap_or_default(), Instant::now()) {
-                                Ok(0) => break,
-                                Ok(n) => at = at.saturating_add(n),
-                                Err(e) => return finish(stream, &out, |b| self.c.poll_transmit(b), Ended::Error(e)).await,
-                            }
-                            if let Err(e) = self.events() {
-                                return finish(stream, &out, |b| self.c.poll_transmit(b), Ended::Error(e)).await;
-                            }
-                        }
-                        inbuf.drain(..at.min(inbuf.len()));
-                    }
-                    Io::Wrote(Err(e)) | Io::Read(Err(e)) => return Ended::Io(e),
-                },
-                () = sleep => {
-                    if let Err(e) = self.c.handle_timeout(Instant::now()) {
-                        return finish(stream, &out, |b| self.c.poll_transmit(b), Ended::Error(e)).await;
-                    }
-                }
-                () = notified => {}
-                cmd = command => match cmd {
-                    Some(Command::Exec { command, env, reply }) => {
-                        if let Err(e) = self.open(command, env, reply) {
-                            return finish(stream, &out, |b| self.c.poll_transmit(b), Ended::Error(e)).await;
-                        }
-                    }
-                    None => self.rx = None,
-                },
-            }
-        }
     }
 
     fn open(
@@ -583,7 +568,7 @@ impl Task {
         Ok(())
     }
 
-    fn pump(&mut self) -> Result<(), Error> {
+    fn pump_channels(&mut self) -> Result<(), Error> {
         self.events()?;
         // A reused list of ids: this runs once per batch of packets.
         let mut ids = std::mem::take(&mut self.ids);

@@ -4,6 +4,7 @@
 pub mod admission;
 pub mod batch_read;
 pub mod client;
+mod engine;
 pub mod listener;
 pub mod pipe;
 pub mod proxy_header;
@@ -14,11 +15,8 @@ pub mod tcp;
 use std::sync::OnceLock;
 use std::time::Instant;
 
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-
 use crate::crypto::rng::ChaChaRng;
 use crate::error::Error;
-use crate::limits::READ_CHUNK;
 
 /// What the driver needs from a sans-IO connection (see ARCHITECTURE.md §3).
 pub trait Connection {
@@ -113,218 +111,45 @@ impl std::fmt::Display for Ended {
     }
 }
 
-/// A connection's one timer, re-armed only when its deadline changes: a fresh tokio timer
-/// per loop turn would cost a timer-wheel registration per packet.
-pub(crate) struct Deadline {
-    sleep: std::pin::Pin<Box<tokio::time::Sleep>>,
-    at: Option<Instant>,
-}
-
-impl Deadline {
-    pub(crate) fn new() -> Self {
-        let now = tokio::time::Instant::now();
-        let far = now
-            .checked_add(std::time::Duration::from_secs(365 * 86_400))
-            .unwrap_or(now);
-        Self {
-            sleep: Box::pin(tokio::time::sleep_until(far)),
-            at: None,
-        }
-    }
-
-    /// Arms the timer for `at` (`None`: never fires).
-    pub(crate) fn set(&mut self, at: Option<Instant>) {
-        if at != self.at {
-            if let Some(t) = at {
-                self.sleep.as_mut().reset(t.into());
-            }
-            self.at = at;
-        }
-    }
-
-    /// Resolves when the armed deadline passes.
-    pub(crate) async fn wait(&mut self) {
-        match self.at {
-            Some(_) => self.sleep.as_mut().await,
-            None => std::future::pending().await,
-        }
-    }
-}
-
-/// Runs `conn` over `stream` until it ends. Output is written before anything more is read,
-/// a part at a time inside the select so timers fire while a peer does not read; after an
-/// error what is pending is flushed (bounded) so the peer sees our DISCONNECT.
+/// Runs `conn` over `stream` until it ends, with the loop both roles' drivers use
+/// ([`engine::run`]): output is written before anything more is read, timers fire while a
+/// peer does not read, and after an error our DISCONNECT is flushed (bounded).
 pub async fn drive<S, C>(stream: &mut S, conn: &mut C) -> Ended
 where
     S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
     C: Connection,
 {
-    let mut inbuf: Vec<u8> = Vec::with_capacity(READ_CHUNK);
-    let mut out = Outbox::default();
-    let mut deadline = Deadline::new();
-    loop {
-        if out.is_empty() {
-            out.refill(|b| conn.poll_transmit(b));
-            if out.is_empty() && conn.is_closed() {
-                flush_and_close(stream, &[]).await;
-                return Ended::Closed;
+    engine::run(stream, &mut Bare(conn)).await
+}
+
+/// A [`Connection`] with nothing around it, as a [`engine::Role`].
+struct Bare<'a, C>(&'a mut C);
+
+impl<C: Connection> engine::Role for Bare<'_, C> {
+    fn transmit(&mut self, out: &mut Vec<u8>) {
+        self.0.poll_transmit(out);
+    }
+    fn is_closed(&self) -> bool {
+        self.0.is_closed()
+    }
+    fn deadline(&self) -> Option<Instant> {
+        self.0.poll_timeout()
+    }
+    fn timeout(&mut self, now: Instant) -> Result<(), Error> {
+        self.0.handle_timeout(now)
+    }
+    async fn input(&mut self, inbuf: &mut Vec<u8>) -> Result<(), Error> {
+        let now = Instant::now();
+        let conn = &mut *self.0;
+        engine::feed(inbuf, |bytes| {
+            if conn.is_closed() {
+                return Ok(0);
             }
-        }
-        deadline.set(conn.poll_timeout());
-        let sleep = deadline.wait();
-        tokio::select! {
-            step = io_step(stream, &out, &mut inbuf) => match step {
-                Io::Wrote(Ok(n)) => {
-                    out.advance(n);
-                    if out.is_empty()
-                        && let Err(e) = conn.handle_writable(Instant::now())
-                    {
-                        return finish(stream, &out, |b| conn.poll_transmit(b), Ended::Error(e)).await;
-                    }
-                }
-                Io::Read(Ok(0)) => return Ended::Eof,
-                Io::Read(Ok(_)) => {
-                    let now = Instant::now();
-                    let mut at = 0;
-                    while at < inbuf.len() && !conn.is_closed() {
-                        match conn.handle_input(inbuf.get(at..).unwrap_or_default(), now) {
-                            Ok(0) => break,
-                            Ok(n) => at = at.saturating_add(n),
-                            Err(e) => return finish(stream, &out, |b| conn.poll_transmit(b), Ended::Error(e)).await,
-                        }
-                    }
-                    inbuf.drain(..at.min(inbuf.len()));
-                    if inbuf.capacity() > 4 * READ_CHUNK && inbuf.is_empty() {
-                        inbuf = Vec::with_capacity(READ_CHUNK);
-                    }
-                }
-                Io::Wrote(Err(e)) | Io::Read(Err(e)) => return Ended::Io(e),
-            },
-            () = sleep => {
-                if let Err(e) = conn.handle_timeout(Instant::now()) {
-                    return finish(stream, &out, |b| conn.poll_transmit(b), Ended::Error(e)).await;
-                }
-            }
-        }
+            conn.handle_input(bytes, now)
+        })
     }
-}
-
-/// A connection's end: what was still pending, then what `transmit` adds (our DISCONNECT),
-/// flushed within [`FINAL_FLUSH`](crate::limits::FINAL_FLUSH), the socket shut down, and a
-/// peer's DISCONNECT reported as such rather than as an error. Every driver loop ends here.
-pub(crate) async fn finish<S>(
-    stream: &mut S,
-    out: &Outbox,
-    transmit: impl FnOnce(&mut Vec<u8>),
-    how: Ended,
-) -> Ended
-where
-    S: tokio::io::AsyncWrite + Unpin,
-{
-    let mut last = out.pending().to_vec();
-    transmit(&mut last);
-    flush_and_close(stream, &last).await;
-    match how {
-        Ended::Error(Error::PeerDisconnected {
-            reason,
-            description,
-        }) => Ended::PeerDisconnected {
-            reason,
-            description,
-        },
-        other => other,
-    }
-}
-
-/// Output on its way to the socket. It is written a part at a time from inside a connection's
-/// `select!` ([`io_step`]), so the connection's timers (login grace, keepalive, key exchange)
-/// keep firing while a peer does not read: a blocked write cannot pin the task.
-#[derive(Default)]
-pub(crate) struct Outbox {
-    buf: Vec<u8>,
-    at: usize,
-}
-
-impl Outbox {
-    /// Whether everything taken so far went out.
-    pub(crate) fn is_empty(&self) -> bool {
-        self.at >= self.buf.len()
-    }
-
-    /// Once everything went out: gives the buffer back if it grew for a bulk transfer that is
-    /// over ([`recycle`]), then lets `fill` append the next bytes.
-    pub(crate) fn refill(&mut self, fill: impl FnOnce(&mut Vec<u8>)) {
-        if self.is_empty() {
-            if !self.buf.is_empty() {
-                recycle(&mut self.buf);
-            }
-            self.at = 0;
-            fill(&mut self.buf);
-        }
-    }
-
-    /// What is still to be written.
-    pub(crate) fn pending(&self) -> &[u8] {
-        self.buf.get(self.at..).unwrap_or_default()
-    }
-
-    /// `n` more bytes went out.
-    pub(crate) fn advance(&mut self, n: usize) {
-        self.at = self.at.saturating_add(n).min(self.buf.len());
-    }
-}
-
-/// One socket step of a connection loop.
-pub(crate) enum Io {
-    /// A read into the input buffer (0: end of stream).
-    Read(std::io::Result<usize>),
-    /// A write of part of the pending output.
-    Wrote(std::io::Result<usize>),
-}
-
-/// Writes what is pending, or else reads: a connection reads nothing more while its output
-/// waits, so a peer that does not read cannot make us produce more.
-pub(crate) async fn io_step<S>(stream: &mut S, out: &Outbox, inbuf: &mut Vec<u8>) -> Io
-where
-    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
-{
-    if out.is_empty() {
-        Io::Read(stream.read_buf(inbuf).await)
-    } else {
-        match stream.write(out.pending()).await {
-            Ok(0) => Io::Wrote(Err(std::io::ErrorKind::WriteZero.into())),
-            r => Io::Wrote(r),
-        }
-    }
-}
-
-/// Last words: `out` (our DISCONNECT among it), then shutdown — within
-/// [`FINAL_FLUSH`](crate::limits::FINAL_FLUSH), since a peer that does not read would otherwise
-/// hold the task and its connection slot for ever.
-pub(crate) async fn flush_and_close<S>(stream: &mut S, out: &[u8])
-where
-    S: tokio::io::AsyncWrite + Unpin,
-{
-    let _ = tokio::time::timeout(crate::limits::FINAL_FLUSH, async {
-        if !out.is_empty() {
-            let _ = stream.write_all(out).await;
-        }
-        let _ = stream.shutdown().await;
-    })
-    .await;
-}
-
-/// Empties the output buffer after a write. One that grew for a bulk transfer (a few hundred
-/// KiB) is given back once a small write shows the stream is over, so a connection that stays
-/// open afterwards (a pooled upstream, a multiplexed client) does not keep it; the transport
-/// swaps buffers with us, so both of its buffers shrink this way.
-pub(crate) fn recycle(out: &mut Vec<u8>) {
-    const SMALL_WRITE: usize = 16 * 1024;
-    const KEEP: usize = 64 * 1024;
-    if out.len() < SMALL_WRITE && out.capacity() > KEEP {
-        *out = Vec::new();
-    } else {
-        out.clear();
+    fn flushed(&mut self, now: Instant) -> Result<(), Error> {
+        self.0.handle_writable(now)
     }
 }
 

@@ -17,11 +17,12 @@ use tokio::task::JoinSet;
 
 use crate::auth::server::AuthRequest;
 use crate::connection::{ChannelEvent, ChannelRequest, reason};
+use crate::driver::engine::{self, Role};
 use crate::driver::pipe::{Pipe, PipeReader, PipeWriter};
-use crate::driver::{Ended, Io, Outbox, finish, flush_and_close, io_step, stopped};
+use crate::driver::{Ended, stopped};
 use crate::error::{AuthError, ChannelError, Error};
 use crate::keys::PublicKey;
-use crate::limits::{MAX_ENV_REQUESTS, READ_CHUNK};
+use crate::limits::MAX_ENV_REQUESTS;
 use crate::log_safe::{LogSafe, log_safe};
 use crate::lookup::{Identity, KeyLookup};
 use crate::monitoring::METRICS;
@@ -227,7 +228,7 @@ where
         started: Instant::now(),
         stop: held.stop,
     };
-    let ended = d.run(&mut stream).await;
+    let ended = engine::run(&mut stream, &mut d).await;
     // Whatever still runs sees its input end (EOF on stdin), while its output stays open until
     // the task ended: a git stopping on EOF can still write its last words instead of dying of
     // SIGPIPE (a receive-pack killed by a signal leaves its quarantine behind).
@@ -256,72 +257,61 @@ where
     ended
 }
 
-impl Driver {
-    async fn run<S: AsyncRead + AsyncWrite + Unpin>(&mut self, stream: &mut S) -> Ended {
-        let mut inbuf: Vec<u8> = Vec::with_capacity(READ_CHUNK);
-        let mut out = Outbox::default();
-        let mut deadline = crate::driver::Deadline::new();
-        loop {
-            if let Err(e) = self.pump() {
-                return finish(stream, &out, |b| self.s.poll_transmit(b), Ended::Error(e)).await;
+/// The server's part of the connection loop: authentication decided as requests come, session
+/// tasks and their pipes, the stop signal.
+impl Role for Driver {
+    fn pump(&mut self) -> Result<(), Error> {
+        self.pump_sessions()
+    }
+    fn transmit(&mut self, out: &mut Vec<u8>) {
+        self.s.poll_transmit(out);
+    }
+    fn is_closed(&self) -> bool {
+        self.s.is_closed()
+    }
+    fn deadline(&self) -> Option<Instant> {
+        // (A session's start deadline is handled by the next `pump`.)
+        [self.s.poll_timeout(), self.next_start_deadline()]
+            .into_iter()
+            .flatten()
+            .min()
+    }
+    fn timeout(&mut self, now: Instant) -> Result<(), Error> {
+        self.s.handle_timeout(now)
+    }
+    async fn input(&mut self, inbuf: &mut Vec<u8>) -> Result<(), Error> {
+        self.feed(inbuf).await
+    }
+    async fn wake(&mut self, writing: bool) -> Result<(), Error> {
+        tokio::select! {
+            () = self.notify.notified() => {}
+            () = stopped(&mut self.stop) => {
+                tracing::info!(peer = %self.peer, identity = %log_safe(self.identity.as_ref().map_or("-", |i| i.1.name.as_str())), "disconnecting: the shutdown grace period is over");
+                self.stop = None;
+                // OpenSSH's sshd has nothing to compare (its children outlive a restart);
+                // "by application" is the RFC's closest reason.
+                self.s.disconnect(crate::error::DisconnectReason::ByApplication, "server shutting down");
             }
-            if out.is_empty() {
-                out.refill(|b| self.s.poll_transmit(b));
-                if out.is_empty() && self.s.is_closed() {
-                    flush_and_close(stream, &[]).await;
-                    return Ended::Closed;
-                }
-            }
-            // While output waits nothing more is read or produced, but the timers still run:
-            // a peer that stops reading meets the login grace, keepalive or kex timeout.
-            let writing = !out.is_empty();
-            let due = [self.s.poll_timeout(), self.next_start_deadline()];
-            deadline.set(due.into_iter().flatten().min());
-            let sleep = deadline.wait();
-            let notified = self.notify.notified();
-            tokio::select! {
-                step = io_step(stream, &out, &mut inbuf) => match step {
-                    Io::Wrote(Ok(n)) => out.advance(n),
-                    Io::Read(Ok(0)) => return Ended::Eof,
-                    Io::Read(Ok(_)) => {
-                        if let Err(e) = self.input(&mut inbuf).await {
-                            return finish(stream, &out, |b| self.s.poll_transmit(b), Ended::Error(e)).await;
-                        }
-                    }
-                    Io::Wrote(Err(e)) | Io::Read(Err(e)) => return Ended::Io(e),
-                },
-                // (A session's start deadline is handled by the next `pump`.)
-                () = sleep => {
-                    if let Err(e) = self.s.handle_timeout(Instant::now()) {
-                        return finish(stream, &out, |b| self.s.poll_transmit(b), Ended::Error(e)).await;
-                    }
-                }
-                () = notified => {}
-                () = stopped(&mut self.stop) => {
-                    tracing::info!(peer = %self.peer, identity = %log_safe(self.identity.as_ref().map_or("-", |i| i.1.name.as_str())), "disconnecting: the shutdown grace period is over");
-                    self.stop = None;
-                    // OpenSSH's sshd has nothing to compare (its children outlive a restart);
-                    // "by application" is the RFC's closest reason.
-                    self.s.disconnect(crate::error::DisconnectReason::ByApplication, "server shutting down");
-                }
-                () = std::future::poll_fn(|cx| {
-                    poll_sources(&mut self.s, &self.sessions, &mut self.scratch, cx)
-                }), if !writing => {}
-                Some(done) = self.tasks.join_next() => {
-                    if let Ok((serial, status)) = done
-                        && self.detached.remove(&serial).is_none()
-                        && let Some(sess) =
-                            self.sessions.values_mut().find(|s| s.serial == serial)
-                    {
-                        sess.exit = Some(status);
-                    }
+            () = std::future::poll_fn(|cx| {
+                poll_sources(&mut self.s, &self.sessions, &mut self.scratch, cx)
+            }), if !writing => {}
+            Some(done) = self.tasks.join_next() => {
+                if let Ok((serial, status)) = done
+                    && self.detached.remove(&serial).is_none()
+                    && let Some(sess) =
+                        self.sessions.values_mut().find(|s| s.serial == serial)
+                {
+                    sess.exit = Some(status);
                 }
             }
         }
+        Ok(())
     }
+}
 
+impl Driver {
     /// Feeds buffered input, deciding authentication requests (awaiting the lookup) as they come.
-    async fn input(&mut self, inbuf: &mut Vec<u8>) -> Result<(), Error> {
+    async fn feed(&mut self, inbuf: &mut Vec<u8>) -> Result<(), Error> {
         let mut at = 0;
         while at < inbuf.len() && !self.s.is_closed() {
             let input = inbuf.get(at..).unwrap_or_default();
@@ -629,7 +619,7 @@ impl Driver {
 
     /// Moves bytes between channels and pipes as far as windows and pipe space allow, and
     /// finishes sessions whose task is done and whose output is delivered.
-    fn pump(&mut self) -> Result<(), Error> {
+    fn pump_sessions(&mut self) -> Result<(), Error> {
         // A reused list of ids: this runs once per batch of packets.
         let mut ids = std::mem::take(&mut self.ids);
         ids.clear();
