@@ -85,6 +85,7 @@ pub mod msg;
 pub mod proxy;
 pub mod route;
 pub mod server;
+pub mod session;
 pub mod transport;
 pub mod wire;
 

@@ -8,9 +8,8 @@ use std::time::{Duration, Instant};
 use portcullis::client::{ClientConfig, ClientConnection};
 use portcullis::driver::client::{ClientHandle, connect};
 use portcullis::driver::os_rng;
-use portcullis::driver::server::{
-    ExecDecision, ExitStatus, SessionContext, SessionHandler, SessionIo, serve,
-};
+use portcullis::driver::server::serve;
+use portcullis::session::{ExecDecision, ExitStatus, SessionContext, SessionHandler, SessionIo};
 use portcullis::keys::{PrivateKey, PublicKey, key_file};
 use portcullis::lookup::FileLookup;
 use portcullis::server::{ServerConfig, ServerConnection};

@@ -8,7 +8,6 @@ use std::time::Duration;
 
 use crate::config::Config;
 use crate::driver::os_rng;
-use crate::driver::server::SessionHandler;
 use crate::git::repo::RepoRoot;
 use crate::keys::{PrivateKey, PublicKey, key_file};
 use crate::lookup::{CommandLookup, FileLookup, KeyLookup, LookupFuture};
@@ -16,6 +15,7 @@ use crate::route::FrontDoor;
 use crate::route::policy::RuleAuthorizer;
 use crate::route::router::Router;
 use crate::server::ServerConfig;
+use crate::session::SessionHandler;
 
 /// What the readiness probe asks of the key backend.
 pub type BackendCheck = Box<dyn Fn() -> Result<(), String> + Send + Sync>;

@@ -16,8 +16,8 @@ use crate::connection::{ChanState, ChannelEvent, ChannelRequest};
 use crate::driver::Ended;
 use crate::driver::engine::{self, Role};
 use crate::driver::pipe::{Pipe, PipeReader, PipeWriter};
-use crate::driver::server::ExitStatus;
 use crate::error::{DisconnectReason, Error};
+use crate::session::ExitStatus;
 
 /// How a remote command ended, or why it never ran.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -15,13 +15,14 @@ use tokio::sync::{Semaphore, watch};
 use crate::driver::admission::Admission;
 use crate::driver::os_rng;
 use crate::driver::proxy_header::{ProxyPolicy, client_address};
-use crate::driver::server::{Held, SessionHandler, canonical, serve_limited};
+use crate::driver::server::{Held, canonical, serve_limited};
 use crate::driver::tcp::QuickAck;
 use crate::keys::PrivateKey;
 use crate::limits::{ACCEPT_BACKOFF_MAX, ACCEPT_BACKOFF_MIN};
 use crate::lookup::KeyLookup;
 use crate::monitoring::METRICS;
 use crate::server::{ServerConfig, ServerConnection};
+use crate::session::SessionHandler;
 
 /// What every connection of every listener shares.
 pub struct Shared {

@@ -4,12 +4,10 @@
 //! process's output to the driver to read itself ([`PipeWriter::attach`]).
 
 use std::collections::HashMap;
-use std::future::Future;
 use std::net::SocketAddr;
-use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 use tokio::sync::{Notify, oneshot, watch};
@@ -27,85 +25,8 @@ use crate::log_safe::{LogSafe, log_safe};
 use crate::lookup::{Identity, KeyLookup};
 use crate::monitoring::METRICS;
 use crate::server::{ServerConnection, ServerEvent};
+use crate::session::{ExecDecision, ExitStatus, SessionContext, SessionHandler, SessionIo};
 use crate::transport::TransportEvent;
-
-/// Who is asking, for the policy.
-#[derive(Clone, Debug)]
-pub struct SessionContext {
-    /// The SSH user name.
-    pub user: String,
-    /// The identity the key lookup returned.
-    pub identity: Identity,
-    /// The key that authenticated.
-    pub key: PublicKey,
-    /// The client's address.
-    pub peer: SocketAddr,
-    /// `env` requests the handler allowed, in order.
-    pub env: Vec<(Vec<u8>, Vec<u8>)>,
-}
-
-/// A session's standard streams.
-#[derive(Debug)]
-pub struct SessionIo {
-    /// What the client sends (channel data).
-    pub stdin: PipeReader,
-    /// Channel data to the client.
-    pub stdout: PipeWriter,
-    /// Extended data type 1 to the client.
-    pub stderr: PipeWriter,
-    /// Resolves when the channel or the connection is gone: stop the work (kill the process).
-    pub gone: oneshot::Receiver<()>,
-}
-
-/// A running command: resolves to its exit status.
-pub type SessionTask = Pin<Box<dyn Future<Output = ExitStatus> + Send>>;
-
-/// How a session ended, for `exit-status` / `exit-signal` [RFC4254 §6.10].
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum ExitStatus {
-    /// Exited with this code.
-    Code(u32),
-    /// Killed by this signal (name without "SIG").
-    Signal(String),
-}
-
-/// The policy layer's answer to an `exec`.
-pub enum ExecDecision {
-    /// Run this task with the session's streams.
-    Run(SessionTask),
-    /// Refuse: the message goes to the client's stderr, with exit status 1.
-    Refuse(String),
-}
-
-/// What a server does with authenticated sessions.
-pub trait SessionHandler: Send + Sync {
-    /// Whether to accept an `env` request (default: none).
-    fn env_allowed(&self, name: &[u8], value: &[u8]) -> bool {
-        let _ = (name, value);
-        false
-    }
-
-    /// Decides an `exec`, and if it runs, starts it with `io`.
-    fn exec(&self, ctx: &SessionContext, command: &[u8], io: SessionIo) -> ExecDecision;
-
-    /// A `shell` request: `Some(message)` accepts it only to print the message on stderr and
-    /// exit with status 1 (how hosting sites greet `ssh git@host`); `None` refuses it.
-    fn shell(&self, ctx: &SessionContext) -> Option<String> {
-        let _ = ctx;
-        None
-    }
-
-    /// Called for every other channel request (refused), for logging.
-    fn refused(&self, ctx: &SessionContext, request: &ChannelRequest) {
-        let _ = (ctx, request);
-    }
-
-    /// How long a session channel may stay open without a command (`exec` or `shell`) before
-    /// it is closed: an authenticated client cannot park channels for ever.
-    fn start_timeout(&self) -> Duration {
-        crate::limits::SESSION_START_TIMEOUT
-    }
-}
 
 struct Session {
     /// Tells a finished task's status apart from a later channel that reused the id.

@@ -13,9 +13,9 @@ use tokio::io::AsyncWriteExt;
 use crate::driver::batch_read::BatchReader;
 use crate::driver::pipe::Attached;
 use crate::driver::relay::{AbortOnDrop, copy, idle_watch};
-use crate::driver::server::{ExitStatus, SessionIo};
 use crate::git::command::Service;
 use crate::limits::GIT_STOP_GRACE;
+use crate::session::{ExitStatus, SessionIo};
 
 /// What to run and with which identity variables.
 #[derive(Clone, Debug)]

@@ -3,9 +3,9 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::driver::server::{ExitStatus, SessionIo};
 use crate::proxy::Upstream;
 use crate::proxy::forward::{ForwardReport, forward};
+use crate::session::{ExitStatus, SessionIo};
 
 /// Runs `command` (with `env`) on `upstream` and forwards the session `io` until it ends;
 /// a session that cannot start gets one line on its stderr naming the upstream and why.

@@ -12,7 +12,7 @@ use tokio::io::AsyncWriteExt;
 use crate::driver::client::{RemoteExit, RemoteSession};
 use crate::driver::pipe::splice;
 use crate::driver::relay::{AbortOnDrop, copy, idle_watch};
-use crate::driver::server::{ExitStatus, SessionIo};
+use crate::session::{ExitStatus, SessionIo};
 
 /// Bytes moved and how the session ended, for the log line.
 #[derive(Clone, Debug)]

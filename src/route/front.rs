@@ -6,7 +6,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::connection::ChannelRequest;
-use crate::driver::server::{ExecDecision, SessionContext, SessionHandler, SessionIo};
 use crate::git::command::{self, GitCommand, Service, valid_git_protocol};
 use crate::git::process::{self, GitRun};
 use crate::git::repo::{Repo, RepoRoot, canonical_name};
@@ -15,6 +14,7 @@ use crate::proxy::{Upstream, backend};
 use crate::route::line::{Served, SessionLine, not_found};
 use crate::route::policy::{Access, Authorizer, Decision};
 use crate::route::router::Router;
+use crate::session::{ExecDecision, SessionContext, SessionHandler, SessionIo};
 
 /// Where a command runs: the routing decision, above both backends.
 enum Target {
@@ -245,11 +245,11 @@ impl SessionHandler for FrontDoor {
 mod tests {
     use super::*;
     use crate::driver::pipe::{Pipe, PipeReader, PipeWriter};
-    use crate::driver::server::ExitStatus;
     use crate::keys::PrivateKey;
     use crate::lookup::Identity;
     use crate::proxy::test_upstream;
     use crate::route::router::RouteConfig;
+    use crate::session::ExitStatus;
     use tokio::io::AsyncReadExt;
 
     /// Sends everything under `special/` to the upstream called "chosen", whatever the routes say.

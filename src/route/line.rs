@@ -2,9 +2,9 @@
 
 use std::time::Duration;
 
-use crate::driver::server::{ExitStatus, SessionContext};
 use crate::git::command::Service;
 use crate::monitoring::METRICS;
+use crate::session::{ExitStatus, SessionContext};
 
 /// Where a session ran, for its log line.
 pub(super) enum Served<'a> {

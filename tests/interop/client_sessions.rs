@@ -365,7 +365,7 @@ async fn our_client_pipes_256_mib_through_cat_on_sshd() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn async_streams_of_a_remote_command_on_sshd() {
     use portcullis::driver::client::{RemoteExit, spawn_exec};
-    use portcullis::driver::server::ExitStatus;
+    use portcullis::session::ExitStatus;
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
     let sshd = Sshd::start("");
@@ -431,7 +431,7 @@ async fn async_streams_of_a_remote_command_on_sshd() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn concurrent_sessions_share_one_connection_to_sshd() {
     use portcullis::driver::client::{RemoteExit, connect};
-    use portcullis::driver::server::ExitStatus;
+    use portcullis::session::ExitStatus;
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
     let sshd = Sshd::start("MaxSessions 4\n");

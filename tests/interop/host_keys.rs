@@ -123,14 +123,14 @@ async fn spawn_server(
                 Instant::now(),
             );
             struct Nothing;
-            impl portcullis::driver::server::SessionHandler for Nothing {
+            impl portcullis::session::SessionHandler for Nothing {
                 fn exec(
                     &self,
-                    _: &portcullis::driver::server::SessionContext,
+                    _: &portcullis::session::SessionContext,
                     _: &[u8],
-                    _: portcullis::driver::server::SessionIo,
-                ) -> portcullis::driver::server::ExecDecision {
-                    portcullis::driver::server::ExecDecision::Refuse("no".into())
+                    _: portcullis::session::SessionIo,
+                ) -> portcullis::session::ExecDecision {
+                    portcullis::session::ExecDecision::Refuse("no".into())
                 }
             }
             tokio::spawn(serve(sock, peer, s, lookup.clone(), Arc::new(Nothing)));

@@ -8,12 +8,11 @@ use std::time::{Duration, Instant};
 
 use portcullis::connection::ChannelRequest;
 use portcullis::driver::os_rng;
-use portcullis::driver::server::{
-    ExecDecision, ExitStatus, SessionContext, SessionHandler, SessionIo, echo, serve,
-};
+use portcullis::driver::server::{echo, serve};
 use portcullis::keys::PrivateKey;
 use portcullis::lookup::FileLookup;
 use portcullis::server::{ServerConfig, ServerConnection};
+use portcullis::session::{ExecDecision, ExitStatus, SessionContext, SessionHandler, SessionIo};
 use sha2::{Digest, Sha256};
 use tokio::io::AsyncWriteExt;
 
