@@ -10,10 +10,16 @@
 //! ```text
 //!  daemon            the server process: sockets (bound, inherited, handed over), reload,
 //!                    upgrade, drain                                   [binary: main.rs]
-//!  git  proxy        policy: which command runs where; local git or an upstream SSH host
+//!  route             policy: which backend serves an `exec` (`route::FrontDoor`, the git
+//!                    server's SessionHandler), access rules, the router
+//!  git  proxy        the backends of a session: local git, an upstream SSH host
 //!  lookup            who a key belongs to (authorized_keys file, command)
-//!  driver            the tokio loop per connection: socket <-> core, pipes to session tasks,
-//!                    listener, limits before login, PROXY protocol
+//!  session           what the driver asks of the policy above it (SessionHandler) and gives
+//!                    a backend (SessionIo): the driver's upward contract, defined here so the
+//!                    driver never imports the policy
+//!  driver            one tokio loop per connection for both roles (`driver::engine`, with a
+//!                    `Role` each: `server.rs`, `client.rs`), pipes to session tasks, listener,
+//!                    limits before login, PROXY protocol
 //!  ---------------------------------------------------------------------------- sans-IO
 //!  server  client    one connection per role: transport + auth + channels + keepalive
 //!  auth  connection  RFC 4252 (both roles), RFC 4254 channels and requests (both roles)
@@ -25,8 +31,8 @@
 //!
 //! # One packet, from the socket to git and back
 //!
-//! 1. `driver::server` reads the socket into its input buffer and hands the bytes to
-//!    [`server::ServerConnection::handle_input`].
+//! 1. `driver::engine` reads the socket into its input buffer; the server's role
+//!    (`driver::server`) hands the bytes to [`server::ServerConnection::handle_input`].
 //! 2. `transport::input` (`Transport::read`) finds one packet, which `transport::packet`
 //!    decrypts and authenticates in place; transport messages (KEXINIT, IGNORE, …) stop here.
 //! 3. `ServerConnection` dispatches the payload by number: 50–79 to `auth::server`, 80–127 to

@@ -159,7 +159,7 @@ impl Endpoint<ClientSide> {
         id: u32,
         ext: bool,
         max: usize,
-        sink: impl FnMut(&[u8]),
+        sink: impl FnMut(&[u8]) -> usize,
     ) -> Result<usize, Error> {
         self.conn.read_with(&mut self.t, id, ext, max, sink)
     }

@@ -677,30 +677,35 @@ impl Connection {
                 d.copy_from_slice(chunk);
             }
             at = end;
+            chunk.len()
         })
     }
 
     /// Like [`Connection::read`], but hands up to `max` buffered bytes to `sink` as one or two
-    /// slices instead of copying them into a buffer first: the bulk path moves them straight
-    /// into a session's pipe.
+    /// slices instead of copying them into a buffer first; `sink` returns how many it took,
+    /// and what it did not take stays buffered. The bulk path moves them straight into a
+    /// session's pipe or a process's stdin.
     pub fn read_with(
         &mut self,
         t: &mut Transport,
         id: u32,
         ext: bool,
         max: usize,
-        mut sink: impl FnMut(&[u8]),
+        mut sink: impl FnMut(&[u8]) -> usize,
     ) -> Result<usize, Error> {
         let ch = self.ours(id)?;
         let src = if ext { &mut ch.ext } else { &mut ch.data };
-        let n = src.len().min(max);
+        let want = src.len().min(max);
         let (front, back) = src.as_slices();
-        let a = front.len().min(n);
+        let a = front.len().min(want);
+        let mut n = 0usize;
         if let Some(f) = front.get(..a).filter(|f| !f.is_empty()) {
-            sink(f);
+            n = sink(f).min(f.len());
         }
-        if let Some(k) = back.get(..n.saturating_sub(a)).filter(|k| !k.is_empty()) {
-            sink(k);
+        if n == a
+            && let Some(k) = back.get(..want.saturating_sub(a)).filter(|k| !k.is_empty())
+        {
+            n = n.saturating_add(sink(k).min(k.len()));
         }
         src.drain(..n);
         if let Some(grant) = ch.due_credit() {

@@ -2,6 +2,7 @@
 //! timers. It holds no protocol state.
 
 pub mod admission;
+mod attached;
 pub mod batch_read;
 pub mod client;
 mod engine;

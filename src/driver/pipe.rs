@@ -20,6 +20,15 @@ impl std::fmt::Debug for Source {
         f.write_str("Source")
     }
 }
+
+/// A task's input handed to the driver to write itself (see [`PipeReader::attach`]).
+pub(crate) struct Sink(Box<dyn AsyncWrite + Send + Unpin>);
+
+impl std::fmt::Debug for Sink {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Sink")
+    }
+}
 use tokio::sync::Notify;
 
 #[derive(Debug)]
@@ -38,7 +47,10 @@ pub(crate) struct PipeState {
     forward_to: Option<PipeWriter>,
     /// Attached (see [`attach`]): the driver reads the stream from here once `buf` is empty.
     source: Option<Source>,
-    /// Bytes ever pushed or read from the source, for logs and idle clocks.
+    /// Attached (see [`PipeReader::attach`]): the driver writes the channel's data here
+    /// itself, after what `buf` still holds.
+    sink: Option<Sink>,
+    /// Bytes ever pushed, read from the source or written to the sink, for logs and idle clocks.
     moved: u64,
 }
 
@@ -61,6 +73,7 @@ impl Pipe {
             bridge: None,
             forward_to: None,
             source: None,
+            sink: None,
             moved: 0,
         };
         Self {
@@ -86,6 +99,9 @@ impl Pipe {
         }
         if s.read_closed {
             usize::MAX
+        } else if s.sink.is_some() {
+            // The driver writes the channel's data to the sink itself.
+            0
         } else {
             s.cap.saturating_sub(s.buf.len())
         }
@@ -100,8 +116,9 @@ impl Pipe {
         }
     }
 
-    /// Driver side: appends bytes for the task (dropped if the task stopped reading).
-    pub(crate) fn push(&self, data: &[u8]) {
+    /// Driver side: appends bytes for the task (dropped if the task stopped reading);
+    /// takes all of `data`, so returns its length.
+    pub(crate) fn push(&self, data: &[u8]) -> usize {
         let mut s = self.lock();
         if let Some(t) = &s.forward_to {
             return t.0.push(data);
@@ -119,6 +136,7 @@ impl Pipe {
             drop(s);
             self.driver.notify_one();
         }
+        data.len()
     }
 
     /// Bytes ever pushed (through a splice too).
@@ -171,6 +189,7 @@ impl Pipe {
         s.read_closed = true;
         s.buf.clear();
         s.source = None;
+        s.sink = None;
         if let Some(w) = s.writer.take() {
             w.wake();
         }
@@ -221,6 +240,84 @@ impl Pipe {
                 Poll::Ready(None)
             }
         }
+    }
+
+    /// Driver side, when the connection ends: drops the sink (the process reads EOF; there is
+    /// no driver left to write it).
+    pub(crate) fn release_sink(&self) {
+        self.lock().sink = None;
+    }
+
+    /// Driver side: whether the input goes to an attached sink.
+    pub(crate) fn has_sink(&self) -> bool {
+        self.lock().sink.is_some()
+    }
+
+    /// Driver side: writes what reached the pipe before the sink was attached (or after the
+    /// channel closed) into the sink. `Ready(moved)` once none is left, `Pending` while the
+    /// sink is full (the driver is woken when it has room).
+    pub(crate) fn poll_sink_backlog(&self, cx: &mut Context<'_>) -> Poll<bool> {
+        let mut s = self.lock();
+        let mut moved = false;
+        while !s.buf.is_empty() {
+            let state = &mut *s;
+            let Some(sink) = state.sink.as_mut() else {
+                return Poll::Ready(moved);
+            };
+            let (front, _) = state.buf.as_slices();
+            match Pin::new(&mut sink.0).poll_write(cx, front) {
+                Poll::Pending => return Poll::Pending,
+                Poll::Ready(Ok(n)) if n > 0 => {
+                    let n = n.min(front_len(&s.buf));
+                    s.buf.drain(..n);
+                    moved = true;
+                }
+                Poll::Ready(_) => {
+                    sink_failed(&mut s);
+                    return Poll::Ready(true);
+                }
+            }
+        }
+        Poll::Ready(moved)
+    }
+
+    /// Driver side: writes `data` (the channel's) into the sink; returns how much it took.
+    /// A sink that failed (the process is gone) takes everything from then on, as a pipe
+    /// nobody reads does.
+    pub(crate) fn poll_sink_write(&self, cx: &mut Context<'_>, data: &[u8]) -> Poll<usize> {
+        let mut s = self.lock();
+        let Some(sink) = s.sink.as_mut() else {
+            return Poll::Ready(data.len());
+        };
+        match Pin::new(&mut sink.0).poll_write(cx, data) {
+            Poll::Pending => Poll::Pending,
+            Poll::Ready(Ok(n)) if n > 0 => {
+                s.moved = s.moved.saturating_add(u64::try_from(n).unwrap_or(u64::MAX));
+                Poll::Ready(n)
+            }
+            Poll::Ready(_) => {
+                sink_failed(&mut s);
+                Poll::Ready(data.len())
+            }
+        }
+    }
+
+    /// Driver side: once the writing end is closed (the client's EOF) and nothing is left,
+    /// shuts the sink down and drops it, so the process reads EOF. `Ready(true)` when that
+    /// happened now.
+    pub(crate) fn poll_sink_close(&self, cx: &mut Context<'_>) -> Poll<bool> {
+        let mut s = self.lock();
+        if !s.write_closed || !s.buf.is_empty() {
+            return Poll::Ready(false);
+        }
+        let Some(sink) = s.sink.as_mut() else {
+            return Poll::Ready(false);
+        };
+        if Pin::new(&mut sink.0).poll_shutdown(cx).is_pending() {
+            return Poll::Pending;
+        }
+        s.sink = None;
+        Poll::Ready(true)
     }
 
     /// Task side: ready once the attached source ended or was closed (its `writer` waker slot
@@ -282,6 +379,47 @@ impl AsyncRead for PipeReader {
 
 impl Drop for PipeReader {
     fn drop(&mut self) {
+        // Attached, the reading end lives on in the driver (see [`PipeReader::attach`]).
+        if !self.0.has_sink() {
+            self.0.close_read();
+        }
+        self.0.driver.notify_one();
+    }
+}
+
+impl PipeReader {
+    /// Hands the stream's consumer to the connection's driver: it writes the channel's data
+    /// into `sink` (a process's stdin) itself as it arrives, straight from the channel's
+    /// buffer, instead of moving it into this pipe for a task to copy on: the decrypted packet
+    /// is copied once, into the channel, and nowhere else. The sink is shut down at the
+    /// client's EOF, or closed with [`AttachedInput::close`].
+    pub fn attach(self, sink: impl AsyncWrite + Send + Unpin + 'static) -> AttachedInput {
+        let pipe = self.0.clone();
+        {
+            let mut s = pipe.lock();
+            // Nobody writes to a stream whose reader is gone: the sink closes at once.
+            if !s.read_closed {
+                s.sink = Some(Sink(Box::new(sink)));
+            }
+        }
+        drop(self);
+        pipe.driver.notify_one();
+        AttachedInput(pipe)
+    }
+}
+
+/// A session's input handed over with [`PipeReader::attach`], for its task to count and close.
+#[derive(Clone, Debug)]
+pub struct AttachedInput(Pipe);
+
+impl AttachedInput {
+    /// Bytes written to the sink so far (for logs and idle clocks).
+    pub fn moved(&self) -> u64 {
+        self.0.moved()
+    }
+
+    /// Closes the sink now (the process reads EOF) and discards what the client sends after.
+    pub fn close(&self) {
         self.0.close_read();
         self.0.driver.notify_one();
     }
@@ -361,6 +499,19 @@ impl Attached {
     pub async fn ended(&self) {
         std::future::poll_fn(|cx| self.0.poll_source_ended(cx)).await;
     }
+}
+
+/// The length of the first contiguous part of `buf`.
+fn front_len(buf: &VecDeque<u8>) -> usize {
+    buf.as_slices().0.len()
+}
+
+/// A sink that failed (EPIPE: the process exited) or took nothing: dropped, and what the
+/// client sends from then on is discarded (its window credit still returned).
+fn sink_failed(s: &mut PipeState) {
+    s.sink = None;
+    s.read_closed = true;
+    s.buf.clear();
 }
 
 /// See [`PipeWriter::attach`]; returns the pipe, whose [`Pipe::moved`] counts what was read.
@@ -445,6 +596,54 @@ mod tests {
         assert!(pipe.poll_source_ended(&mut cx).is_ready());
         assert!(out.finished());
         assert_eq!(pipe.moved(), 14);
+    }
+
+    #[tokio::test]
+    async fn an_attached_sink_gets_the_backlog_first_then_the_channel_then_eof() {
+        use tokio::io::AsyncReadExt;
+        let stdin = Pipe::new(Arc::new(Notify::new()));
+        // Pushed before the task attached: the backlog.
+        stdin.push(b"early ");
+        let (sink, mut process) = tokio::io::duplex(8);
+        let input = PipeReader(stdin.clone()).attach(sink);
+        assert_eq!(
+            stdin.room(),
+            0,
+            "the driver writes to the sink, not the pipe"
+        );
+        let mut cx = Context::from_waker(Waker::noop());
+        // The sink holds 8 bytes: the backlog goes in parts as the process reads.
+        let mut got = Vec::new();
+        let mut buf = [0u8; 64];
+        while stdin.poll_sink_backlog(&mut cx).is_pending() {
+            let n = process.read(&mut buf).await.expect("read");
+            got.extend_from_slice(buf.get(..n).unwrap_or_default());
+        }
+        assert_eq!(stdin.poll_sink_write(&mut cx, b"late"), Poll::Ready(2));
+        stdin.close_write();
+        assert_eq!(stdin.poll_sink_close(&mut cx), Poll::Ready(true));
+        process.read_to_end(&mut got).await.expect("read");
+        assert_eq!(got, b"early la", "EOF after what the sink took");
+        assert_eq!(input.moved(), 8, "pushed 6, written 2");
+    }
+
+    #[tokio::test]
+    async fn a_failed_or_closed_sink_discards_what_follows() {
+        let stdin = Pipe::new(Arc::new(Notify::new()));
+        let (sink, process) = tokio::io::duplex(8);
+        let input = PipeReader(stdin.clone()).attach(sink);
+        drop(process);
+        let mut cx = Context::from_waker(Waker::noop());
+        // The process is gone: the write fails, the data is taken (window credit) and dropped.
+        assert_eq!(stdin.poll_sink_write(&mut cx, b"abc"), Poll::Ready(3));
+        assert!(!stdin.has_sink());
+        assert_eq!(stdin.room(), usize::MAX);
+        let stdin = Pipe::new(Arc::new(Notify::new()));
+        let (sink, _process) = tokio::io::duplex(8);
+        let input2 = PipeReader(stdin.clone()).attach(sink);
+        input2.close();
+        assert!(!stdin.has_sink());
+        assert_eq!(input.moved(), 0);
     }
 
     #[tokio::test]

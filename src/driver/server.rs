@@ -6,7 +6,7 @@
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::task::{Context, Poll};
+use std::task::Poll;
 use std::time::Instant;
 
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
@@ -15,6 +15,7 @@ use tokio::task::JoinSet;
 
 use crate::auth::server::AuthRequest;
 use crate::connection::{ChannelEvent, ChannelRequest, reason};
+use crate::driver::attached;
 use crate::driver::engine::{self, Role};
 use crate::driver::pipe::{Pipe, PipeReader, PipeWriter};
 use crate::driver::{Ended, stopped};
@@ -61,7 +62,7 @@ struct Driver {
     tasks: JoinSet<(u64, ExitStatus)>,
     /// Scratch list of session ids for `pump`.
     ids: Vec<u32>,
-    /// Where attached output sources are read to (see [`poll_sources`]); empty while none
+    /// Where attached output sources are read to (see [`attached::poll_sources`]); empty while none
     /// streams.
     scratch: Vec<u8>,
     identity: Option<(String, Identity, PublicKey)>,
@@ -78,12 +79,6 @@ struct Driver {
 }
 
 type LookedUp = ((String, Vec<u8>), Option<Identity>);
-
-/// The first read of an attached source: protocol messages and ref lists fit.
-const FIRST_SOURCE_READ: usize = 16 * 1024;
-
-/// Reads of a streaming source: the transport's whole queue at once.
-const STREAM_SOURCE_READ: usize = 256 * 1024;
 
 /// `peer` with an IPv4-mapped IPv6 address (`::ffff:a.b.c.d`) turned into the IPv4 one.
 pub fn canonical(peer: SocketAddr) -> SocketAddr {
@@ -156,6 +151,7 @@ where
     let mut outputs = Vec::new();
     for sess in d.sessions.values().chain(d.detached.values()) {
         sess.stdin.close_write();
+        sess.stdin.release_sink();
         outputs.push(sess.stdout.clone());
         outputs.push(sess.stderr.clone());
     }
@@ -213,9 +209,28 @@ impl Role for Driver {
                 // "by application" is the RFC's closest reason.
                 self.s.disconnect(crate::error::DisconnectReason::ByApplication, "server shutting down");
             }
-            () = std::future::poll_fn(|cx| {
-                poll_sources(&mut self.s, &self.sessions, &mut self.scratch, cx)
-            }), if !writing => {}
+            moved = std::future::poll_fn(|cx| {
+                // Client → process (always: it only frees window), process → client (only
+                // while no output waits for the socket).
+                let live = self.sessions.iter().map(|(&id, s)| (Some(id), &s.stdin));
+                let detached = self.detached.values().map(|s| (None, &s.stdin));
+                let written = attached::poll_sinks(&mut self.s, live.chain(detached), cx);
+                if let Poll::Ready(Err(e)) = written {
+                    return Poll::Ready(Err(e));
+                }
+                let read = if writing {
+                    Poll::Pending
+                } else {
+                    let outputs = self.sessions.iter().filter(|(_, s)| !s.done);
+                    let outputs = outputs.map(|(&id, s)| (id, &s.stdout));
+                    attached::poll_sources(&mut self.s, outputs, &mut self.scratch, cx)
+                };
+                if written.is_ready() || read.is_ready() {
+                    Poll::Ready(Ok(()))
+                } else {
+                    Poll::Pending
+                }
+            }) => return moved,
             Some(done) = self.tasks.join_next() => {
                 if let Ok((serial, status)) = done
                     && self.detached.remove(&serial).is_none()
@@ -622,71 +637,6 @@ impl Driver {
         }
         self.ids = ids;
         Ok(())
-    }
-}
-
-/// Reads the sessions' attached output sources (see [`PipeWriter::attach`])
-/// and sends what they give at once, each as far as its channel's window and the transport
-/// take it: a git pack goes from git's pipe through `scratch` into packets with no task or
-/// pipe buffer in between. Ready once something moved or ended; the sources wake the driver.
-fn poll_sources(
-    s: &mut ServerConnection,
-    sessions: &HashMap<u32, Session>,
-    scratch: &mut Vec<u8>,
-    cx: &mut Context<'_>,
-) -> Poll<()> {
-    let mut progressed = false;
-    let mut attached = false;
-    for (&id, sess) in sessions {
-        if sess.done || !sess.stdout.has_source() {
-            continue;
-        }
-        attached = true;
-        // Unpolled while the window or the transport is full: the loop polls again after
-        // whatever changes that (a WINDOW_ADJUST read, a socket write).
-        let room = s.write_room(id);
-        if room == 0 {
-            continue;
-        }
-        if scratch.is_empty() {
-            *scratch = vec![0; FIRST_SOURCE_READ];
-        }
-        let want = room.min(scratch.len());
-        let Some(buf) = scratch.get_mut(..want) else {
-            continue;
-        };
-        match sess.stdout.poll_source(cx, buf) {
-            Poll::Pending => {}
-            Poll::Ready(None) => progressed = true,
-            Poll::Ready(Some(n)) => {
-                progressed = true;
-                let data = scratch.get(..n).unwrap_or_default();
-                match s.write(id, None, data) {
-                    Ok(taken) => sess.stdout.keep(data.get(taken..).unwrap_or_default()),
-                    Err(e) => {
-                        tracing::debug!(channel = id, error = %e, "write to channel failed");
-                        sess.stdout.close_read();
-                    }
-                }
-                // A full read: the source streams, read the rest in bigger bites. A short one
-                // (a protocol message, the end of a stream): give the buffer back, so sessions
-                // that wait (git for the client's wants) hold none.
-                if n == want && scratch.len() < STREAM_SOURCE_READ {
-                    // Zeroed by the allocator (fresh pages), not by a memset.
-                    *scratch = vec![0; STREAM_SOURCE_READ];
-                } else if n < FIRST_SOURCE_READ {
-                    *scratch = Vec::new();
-                }
-            }
-        }
-    }
-    if !attached && !scratch.is_empty() {
-        *scratch = Vec::new();
-    }
-    if progressed {
-        Poll::Ready(())
-    } else {
-        Poll::Pending
     }
 }
 

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use tokio::io::AsyncWriteExt;
 
 use crate::driver::batch_read::BatchReader;
-use crate::driver::pipe::Attached;
+use crate::driver::pipe::{Attached, AttachedInput};
 use crate::driver::relay::{AbortOnDrop, copy, idle_watch};
 use crate::git::command::Service;
 use crate::limits::GIT_STOP_GRACE;
@@ -54,17 +54,18 @@ pub async fn run(job: GitRun, io: SessionIo) -> RunReport {
     let start = Instant::now();
     let counters = Arc::new((AtomicU64::new(0), AtomicU64::new(0)));
     let mut pack = None;
+    let mut input = None;
     // Only a repository this session brought into being is ever removed again (another push
     // may have created it a moment before).
     let fresh = job.create && tokio::fs::symlink_metadata(&job.repo).await.is_err();
-    let (status, ended) = run_inner(&job, io, counters.clone(), &mut pack).await;
+    let (status, ended) = run_inner(&job, io, counters.clone(), (&mut pack, &mut input)).await;
     if fresh && remove_if_unused(&job).await {
         // Nothing was pushed (a failed push, or one with no refs): nothing is left behind.
     } else if job.create && status == ExitStatus::Code(0) {
         point_head_at_a_branch(&job).await;
     }
     RunReport {
-        bytes_in: counters.0.load(Ordering::Relaxed),
+        bytes_in: input.map_or(0, |i: AttachedInput| i.moved()),
         bytes_out: counters
             .1
             .load(Ordering::Relaxed)
@@ -101,8 +102,8 @@ fn kill_group(pid: Option<u32>) {
     }
 }
 
-/// Stops a git that is still running: its stdin closes first (dropping `to_git`, the task
-/// that holds it), which ends a `receive-pack` cleanly — it reports the failure and removes the
+/// Stops a git that is still running: its stdin closes first (`to_git`, held by the
+/// connection's driver), which ends a `receive-pack` cleanly — it reports the failure and removes the
 /// quarantine holding the objects received so far, which it does not do when killed by a
 /// signal, SIGTERM and SIGPIPE included (git 2.47) — and an `upload-pack` waiting for the
 /// client. Its stdout and stderr stay open meanwhile (the driver closes them only once this
@@ -110,9 +111,9 @@ fn kill_group(pid: Option<u32>) {
 async fn stop_git(
     pid: Option<u32>,
     child: &mut tokio::process::Child,
-    to_git: AbortOnDrop,
+    to_git: &AttachedInput,
 ) -> ExitStatus {
-    drop(to_git);
+    to_git.close();
     let ended = tokio::time::timeout(GIT_STOP_GRACE, child.wait()).await;
     kill_group(pid);
     match ended {
@@ -125,9 +126,9 @@ async fn run_inner(
     job: &GitRun,
     io: SessionIo,
     counters: Arc<(AtomicU64, AtomicU64)>,
-    pack: &mut Option<Attached>,
+    attached: (&mut Option<Attached>, &mut Option<AttachedInput>),
 ) -> (ExitStatus, &'static str) {
-    let status = run_git(job, io, counters, pack).await;
+    let status = run_git(job, io, counters, attached).await;
     let ended = match &status {
         GitEnd::Exited(_) => "exited",
         GitEnd::ClientGone(_) => "client gone",
@@ -178,7 +179,7 @@ async fn run_git(
     job: &GitRun,
     mut io: SessionIo,
     counters: Arc<(AtomicU64, AtomicU64)>,
-    pack: &mut Option<Attached>,
+    (pack, input): (&mut Option<Attached>, &mut Option<AttachedInput>),
 ) -> GitEnd {
     let mut child = match start(job).await {
         Ok(c) => c,
@@ -195,15 +196,11 @@ async fn run_git(
         return GitEnd::Exited(ExitStatus::Code(1));
     };
     let activity = Arc::new(AtomicU64::new(0));
-    // The client may keep its side open after git is done: that copy must not hold us up.
-    let to_git = tokio::spawn(copy(
-        io.stdin,
-        stdin,
-        counters.clone(),
-        activity.clone(),
-        true,
-        true,
-    ));
+    // The client's data goes into git's stdin from the connection's driver itself (see
+    // `PipeReader::attach`); the client may keep its side open after git is done, which does
+    // not hold us up.
+    let to_git = io.stdin.attach(stdin);
+    *input = Some(to_git.clone());
     // The pack comes from here: the connection's driver reads it itself (see
     // `PipeWriter::attach`), in batches (see `BatchReader`).
     let stdout = match stdout.into_owned_fd().and_then(BatchReader::new) {
@@ -226,12 +223,13 @@ async fn run_git(
         false,
         true,
     )));
-    let watched = out.clone();
+    let (watched, fed) = (out.clone(), to_git.clone());
     let idle = idle_watch(
         move || {
             activity
                 .load(Ordering::Relaxed)
                 .saturating_add(watched.moved())
+                .saturating_add(fed.moved())
         },
         job.idle_timeout,
     );
@@ -242,7 +240,6 @@ async fn run_git(
         out.ended().await;
         status
     };
-    let to_git = AbortOnDrop(to_git);
     let cut: fn(ExitStatus) -> GitEnd = tokio::select! {
         status = wait => return GitEnd::Exited(match status {
             Ok(s) => exit_status(s),
@@ -254,7 +251,7 @@ async fn run_git(
             GitEnd::Idle
         }
     };
-    let status = stop_git(pid, &mut child, to_git).await;
+    let status = stop_git(pid, &mut child, &to_git).await;
     drop(errors);
     cut(status)
 }

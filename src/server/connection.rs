@@ -213,7 +213,7 @@ impl Endpoint<ServerSide> {
         &mut self,
         id: u32,
         max: usize,
-        sink: impl FnMut(&[u8]),
+        sink: impl FnMut(&[u8]) -> usize,
     ) -> Result<usize, Error> {
         self.conn.read_with(&mut self.t, id, false, max, sink)
     }
@@ -222,7 +222,7 @@ impl Endpoint<ServerSide> {
     /// returning its window credit: unread, it would pin up to a window per channel.
     pub fn discard_extended(&mut self, id: u32) -> Result<usize, Error> {
         self.conn
-            .read_with(&mut self.t, id, true, usize::MAX, |_| {})
+            .read_with(&mut self.t, id, true, usize::MAX, <[u8]>::len)
     }
 
     /// Sends `exit-status` [RFC4254 §6.10].
