@@ -296,50 +296,17 @@ pub fn server_session(data: &[u8]) {
         now,
     );
     let exchange = |client: &mut Transport, server: &mut ServerConnection| {
-        for _ in 0..50 {
-            let (mut c2s, mut s2c) = (Vec::new(), Vec::new());
-            client.poll_transmit(&mut c2s);
-            server.poll_transmit(&mut s2c);
-            if c2s.is_empty() && s2c.is_empty() {
-                return true;
-            }
-            let mut rest = &c2s[..];
-            while !rest.is_empty() {
-                match server.handle_input(rest, now) {
-                    Ok(n) => rest = &rest[n..],
-                    Err(_) => return false,
-                }
-                while let Some(ev) = server.poll_event() {
-                    let r = match ev {
-                        ServerEvent::AuthRequest(req) if req.key == user.public() => {
-                            server.accept_auth()
-                        }
-                        ServerEvent::AuthRequest(_) => server.reject_auth(),
-                        ServerEvent::Channel(ChannelEvent::OpenRequest { id, .. }) => {
-                            server.accept_open(id)
-                        }
-                        ServerEvent::Channel(ChannelEvent::Request {
-                            id,
-                            want_reply: true,
-                            ..
-                        }) => server.reply_request(id, true),
-                        _ => Ok(()),
-                    };
-                    if r.is_err() {
-                        return false;
-                    }
-                }
-                assert_bounded(server, window);
-            }
-            let mut rest = &s2c[..];
-            while !rest.is_empty() {
-                match client.read(rest, now) {
-                    Ok((n, _)) if n > 0 => rest = &rest[n..],
-                    _ => return false,
-                }
-            }
-        }
-        true
+        exchange(server, client, now, window, |server, ev| match ev {
+            ServerEvent::AuthRequest(req) if req.key == user.public() => server.accept_auth(),
+            ServerEvent::AuthRequest(_) => server.reject_auth(),
+            ServerEvent::Channel(ChannelEvent::OpenRequest { id, .. }) => server.accept_open(id),
+            ServerEvent::Channel(ChannelEvent::Request {
+                id,
+                want_reply: true,
+                ..
+            }) => server.reply_request(id, true),
+            _ => Ok(()),
+        })
     };
     if !exchange(&mut client, &mut server) {
         return;
@@ -510,46 +477,15 @@ pub fn client_session(data: &[u8]) {
         now,
     );
     let exchange = |client: &mut ClientConnection, server: &mut Transport| {
-        for _ in 0..50 {
-            let (mut c2s, mut s2c) = (Vec::new(), Vec::new());
-            client.poll_transmit(&mut c2s);
-            server.poll_transmit(&mut s2c);
-            if c2s.is_empty() && s2c.is_empty() {
-                return true;
-            }
-            let mut rest = &s2c[..];
-            while !rest.is_empty() {
-                match client.handle_input(rest, now) {
-                    Ok(n) => rest = &rest[n..],
-                    Err(_) => return false,
-                }
-                while let Some(ev) = client.poll_event() {
-                    let r = match ev {
-                        ClientEvent::Authenticated => client.open_session().map(|_| ()),
-                        ClientEvent::Channel(crate::connection::ChannelEvent::Opened { id }) => {
-                            client.request(
-                                id,
-                                &ChannelRequest::Exec(b"git-upload-pack 'r'".to_vec()),
-                                true,
-                            )
-                        }
-                        _ => Ok(()),
-                    };
-                    if r.is_err() {
-                        return false;
-                    }
-                }
-                assert_bounded(client, window);
-            }
-            let mut rest = &c2s[..];
-            while !rest.is_empty() {
-                match server.read(rest, now) {
-                    Ok((n, _)) if n > 0 => rest = &rest[n..],
-                    _ => return false,
-                }
-            }
-        }
-        true
+        exchange(client, server, now, window, |client, ev| match ev {
+            ClientEvent::Authenticated => client.open_session().map(|_| ()),
+            ClientEvent::Channel(crate::connection::ChannelEvent::Opened { id }) => client.request(
+                id,
+                &ChannelRequest::Exec(b"git-upload-pack 'r'".to_vec()),
+                true,
+            ),
+            _ => Ok(()),
+        })
     };
     if !exchange(&mut client, &mut server) {
         return;
@@ -575,6 +511,50 @@ fn fast_transport() -> crate::transport::TransportConfig {
     let mut c = crate::transport::TransportConfig::default();
     c.preferences.kex = vec![KexAlg::Curve25519Sha256];
     c
+}
+
+/// Moves bytes between `ep` (the role under test) and `peer` (a bare transport of the other
+/// role) until both are quiet, at most 50 rounds, `react` answering each of `ep`'s events and
+/// every channel checked against `window` after each read. `false`: the connection ended.
+fn exchange<S: crate::endpoint::Side>(
+    ep: &mut crate::endpoint::Endpoint<S>,
+    peer: &mut crate::transport::Transport,
+    now: std::time::Instant,
+    window: usize,
+    mut react: impl FnMut(
+        &mut crate::endpoint::Endpoint<S>,
+        S::Event,
+    ) -> Result<(), crate::error::Error>,
+) -> bool {
+    for _ in 0..50 {
+        let (mut to_ep, mut to_peer) = (Vec::new(), Vec::new());
+        peer.poll_transmit(&mut to_ep);
+        ep.poll_transmit(&mut to_peer);
+        if to_ep.is_empty() && to_peer.is_empty() {
+            return true;
+        }
+        let mut rest = &to_ep[..];
+        while !rest.is_empty() {
+            match ep.handle_input(rest, now) {
+                Ok(n) => rest = &rest[n..],
+                Err(_) => return false,
+            }
+            while let Some(ev) = ep.poll_event() {
+                if react(ep, ev).is_err() {
+                    return false;
+                }
+            }
+            assert_bounded(ep, window);
+        }
+        let mut rest = &to_peer[..];
+        while !rest.is_empty() {
+            match peer.read(rest, now) {
+                Ok((n, _)) if n > 0 => rest = &rest[n..],
+                _ => return false,
+            }
+        }
+    }
+    true
 }
 
 /// The payloads of a fuzz input framed as a list: one length byte, then that many bytes (the

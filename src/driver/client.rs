@@ -308,20 +308,15 @@ struct Task {
 
 /// The client's part of the connection loop: commands from the handles, the sessions' pipes.
 impl Role for Task {
+    type Conn = ClientConnection;
+    fn conn(&self) -> &ClientConnection {
+        &self.c
+    }
+    fn conn_mut(&mut self) -> &mut ClientConnection {
+        &mut self.c
+    }
     fn pump(&mut self) -> Result<(), Error> {
         self.pump_channels()
-    }
-    fn transmit(&mut self, out: &mut Vec<u8>) {
-        self.c.poll_transmit(out);
-    }
-    fn is_closed(&self) -> bool {
-        self.c.is_closed()
-    }
-    fn deadline(&self) -> Option<Instant> {
-        self.c.poll_timeout()
-    }
-    fn timeout(&mut self, now: Instant) -> Result<(), Error> {
-        self.c.handle_timeout(now)
     }
     async fn input(&mut self, inbuf: &mut Vec<u8>) -> Result<(), Error> {
         engine::feed(inbuf, |bytes| {

@@ -8,26 +8,28 @@ use std::time::Instant;
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-use crate::driver::Ended;
+use crate::driver::{Connection, Ended};
 use crate::error::Error;
 use crate::limits::READ_CHUNK;
 
 /// A role's part of the loop. Every hook runs on the loop's task, never concurrently; an
 /// error from any of them ends the connection with our DISCONNECT flushed (bounded).
 pub(crate) trait Role {
+    /// The sans-IO connection the role drives.
+    type Conn: Connection;
+    /// That connection.
+    fn conn(&self) -> &Self::Conn;
+    /// That connection, to feed.
+    fn conn_mut(&mut self) -> &mut Self::Conn;
     /// Acts on what the core queued since the last turn (events, channel data for the
     /// application's pipes, output the pipes hold), before the loop waits again.
     fn pump(&mut self) -> Result<(), Error> {
         Ok(())
     }
-    /// Moves the core's output into `out`.
-    fn transmit(&mut self, out: &mut Vec<u8>);
-    /// Whether the connection is over: once its output is flushed the socket is closed.
-    fn is_closed(&self) -> bool;
-    /// The next timer: the core's, or an earlier one of the role's.
-    fn deadline(&self) -> Option<Instant>;
-    /// The timer fired.
-    fn timeout(&mut self, now: Instant) -> Result<(), Error>;
+    /// The next timer: the connection's, or an earlier one of the role's.
+    fn deadline(&self) -> Option<Instant> {
+        self.conn().poll_timeout()
+    }
     /// Feeds what was read to the core and handles the events it queues; leaves in `inbuf`
     /// only what the core did not take yet (a partial packet).
     async fn input(&mut self, inbuf: &mut Vec<u8>) -> Result<(), Error>;
@@ -37,11 +39,6 @@ pub(crate) trait Role {
     async fn wake(&mut self, writing: bool) -> Result<(), Error> {
         let _ = writing;
         std::future::pending().await
-    }
-    /// All pending output reached the socket (backpressure released).
-    fn flushed(&mut self, now: Instant) -> Result<(), Error> {
-        let _ = now;
-        Ok(())
     }
 }
 
@@ -61,8 +58,8 @@ where
             break e;
         }
         if out.is_empty() {
-            out.refill(|b| role.transmit(b));
-            if out.is_empty() && role.is_closed() {
+            out.refill(|b| role.conn_mut().poll_transmit(b));
+            if out.is_empty() && role.conn().is_closed() {
                 flush_and_close(stream, &[]).await;
                 return Ended::Closed;
             }
@@ -75,7 +72,7 @@ where
             step = io_step(stream, &out, &mut inbuf) => match step {
                 Io::Wrote(Ok(n)) => {
                     out.advance(n);
-                    if out.is_empty() { role.flushed(Instant::now()) } else { Ok(()) }
+                    if out.is_empty() { role.conn_mut().handle_writable(Instant::now()) } else { Ok(()) }
                 }
                 Io::Read(Ok(0)) => return Ended::Eof,
                 Io::Read(Ok(_)) => {
@@ -87,14 +84,20 @@ where
                 }
                 Io::Wrote(Err(e)) | Io::Read(Err(e)) => return Ended::Io(e),
             },
-            () = deadline.wait() => role.timeout(Instant::now()),
+            () = deadline.wait() => role.conn_mut().handle_timeout(Instant::now()),
             woke = role.wake(writing) => woke,
         };
         if let Err(e) = turn {
             break e;
         }
     };
-    finish(stream, &out, |b| role.transmit(b), Ended::Error(failed)).await
+    finish(
+        stream,
+        &out,
+        |b| role.conn_mut().poll_transmit(b),
+        Ended::Error(failed),
+    )
+    .await
 }
 
 /// Feeds `inbuf` to `handle` until it is all taken or `handle` takes nothing (a partial

@@ -127,17 +127,12 @@ where
 struct Bare<'a, C>(&'a mut C);
 
 impl<C: Connection> engine::Role for Bare<'_, C> {
-    fn transmit(&mut self, out: &mut Vec<u8>) {
-        self.0.poll_transmit(out);
+    type Conn = C;
+    fn conn(&self) -> &C {
+        self.0
     }
-    fn is_closed(&self) -> bool {
-        self.0.is_closed()
-    }
-    fn deadline(&self) -> Option<Instant> {
-        self.0.poll_timeout()
-    }
-    fn timeout(&mut self, now: Instant) -> Result<(), Error> {
-        self.0.handle_timeout(now)
+    fn conn_mut(&mut self) -> &mut C {
+        self.0
     }
     async fn input(&mut self, inbuf: &mut Vec<u8>) -> Result<(), Error> {
         let now = Instant::now();
@@ -148,9 +143,6 @@ impl<C: Connection> engine::Role for Bare<'_, C> {
             }
             conn.handle_input(bytes, now)
         })
-    }
-    fn flushed(&mut self, now: Instant) -> Result<(), Error> {
-        self.0.handle_writable(now)
     }
 }
 

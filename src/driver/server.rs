@@ -177,14 +177,15 @@ where
 /// The server's part of the connection loop: authentication decided as requests come, session
 /// tasks and their pipes, the stop signal.
 impl Role for Driver {
+    type Conn = ServerConnection;
+    fn conn(&self) -> &ServerConnection {
+        &self.s
+    }
+    fn conn_mut(&mut self) -> &mut ServerConnection {
+        &mut self.s
+    }
     fn pump(&mut self) -> Result<(), Error> {
         self.pump_sessions()
-    }
-    fn transmit(&mut self, out: &mut Vec<u8>) {
-        self.s.poll_transmit(out);
-    }
-    fn is_closed(&self) -> bool {
-        self.s.is_closed()
     }
     fn deadline(&self) -> Option<Instant> {
         // (A session's start deadline is handled by the next `pump`.)
@@ -192,9 +193,6 @@ impl Role for Driver {
             .into_iter()
             .flatten()
             .min()
-    }
-    fn timeout(&mut self, now: Instant) -> Result<(), Error> {
-        self.s.handle_timeout(now)
     }
     async fn input(&mut self, inbuf: &mut Vec<u8>) -> Result<(), Error> {
         self.feed(inbuf).await
