@@ -11,7 +11,7 @@ use tokio::io::AsyncWriteExt;
 
 use crate::driver::client::{RemoteExit, RemoteSession};
 use crate::driver::pipe::splice;
-use crate::driver::relay::{AbortOnDrop, copy, idle_watch};
+use crate::driver::relay::{copy, idle_watch};
 use crate::session::{ExitStatus, SessionIo};
 
 /// Bytes moved and how the session ended, for the log line.
@@ -54,23 +54,17 @@ pub async fn forward(
         stderr: up_stderr,
         exit,
     } = remote;
-    // The client may hold its stdin open after the command is done: never wait for it.
-    let to_upstream = tokio::spawn(copy(
-        stdin,
-        up_stdin,
-        counters.clone(),
-        activity.clone(),
-        true,
-        true,
-    ));
-    let _stop_input = AbortOnDrop(to_upstream);
-    // The pack comes back this way: the upstream connection's driver writes it straight into
-    // the client's session pipe, no task in between.
+    // Both directions are spliced: each connection's driver writes straight into the other
+    // one's pipe, no task in between. The client's input goes up this way (and nothing waits
+    // for a client that holds its stdin open after the command is done) …
+    let spliced_in = splice(stdin, up_stdin);
+    // … and the pack comes back this way.
     let spliced = splice(up_stdout, stdout);
     let moved = || {
         activity
             .load(Ordering::Relaxed)
             .saturating_add(spliced.moved())
+            .saturating_add(spliced_in.moved())
     };
     let outcome = {
         let errors = copy(
@@ -119,7 +113,7 @@ pub async fn forward(
     }
     let _ = stderr.shutdown().await;
     ForwardReport {
-        bytes_in: counters.0.load(Ordering::Relaxed),
+        bytes_in: spliced_in.moved(),
         bytes_out: counters
             .1
             .load(Ordering::Relaxed)
