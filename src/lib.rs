@@ -39,16 +39,19 @@
 //!    [`connection::Connection::handle`], which decodes it with [`msg::Message::decode`].
 //!    CHANNEL_DATA is appended to the channel's buffer (window checked) and raises
 //!    `ChannelEvent::Readable`.
-//! 4. The driver moves the buffered bytes into the session's pipe (`driver::pipe`), returning
-//!    window credit only for what it moved; the git task (`git::process`) copies the pipe
-//!    into git's stdin.
+//! 4. The driver writes the buffered bytes straight from the channel's buffer into git's
+//!    stdin, which the git task attached to the session (`driver::attached::poll_sinks`,
+//!    `PipeReader::attach`), returning window credit only for what git took: the decrypted
+//!    payload is copied once, into the channel, and no task sits in between. (A session whose
+//!    task reads its stdin itself gets the bytes through a bounded `driver::pipe` instead.)
 //! 5. Back: git's stdout is attached to the driver (`driver::batch_read`), which reads it only
 //!    when the channel window and the transport have room, straight into
 //!    `Connection::write` → `Transport::send_with` → `transport::packet` seals it → the
 //!    driver's outbox → the socket.
 //!
 //! The proxy is the same path with an upstream [`client::ClientConnection`] (`driver::client`)
-//! in place of git.
+//! in place of git: the session's pipes are spliced to the upstream channel's
+//! (`driver::pipe::splice`), so each connection's driver writes into the other's pipe.
 
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]

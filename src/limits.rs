@@ -86,6 +86,15 @@ pub const GIT_STOP_GRACE: std::time::Duration = std::time::Duration::from_secs(2
 /// to its window (2 MiB) in the one process.
 pub const PIPE_CAPACITY: usize = 256 * 1024;
 
+/// The first read of a process's output the driver reads itself (an attached source): the
+/// buffer is held only while the session streams, and protocol messages and ref lists fit.
+/// OpenSSH reads a channel's file descriptors 16 KiB at a time (`CHAN_RBUF`).
+pub const FIRST_SOURCE_READ: usize = 16 * 1024;
+
+/// Later reads of a source that filled the first one (a pack streams): the transport's whole
+/// queue at once, so one read and one wake-up fill many packets. OpenSSH: 16 KiB.
+pub const STREAM_SOURCE_READ: usize = 256 * 1024;
+
 /// What one socket read asks for: at most this much unprocessed input is held per connection
 /// between reads (OpenSSH reads 32 KiB at a time).
 pub const READ_CHUNK: usize = 64 * 1024;

@@ -8,13 +8,8 @@ use std::task::{Context, Poll};
 
 use crate::driver::pipe::Pipe;
 use crate::error::Error;
+use crate::limits::{FIRST_SOURCE_READ, STREAM_SOURCE_READ};
 use crate::server::ServerConnection;
-
-/// The first read of an attached source: protocol messages and ref lists fit.
-const FIRST_SOURCE_READ: usize = 16 * 1024;
-
-/// Reads of a streaming source: the transport's whole queue at once.
-const STREAM_SOURCE_READ: usize = 256 * 1024;
 
 /// Reads the sessions' attached output sources (see [`PipeWriter::attach`])
 /// and sends what they give at once, each as far as its channel's window and the transport
