@@ -344,6 +344,49 @@ impl Config {
                 format!("\"{p}\" is not \"default\" or \"hardened\""),
             ));
         }
+        self.validate_listeners()?;
+        if self.host_keys.is_empty() {
+            return Err(bad("host_keys", "at least one host key is needed"));
+        }
+        if self.user.is_empty() {
+            return Err(bad("user", "must not be empty"));
+        }
+        self.validate_keys()?;
+        for (i, r) in self.access.iter().enumerate() {
+            if r.who.is_empty() || r.repos.is_empty() {
+                return Err(bad(
+                    &format!("access[{i}]"),
+                    "who and repos must not be empty",
+                ));
+            }
+        }
+        self.preferences()?;
+        self.user_sig_algs()?;
+        self.validate_limits()?;
+        if !self.monitoring.listen.is_empty()
+            && self.monitoring.listen.parse::<SocketAddr>().is_err()
+        {
+            return Err(bad(
+                "monitoring.listen",
+                format!(
+                    "\"{}\" is not an ADDRESS:PORT (or \"\" for none)",
+                    self.monitoring.listen
+                ),
+            ));
+        }
+        if !matches!(self.log.format.as_str(), "human" | "json") {
+            return Err(bad(
+                "log.format",
+                format!("\"{}\" is not \"human\" or \"json\"", self.log.format),
+            ));
+        }
+        tracing_subscriber::EnvFilter::try_new(&self.log.level)
+            .map_err(|e| bad("log.level", e.to_string()))?;
+        self.validate_proxy()
+    }
+
+    /// `listen` and `[[listeners]]`: addresses, trusted sources, PROXY protocol.
+    fn validate_listeners(&self) -> Result<(), ConfigError> {
         if self.listen.is_empty() && self.listeners.is_empty() {
             return Err(bad(
                 "listen",
@@ -377,12 +420,11 @@ impl Config {
                 ));
             }
         }
-        if self.host_keys.is_empty() {
-            return Err(bad("host_keys", "at least one host key is needed"));
-        }
-        if self.user.is_empty() {
-            return Err(bad("user", "must not be empty"));
-        }
+        Ok(())
+    }
+
+    /// `[keys]`: the backend and what it needs.
+    fn validate_keys(&self) -> Result<(), ConfigError> {
         match self.keys.backend.as_str() {
             "file" if self.keys.file.is_none() => {
                 return Err(bad("keys.file", "needed with backend = \"file\""));
@@ -401,16 +443,11 @@ impl Config {
         if self.keys.command_timeout_secs == 0 {
             return Err(bad("keys.command_timeout_secs", "must be at least 1"));
         }
-        for (i, r) in self.access.iter().enumerate() {
-            if r.who.is_empty() || r.repos.is_empty() {
-                return Err(bad(
-                    &format!("access[{i}]"),
-                    "who and repos must not be empty",
-                ));
-            }
-        }
-        self.preferences()?;
-        self.user_sig_algs()?;
+        Ok(())
+    }
+
+    /// `[timeouts]` and `[limits]`.
+    fn validate_limits(&self) -> Result<(), ConfigError> {
         let t = &self.timeouts;
         if t.login_grace_secs == 0 || t.idle_secs == 0 {
             return Err(bad(
@@ -452,26 +489,7 @@ impl Config {
                 "prefixes are at most 32 (IPv4) and 128 (IPv6) bits",
             ));
         }
-        if !self.monitoring.listen.is_empty()
-            && self.monitoring.listen.parse::<SocketAddr>().is_err()
-        {
-            return Err(bad(
-                "monitoring.listen",
-                format!(
-                    "\"{}\" is not an ADDRESS:PORT (or \"\" for none)",
-                    self.monitoring.listen
-                ),
-            ));
-        }
-        if !matches!(self.log.format.as_str(), "human" | "json") {
-            return Err(bad(
-                "log.format",
-                format!("\"{}\" is not \"human\" or \"json\"", self.log.format),
-            ));
-        }
-        tracing_subscriber::EnvFilter::try_new(&self.log.level)
-            .map_err(|e| bad("log.level", e.to_string()))?;
-        self.validate_proxy()
+        Ok(())
     }
 
     fn validate_proxy(&self) -> Result<(), ConfigError> {

@@ -47,6 +47,17 @@ struct Session {
     done: bool,
 }
 
+impl Session {
+    /// Ends a session that runs nothing: `message` on stderr, exit status 1 (a refused command,
+    /// the greeting of a `shell` request).
+    fn finish_with(&mut self, message: &str) {
+        self.stderr.push(format!("{message}\n").as_bytes());
+        self.stdout.close_write();
+        self.stderr.close_write();
+        self.exit = Some(ExitStatus::Code(1));
+    }
+}
+
 struct Driver {
     s: ServerConnection,
     lookup: Arc<dyn KeyLookup>,
@@ -458,6 +469,19 @@ impl Driver {
     }
 
     fn request(&mut self, id: u32, request: ChannelRequest, want_reply: bool) -> Result<(), Error> {
+        let ok = match &request {
+            ChannelRequest::Exec(command) => self.start_exec(id, command, &request)?,
+            _ => self.session_request(id, &request),
+        };
+        if want_reply {
+            self.s.reply_request(id, ok)
+        } else {
+            Ok(())
+        }
+    }
+
+    /// `env`, `shell` and the requests we refuse; whether it was accepted.
+    fn session_request(&mut self, id: u32, request: &ChannelRequest) -> bool {
         let shell_message = match request {
             ChannelRequest::Shell => self
                 .context(Vec::new())
@@ -465,13 +489,9 @@ impl Driver {
             _ => None,
         };
         let Some(sess) = self.sessions.get_mut(&id) else {
-            return if want_reply {
-                self.s.reply_request(id, false)
-            } else {
-                Ok(())
-            };
+            return false;
         };
-        let ok = match &request {
+        match request {
             // Counted whether allowed or not; past the cap refused without a word (OpenSSH: 128).
             ChannelRequest::Env { .. } if sess.env_requests >= MAX_ENV_REQUESTS => false,
             ChannelRequest::Env { name, value }
@@ -485,69 +505,70 @@ impl Driver {
                 }
                 true
             }
-            ChannelRequest::Env { .. } => {
-                sess.env_requests = sess.env_requests.saturating_add(1);
-                if let Some(ctx) = self.context(Vec::new()) {
-                    self.handler.refused(&ctx, &request);
-                }
-                false
-            }
             ChannelRequest::Shell if !sess.started => match shell_message {
                 Some(message) => {
                     sess.started = true;
-                    sess.stderr.push(format!("{message}\n").as_bytes());
-                    sess.stdout.close_write();
-                    sess.stderr.close_write();
-                    sess.exit = Some(ExitStatus::Code(1));
+                    sess.finish_with(&message);
                     true
                 }
                 None => false,
             },
-            ChannelRequest::Exec(command) if !sess.started => {
-                sess.started = true;
-                let sess_serial = sess.serial;
-                let env = sess.env.clone();
-                let (alive, gone) = oneshot::channel();
-                sess._alive = Some(alive);
-                let io = SessionIo {
-                    stdin: PipeReader(sess.stdin.clone()),
-                    stdout: PipeWriter(sess.stdout.clone()),
-                    stderr: PipeWriter(sess.stderr.clone()),
-                    gone,
-                };
-                let Some(ctx) = self.context(env) else {
-                    return Err(Error::Auth(AuthError::NoIdentity));
-                };
-                match self.handler.exec(&ctx, command, io) {
-                    ExecDecision::Run(task) => {
-                        let serial = sess_serial;
-                        self.tasks.spawn(async move { (serial, task.await) });
-                    }
-                    ExecDecision::Refuse(message) => {
-                        let sess = self
-                            .sessions
-                            .get_mut(&id)
-                            .ok_or(Error::Channel(ChannelError::SessionVanished))?;
-                        sess.stderr.push(format!("{message}\n").as_bytes());
-                        sess.stdout.close_write();
-                        sess.stderr.close_write();
-                        sess.exit = Some(ExitStatus::Code(1));
-                    }
-                }
-                // The command ran or was refused with a message; either way the request was taken.
-                true
-            }
             other => {
-                if let Some(ctx) = self.context(Vec::new()) {
-                    self.handler.refused(&ctx, other);
+                if let ChannelRequest::Env { .. } = other {
+                    sess.env_requests = sess.env_requests.saturating_add(1);
                 }
+                self.refused(other);
                 false
             }
+        }
+    }
+
+    /// An `exec`: the handler runs it as a task or refuses it with a message (either way the
+    /// request was taken); a second command on a session is refused.
+    fn start_exec(
+        &mut self,
+        id: u32,
+        command: &[u8],
+        request: &ChannelRequest,
+    ) -> Result<bool, Error> {
+        let Some(sess) = self.sessions.get_mut(&id) else {
+            return Ok(false);
         };
-        if want_reply {
-            self.s.reply_request(id, ok)
-        } else {
-            Ok(())
+        if sess.started {
+            self.refused(request);
+            return Ok(false);
+        }
+        sess.started = true;
+        let serial = sess.serial;
+        let env = sess.env.clone();
+        let (alive, gone) = oneshot::channel();
+        sess._alive = Some(alive);
+        let io = SessionIo {
+            stdin: PipeReader(sess.stdin.clone()),
+            stdout: PipeWriter(sess.stdout.clone()),
+            stderr: PipeWriter(sess.stderr.clone()),
+            gone,
+        };
+        let Some(ctx) = self.context(env) else {
+            return Err(Error::Auth(AuthError::NoIdentity));
+        };
+        match self.handler.exec(&ctx, command, io) {
+            ExecDecision::Run(task) => {
+                self.tasks.spawn(async move { (serial, task.await) });
+            }
+            ExecDecision::Refuse(message) => self
+                .sessions
+                .get_mut(&id)
+                .ok_or(Error::Channel(ChannelError::SessionVanished))?
+                .finish_with(&message),
+        }
+        Ok(true)
+    }
+
+    /// Tells the policy about a request we refuse (for its log).
+    fn refused(&self, request: &ChannelRequest) {
+        if let Some(ctx) = self.context(Vec::new()) {
+            self.handler.refused(&ctx, request);
         }
     }
 
