@@ -132,9 +132,10 @@ pub fn packet_parser(data: &[u8]) {
 /// key-exchange messages and PK_OK, the `publickey` fields and the typed channel requests: no
 /// panic, and whatever decodes re-encodes to bytes that decode to the same value.
 pub fn msg_roundtrip(data: &[u8]) {
+    use crate::msg::forwarding::bound_port;
     use crate::msg::{
-        ChannelRequest, KexEcdhInit, KexEcdhReply, KexGexGroup, KexGexInit, KexGexReply,
-        KexGexRequest, Publickey, UserauthPkOk,
+        ChannelKind, ChannelRequest, GlobalRequestKind, KexEcdhInit, KexEcdhReply, KexGexGroup,
+        KexGexInit, KexGexReply, KexGexRequest, Publickey, UserauthPkOk,
     };
     use crate::wire::Decode;
 
@@ -177,6 +178,26 @@ pub fn msg_roundtrip(data: &[u8]) {
                     if !dropped && !tagged {
                         assert_eq!(ChannelRequest::parse(m.kind, &req.data()), Ok(req));
                     }
+                }
+            }
+            // Channel types and global requests: the name survives, the known ones' fields
+            // re-encode to the same value (trailing bytes, tolerated, are not kept).
+            Message::ChannelOpen(m) => {
+                if let Ok(kind) = ChannelKind::parse(m.kind, m.extra.0) {
+                    assert_eq!(kind.name(), m.kind);
+                    assert_eq!(ChannelKind::parse(m.kind, &kind.data()), Ok(kind));
+                }
+            }
+            Message::GlobalRequest(m) => {
+                if let Ok(req) = GlobalRequestKind::parse(m.name, m.data.0) {
+                    assert_eq!(req.name(), m.name);
+                    assert_eq!(GlobalRequestKind::parse(m.name, &req.data()), Ok(req));
+                }
+            }
+            Message::RequestSuccess(m) => {
+                if let Ok(Some(port)) = bound_port(m.data.0) {
+                    let data = crate::msg::forwarding::bound_port_data(port);
+                    assert_eq!(bound_port(&data), Ok(Some(port)));
                 }
             }
             _ => {}

@@ -14,9 +14,9 @@ use std::collections::VecDeque;
 use crate::error::{ChannelError, Error, ProtocolError};
 use crate::limits::{MIN_CHANNEL_WINDOW, WINDOW_GRACE_DIVISOR};
 use crate::msg::{
-    ChannelClose, ChannelData, ChannelEof, ChannelExtendedData, ChannelFailure, ChannelOpen,
-    ChannelOpenConfirmation, ChannelOpenFailure, ChannelRequestMsg, ChannelSuccess,
-    ChannelWindowAdjust, GlobalRequest, Message, MsgNum, RequestFailure, Rest,
+    ChannelClose, ChannelData, ChannelEof, ChannelExtendedData, ChannelFailure, ChannelKind,
+    ChannelOpen, ChannelOpenConfirmation, ChannelOpenFailure, ChannelRequestMsg, ChannelSuccess,
+    ChannelWindowAdjust, GlobalRequest, GlobalRequestKind, Message, MsgNum, RequestFailure, Rest,
 };
 use crate::transport::Transport;
 
@@ -68,8 +68,9 @@ pub enum ChannelEvent {
     OpenRequest {
         /// Our id for it.
         id: u32,
-        /// The channel type, e.g. `session`, `direct-tcpip`.
-        kind: Vec<u8>,
+        /// The channel type with its type-specific data (`session`, `direct-tcpip` with its
+        /// target, …).
+        kind: ChannelKind,
     },
     /// A channel we opened was confirmed.
     Opened {
@@ -303,7 +304,8 @@ impl Connection {
     }
 
     fn on_global_request(&mut self, t: &mut Transport, m: &GlobalRequest<'_>) -> Result<(), Error> {
-        if m.name == b"no-more-sessions@openssh.com" {
+        // A malformed request we would refuse anyway is refused, not a reason to disconnect.
+        if let Ok(GlobalRequestKind::NoMoreSessions) = GlobalRequestKind::parse(m.name, m.data.0) {
             self.no_more_sessions = true;
         }
         // We offer no global services (port forwarding included): refuse, in arrival order.
@@ -326,12 +328,12 @@ impl Connection {
     }
 
     fn on_open(&mut self, t: &mut Transport, m: &ChannelOpen<'_>) -> Result<(), Error> {
-        if m.kind == b"session" && self.no_more_sessions {
+        let kind = ChannelKind::parse(m.kind, m.extra.0)?;
+        if kind == ChannelKind::Session && self.no_more_sessions {
             return Err(Error::Channel(ChannelError::SessionAfterNoMoreSessions));
         }
-        let kind = m.kind.to_vec();
         let mut ch = Channel::new(
-            kind.clone(),
+            m.kind.to_vec(),
             ChanState::PendingAccept,
             self.window_for_new(),
         );

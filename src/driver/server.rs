@@ -25,6 +25,7 @@ use crate::limits::MAX_ENV_REQUESTS;
 use crate::log_safe::{LogSafe, log_safe};
 use crate::lookup::{Identity, KeyLookup};
 use crate::monitoring::METRICS;
+use crate::msg::ChannelKind;
 use crate::server::{ServerConnection, ServerEvent};
 use crate::session::{ExecDecision, ExitStatus, SessionContext, SessionHandler, SessionIo};
 use crate::transport::TransportEvent;
@@ -408,13 +409,13 @@ impl Driver {
         match ev {
             ChannelEvent::OpenRequest { id, kind } => {
                 let limit = self.s.channels().config().max_channels;
-                if kind == b"session"
+                if kind == ChannelKind::Session
                     && self.sessions.len().saturating_add(self.detached.len()) >= limit
                 {
                     // Commands still running for closed channels count against the limit.
                     self.s
                         .reject_open(id, reason::RESOURCE_SHORTAGE, "too many sessions")?;
-                } else if kind == b"session" {
+                } else if kind == ChannelKind::Session {
                     self.s.accept_open(id)?;
                     let n = || Pipe::new(self.notify.clone());
                     self.next_serial = self.next_serial.wrapping_add(1);
@@ -437,7 +438,7 @@ impl Driver {
                         },
                     );
                 } else {
-                    tracing::info!(peer = %self.peer, kind = %LogSafe(&kind), "channel type refused");
+                    tracing::info!(peer = %self.peer, kind = %LogSafe(kind.name()), "channel type refused");
                     self.s
                         .reject_open(id, reason::PROHIBITED, "only sessions are supported")?;
                 }

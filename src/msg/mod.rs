@@ -6,6 +6,7 @@
 
 pub mod connection;
 pub(crate) mod fields;
+pub mod forwarding;
 pub mod kex;
 mod numbers;
 pub mod transport;
@@ -17,6 +18,7 @@ pub use connection::{
     ChannelWindowAdjust, GlobalRequest, Ping, Pong, RequestFailure, RequestSuccess,
 };
 pub use fields::Rest;
+pub use forwarding::{ChannelKind, GlobalRequestKind, TcpipEnds};
 pub use kex::{KexEcdhInit, KexEcdhReply, KexGexGroup, KexGexInit, KexGexReply, KexGexRequest};
 pub use numbers::{Layer, MsgNum};
 pub use transport::{
@@ -340,6 +342,22 @@ mod tests {
             (&b"direct-tcpip"[..], 2 * 1024 * 1024)
         );
         assert_eq!(open.to_bytes(), bytes);
+        let ChannelKind::DirectTcpip(ends) = ChannelKind::parse(open.kind, open.extra.0).unwrap()
+        else {
+            panic!()
+        };
+        assert_eq!(ChannelKind::DirectTcpip(ends).data(), open.extra.0);
+        let bytes = seed!("seed-global-tcpip-forward");
+        let Message::GlobalRequest(g) = Message::decode(&bytes).unwrap() else {
+            panic!()
+        };
+        assert_eq!(
+            GlobalRequestKind::parse(g.name, g.data.0).unwrap(),
+            GlobalRequestKind::TcpipForward {
+                address: b"localhost".to_vec(),
+                port: 0
+            }
+        );
         // Context-dependent numbers stay Other and decode with the context's struct.
         let bytes = seed!("seed-kex-gex-request");
         let Message::Other { body, .. } = Message::decode(&bytes).unwrap() else {

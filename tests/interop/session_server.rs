@@ -11,6 +11,7 @@ use portcullis::connection::{ChannelEvent, ChannelRequest, ConnectionConfig, rea
 use portcullis::driver::{Connection, Ended, drive, os_rng};
 use portcullis::error::Error;
 use portcullis::keys::{PrivateKey, PublicKey, SigAlg};
+use portcullis::msg::ChannelKind;
 use portcullis::server::{ServerConfig, ServerConnection, ServerEvent};
 use portcullis::transport::TransportEvent;
 use sha2::{Digest, Sha256};
@@ -79,7 +80,7 @@ impl App {
                 }
                 ServerEvent::Transport(_) => {}
                 ServerEvent::Channel(ChannelEvent::OpenRequest { id, kind }) => {
-                    if kind == b"session" {
+                    if kind == ChannelKind::Session {
                         self.s.accept_open(id)?;
                         let read_chunk = self.read_chunk;
                         self.sessions.insert(
@@ -95,7 +96,7 @@ impl App {
                             .refused_opens
                             .lock()
                             .unwrap()
-                            .push(String::from_utf8_lossy(&kind).into_owned());
+                            .push(String::from_utf8_lossy(kind.name()).into_owned());
                         self.s
                             .reject_open(id, reason::PROHIBITED, "only sessions")?;
                     }

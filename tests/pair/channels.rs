@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use portcullis::connection::{ChannelEvent, ConnectionConfig};
 use portcullis::error::{ChannelError, Error, ProtocolError};
-use portcullis::msg::MsgNum;
+use portcullis::msg::{ChannelKind, MsgNum, TcpipEnds};
 use portcullis::server::{ServerConfig, ServerEvent};
 use portcullis::wire::Reader;
 
@@ -137,6 +137,54 @@ fn data_on_an_unknown_channel_disconnects() {
     assert_eq!(
         s.server_error,
         Some(Error::Protocol(ProtocolError::UnknownChannel { id: 5 }))
+    );
+}
+
+/// A `direct-tcpip` open reaches the application with its target typed [RFC4254 §7.2]; one
+/// with a field missing is a decode error, as sshd treats it.
+#[test]
+fn direct_tcpip_opens_arrive_typed_and_truncated_ones_disconnect() {
+    let mut s = Session::new(ServerConfig::default());
+    s.login(&ed(1));
+    s.send(|w| {
+        w.u8(90)
+            .string(b"direct-tcpip")
+            .u32(7)
+            .u32(1 << 20)
+            .u32(32768);
+        w.string(b"db.internal")
+            .u32(5432)
+            .string(b"127.0.0.1")
+            .u32(40000);
+    });
+    assert!(s.server_error.is_none(), "{:?}", s.server_error);
+    let kind = s.server_events.iter().find_map(|e| match e {
+        ServerEvent::Channel(ChannelEvent::OpenRequest { kind, .. }) => Some(kind.clone()),
+        _ => None,
+    });
+    assert_eq!(
+        kind,
+        Some(ChannelKind::DirectTcpip(TcpipEnds {
+            host: b"db.internal".to_vec(),
+            port: 5432,
+            originator: b"127.0.0.1".to_vec(),
+            originator_port: 40000,
+        }))
+    );
+    let mut s = Session::new(ServerConfig::default());
+    s.login(&ed(1));
+    s.send(|w| {
+        w.u8(90)
+            .string(b"direct-tcpip")
+            .u32(7)
+            .u32(1 << 20)
+            .u32(32768);
+        w.string(b"db.internal").u32(5432);
+    });
+    assert!(
+        matches!(s.server_error, Some(Error::Decode(_))),
+        "{:?}",
+        s.server_error
     );
 }
 
