@@ -10,7 +10,7 @@ use std::time::Instant;
 use crate::connection::keepalive::Keepalive;
 use crate::connection::{ChannelEvent, Connection};
 use crate::error::{DisconnectReason, Error, ProtocolError};
-use crate::msg::{MsgNum, Ping, Pong, Unimplemented};
+use crate::msg::{ChannelKind, GlobalRequestKind, MsgNum, Ping, Pong, Unimplemented};
 use crate::transport::{Transport, TransportEvent};
 use crate::wire::Decode;
 
@@ -153,10 +153,7 @@ impl<S: Side> Endpoint<S> {
                 }
                 self.conn.handle(&mut self.t, payload)?;
                 while let Some(e) = self.conn.poll_event() {
-                    // Replies to our keepalives: their arrival is all that counts.
-                    if !matches!(e, ChannelEvent::GlobalReply { .. }) {
-                        self.events.push_back(S::channel_event(e));
-                    }
+                    self.events.push_back(S::channel_event(e));
                 }
                 Ok(())
             }
@@ -172,6 +169,31 @@ impl<S: Side> Endpoint<S> {
             // Anything else: UNIMPLEMENTED [RFC4253 §11.4].
             _ => self.t.send_msg(&Unimplemented { seq }),
         }
+    }
+
+    /// Opens a channel of `kind` (with its type-specific data); wait for
+    /// [`ChannelEvent::Opened`](crate::connection::ChannelEvent::Opened) or `OpenFailed`.
+    pub fn open_channel(&mut self, kind: &ChannelKind) -> Result<u32, Error> {
+        self.conn.open(&mut self.t, kind)
+    }
+
+    /// Accepts a channel the peer opened (an `OpenRequest`).
+    pub fn accept_open(&mut self, id: u32) -> Result<(), Error> {
+        self.conn.accept_open(&mut self.t, id)
+    }
+
+    /// Refuses a channel the peer opened, with a reason code ([`crate::connection::reason`]).
+    pub fn reject_open(&mut self, id: u32, reason: u32, description: &str) -> Result<(), Error> {
+        self.conn.reject_open(&mut self.t, id, reason, description)
+    }
+
+    /// Sends a global request; with `want_reply` its answer arrives as a `GlobalReply` event.
+    pub fn global_request(
+        &mut self,
+        request: &GlobalRequestKind,
+        want_reply: bool,
+    ) -> Result<(), Error> {
+        self.conn.global_request(&mut self.t, request, want_reply)
     }
 
     /// Sends EOF on `id`: we will write no more [RFC4254 §5.3].

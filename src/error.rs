@@ -303,6 +303,9 @@ pub enum ChannelError {
         /// The id.
         id: u32,
     },
+    /// A REQUEST_SUCCESS to our `tcpip-forward` for port 0 that names no port [RFC4254 §7.1].
+    #[error("tcpip-forward reply without the bound port")]
+    NoBoundPort,
     /// A session the driver tracks has no channel any more (a bug).
     #[error("session vanished")]
     SessionVanished,

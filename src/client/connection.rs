@@ -11,7 +11,7 @@ use crate::crypto::rng::SecureRandom;
 use crate::endpoint::{Endpoint, Side};
 use crate::error::{DisconnectReason, Error};
 use crate::keys::PrivateKey;
-use crate::msg::{MsgNum, ServiceRequest};
+use crate::msg::{ChannelKind, GlobalRequestKind, MsgNum, ServiceRequest, TcpipEnds};
 use crate::transport::{HostKeyVerifier, Transport, TransportConfig, TransportEvent};
 
 /// Settings for outgoing connections.
@@ -130,7 +130,49 @@ impl Endpoint<ClientSide> {
 
     /// Opens a session channel; wait for [`ChannelEvent::Opened`].
     pub fn open_session(&mut self) -> Result<u32, Error> {
-        self.conn.open(&mut self.t, b"session")
+        self.conn.open(&mut self.t, &ChannelKind::Session)
+    }
+
+    /// Opens a `direct-tcpip` channel: the server connects to `host:port` for us and the
+    /// channel carries that connection [RFC4254 §7.2] (ssh's `-L`). `originator` is where the
+    /// connection came from on our side. Wait for [`ChannelEvent::Opened`] or `OpenFailed`.
+    pub fn open_direct_tcpip(
+        &mut self,
+        host: &str,
+        port: u16,
+        originator: &str,
+        originator_port: u16,
+    ) -> Result<u32, Error> {
+        self.open_channel(&ChannelKind::DirectTcpip(TcpipEnds {
+            host: host.as_bytes().to_vec(),
+            port: u32::from(port),
+            originator: originator.as_bytes().to_vec(),
+            originator_port: u32::from(originator_port),
+        }))
+    }
+
+    /// Asks the server to listen on `address:port` (port 0: any; the reply names it) and to
+    /// open a `forwarded-tcpip` channel to us per connection [RFC4254 §7.1] (ssh's `-R`). The
+    /// answer arrives as [`ChannelEvent::GlobalReply`].
+    pub fn tcpip_forward(&mut self, address: &str, port: u16) -> Result<(), Error> {
+        self.global_request(
+            &GlobalRequestKind::TcpipForward {
+                address: address.as_bytes().to_vec(),
+                port: u32::from(port),
+            },
+            true,
+        )
+    }
+
+    /// Cancels a [`tcpip_forward`](Self::tcpip_forward) [RFC4254 §7.1].
+    pub fn cancel_tcpip_forward(&mut self, address: &str, port: u16) -> Result<(), Error> {
+        self.global_request(
+            &GlobalRequestKind::CancelTcpipForward {
+                address: address.as_bytes().to_vec(),
+                port: u32::from(port),
+            },
+            true,
+        )
     }
 
     /// Sends a request on a channel (`exec`, `env`, …).

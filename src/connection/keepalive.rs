@@ -49,11 +49,11 @@ impl Keepalive {
         if now < due {
             return Ok(());
         }
-        if conn.global_replies_expected() >= self.max {
+        if conn.keepalives_unanswered() >= self.max {
             t.disconnect(DisconnectReason::ByApplication, "keepalive timeout");
             return Err(Error::Channel(ChannelError::KeepaliveTimeout));
         }
-        conn.global_request(t, b"keepalive@openssh.com")?;
+        conn.global_request(t, &crate::msg::GlobalRequestKind::Keepalive, true)?;
         self.due = self.interval.and_then(|i| now.checked_add(i));
         Ok(())
     }

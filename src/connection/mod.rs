@@ -4,6 +4,7 @@
 //! should know arrives as [`ChannelEvent`]s.
 
 mod channel;
+mod global;
 pub mod keepalive;
 
 pub use crate::msg::ChannelRequest;
@@ -16,7 +17,7 @@ use crate::limits::{MIN_CHANNEL_WINDOW, WINDOW_GRACE_DIVISOR};
 use crate::msg::{
     ChannelClose, ChannelData, ChannelEof, ChannelExtendedData, ChannelFailure, ChannelKind,
     ChannelOpen, ChannelOpenConfirmation, ChannelOpenFailure, ChannelRequestMsg, ChannelSuccess,
-    ChannelWindowAdjust, GlobalRequest, GlobalRequestKind, Message, MsgNum, RequestFailure, Rest,
+    ChannelWindowAdjust, GlobalRequestKind, Message, MsgNum, Rest,
 };
 use crate::transport::Transport;
 
@@ -122,10 +123,15 @@ pub enum ChannelEvent {
         /// Channel.
         id: u32,
     },
-    /// The answer to one of our global requests.
+    /// The answer to one of our global requests (keepalives excepted: their answer only
+    /// counts), in the order they were sent [RFC4254 §4].
     GlobalReply {
+        /// The request answered.
+        request: GlobalRequestKind,
         /// REQUEST_SUCCESS or not.
         ok: bool,
+        /// The port the server bound for a `tcpip-forward` to port 0 [RFC4254 §7.1].
+        bound_port: Option<u32>,
     },
 }
 
@@ -135,7 +141,8 @@ pub struct Connection {
     config: ConnectionConfig,
     channels: Vec<Option<Channel>>,
     events: VecDeque<ChannelEvent>,
-    global_replies_expected: u32,
+    /// Our global requests awaiting their reply, oldest first.
+    awaiting: VecDeque<global::Awaiting>,
     /// The peer promised to open no more sessions (`no-more-sessions@openssh.com`).
     no_more_sessions: bool,
 }
@@ -157,7 +164,7 @@ impl Connection {
             config,
             channels: Vec::new(),
             events: VecDeque::new(),
-            global_replies_expected: 0,
+            awaiting: VecDeque::new(),
             no_more_sessions: false,
         }
     }
@@ -256,8 +263,8 @@ impl Connection {
     pub fn handle(&mut self, t: &mut Transport, payload: &[u8]) -> Result<(), Error> {
         match Message::decode(payload)? {
             Message::GlobalRequest(m) => self.on_global_request(t, &m),
-            Message::RequestSuccess(_) => self.on_global_reply(MsgNum::REQUEST_SUCCESS),
-            Message::RequestFailure(_) => self.on_global_reply(MsgNum::REQUEST_FAILURE),
+            Message::RequestSuccess(m) => self.on_global_reply(MsgNum::REQUEST_SUCCESS, m.data.0),
+            Message::RequestFailure(_) => self.on_global_reply(MsgNum::REQUEST_FAILURE, &[]),
             Message::ChannelOpen(m) => self.on_open(t, &m),
             Message::ChannelOpenConfirmation(m) => self.on_open_confirmation(&m),
             Message::ChannelOpenFailure(m) => self.on_open_failure(&m),
@@ -301,30 +308,6 @@ impl Connection {
             return Err(protocol("channel not open", num));
         }
         Ok(ch)
-    }
-
-    fn on_global_request(&mut self, t: &mut Transport, m: &GlobalRequest<'_>) -> Result<(), Error> {
-        // A malformed request we would refuse anyway is refused, not a reason to disconnect.
-        if let Ok(GlobalRequestKind::NoMoreSessions) = GlobalRequestKind::parse(m.name, m.data.0) {
-            self.no_more_sessions = true;
-        }
-        // We offer no global services (port forwarding included): refuse, in arrival order.
-        if m.want_reply {
-            t.send_msg(&RequestFailure {})?;
-        }
-        Ok(())
-    }
-
-    /// REQUEST_SUCCESS / REQUEST_FAILURE: replies may carry data (a bound port); not needed.
-    fn on_global_reply(&mut self, num: MsgNum) -> Result<(), Error> {
-        if self.global_replies_expected == 0 {
-            return Err(protocol("no global request outstanding", num));
-        }
-        self.global_replies_expected = self.global_replies_expected.saturating_sub(1);
-        self.events.push_back(ChannelEvent::GlobalReply {
-            ok: num == MsgNum::REQUEST_SUCCESS,
-        });
-        Ok(())
     }
 
     fn on_open(&mut self, t: &mut Transport, m: &ChannelOpen<'_>) -> Result<(), Error> {
@@ -485,18 +468,22 @@ impl Connection {
     }
 
     /// Opens a channel of `kind` (the client opens `session`s).
-    pub fn open(&mut self, t: &mut Transport, kind: &[u8]) -> Result<u32, Error> {
+    pub fn open(&mut self, t: &mut Transport, kind: &ChannelKind) -> Result<u32, Error> {
         let window = self.window_for_new();
         let id = self
-            .allocate(Channel::new(kind.to_vec(), ChanState::Opening, window))
+            .allocate(Channel::new(
+                kind.name().to_vec(),
+                ChanState::Opening,
+                window,
+            ))
             .ok_or(Error::Channel(ChannelError::TooManyChannels))?;
         let max_packet = self.config.max_packet;
         t.send_msg(&ChannelOpen {
-            kind,
+            kind: kind.name(),
             sender: id,
             window,
             max_packet,
-            extra: Rest::default(),
+            extra: Rest(&kind.data()),
         })?;
         Ok(id)
     }
@@ -586,21 +573,6 @@ impl Connection {
         } else {
             t.send_msg(&ChannelFailure { recipient })
         }
-    }
-
-    /// Sends a global request expecting a reply (keepalives).
-    pub fn global_request(&mut self, t: &mut Transport, name: &[u8]) -> Result<(), Error> {
-        self.global_replies_expected = self.global_replies_expected.saturating_add(1);
-        t.send_msg(&GlobalRequest {
-            name,
-            want_reply: true,
-            data: Rest::default(),
-        })
-    }
-
-    /// Global requests still awaiting a reply.
-    pub fn global_replies_expected(&self) -> u32 {
-        self.global_replies_expected
     }
 
     /// Sends as much of `data` as the window, the peer's packet size and transport backpressure

@@ -434,6 +434,16 @@ impl Task {
 
     fn channel_event(&mut self, ev: ChannelEvent) -> Result<(), Error> {
         match ev {
+            // We asked for no forwarding: a channel the server opens (x11, forwarded-tcpip,
+            // auth-agent) is refused at once, as ssh refuses what it did not request.
+            ChannelEvent::OpenRequest { id, kind } => {
+                tracing::debug!(kind = %crate::log_safe::LogSafe(kind.name()), "upstream opened a channel; refused");
+                self.c.reject_open(
+                    id,
+                    crate::connection::reason::PROHIBITED,
+                    "no channels are accepted",
+                )?;
+            }
             ChannelEvent::Opened { id } => {
                 if let Some(ch) = self.chans.get_mut(&id) {
                     for (name, value) in std::mem::take(&mut ch.env) {

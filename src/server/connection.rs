@@ -178,16 +178,6 @@ impl Endpoint<ServerSide> {
         r
     }
 
-    /// Accepts a channel the client opened.
-    pub fn accept_open(&mut self, id: u32) -> Result<(), Error> {
-        self.conn.accept_open(&mut self.t, id)
-    }
-
-    /// Refuses a channel the client opened.
-    pub fn reject_open(&mut self, id: u32, reason: u32, description: &str) -> Result<(), Error> {
-        self.conn.reject_open(&mut self.t, id, reason, description)
-    }
-
     /// Answers the oldest pending want-reply request on `id`.
     pub fn reply_request(&mut self, id: u32, ok: bool) -> Result<(), Error> {
         self.conn.reply_request(&mut self.t, id, ok)

@@ -4,6 +4,7 @@
 
 mod channels;
 mod client;
+mod forwarding;
 mod harness;
 mod session;
 mod transcript;
