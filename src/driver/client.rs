@@ -17,6 +17,7 @@ use crate::driver::Ended;
 use crate::driver::engine::{self, Role};
 use crate::driver::pipe::{Pipe, PipeReader, PipeWriter};
 use crate::error::{DisconnectReason, Error};
+use crate::msg::{ChannelKind, TcpipEnds};
 use crate::session::ExitStatus;
 
 /// How a remote command ended, or why it never ran.
@@ -74,13 +75,13 @@ pub struct RemoteSession {
     pub exit: oneshot::Receiver<RemoteExit>,
 }
 
-/// What the connection task is asked to do.
-enum Command {
-    Exec {
-        command: Vec<u8>,
-        env: Vec<(Vec<u8>, Vec<u8>)>,
-        reply: oneshot::Sender<Result<RemoteSession, RemoteExit>>,
-    },
+/// What the connection task is asked to do: open a channel of `kind`; for a session, run
+/// `command` (`Some`) with `env` on it.
+struct Command {
+    kind: ChannelKind,
+    command: Option<Vec<u8>>,
+    env: Vec<(Vec<u8>, Vec<u8>)>,
+    reply: oneshot::Sender<Result<RemoteSession, RemoteExit>>,
 }
 
 /// State the task shares with its handles (read without a round trip).
@@ -112,19 +113,47 @@ impl ClientHandle {
         command: Vec<u8>,
         env: Vec<(Vec<u8>, Vec<u8>)>,
     ) -> Result<RemoteSession, RemoteExit> {
+        self.ask(ChannelKind::Session, Some(command), env).await
+    }
+
+    /// Opens a `direct-tcpip` channel to `host:port` (ssh's `-L`): the server connects there
+    /// and the streams carry that connection — `stdout` what the target sends, `stdin` what
+    /// goes to it (shut it down for a half-close), `stderr` stays empty, and `exit` resolves
+    /// with [`RemoteExit::NoStatus`] once the channel closed. `originator` names the
+    /// connection's source on our side [RFC4254 §7.2]. Resolves once the server opened it, or
+    /// with [`RemoteExit::OpenFailed`] and its reason (`connect failed`, `administratively
+    /// prohibited`).
+    pub async fn direct_tcpip(
+        &self,
+        host: &str,
+        port: u16,
+        originator: std::net::SocketAddr,
+    ) -> Result<RemoteSession, RemoteExit> {
+        let kind = ChannelKind::DirectTcpip(TcpipEnds {
+            host: host.as_bytes().to_vec(),
+            port: u32::from(port),
+            originator: originator.ip().to_string().into_bytes(),
+            originator_port: u32::from(originator.port()),
+        });
+        self.ask(kind, None, Vec::new()).await
+    }
+
+    async fn ask(
+        &self,
+        kind: ChannelKind,
+        command: Option<Vec<u8>>,
+        env: Vec<(Vec<u8>, Vec<u8>)>,
+    ) -> Result<RemoteSession, RemoteExit> {
         let (reply, answer) = oneshot::channel();
         let gone = || RemoteExit::Disconnected("connection closed".into());
         self.shared.sessions.fetch_add(1, Ordering::SeqCst);
-        if self
-            .tx
-            .send(Command::Exec {
-                command,
-                env,
-                reply,
-            })
-            .await
-            .is_err()
-        {
+        let asked = Command {
+            kind,
+            command,
+            env,
+            reply,
+        };
+        if self.tx.send(asked).await.is_err() {
             self.shared.sessions.fetch_sub(1, Ordering::SeqCst);
             return Err(gone());
         }
@@ -218,7 +247,9 @@ struct Chan {
     stdin: Pipe,
     stdout: Pipe,
     stderr: Pipe,
-    command: Vec<u8>,
+    /// The command to run once the session is open; `None` for a channel that is only a
+    /// stream (`direct-tcpip`), handed over as soon as it is open.
+    command: Option<Vec<u8>>,
     env: Vec<(Vec<u8>, Vec<u8>)>,
     /// Until the exec reply: where the streams (or the refusal) go.
     reply: Option<oneshot::Sender<Result<RemoteSession, RemoteExit>>>,
@@ -235,7 +266,7 @@ struct Chan {
 impl Chan {
     fn new(
         notify: &Arc<Notify>,
-        command: Vec<u8>,
+        command: Option<Vec<u8>>,
         env: Vec<(Vec<u8>, Vec<u8>)>,
         reply: oneshot::Sender<Result<RemoteSession, RemoteExit>>,
     ) -> Self {
@@ -264,6 +295,17 @@ impl Chan {
             running: false,
             eof_sent: false,
             closing: false,
+        }
+    }
+
+    /// The channel runs: its streams go to whoever asked.
+    fn start(&mut self) {
+        if let (Some(reply), Some(session)) = (self.reply.take(), self.session.take()) {
+            self.running = true;
+            if let Err(Ok(session)) = reply.send(Ok(session)) {
+                // Nobody waits any more: drop the streams, which closes the channel.
+                drop(session);
+            }
         }
     }
 
@@ -338,7 +380,7 @@ impl Role for Task {
         tokio::select! {
             () = self.notify.notified() => Ok(()),
             cmd = command => match cmd {
-                Some(Command::Exec { command, env, reply }) => self.open(command, env, reply),
+                Some(asked) => self.open(asked),
                 None => {
                     self.rx = None;
                     Ok(())
@@ -368,7 +410,7 @@ impl Task {
         // Late requests find the receiver closed and fail fast.
         if let Some(rx) = self.rx.as_mut() {
             rx.close();
-            while let Some(Command::Exec { reply, .. }) = rx.recv().await {
+            while let Some(Command { reply, .. }) = rx.recv().await {
                 let _ = reply.send(Err(RemoteExit::Disconnected(why.clone())));
             }
         }
@@ -377,13 +419,14 @@ impl Task {
         self.shared.gone.notify_waiters();
     }
 
-    fn open(
-        &mut self,
-        command: Vec<u8>,
-        env: Vec<(Vec<u8>, Vec<u8>)>,
-        reply: oneshot::Sender<Result<RemoteSession, RemoteExit>>,
-    ) -> Result<(), Error> {
-        match self.c.open_session() {
+    fn open(&mut self, asked: Command) -> Result<(), Error> {
+        let Command {
+            kind,
+            command,
+            env,
+            reply,
+        } = asked;
+        match self.c.open_channel(&kind) {
             Ok(id) => {
                 self.chans
                     .insert(id, Chan::new(&self.notify, command, env, reply));
@@ -450,8 +493,13 @@ impl Task {
                         self.c
                             .request(id, &ChannelRequest::Env { name, value }, false)?;
                     }
-                    let command = std::mem::take(&mut ch.command);
-                    self.c.request(id, &ChannelRequest::Exec(command), true)?;
+                    match ch.command.take() {
+                        Some(command) => {
+                            self.c.request(id, &ChannelRequest::Exec(command), true)?;
+                        }
+                        // A stream channel runs from its confirmation.
+                        None => ch.start(),
+                    }
                 }
             }
             ChannelEvent::OpenFailed {
@@ -469,13 +517,8 @@ impl Task {
             }
             ChannelEvent::Reply { id, ok } => {
                 if let Some(ch) = self.chans.get_mut(&id) {
-                    if ok && let (Some(reply), Some(session)) = (ch.reply.take(), ch.session.take())
-                    {
-                        ch.running = true;
-                        if let Err(Ok(session)) = reply.send(Ok(session)) {
-                            // Nobody waits any more: drop the streams, which closes the channel.
-                            drop(session);
-                        }
+                    if ok && ch.reply.is_some() {
+                        ch.start();
                     } else if let Some(reply) = ch.reply.take() {
                         ch.session = None;
                         let _ = reply.send(Err(RemoteExit::Refused("exec refused".into())));

@@ -25,3 +25,4 @@ mod raw_git;
 mod served;
 mod session_server;
 mod sessions;
+mod tunnels;
