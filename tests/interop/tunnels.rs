@@ -133,3 +133,73 @@ async fn a_refused_target_and_a_forbidden_forwarding_give_the_servers_reason() {
         other => panic!("{other:?}\n{}", sshd.log()),
     }
 }
+
+/// ssh's `-R`: sshd listens for us (port 0: it picks), each connection arrives as a
+/// `forwarded-tcpip` channel that we answer (here: echo, upper-cased); dropping the forwarding
+/// cancels it and sshd stops listening.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_remote_forward_through_sshd_brings_connections_back_and_cancels() {
+    require("sshd", "openssh-server");
+    let sshd = Sshd::start("AllowTcpForwarding yes\n");
+    let handle = logged_in(&sshd).await;
+    let mut fwd = handle
+        .forward_remote("127.0.0.1", 0)
+        .await
+        .unwrap_or_else(|e| panic!("{e}\n{}", sshd.log()));
+    let port = fwd.port;
+    assert_ne!(port, 0, "the bound port comes back");
+    let mut connections = std::mem::replace(&mut fwd.connections, tokio::sync::mpsc::channel(1).1);
+    let server = tokio::spawn(async move {
+        let mut served = 0;
+        while let Some((ends, s)) = connections.recv().await {
+            assert_eq!(
+                (ends.host.as_slice(), ends.port),
+                (&b"127.0.0.1"[..], u32::from(port))
+            );
+            served += 1;
+            tokio::spawn(async move {
+                let (mut stdin, mut stdout) = (s.stdin, s.stdout);
+                let mut buf = vec![0u8; 64 * 1024];
+                loop {
+                    let n = stdout.read(&mut buf).await.unwrap_or(0);
+                    if n == 0 {
+                        break;
+                    }
+                    buf[..n].make_ascii_uppercase();
+                    if stdin.write_all(&buf[..n]).await.is_err() {
+                        break;
+                    }
+                }
+                let _ = stdin.shutdown().await;
+            });
+        }
+        served
+    });
+    // Four connections to the port sshd listens on, one after another.
+    for round in 0..4 {
+        let mut sock = tokio::net::TcpStream::connect(("127.0.0.1", port))
+            .await
+            .unwrap_or_else(|e| panic!("{e}\n{}", sshd.log()));
+        let msg = format!("hello {round} ").repeat(5000);
+        sock.write_all(msg.as_bytes()).await.unwrap();
+        sock.shutdown().await.unwrap();
+        let mut back = Vec::new();
+        sock.read_to_end(&mut back).await.unwrap();
+        assert_eq!(back, msg.to_uppercase().into_bytes());
+    }
+    // Cancelled: sshd closes its listener.
+    drop(fwd);
+    let deadline = Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        if tokio::net::TcpStream::connect(("127.0.0.1", port))
+            .await
+            .is_err()
+        {
+            break;
+        }
+        assert!(Instant::now() < deadline, "sshd still listens on {port}");
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    drop(handle);
+    assert_eq!(server.await.unwrap(), 4);
+}

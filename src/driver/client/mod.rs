@@ -1,7 +1,10 @@
 //! Runs one outgoing connection in its own task: authentication, then any number of `exec`
-//! sessions, each a channel of that connection with its streams as tokio
+//! sessions and tunnels (`direct-tcpip`, ssh's `-L`; remote forwarding, ssh's `-R`, in
+//! `forward.rs`), each a channel of that connection with its streams as tokio
 //! `AsyncRead`/`AsyncWrite` (bounded pipes, so backpressure reaches the remote window both
 //! ways). [`ClientHandle`] is what a pool keeps; [`spawn_exec`] is the one-command form.
+
+mod forward;
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -17,8 +20,11 @@ use crate::driver::Ended;
 use crate::driver::engine::{self, Role};
 use crate::driver::pipe::{Pipe, PipeReader, PipeWriter};
 use crate::error::{DisconnectReason, Error};
-use crate::msg::{ChannelKind, TcpipEnds};
+use crate::msg::{ChannelKind, GlobalRequestKind, TcpipEnds};
 use crate::session::ExitStatus;
+
+use forward::Forward;
+pub use forward::{Forwarded, RemoteForward};
 
 /// How a remote command ended, or why it never ran.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -75,13 +81,23 @@ pub struct RemoteSession {
     pub exit: oneshot::Receiver<RemoteExit>,
 }
 
-/// What the connection task is asked to do: open a channel of `kind`; for a session, run
-/// `command` (`Some`) with `env` on it.
-struct Command {
-    kind: ChannelKind,
-    command: Option<Vec<u8>>,
-    env: Vec<(Vec<u8>, Vec<u8>)>,
-    reply: oneshot::Sender<Result<RemoteSession, RemoteExit>>,
+/// What the connection task is asked to do.
+enum Command {
+    /// Open a channel of `kind`; for a session, run `command` (`Some`) with `env` on it.
+    Open {
+        kind: ChannelKind,
+        command: Option<Vec<u8>>,
+        env: Vec<(Vec<u8>, Vec<u8>)>,
+        reply: oneshot::Sender<Result<RemoteSession, RemoteExit>>,
+    },
+    /// Ask the server to forward connections to `address:port` to us.
+    Forward {
+        address: String,
+        port: u16,
+        reply: oneshot::Sender<Result<RemoteForward, RemoteExit>>,
+    },
+    /// Stop a forwarding ([`RemoteForward`] dropped).
+    Cancel { address: String, port: u16 },
 }
 
 /// State the task shares with its handles (read without a round trip).
@@ -147,7 +163,7 @@ impl ClientHandle {
         let (reply, answer) = oneshot::channel();
         let gone = || RemoteExit::Disconnected("connection closed".into());
         self.shared.sessions.fetch_add(1, Ordering::SeqCst);
-        let asked = Command {
+        let asked = Command::Open {
             kind,
             command,
             env,
@@ -219,6 +235,8 @@ where
         chans: HashMap::new(),
         ready: Some(ready_tx),
         ids: Vec::new(),
+        forwards: Vec::new(),
+        tx: tx.downgrade(),
     };
     tokio::spawn(task.run(stream));
     match ready.await {
@@ -346,6 +364,10 @@ struct Task {
     ready: Option<oneshot::Sender<Result<(), RemoteExit>>>,
     /// Scratch list of channel ids for `pump`.
     ids: Vec<u32>,
+    /// Our forwardings, in the order asked (replies come back in that order).
+    forwards: Vec<Forward>,
+    /// Where a forwarding's handle sends its cancel.
+    tx: mpsc::WeakSender<Command>,
 }
 
 /// The client's part of the connection loop: commands from the handles, the sessions' pipes.
@@ -380,7 +402,7 @@ impl Role for Task {
         tokio::select! {
             () = self.notify.notified() => Ok(()),
             cmd = command => match cmd {
-                Some(asked) => self.open(asked),
+                Some(asked) => self.command(asked),
                 None => {
                     self.rx = None;
                     Ok(())
@@ -410,7 +432,17 @@ impl Task {
         // Late requests find the receiver closed and fail fast.
         if let Some(rx) = self.rx.as_mut() {
             rx.close();
-            while let Some(Command { reply, .. }) = rx.recv().await {
+            while let Some(asked) = rx.recv().await {
+                let gone = RemoteExit::Disconnected(why.clone());
+                match asked {
+                    Command::Open { reply, .. } => drop(reply.send(Err(gone))),
+                    Command::Forward { reply, .. } => drop(reply.send(Err(gone))),
+                    Command::Cancel { .. } => {}
+                }
+            }
+        }
+        for f in self.forwards.drain(..) {
+            if let Some(reply) = f.reply {
                 let _ = reply.send(Err(RemoteExit::Disconnected(why.clone())));
             }
         }
@@ -419,14 +451,44 @@ impl Task {
         self.shared.gone.notify_waiters();
     }
 
-    fn open(&mut self, asked: Command) -> Result<(), Error> {
-        let Command {
-            kind,
-            command,
-            env,
-            reply,
-        } = asked;
-        match self.c.open_channel(&kind) {
+    fn command(&mut self, asked: Command) -> Result<(), Error> {
+        match asked {
+            Command::Open {
+                kind,
+                command,
+                env,
+                reply,
+            } => self.open(&kind, command, env, reply),
+            Command::Forward {
+                address,
+                port,
+                reply,
+            } => {
+                self.c.tcpip_forward(&address, port)?;
+                self.forwards.push(Forward {
+                    address,
+                    port,
+                    reply: Some(reply),
+                    to: None,
+                });
+                Ok(())
+            }
+            Command::Cancel { address, port } => {
+                self.forwards
+                    .retain(|f| !(f.address == address && f.port == port));
+                self.c.cancel_tcpip_forward(&address, port)
+            }
+        }
+    }
+
+    fn open(
+        &mut self,
+        kind: &ChannelKind,
+        command: Option<Vec<u8>>,
+        env: Vec<(Vec<u8>, Vec<u8>)>,
+        reply: oneshot::Sender<Result<RemoteSession, RemoteExit>>,
+    ) -> Result<(), Error> {
+        match self.c.open_channel(kind) {
             Ok(id) => {
                 self.chans
                     .insert(id, Chan::new(&self.notify, command, env, reply));
@@ -477,8 +539,17 @@ impl Task {
 
     fn channel_event(&mut self, ev: ChannelEvent) -> Result<(), Error> {
         match ev {
-            // We asked for no forwarding: a channel the server opens (x11, forwarded-tcpip,
-            // auth-agent) is refused at once, as ssh refuses what it did not request.
+            ChannelEvent::OpenRequest {
+                id,
+                kind: ChannelKind::ForwardedTcpip(ends),
+            } if self.forwarded_to(&ends).is_some() => self.accept_forwarded(id, ends)?,
+            ChannelEvent::GlobalReply {
+                request: GlobalRequestKind::TcpipForward { .. },
+                ok,
+                bound_port,
+            } => self.forward_answered(ok, bound_port),
+            // What we did not ask for (x11, agent, a port we do not forward) is refused at
+            // once, as ssh refuses it.
             ChannelEvent::OpenRequest { id, kind } => {
                 tracing::debug!(kind = %crate::log_safe::LogSafe(kind.name()), "upstream opened a channel; refused");
                 self.c.reject_open(
