@@ -95,6 +95,12 @@ pub const FIRST_SOURCE_READ: usize = 16 * 1024;
 /// queue at once, so one read and one wake-up fill many packets. OpenSSH: 16 KiB.
 pub const STREAM_SOURCE_READ: usize = 256 * 1024;
 
+/// Connections a remote forwarding of our client role (`ClientHandle::forward_remote`) queues
+/// before the application takes them; more are refused with OPEN_FAILURE 4 (resource
+/// shortage), so a flood on the server's port costs us at most this many channels. OpenSSH's
+/// client has no queue: it connects each one to its local target at once.
+pub const FORWARD_BACKLOG: usize = 16;
+
 /// What one socket read asks for: at most this much unprocessed input is held per connection
 /// between reads (OpenSSH reads 32 KiB at a time).
 pub const READ_CHUNK: usize = 64 * 1024;

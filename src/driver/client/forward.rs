@@ -8,6 +8,7 @@ use tokio::sync::{mpsc, oneshot};
 
 use super::{Chan, ClientHandle, Command, RemoteExit, RemoteSession, Task};
 use crate::error::Error;
+use crate::limits::FORWARD_BACKLOG;
 use crate::msg::TcpipEnds;
 
 /// A forwarded connection: where it arrived and who made it, and its streams (`stdout`: what
@@ -42,9 +43,6 @@ pub(super) struct Forward {
     pub(super) reply: Option<oneshot::Sender<Result<RemoteForward, RemoteExit>>>,
     pub(super) to: Option<mpsc::Sender<Forwarded>>,
 }
-
-/// Connections a forwarding queues before the application takes them; more are refused.
-const FORWARD_BACKLOG: usize = 16;
 
 impl ClientHandle {
     /// Asks the server to listen on `address:port` (port 0: any) and forward each connection
