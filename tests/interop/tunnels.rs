@@ -203,3 +203,160 @@ async fn a_remote_forward_through_sshd_brings_connections_back_and_cancels() {
     drop(handle);
     assert_eq!(server.await.unwrap(), 4);
 }
+
+/// The `tunnel` example binary (built by `cargo test --all-targets`; built here if missing).
+fn tunnel_example() -> std::path::PathBuf {
+    let exe = std::env::current_exe().unwrap();
+    let path = exe
+        .parent()
+        .and_then(std::path::Path::parent)
+        .unwrap()
+        .join("examples/tunnel");
+    if !path.exists() {
+        let st = std::process::Command::new(env!("CARGO"))
+            .args(["build", "--quiet", "--example", "tunnel"])
+            .status()
+            .unwrap();
+        assert!(st.success(), "cargo build --example tunnel");
+    }
+    path
+}
+
+/// `examples/tunnel.rs` against sshd as its README line says: `-L` to a service behind the
+/// server, `-R` back to one here, a command with its output and exit status; an unknown host
+/// key and a port in use are clear one-line errors.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_tunnel_example_does_what_ssh_l_and_ssh_r_do() {
+    require("sshd", "openssh-server");
+    let sshd = Sshd::start("AllowTcpForwarding yes\n");
+    let dir = sshd.dir.path();
+    let key = PrivateKey::generate_ed25519(&mut os_rng().unwrap());
+    let key_file = dir.join("id_tunnel");
+    let text = portcullis::keys::key_file::serialize(&key, "tunnel test", &mut os_rng().unwrap());
+    std::fs::write(&key_file, text.as_bytes()).unwrap();
+    std::fs::write(
+        dir.join("authorized_keys"),
+        key.public().to_openssh() + "\n",
+    )
+    .unwrap();
+    let known = dir.join("known_hosts");
+    std::fs::write(
+        &known,
+        format!(
+            "[127.0.0.1]:{} {}\n",
+            sshd.port(),
+            sshd.host_key().to_openssh()
+        ),
+    )
+    .unwrap();
+    let echo = echo_service().await;
+    let free = || {
+        std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port()
+    };
+    let (l_port, r_port) = (free(), free());
+    let dest = format!("{}@127.0.0.1:{}", sshd.user(), sshd.port());
+    let mut child = tokio::process::Command::new(tunnel_example())
+        .arg("-L")
+        .arg(format!("{l_port}:127.0.0.1:{echo}"))
+        .arg("-R")
+        .arg(format!("127.0.0.1:{r_port}:127.0.0.1:{echo}"))
+        .arg("-i")
+        .arg(&key_file)
+        .arg("-o")
+        .arg(format!("known_hosts={}", known.display()))
+        .arg(&dest)
+        .arg("sleep 30")
+        .stdin(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    // Both ends listen once the tunnels are up: through -L (we → sshd → echo) and through -R
+    // (we → sshd's port → the example → echo).
+    for port in [l_port, r_port] {
+        let deadline = Instant::now() + std::time::Duration::from_secs(20);
+        let mut sock = loop {
+            match tokio::net::TcpStream::connect(("127.0.0.1", port)).await {
+                Ok(s) => break s,
+                Err(e) => {
+                    assert!(
+                        Instant::now() < deadline,
+                        "port {port}: {e}\n{}",
+                        sshd.log()
+                    );
+                    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+                }
+            }
+        };
+        let data: Vec<u8> = (0..4u32 << 20).map(|i| (i % 251) as u8).collect();
+        let (mut r, mut w) = sock.split();
+        let send = async {
+            w.write_all(&data).await.unwrap();
+            w.shutdown().await.unwrap();
+        };
+        let mut back = Vec::new();
+        let recv = r.read_to_end(&mut back);
+        let (_, got) = tokio::join!(send, recv);
+        got.unwrap();
+        assert!(back == data, "port {port}: {} bytes came back", back.len());
+    }
+    let _ = child.kill().await;
+    // A command: its output and its exit status.
+    let out = tokio::process::Command::new(tunnel_example())
+        .arg("-i")
+        .arg(&key_file)
+        .arg("-o")
+        .arg(format!("known_hosts={}", known.display()))
+        .arg(&dest)
+        .arg("echo tunnel-ok; exit 7")
+        .output()
+        .await
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(7),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("tunnel-ok"));
+    // An unknown host key: one line naming the host, status 255.
+    let empty = dir.join("known_hosts.empty");
+    std::fs::write(&empty, "").unwrap();
+    let out = tokio::process::Command::new(tunnel_example())
+        .arg("-i")
+        .arg(&key_file)
+        .arg("-o")
+        .arg(format!("known_hosts={}", empty.display()))
+        .arg(&dest)
+        .arg("true")
+        .output()
+        .await
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(255), "{err}");
+    assert!(
+        err.contains("127.0.0.1") && err.lines().count() == 1,
+        "{err}"
+    );
+    // A local port in use.
+    let busy = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let busy_port = busy.local_addr().unwrap().port();
+    let out = tokio::process::Command::new(tunnel_example())
+        .arg("-L")
+        .arg(format!("{busy_port}:127.0.0.1:{echo}"))
+        .arg("-i")
+        .arg(&key_file)
+        .arg("-o")
+        .arg(format!("known_hosts={}", known.display()))
+        .arg(&dest)
+        .arg("true")
+        .output()
+        .await
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(255), "{err}");
+    assert!(err.contains(&format!("-L 127.0.0.1:{busy_port}")), "{err}");
+}
