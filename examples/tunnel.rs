@@ -140,8 +140,12 @@ async fn run(args: Args) -> Result<i32, String> {
     let sock = tokio::net::TcpStream::connect((host, port))
         .await
         .map_err(|e| format!("{host}:{port}: {e}"))?;
+    // A tunnel carries many connections at once: ssh's client has no channel limit of its
+    // own; 1024 here (the server's own limit still applies), the window budget as it is.
+    let mut config = ClientConfig::default();
+    config.connection.max_channels = 1024;
     let conn = ClientConnection::new(
-        &ClientConfig::default(),
+        &config,
         Box::new(verifier),
         user,
         vec![Arc::new(key)],

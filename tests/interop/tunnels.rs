@@ -303,6 +303,32 @@ async fn the_tunnel_example_does_what_ssh_l_and_ssh_r_do() {
         got.unwrap();
         assert!(back == data, "port {port}: {} bytes came back", back.len());
     }
+    // 50 connections at once through -L, each its own channel of the one SSH connection.
+    let mut runs = Vec::new();
+    for i in 0..50u32 {
+        runs.push(tokio::spawn(async move {
+            let mut sock = tokio::net::TcpStream::connect(("127.0.0.1", l_port))
+                .await
+                .unwrap();
+            let data: Vec<u8> = (0..(256u32 << 10) + i).map(|j| (j ^ i) as u8).collect();
+            let (mut r, mut w) = sock.split();
+            let send = async {
+                w.write_all(&data).await.unwrap();
+                w.shutdown().await.unwrap();
+            };
+            let mut back = Vec::new();
+            let (_, got) = tokio::join!(send, r.read_to_end(&mut back));
+            got.unwrap();
+            assert!(
+                back == data,
+                "connection {i}: {} bytes came back",
+                back.len()
+            );
+        }));
+    }
+    for r in runs {
+        r.await.unwrap();
+    }
     let _ = child.kill().await;
     // A command: its output and its exit status.
     let out = tokio::process::Command::new(tunnel_example())
