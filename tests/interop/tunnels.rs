@@ -13,7 +13,7 @@ use portcullis::transport::Pinned;
 use sha2::{Digest, Sha256};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-use crate::common::{SshServer, Sshd, require};
+use crate::common::{SshServer, Sshd, require, rss_kib};
 
 /// An echo service on loopback: each connection gets back what it sends, then EOF after the
 /// client's EOF. Returns its port.
@@ -385,4 +385,139 @@ async fn the_tunnel_example_does_what_ssh_l_and_ssh_r_do() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(255), "{err}");
     assert!(err.contains(&format!("-L 127.0.0.1:{busy_port}")), "{err}");
+}
+
+/// A service on loopback that sends `len` bytes of a fixed pattern to each connection, then
+/// closes. Returns its port.
+async fn source_service(len: usize) -> u16 {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    tokio::spawn(async move {
+        while let Ok((mut sock, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                let block: Vec<u8> = (0..1u32 << 20).map(|i| (i % 253) as u8).collect();
+                let mut left = len;
+                while left > 0 {
+                    let n = left.min(block.len());
+                    if sock.write_all(&block[..n]).await.is_err() {
+                        return;
+                    }
+                    left -= n;
+                }
+                let _ = sock.shutdown().await;
+            });
+        }
+    });
+    port
+}
+
+/// Reads a connection to the end; returns its length and SHA-256.
+async fn drain(mut sock: tokio::net::TcpStream) -> (usize, String) {
+    let mut h = Sha256::new();
+    let mut n = 0;
+    let mut buf = vec![0u8; 256 * 1024];
+    loop {
+        let k = sock.read(&mut buf).await.unwrap();
+        if k == 0 {
+            break;
+        }
+        h.update(&buf[..k]);
+        n += k;
+    }
+    (n, hex::encode(h.finalize()))
+}
+
+async fn connect_when_up(port: u16, sshd: &Sshd) -> tokio::net::TcpStream {
+    let deadline = Instant::now() + std::time::Duration::from_secs(20);
+    loop {
+        match tokio::net::TcpStream::connect(("127.0.0.1", port)).await {
+            Ok(s) => return s,
+            Err(e) => {
+                assert!(
+                    Instant::now() < deadline,
+                    "port {port}: {e}\n{}",
+                    sshd.log()
+                );
+                tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+            }
+        }
+    }
+}
+
+/// 256 MiB through `-L` and through `-R`, checksums verified; and a reader that stops reading:
+/// the example's memory stays flat (the channel window and the pipes bound it), then the rest
+/// arrives intact.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_tunnel_example_moves_256_mib_each_way_and_a_stalled_reader_stays_flat() {
+    require("sshd", "openssh-server");
+    const LEN: usize = 256 << 20;
+    let sshd = Sshd::start("AllowTcpForwarding yes\n");
+    let dir = sshd.dir.path();
+    let key = PrivateKey::generate_ed25519(&mut os_rng().unwrap());
+    let key_file = dir.join("id_tunnel");
+    let text = portcullis::keys::key_file::serialize(&key, "tunnel test", &mut os_rng().unwrap());
+    std::fs::write(&key_file, text.as_bytes()).unwrap();
+    std::fs::write(
+        dir.join("authorized_keys"),
+        key.public().to_openssh() + "\n",
+    )
+    .unwrap();
+    let known = dir.join("known_hosts");
+    std::fs::write(
+        &known,
+        format!(
+            "[127.0.0.1]:{} {}\n",
+            sshd.port(),
+            sshd.host_key().to_openssh()
+        ),
+    )
+    .unwrap();
+    let source = source_service(LEN).await;
+    let want = {
+        let block: Vec<u8> = (0..1u32 << 20).map(|i| (i % 253) as u8).collect();
+        let mut h = Sha256::new();
+        for _ in 0..LEN >> 20 {
+            h.update(&block);
+        }
+        hex::encode(h.finalize())
+    };
+    let free = || {
+        std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port()
+    };
+    let (l_port, r_port) = (free(), free());
+    let mut child = tokio::process::Command::new(tunnel_example())
+        .arg("-L")
+        .arg(format!("{l_port}:127.0.0.1:{source}"))
+        .arg("-R")
+        .arg(format!("127.0.0.1:{r_port}:127.0.0.1:{source}"))
+        .arg("-i")
+        .arg(&key_file)
+        .arg("-o")
+        .arg(format!("known_hosts={}", known.display()))
+        .arg(format!("{}@127.0.0.1:{}", sshd.user(), sshd.port()))
+        .stdin(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let pid = child.id().unwrap();
+    for port in [l_port, r_port] {
+        let sock = connect_when_up(port, &sshd).await;
+        assert_eq!(drain(sock).await, (LEN, want.clone()), "port {port}");
+    }
+    // A reader that stalls: the source keeps writing, but what the tunnel holds is bounded.
+    let stalled = connect_when_up(l_port, &sshd).await;
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    let before = rss_kib(pid);
+    tokio::time::sleep(std::time::Duration::from_secs(3)).await;
+    let after = rss_kib(pid);
+    assert!(
+        after < before + 16 * 1024,
+        "the example grew from {before} KiB to {after} KiB while nobody read"
+    );
+    assert_eq!(drain(stalled).await, (LEN, want));
+    let _ = child.kill().await;
 }
