@@ -181,21 +181,23 @@ impl Connection {
             .and_then(Option::as_ref)
     }
 
-    fn chan_mut(&mut self, id: u32) -> Result<&mut Channel, Error> {
+    fn slot_mut(&mut self, id: u32) -> Option<&mut Channel> {
         usize::try_from(id)
             .ok()
             .and_then(|i| self.channels.get_mut(i))
             .and_then(Option::as_mut)
+    }
+
+    /// A channel the peer named: an id not in use breaks the protocol.
+    fn chan_mut(&mut self, id: u32) -> Result<&mut Channel, Error> {
+        self.slot_mut(id)
             .ok_or(Error::Protocol(ProtocolError::UnknownChannel { id }))
     }
 
     /// A channel named by our own caller: an id that is not in use is the caller's mistake (a
     /// channel already freed, say), not the peer's, so it is a [`ChannelError`].
     fn ours(&mut self, id: u32) -> Result<&mut Channel, Error> {
-        usize::try_from(id)
-            .ok()
-            .and_then(|i| self.channels.get_mut(i))
-            .and_then(Option::as_mut)
+        self.slot_mut(id)
             .ok_or(Error::Channel(ChannelError::NoSuchChannel { id }))
     }
 

@@ -25,4 +25,5 @@ mod raw_git;
 mod served;
 mod session_server;
 mod sessions;
+mod tunnel_example;
 mod tunnels;
