@@ -236,17 +236,15 @@ pub fn transport_server(data: &[u8]) {
     use std::sync::Arc;
     use std::time::Instant;
 
-    use crate::keys::PrivateKey;
     use crate::transport::{Transport, TransportConfig};
 
     let [chunk_seed, stream @ ..] = data else {
         return;
     };
-    let key = PrivateKey::generate_ed25519(&mut DeterministicRng::new(1));
     let now = Instant::now();
     let mut t = Transport::new_server(
         Arc::new(TransportConfig::default()),
-        Arc::from(vec![key]),
+        Arc::clone(&keys().host),
         Box::new(DeterministicRng::new(2)),
         now,
     );
@@ -293,20 +291,18 @@ pub fn server_session(data: &[u8]) {
 
     use crate::auth::publickey::{self, Request};
     use crate::connection::ChannelEvent;
-    use crate::keys::PrivateKey;
     use crate::server::{ServerConfig, ServerConnection, ServerEvent};
     use crate::transport::{Pinned, Transport};
 
     let now = Instant::now();
-    let host = PrivateKey::generate_ed25519(&mut DeterministicRng::new(1));
-    let user = PrivateKey::generate_ed25519(&mut DeterministicRng::new(3));
+    let keys = keys();
     let config = ServerConfig::default();
     let window = usize::try_from(config.connection.window).unwrap();
     let window = window + window / crate::limits::WINDOW_GRACE_DIVISOR as usize;
-    let pinned = Pinned::Key(host.public());
+    let pinned = Pinned::Key(keys.host_public.clone());
     let mut server = ServerConnection::new(
         &config,
-        Arc::from(vec![host]),
+        Arc::clone(&keys.host),
         Box::new(DeterministicRng::new(2)),
         now,
     );
@@ -318,7 +314,7 @@ pub fn server_session(data: &[u8]) {
     );
     let exchange = |client: &mut Transport, server: &mut ServerConnection| {
         exchange(server, client, now, window, |server, ev| match ev {
-            ServerEvent::AuthRequest(req) if req.key == user.public() => server.accept_auth(),
+            ServerEvent::AuthRequest(req) if req.key == keys.user_public => server.accept_auth(),
             ServerEvent::AuthRequest(_) => server.reject_auth(),
             ServerEvent::Channel(ChannelEvent::OpenRequest { id, .. }) => server.accept_open(id),
             ServerEvent::Channel(ChannelEvent::Request {
@@ -334,15 +330,14 @@ pub fn server_session(data: &[u8]) {
     }
     for payload in framed(data) {
         let sent = if payload.first() == Some(&0xff) {
-            let blob = user.public().to_blob();
             let req = Request {
                 user: b"git",
                 service: b"ssh-connection",
                 algorithm: b"ssh-ed25519",
-                key_blob: &blob,
+                key_blob: &keys.user_blob,
             };
-            let sid = client.session_id().unwrap().to_vec();
-            let sig = user.sign(&publickey::signed_data(&sid, &req));
+            let sid = client.session_id().unwrap();
+            let sig = keys.login_signature(sid, &req);
             client.send_with(|w| publickey::write_request(w, &req, Some(&sig)))
         } else if payload.is_empty() {
             continue;
@@ -447,14 +442,13 @@ pub fn private_key_file(data: &[u8]) {
 /// for a few hosts and a fixed key: no panic.
 pub fn known_hosts(data: &[u8]) {
     use crate::client::known_hosts::KnownHosts;
-    use crate::keys::PrivateKey;
     use crate::transport::HostKeyVerifier;
 
-    let key = PrivateKey::generate_ed25519(&mut DeterministicRng::new(6)).public();
+    let key = &keys().user_public;
     let text = String::from_utf8_lossy(data);
     let hosts = KnownHosts::parse(&text);
     for (host, port) in [("127.0.0.1", 22), ("storage-1", 2222), ("::1", 22)] {
-        let _ = hosts.verifier(host, port).verify(&key);
+        let _ = hosts.verifier(host, port).verify(key);
     }
 }
 
@@ -470,22 +464,20 @@ pub fn client_session(data: &[u8]) {
 
     use crate::client::{ClientConfig, ClientConnection, ClientEvent};
     use crate::connection::ChannelRequest;
-    use crate::keys::PrivateKey;
     use crate::msg::UserauthSuccess;
     use crate::transport::{Pinned, Transport};
 
     let now = Instant::now();
-    let host = PrivateKey::generate_ed25519(&mut DeterministicRng::new(1));
-    let user = Arc::new(PrivateKey::generate_ed25519(&mut DeterministicRng::new(3)));
+    let keys = keys();
     let mut config = ClientConfig::default();
     config.transport = Arc::new(fast_transport());
     let window = usize::try_from(config.connection.window).unwrap();
     let window = window + window / crate::limits::WINDOW_GRACE_DIVISOR as usize;
     let Ok(mut client) = ClientConnection::new(
         &config,
-        Box::new(Pinned::Key(host.public())),
+        Box::new(Pinned::Key(keys.host_public.clone())),
         "git",
-        vec![user],
+        vec![Arc::clone(&keys.user)],
         Box::new(DeterministicRng::new(2)),
         now,
     ) else {
@@ -493,7 +485,7 @@ pub fn client_session(data: &[u8]) {
     };
     let mut server = Transport::new_server(
         Arc::new(fast_transport()),
-        Arc::from(vec![host]),
+        Arc::clone(&keys.host),
         Box::new(DeterministicRng::new(4)),
         now,
     );
@@ -523,6 +515,52 @@ pub fn client_session(data: &[u8]) {
             return;
         }
     }
+}
+
+/// The fixed keys every session target uses, made once per process: generating them (and
+/// signing the same login) on every execution took a third of the sessions' time.
+struct Keys {
+    host: std::sync::Arc<[crate::keys::PrivateKey]>,
+    host_public: crate::keys::PublicKey,
+    user: std::sync::Arc<crate::keys::PrivateKey>,
+    user_public: crate::keys::PublicKey,
+    user_blob: Vec<u8>,
+    /// The session id and signature of the last login signed: the exchange is deterministic,
+    /// so every execution asks for the same one.
+    login: std::sync::Mutex<Option<(Vec<u8>, Vec<u8>)>>,
+}
+
+impl Keys {
+    fn login_signature(&self, sid: &[u8], req: &crate::auth::publickey::Request<'_>) -> Vec<u8> {
+        let mut cached = self.login.lock().unwrap();
+        match &*cached {
+            Some((id, sig)) if id == sid => sig.clone(),
+            _ => {
+                let data = crate::auth::publickey::signed_data(sid, req);
+                let sig = self.user.sign(&data);
+                *cached = Some((sid.to_vec(), sig.clone()));
+                sig
+            }
+        }
+    }
+}
+
+fn keys() -> &'static Keys {
+    use crate::keys::PrivateKey;
+    static KEYS: std::sync::OnceLock<Keys> = std::sync::OnceLock::new();
+    KEYS.get_or_init(|| {
+        let host = PrivateKey::generate_ed25519(&mut DeterministicRng::new(1));
+        let user = PrivateKey::generate_ed25519(&mut DeterministicRng::new(3));
+        let user_public = user.public();
+        Keys {
+            host_public: host.public(),
+            host: std::sync::Arc::from(vec![host]),
+            user_blob: user_public.to_blob(),
+            user_public,
+            user: std::sync::Arc::new(user),
+            login: std::sync::Mutex::new(None),
+        }
+    })
 }
 
 /// The sessions' key exchange: curve25519 only, the cheapest, so the executions go to the
