@@ -196,6 +196,12 @@ impl<S: Side> Endpoint<S> {
         self.conn.global_request(&mut self.t, request, want_reply)
     }
 
+    /// Answers the peer's oldest unanswered `GlobalRequest` event (they are answered in the
+    /// order they came); `bound_port` goes with a success to a `tcpip-forward` to port 0.
+    pub fn reply_global(&mut self, ok: bool, bound_port: Option<u32>) -> Result<(), Error> {
+        self.conn.reply_global(&mut self.t, ok, bound_port)
+    }
+
     /// Sends EOF on `id`: we will write no more [RFC4254 §5.3].
     pub fn send_eof(&mut self, id: u32) -> Result<(), Error> {
         self.conn.send_eof(&mut self.t, id)

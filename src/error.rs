@@ -147,6 +147,12 @@ pub enum ProtocolError {
         /// The message number received.
         msg: u8,
     },
+    /// More of the peer's global requests await our reply than we queue [RFC4254 §4].
+    #[error("more than {limit} global requests awaiting a reply")]
+    TooManyGlobalRequests {
+        /// `limits::GLOBAL_REPLIES_QUEUED`.
+        limit: usize,
+    },
 }
 
 /// Cryptographic failures. Deliberately coarse: which check failed is never sent to the peer.
@@ -303,6 +309,9 @@ pub enum ChannelError {
         /// The id.
         id: u32,
     },
+    /// `reply_global` with none of the peer's global requests awaiting the application's reply.
+    #[error("no global request awaits a reply")]
+    NoGlobalRequestAwaitsReply,
     /// A REQUEST_SUCCESS to our `tcpip-forward` for port 0 that names no port [RFC4254 §7.1].
     #[error("tcpip-forward reply without the bound port")]
     NoBoundPort,

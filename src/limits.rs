@@ -101,6 +101,12 @@ pub const STREAM_SOURCE_READ: usize = 256 * 1024;
 /// client has no queue: it connects each one to its local target at once.
 pub const FORWARD_BACKLOG: usize = 16;
 
+/// The peer's global requests whose replies may wait at once, behind one the application has
+/// not answered yet (a `tcpip-forward` while it binds): one more disconnects. OpenSSH
+/// answers each request before reading the next, so it queues none; `ssh` sends one per
+/// `-R`, and no client we know of asks for more than a few before their answers.
+pub const GLOBAL_REPLIES_QUEUED: usize = 256;
+
 /// What one socket read asks for: at most this much unprocessed input is held per connection
 /// between reads (OpenSSH reads 32 KiB at a time).
 pub const READ_CHUNK: usize = 64 * 1024;

@@ -1,12 +1,29 @@
 //! Global requests [RFC4254 §4]: the peer's, answered in arrival order, and ours, whose replies
 //! come back in the order we sent them and are matched to them here (a `tcpip-forward` to port 0
 //! learns its port from its reply [RFC4254 §7.1]).
+//!
+//! The peer's `tcpip-forward` and `cancel-tcpip-forward` reach the application only when
+//! [`ConnectionConfig::forwarding_requests`](super::ConnectionConfig) asks for them; everything
+//! else is refused here. A reply the application has not given yet holds back the replies to
+//! later requests, so the peer sees them in the order it asked.
 
 use super::{ChannelEvent, Connection, protocol};
+use crate::error::ProtocolError;
 use crate::error::{ChannelError, Error};
-use crate::msg::forwarding::bound_port;
-use crate::msg::{GlobalRequest, GlobalRequestKind, MsgNum, RequestFailure, Rest};
+use crate::limits::GLOBAL_REPLIES_QUEUED;
+use crate::msg::forwarding::{bound_port, bound_port_data};
+use crate::msg::{GlobalRequest, GlobalRequestKind, MsgNum, RequestFailure, RequestSuccess, Rest};
 use crate::transport::Transport;
+
+/// A reply we owe the peer: decided (and waiting only for earlier ones) or still the
+/// application's to give.
+#[derive(Debug)]
+pub(super) enum Owed {
+    /// The application has not answered yet.
+    Undecided,
+    /// REQUEST_SUCCESS (with a bound port) or REQUEST_FAILURE.
+    Decided { ok: bool, port: Option<u32> },
+}
 
 /// One of our global requests awaiting its reply.
 #[derive(Debug)]
@@ -24,12 +41,75 @@ impl Connection {
         m: &GlobalRequest<'_>,
     ) -> Result<(), Error> {
         // A malformed request we would refuse anyway is refused, not a reason to disconnect.
-        if let Ok(GlobalRequestKind::NoMoreSessions) = GlobalRequestKind::parse(m.name, m.data.0) {
-            self.no_more_sessions = true;
-        }
-        // We offer no global services (port forwarding included): refuse, in arrival order.
+        let request = match GlobalRequestKind::parse(m.name, m.data.0) {
+            Ok(GlobalRequestKind::NoMoreSessions) => {
+                self.no_more_sessions = true;
+                None
+            }
+            Ok(
+                r @ (GlobalRequestKind::TcpipForward { .. }
+                | GlobalRequestKind::CancelTcpipForward { .. }),
+            ) if self.config.forwarding_requests => Some(r),
+            _ => None,
+        };
         if m.want_reply {
-            t.send_msg(&RequestFailure {})?;
+            // Bounded: a peer that keeps asking while the application has not answered
+            // cannot grow the queue (OpenSSH answers each at once, so queues none).
+            if self.owed.len() >= GLOBAL_REPLIES_QUEUED {
+                return Err(ProtocolError::TooManyGlobalRequests {
+                    limit: GLOBAL_REPLIES_QUEUED,
+                }
+                .into());
+            }
+            self.owed.push_back(match request {
+                Some(_) => Owed::Undecided,
+                None => Owed::Decided {
+                    ok: false,
+                    port: None,
+                },
+            });
+        }
+        if let Some(request) = request {
+            self.events.push_back(ChannelEvent::GlobalRequest {
+                request,
+                want_reply: m.want_reply,
+            });
+        }
+        self.send_owed(t)
+    }
+
+    /// Answers the oldest of the peer's global requests the application still has to answer
+    /// (a [`ChannelEvent::GlobalRequest`] with `want_reply`): answers go in the order the
+    /// requests came [RFC4254 §4]. `bound_port` is sent with a success only: the port a
+    /// `tcpip-forward` to port 0 got [RFC4254 §7.1].
+    pub fn reply_global(
+        &mut self,
+        t: &mut Transport,
+        ok: bool,
+        bound_port: Option<u32>,
+    ) -> Result<(), Error> {
+        let slot = self
+            .owed
+            .iter_mut()
+            .find(|o| matches!(o, Owed::Undecided))
+            .ok_or(Error::Channel(ChannelError::NoGlobalRequestAwaitsReply))?;
+        *slot = Owed::Decided {
+            ok,
+            port: bound_port.filter(|_| ok),
+        };
+        self.send_owed(t)
+    }
+
+    /// Sends the decided replies at the front of the queue.
+    fn send_owed(&mut self, t: &mut Transport) -> Result<(), Error> {
+        while let Some(Owed::Decided { ok, port }) = self.owed.front() {
+            if !*ok {
+                t.send_msg(&RequestFailure {})?;
+            } else {
+                let data = port.map(bound_port_data).unwrap_or_default();
+                t.send_msg(&RequestSuccess { data: Rest(&data) })?;
+            }
+            self.owed.pop_front();
         }
         Ok(())
     }

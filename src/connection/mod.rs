@@ -48,6 +48,10 @@ pub struct ConnectionConfig {
     /// connection buffer is bounded by 1.1 × (this + `max_channels` × the floor), not by
     /// `max_channels` × `window`.
     pub window_budget: u32,
+    /// Whether the peer's `tcpip-forward` and `cancel-tcpip-forward` reach the application
+    /// as [`ChannelEvent::GlobalRequest`] (a server that forwards ports); off, they are
+    /// refused here, as every other global request is.
+    pub forwarding_requests: bool,
 }
 
 impl Default for ConnectionConfig {
@@ -57,6 +61,7 @@ impl Default for ConnectionConfig {
             max_packet: crate::limits::CHANNEL_MAX_PACKET,
             max_channels: crate::limits::MAX_CHANNELS,
             window_budget: crate::limits::WINDOW_BUDGET,
+            forwarding_requests: false,
         }
     }
 }
@@ -123,6 +128,15 @@ pub enum ChannelEvent {
         /// Channel.
         id: u32,
     },
+    /// The peer asks for a port forwarding (only with
+    /// [`ConnectionConfig::forwarding_requests`]); if `want_reply`, answer with
+    /// `reply_global`, in the order the requests came.
+    GlobalRequest {
+        /// `TcpipForward` or `CancelTcpipForward`.
+        request: GlobalRequestKind,
+        /// Whether an answer is expected.
+        want_reply: bool,
+    },
     /// The answer to one of our global requests (keepalives excepted: their answer only
     /// counts), in the order they were sent [RFC4254 §4].
     GlobalReply {
@@ -143,6 +157,8 @@ pub struct Connection {
     events: VecDeque<ChannelEvent>,
     /// Our global requests awaiting their reply, oldest first.
     awaiting: VecDeque<global::Awaiting>,
+    /// Replies we owe to the peer's global requests, in the order they came.
+    owed: VecDeque<global::Owed>,
     /// The peer promised to open no more sessions (`no-more-sessions@openssh.com`).
     no_more_sessions: bool,
 }
@@ -165,6 +181,7 @@ impl Connection {
             channels: Vec::new(),
             events: VecDeque::new(),
             awaiting: VecDeque::new(),
+            owed: VecDeque::new(),
             no_more_sessions: false,
         }
     }

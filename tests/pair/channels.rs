@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use portcullis::connection::{ChannelEvent, ConnectionConfig};
 use portcullis::error::{ChannelError, Error, ProtocolError};
-use portcullis::msg::{ChannelKind, MsgNum, TcpipEnds};
+use portcullis::msg::{ChannelKind, GlobalRequestKind, MsgNum, TcpipEnds};
 use portcullis::server::{ServerConfig, ServerEvent};
 use portcullis::wire::Reader;
 
@@ -37,6 +37,7 @@ fn small_window() -> ServerConfig {
             max_packet: 32768,
             max_channels: 3,
             window_budget: 1 << 20,
+            ..Default::default()
         },
         ..Default::default()
     }
@@ -293,6 +294,92 @@ fn global_requests_are_refused_in_order() {
     });
     let replies: Vec<u8> = s.to_client.iter().rev().take(2).map(|m| m[0]).collect();
     assert_eq!(replies, vec![MsgNum::REQUEST_FAILURE.0; 2]);
+}
+
+/// With `forwarding_requests`, a server's application decides `tcpip-forward`: replies still
+/// leave in the order the requests came, so a refusal the core decides at once waits behind
+/// the application's pending one.
+#[test]
+fn forwarding_requests_reach_the_application_and_replies_keep_their_order() {
+    let mut cfg = ServerConfig::default();
+    cfg.connection.forwarding_requests = true;
+    let mut s = Session::new(cfg);
+    s.login(&ed(1));
+    let (before, events) = (s.to_client.len(), s.server_events.len());
+    s.send(|w| {
+        w.u8(80)
+            .string(b"tcpip-forward")
+            .bool(true)
+            .string(b"localhost")
+            .u32(0);
+    });
+    s.send(|w| {
+        w.u8(80).string(b"keepalive@openssh.com").bool(true);
+    });
+    s.send(|w| {
+        w.u8(80)
+            .string(b"cancel-tcpip-forward")
+            .bool(false)
+            .string(b"")
+            .u32(8080);
+    });
+    assert_eq!(
+        s.to_client.len(),
+        before,
+        "nothing answered before the first"
+    );
+    let asked: Vec<&ServerEvent> = s.server_events[events..].iter().collect();
+    assert_eq!(
+        asked,
+        [
+            &ServerEvent::Channel(ChannelEvent::GlobalRequest {
+                request: GlobalRequestKind::TcpipForward {
+                    address: b"localhost".to_vec(),
+                    port: 0,
+                },
+                want_reply: true,
+            }),
+            &ServerEvent::Channel(ChannelEvent::GlobalRequest {
+                request: GlobalRequestKind::CancelTcpipForward {
+                    address: Vec::new(),
+                    port: 8080,
+                },
+                want_reply: false,
+            }),
+        ]
+    );
+    s.server.reply_global(true, Some(40001)).unwrap();
+    s.drive();
+    let replies = &s.to_client[before..];
+    assert_eq!(replies, [vec![81, 0, 0, 0x9c, 0x41], vec![82]]);
+    // Nothing is owed now: another reply is the caller's mistake.
+    assert_eq!(
+        s.server.reply_global(true, None),
+        Err(Error::Channel(ChannelError::NoGlobalRequestAwaitsReply))
+    );
+}
+
+#[test]
+fn global_requests_waiting_for_the_application_are_bounded() {
+    let mut cfg = ServerConfig::default();
+    cfg.connection.forwarding_requests = true;
+    let mut s = Session::new(cfg);
+    s.login(&ed(1));
+    for port in 0..=256u32 {
+        s.send(|w| {
+            w.u8(80)
+                .string(b"tcpip-forward")
+                .bool(true)
+                .string(b"")
+                .u32(port);
+        });
+    }
+    assert_eq!(
+        s.server_error,
+        Some(Error::Protocol(ProtocolError::TooManyGlobalRequests {
+            limit: portcullis::limits::GLOBAL_REPLIES_QUEUED
+        }))
+    );
 }
 
 #[test]
