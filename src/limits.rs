@@ -107,6 +107,19 @@ pub const FORWARD_BACKLOG: usize = 16;
 /// `-R`, and no client we know of asks for more than a few before their answers.
 pub const GLOBAL_REPLIES_QUEUED: usize = 256;
 
+/// How long a server's `direct-tcpip` connect (allowed by the policy) may take before the
+/// channel is refused with "connect failed". sshd has no timer of its own: the kernel's SYN
+/// retries give up after about 2 minutes.
+pub const FORWARD_CONNECT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// How long resolving and binding a `tcpip-forward`'s address may take; the connection waits
+/// meanwhile, as sshd (which resolves it blocking) does.
+pub const FORWARD_BIND_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// `tcpip-forward` listeners one connection may hold; more are refused. sshd has no count of
+/// its own (its descriptors limit it); ssh asks for one per `-R`.
+pub const FORWARD_LISTENERS: usize = 64;
+
 /// What one socket read asks for: at most this much unprocessed input is held per connection
 /// between reads (OpenSSH reads 32 KiB at a time).
 pub const READ_CHUNK: usize = 64 * 1024;

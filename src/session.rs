@@ -89,6 +89,25 @@ pub trait SessionHandler: Send + Sync {
         let _ = (ctx, request);
     }
 
+    /// A `direct-tcpip` channel (ssh's `-L`) [RFC4254 §7.2]: whether this client may have the
+    /// server connect to `host:port` and carry the connection. Default: no, refused as
+    /// "administratively prohibited" (the git server keeps that).
+    fn direct_tcpip(&self, ctx: &SessionContext, host: &str, port: u16) -> bool {
+        let _ = (ctx, host, port);
+        false
+    }
+
+    /// A `tcpip-forward` request (ssh's `-R`) [RFC4254 §7.1]: whether this client may have
+    /// the server listen on `address:port` (port 0: a free one) and send each connection back
+    /// as a `forwarded-tcpip` channel. `address` as the client sent it: `""` (every address),
+    /// `localhost`, `0.0.0.0`, a name or an address; restricting it (as sshd's `GatewayPorts`
+    /// does) is this policy's call. Reached only with the connection's
+    /// `forwarding_requests` on. Default: no.
+    fn tcpip_forward(&self, ctx: &SessionContext, address: &str, port: u16) -> bool {
+        let _ = (ctx, address, port);
+        false
+    }
+
     /// How long a session channel may stay open without a command (`exec` or `shell`) before
     /// it is closed: an authenticated client cannot park channels for ever.
     fn start_timeout(&self) -> Duration {

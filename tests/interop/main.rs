@@ -10,6 +10,7 @@ mod client_sessions;
 mod clients;
 mod common;
 mod descriptors;
+mod forwarding_server;
 mod git_clients;
 mod git_server;
 mod haproxy;

@@ -22,7 +22,7 @@ use crate::common::require;
 type Seen = (String, String, Vec<(String, String)>);
 
 #[derive(Default)]
-struct Handler {
+pub struct Handler {
     seen: Mutex<Vec<Seen>>,
     refused: Mutex<Vec<String>>,
     /// Bytes of stdin each `slowcount` read.
@@ -81,15 +81,24 @@ impl SessionHandler for Handler {
     }
 }
 
-struct Served {
-    port: u16,
-    known_hosts: std::path::PathBuf,
-    key: std::path::PathBuf,
-    handler: Arc<Handler>,
-    _dir: tempfile::TempDir,
+/// A server on 127.0.0.1 built on `serve`, with a key of ours authorized as `alice`.
+pub struct Served<H = Handler> {
+    pub port: u16,
+    pub known_hosts: std::path::PathBuf,
+    pub key: std::path::PathBuf,
+    pub handler: Arc<H>,
+    pub _dir: tempfile::TempDir,
 }
 
 async fn start() -> Served {
+    start_with(Arc::new(Handler::default()), ServerConfig::default()).await
+}
+
+/// A [`Served`] with `handler` as its policy and `config`.
+pub async fn start_with<H: SessionHandler + 'static>(
+    handler: Arc<H>,
+    config: ServerConfig,
+) -> Served<H> {
     let dir = tempfile::tempdir().unwrap();
     let key = dir.path().join("id");
     assert!(
@@ -122,9 +131,7 @@ async fn start() -> Served {
     .unwrap();
     let keys: Arc<[PrivateKey]> = Arc::from(vec![host]);
     let lookup = Arc::new(FileLookup::new(dir.path().join("authorized_keys")));
-    let handler = Arc::new(Handler::default());
     let h2 = handler.clone();
-    let config = ServerConfig::default();
     tokio::spawn(async move {
         loop {
             let Ok((sock, peer)) = listener.accept().await else {
@@ -154,6 +161,26 @@ async fn ssh(
     remote: &str,
     stdin: Option<&Path>,
 ) -> (i32, Vec<u8>, String) {
+    let mut cmd = ssh_command(s, extra);
+    cmd.arg(remote);
+    match stdin {
+        Some(p) => cmd.stdin(std::fs::File::open(p).unwrap()),
+        None => cmd.stdin(Stdio::null()),
+    };
+    let out = tokio::time::timeout(Duration::from_secs(60), cmd.output())
+        .await
+        .expect("ssh hung")
+        .unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        out.stdout,
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// OpenSSH's `ssh` to `s` with our key and `extra` options, up to the destination (add the
+/// command); output piped.
+pub fn ssh_command<H>(s: &Served<H>, extra: &[&str]) -> tokio::process::Command {
     let mut cmd = tokio::process::Command::new(require("ssh", "openssh-client"));
     cmd.args([
         "-F",
@@ -172,23 +199,10 @@ async fn ssh(
     .args(["-p", &s.port.to_string()])
     .args(extra)
     .arg("git@127.0.0.1")
-    .arg(remote)
     .stdout(Stdio::piped())
     .stderr(Stdio::piped())
     .kill_on_drop(true);
-    match stdin {
-        Some(p) => cmd.stdin(std::fs::File::open(p).unwrap()),
-        None => cmd.stdin(Stdio::null()),
-    };
-    let out = tokio::time::timeout(Duration::from_secs(60), cmd.output())
-        .await
-        .expect("ssh hung")
-        .unwrap();
-    (
-        out.status.code().unwrap_or(-1),
-        out.stdout,
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
+    cmd
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -30,6 +30,8 @@ use crate::server::{ServerConnection, ServerEvent};
 use crate::session::{ExecDecision, ExitStatus, SessionContext, SessionHandler, SessionIo};
 use crate::transport::TransportEvent;
 
+mod forward;
+
 struct Session {
     /// Tells a finished task's status apart from a later channel that reused the id.
     serial: u64,
@@ -88,6 +90,8 @@ struct Driver {
     /// Becomes `true` when the server's drain period is over: the connection is closed with a
     /// DISCONNECT saying so. `None` once acted on (or for a connection nobody stops).
     stop: Option<watch::Receiver<bool>>,
+    /// Port forwardings the policy allowed: listeners, connects, tunnels.
+    fwd: forward::Forwarding,
 }
 
 type LookedUp = ((String, Vec<u8>), Option<Identity>);
@@ -155,6 +159,7 @@ where
         unauthenticated: held.unauthenticated,
         started: Instant::now(),
         stop: held.stop,
+        fwd: forward::Forwarding::default(),
     };
     let ended = engine::run(&mut stream, &mut d).await;
     // Whatever still runs sees its input end (EOF on stdin), while its output stays open until
@@ -197,7 +202,8 @@ impl Role for Driver {
         &mut self.s
     }
     fn pump(&mut self) -> Result<(), Error> {
-        self.pump_sessions()
+        self.pump_sessions()?;
+        self.pump_tunnels()
     }
     fn deadline(&self) -> Option<Instant> {
         // (A session's start deadline is handled by the next `pump`.)
@@ -224,7 +230,10 @@ impl Role for Driver {
                 // while no output waits for the socket).
                 let live = self.sessions.iter().map(|(&id, s)| (Some(id), &s.stdin));
                 let detached = self.detached.values().map(|s| (None, &s.stdin));
-                let written = attached::poll_sinks(&mut self.s, live.chain(detached), cx);
+                let tunnels = self.fwd.tunnels.iter().map(|(&id, t)| (Some(id), &t.to_socket));
+                let closing = self.fwd.closing.iter().map(|p| (None, p));
+                let inputs = live.chain(detached).chain(tunnels).chain(closing);
+                let written = attached::poll_sinks(&mut self.s, inputs, cx);
                 if let Poll::Ready(Err(e)) = written {
                     return Poll::Ready(Err(e));
                 }
@@ -233,6 +242,8 @@ impl Role for Driver {
                 } else {
                     let outputs = self.sessions.iter().filter(|(_, s)| !s.done);
                     let outputs = outputs.map(|(&id, s)| (id, &s.stdout));
+                    let tunnels = self.fwd.tunnels.iter().filter(|(_, t)| !t.eof_sent);
+                    let outputs = outputs.chain(tunnels.map(|(&id, t)| (id, &t.from_socket)));
                     attached::poll_sources(&mut self.s, outputs, &mut self.scratch, cx)
                 };
                 if written.is_ready() || read.is_ready() {
@@ -241,6 +252,16 @@ impl Role for Driver {
                     Poll::Pending
                 }
             }) => return moved,
+            // (A connect task cannot panic; one aborted has nobody waiting.)
+            Some(Ok((id, stream))) = self.fwd.connecting.join_next() => {
+                self.direct_connected(id, stream)?;
+            }
+            accepted = std::future::poll_fn(|cx| forward::poll_accept(&self.fwd.listeners, cx)),
+                if !self.fwd.listeners.is_empty()
+                    && self.s.channels().open_channels() < self.s.channels().config().max_channels =>
+            {
+                self.forwarded(accepted)?;
+            }
             Some(done) = self.tasks.join_next() => {
                 if let Ok((serial, status)) = done
                     && self.detached.remove(&serial).is_none()
@@ -329,6 +350,10 @@ impl Driver {
                     }
                     self.unauthenticated = None;
                 }
+                ServerEvent::Channel(ChannelEvent::GlobalRequest {
+                    request,
+                    want_reply,
+                }) => self.global_request(request, want_reply).await?,
                 ServerEvent::Channel(ev) => self.channel_event(ev)?,
                 ServerEvent::Transport(TransportEvent::KexDone {
                     algorithms: a,
@@ -437,6 +462,8 @@ impl Driver {
                             done: false,
                         },
                     );
+                } else if let ChannelKind::DirectTcpip(ends) = &kind {
+                    self.open_direct(id, ends)?;
                 } else {
                     tracing::info!(peer = %self.peer, kind = %LogSafe(kind.name()), "channel type refused");
                     self.s
@@ -448,7 +475,10 @@ impl Driver {
                 request,
                 want_reply,
             } => self.request(id, request, want_reply)?,
+            ChannelEvent::Opened { id } => self.forwarded_answered(id, true),
+            ChannelEvent::OpenFailed { id, .. } => self.forwarded_answered(id, false),
             ChannelEvent::Closed { id } => {
+                self.tunnel_closed(id);
                 if let Some(sess) = self.sessions.remove(&id) {
                     // Data that arrived before the CLOSE is still the task's input [RFC4254
                     // §5.3 ends the channel, not what it carried]. It is bounded by our window,
@@ -622,25 +652,7 @@ impl Driver {
             }
             // Task → client, as far as the window and the transport take it.
             for (pipe, ext) in [(&sess.stdout, None), (&sess.stderr, Some(1))] {
-                loop {
-                    let mut err = None;
-                    let used = pipe.drain(|data| match self.s.write(id, ext, data) {
-                        Ok(n) => n,
-                        Err(e) => {
-                            err = Some(e);
-                            0
-                        }
-                    });
-                    if let Some(e) = err {
-                        // The client closed the channel under us; stop writing to it.
-                        tracing::debug!(channel = id, error = %e, "write to channel failed");
-                        pipe.close_read();
-                        break;
-                    }
-                    if used == 0 {
-                        break;
-                    }
-                }
+                send_pipe(&mut self.s, id, ext, pipe);
             }
             if let Some(status) = sess.exit.clone()
                 && sess.stdout.finished()
@@ -657,6 +669,30 @@ impl Driver {
         }
         self.ids = ids;
         Ok(())
+    }
+}
+
+/// Sends what waits in `pipe` on channel `id` (`ext`: as that extended data type), as far as
+/// the window and the transport take it.
+fn send_pipe(s: &mut ServerConnection, id: u32, ext: Option<u32>, pipe: &Pipe) {
+    loop {
+        let mut err = None;
+        let used = pipe.drain(|data| match s.write(id, ext, data) {
+            Ok(n) => n,
+            Err(e) => {
+                err = Some(e);
+                0
+            }
+        });
+        if let Some(e) = err {
+            // The client closed the channel under us; stop writing to it.
+            tracing::debug!(channel = id, error = %e, "write to channel failed");
+            pipe.close_read();
+            return;
+        }
+        if used == 0 {
+            return;
+        }
     }
 }
 

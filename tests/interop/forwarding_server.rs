@@ -1,0 +1,308 @@
+//! The server role's port forwarding [RFC4254 §7] with OpenSSH's `ssh` as the client: a small
+//! server built on `serve` whose policy lets one client reach one service (`-L`) and listen on
+//! loopback (`-R`). Allowed tunnels carry data both ways with half-close; refused ones give
+//! ssh's usual "administratively prohibited"; port 0 reports the port it got; a cancelled
+//! forwarding or a closed connection stops listening.
+
+use std::process::Stdio;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use portcullis::client::{ClientConfig, ClientConnection};
+use portcullis::driver::client::connect;
+use portcullis::driver::os_rng;
+use portcullis::keys::key_file;
+use portcullis::server::ServerConfig;
+use portcullis::session::{ExecDecision, SessionContext, SessionHandler, SessionIo};
+use portcullis::transport::Pinned;
+use sha2::{Digest, Sha256};
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt};
+
+use crate::common::free_port;
+use crate::served::{Served, ssh_command, start_with};
+use crate::tunnels::echo_service;
+
+/// The policy under test: `direct-tcpip` only to 127.0.0.1 on the listed ports, `tcpip-forward`
+/// only on loopback; no commands.
+struct Forwarder {
+    reachable: Vec<u16>,
+    asked: Mutex<Vec<String>>,
+}
+
+impl SessionHandler for Forwarder {
+    fn exec(&self, _ctx: &SessionContext, _command: &[u8], _io: SessionIo) -> ExecDecision {
+        ExecDecision::Refuse("this server only forwards ports".into())
+    }
+
+    fn direct_tcpip(&self, ctx: &SessionContext, host: &str, port: u16) -> bool {
+        let who = &ctx.identity.name;
+        self.asked
+            .lock()
+            .unwrap()
+            .push(format!("{who} -L {host}:{port}"));
+        host == "127.0.0.1" && self.reachable.contains(&port)
+    }
+
+    fn tcpip_forward(&self, ctx: &SessionContext, address: &str, port: u16) -> bool {
+        let who = &ctx.identity.name;
+        self.asked
+            .lock()
+            .unwrap()
+            .push(format!("{who} -R {address}:{port}"));
+        matches!(address, "127.0.0.1" | "localhost")
+    }
+}
+
+async fn server(reachable: Vec<u16>) -> Served<Forwarder> {
+    let mut config = ServerConfig::default();
+    config.connection.forwarding_requests = true;
+    let handler = Forwarder {
+        reachable,
+        asked: Mutex::new(Vec::new()),
+    };
+    start_with(Arc::new(handler), config).await
+}
+
+/// A running `ssh` whose stderr is collected as it comes.
+struct Ssh {
+    child: tokio::process::Child,
+    stderr: Arc<Mutex<String>>,
+}
+
+impl Ssh {
+    fn spawn<H>(s: &Served<H>, args: &[&str]) -> Self {
+        let mut cmd = ssh_command(s, args);
+        cmd.stdin(Stdio::null());
+        let mut child = cmd.spawn().unwrap();
+        let stderr = Arc::new(Mutex::new(String::new()));
+        let lines = stderr.clone();
+        let mut err = tokio::io::BufReader::new(child.stderr.take().unwrap()).lines();
+        tokio::spawn(async move {
+            while let Ok(Some(line)) = err.next_line().await {
+                let mut all = lines.lock().unwrap();
+                all.push_str(&line);
+                all.push('\n');
+            }
+        });
+        Self { child, stderr }
+    }
+
+    fn stderr(&self) -> String {
+        self.stderr.lock().unwrap().clone()
+    }
+
+    /// Waits (at most 20 s) until `found` picks something out of stderr.
+    async fn wait_for<T>(&self, mut found: impl FnMut(&str) -> Option<T>) -> T {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            if let Some(t) = found(&self.stderr()) {
+                return t;
+            }
+            assert!(Instant::now() < deadline, "ssh said:\n{}", self.stderr());
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+}
+
+/// Waits (at most 20 s) until something listens on 127.0.0.1:`port`, or with `false`, until
+/// nothing does.
+async fn wait_listening(port: u16, listening: bool) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while tokio::net::TcpStream::connect(("127.0.0.1", port))
+        .await
+        .is_ok()
+        != listening
+    {
+        assert!(
+            Instant::now() < deadline,
+            "127.0.0.1:{port} listening: {}",
+            !listening
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// Sends `mib` MiB through 127.0.0.1:`port`, half-closes, and checks that the echo comes back
+/// whole and then ends (EOF both ways).
+async fn echo_through(port: u16, mib: usize, seed: u32) {
+    let data: Vec<u8> = (0..(mib << 20) as u32)
+        .map(|i| (i.wrapping_mul(2_654_435_761).wrapping_add(seed) >> 11) as u8)
+        .collect();
+    let sock = tokio::net::TcpStream::connect(("127.0.0.1", port))
+        .await
+        .unwrap();
+    let (mut r, mut w) = sock.into_split();
+    let sent = Sha256::digest(&data);
+    let writer = tokio::spawn(async move {
+        w.write_all(&data).await.unwrap();
+        w.shutdown().await.unwrap();
+    });
+    let mut back = Vec::new();
+    tokio::time::timeout(Duration::from_secs(60), r.read_to_end(&mut back))
+        .await
+        .expect("the echo did not end")
+        .unwrap();
+    writer.await.unwrap();
+    assert_eq!(back.len(), mib << 20);
+    assert_eq!(Sha256::digest(&back), sent);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ssh_local_forwards_reach_allowed_targets_and_refused_ones_are_prohibited() {
+    let echo = echo_service().await;
+    let dead = free_port();
+    let s = server(vec![echo, dead]).await;
+    let (allowed, refused, unreachable) = (free_port(), free_port(), free_port());
+    let l = |local: u16, target: u16| format!("127.0.0.1:{local}:127.0.0.1:{target}");
+    let ssh = Ssh::spawn(
+        &s,
+        &[
+            "-N",
+            "-o",
+            "ExitOnForwardFailure=yes",
+            "-L",
+            &l(allowed, echo),
+            "-L",
+            &l(refused, 22),
+            "-L",
+            &l(unreachable, dead),
+        ],
+    );
+    wait_listening(allowed, true).await;
+    // Three tunnels at once over the one connection, 16 MiB each way.
+    let runs: Vec<_> = (0..3)
+        .map(|i| tokio::spawn(echo_through(allowed, 16, i)))
+        .collect();
+    for r in runs {
+        r.await.unwrap();
+    }
+    // A target the policy refuses: ssh says what sshd's refusals say, and closes the socket.
+    for (port, why) in [
+        (refused, "administratively prohibited"),
+        (unreachable, "connect failed"),
+    ] {
+        let mut sock = tokio::net::TcpStream::connect(("127.0.0.1", port))
+            .await
+            .unwrap();
+        let mut rest = Vec::new();
+        let _ = tokio::time::timeout(Duration::from_secs(20), sock.read_to_end(&mut rest)).await;
+        assert!(rest.is_empty());
+        ssh.wait_for(|e| e.contains(&format!("open failed: {why}")).then_some(()))
+            .await;
+    }
+    let asked = s.handler.asked.lock().unwrap().clone();
+    assert!(
+        asked.contains(&format!("alice -L 127.0.0.1:{echo}")),
+        "{asked:?}"
+    );
+    assert!(
+        asked.contains(&"alice -L 127.0.0.1:22".to_string()),
+        "{asked:?}"
+    );
+    drop(ssh);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ssh_remote_forward_to_port_0_gets_its_port_and_ends_with_the_connection() {
+    let echo = echo_service().await;
+    let s = server(Vec::new()).await;
+    let mut ssh = Ssh::spawn(
+        &s,
+        &[
+            "-N",
+            "-o",
+            "ExitOnForwardFailure=yes",
+            "-R",
+            &format!("127.0.0.1:0:127.0.0.1:{echo}"),
+        ],
+    );
+    // ssh prints the port the server chose (from the REQUEST_SUCCESS).
+    let port: u16 = ssh
+        .wait_for(|e| {
+            let at = e.find("Allocated port ")?;
+            e[at + 15..].split_whitespace().next()?.parse().ok()
+        })
+        .await;
+    assert_ne!(port, 0);
+    // Each connection to it comes back through ssh to the echo service.
+    let runs: Vec<_> = (0..2)
+        .map(|i| tokio::spawn(echo_through(port, 8, i)))
+        .collect();
+    for r in runs {
+        r.await.unwrap();
+    }
+    // The connection ends: the server stops listening.
+    ssh.child.kill().await.unwrap();
+    wait_listening(port, false).await;
+    // A bind address the policy refuses: ssh gives up as it does with sshd.
+    let mut refused = ssh_command(
+        &s,
+        &[
+            "-N",
+            "-o",
+            "ExitOnForwardFailure=yes",
+            "-R",
+            &format!("0.0.0.0:0:127.0.0.1:{echo}"),
+        ],
+    );
+    let out = tokio::time::timeout(Duration::from_secs(20), refused.output())
+        .await
+        .expect("ssh did not give up")
+        .unwrap();
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(255), "{said}");
+    assert!(said.contains("remote port forwarding failed"), "{said}");
+}
+
+/// Our own client against the same server: a remote forward it drops is cancelled
+/// (`cancel-tcpip-forward`), and the listener goes while the connection stays.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cancelled_remote_forward_closes_its_listener() {
+    let s = server(Vec::new()).await;
+    let text = std::fs::read_to_string(&s.key).unwrap();
+    let key = Arc::new(key_file::parse(&text, None).unwrap());
+    let known = std::fs::read_to_string(&s.known_hosts).unwrap();
+    let host = portcullis::keys::PublicKey::from_openssh(known.split_once(' ').unwrap().1).unwrap();
+    let sock = tokio::net::TcpStream::connect(("127.0.0.1", s.port))
+        .await
+        .unwrap();
+    let c = ClientConnection::new(
+        &ClientConfig::default(),
+        Box::new(Pinned::Key(host)),
+        "git",
+        vec![key],
+        Box::new(os_rng().unwrap()),
+        Instant::now(),
+    )
+    .unwrap();
+    let handle = connect(sock, c).await.unwrap();
+    let mut fwd = handle.forward_remote("localhost", 0).await.unwrap();
+    let port = fwd.port;
+    let mut sock = tokio::net::TcpStream::connect(("127.0.0.1", port))
+        .await
+        .unwrap();
+    let (ends, session) = fwd.connections.recv().await.unwrap();
+    assert_eq!(
+        (ends.host.as_slice(), ends.port),
+        (&b"localhost"[..], u32::from(port))
+    );
+    assert_eq!(ends.originator, b"127.0.0.1");
+    // Half-close through the forwarded channel, then EOF back.
+    let (mut stdin, mut stdout) = (session.stdin, session.stdout);
+    sock.write_all(b"ping").await.unwrap();
+    sock.shutdown().await.unwrap();
+    let mut got = Vec::new();
+    stdout.read_to_end(&mut got).await.unwrap();
+    assert_eq!(got, b"ping");
+    stdin.write_all(b"pong").await.unwrap();
+    stdin.shutdown().await.unwrap();
+    let mut back = Vec::new();
+    sock.read_to_end(&mut back).await.unwrap();
+    assert_eq!(back, b"pong");
+    drop(fwd);
+    wait_listening(port, false).await;
+    assert!(handle.is_alive());
+    // The same port again: granted, since the first is gone.
+    let again = handle.forward_remote("localhost", port).await.unwrap();
+    assert_eq!(again.port, port);
+}
