@@ -18,8 +18,8 @@
 //!                    a backend (SessionIo): the driver's upward contract, defined here so the
 //!                    driver never imports the policy
 //!  driver            one tokio loop per connection for both roles (`driver::engine`, with a
-//!                    `Role` each: `server.rs`, `client.rs`), pipes to session tasks, listener,
-//!                    limits before login, PROXY protocol
+//!                    `Role` each: `server/`, `client/`), pipes to session tasks, port
+//!                    forwarding's sockets, listener, limits before login, PROXY protocol
 //!  ---------------------------------------------------------------------------- sans-IO
 //!  server  client    one connection per role: transport + auth + channels + keepalive
 //!  auth  connection  RFC 4252 (both roles), RFC 4254 channels and requests (both roles)

@@ -453,6 +453,25 @@ impl Drop for Sshd {
     }
 }
 
+/// An example's binary (built by `cargo test --all-targets`; built here if missing).
+pub fn example_binary(name: &str) -> PathBuf {
+    let exe = std::env::current_exe().unwrap();
+    let path = exe
+        .parent()
+        .and_then(Path::parent)
+        .unwrap()
+        .join("examples")
+        .join(name);
+    if !path.exists() {
+        let st = std::process::Command::new(env!("CARGO"))
+            .args(["build", "--quiet", "--example", name])
+            .status()
+            .unwrap();
+        assert!(st.success(), "cargo build --example {name}");
+    }
+    path
+}
+
 pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()

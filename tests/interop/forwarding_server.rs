@@ -18,7 +18,7 @@ use portcullis::transport::Pinned;
 use sha2::{Digest, Sha256};
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt};
 
-use crate::common::free_port;
+use crate::common::{example_binary, free_port};
 use crate::served::{Served, ssh_command, start_with};
 use crate::tunnels::echo_service;
 
@@ -305,4 +305,81 @@ async fn a_cancelled_remote_forward_closes_its_listener() {
     // The same port again: granted, since the first is gone.
     let again = handle.forward_remote("localhost", port).await.unwrap();
     assert_eq!(again.port, port);
+}
+
+/// The two examples together, as the README shows them: `tunnel -L/-R` through
+/// `forward_server`, which allows one target and loopback binds and refuses the rest.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_tunnel_example_runs_through_the_forward_server_example() {
+    let echo = echo_service().await;
+    let dir = tempfile::tempdir().unwrap();
+    let write_key = |name: &str| {
+        let key = portcullis::keys::PrivateKey::generate_ed25519(&mut os_rng().unwrap());
+        let text = key_file::serialize(&key, name, &mut os_rng().unwrap());
+        std::fs::write(dir.path().join(name), text.as_bytes()).unwrap();
+        key.public().to_openssh()
+    };
+    let host = write_key("host");
+    let user = write_key("user");
+    std::fs::write(dir.path().join("authorized_keys"), user + " bob\n").unwrap();
+    let port = free_port();
+    std::fs::write(
+        dir.path().join("known_hosts"),
+        format!("[127.0.0.1]:{port} {host}\n"),
+    )
+    .unwrap();
+    let log = dir.path().join("server.log");
+    let mut server = tokio::process::Command::new(example_binary("forward_server"))
+        .arg("--listen")
+        .arg(format!("127.0.0.1:{port}"))
+        .arg("--host-key")
+        .arg(dir.path().join("host"))
+        .arg("--authorized-keys")
+        .arg(dir.path().join("authorized_keys"))
+        .arg("--connect")
+        .arg(format!("127.0.0.1:{echo}"))
+        .args(["--bind", "127.0.0.1"])
+        .stderr(std::fs::File::create(&log).unwrap())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    wait_listening(port, true).await;
+    let (l, r, refused) = (free_port(), free_port(), free_port());
+    let mut tunnel = tokio::process::Command::new(example_binary("tunnel"))
+        .arg("-i")
+        .arg(dir.path().join("user"))
+        .arg("-o")
+        .arg(format!(
+            "known_hosts={}",
+            dir.path().join("known_hosts").display()
+        ))
+        .args(["-L", &format!("{l}:127.0.0.1:{echo}")])
+        .args(["-L", &format!("{refused}:127.0.0.1:22")])
+        .args(["-R", &format!("127.0.0.1:{r}:127.0.0.1:{echo}")])
+        .arg(format!("git@127.0.0.1:{port}"))
+        .stdin(Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    wait_listening(l, true).await;
+    wait_listening(r, true).await;
+    echo_through(l, 8, 1).await;
+    echo_through(r, 8, 2).await;
+    // The refused target: the connection is closed without a byte.
+    let mut sock = tokio::net::TcpStream::connect(("127.0.0.1", refused))
+        .await
+        .unwrap();
+    let mut rest = Vec::new();
+    let _ = tokio::time::timeout(Duration::from_secs(20), sock.read_to_end(&mut rest)).await;
+    assert!(rest.is_empty());
+    let _ = tunnel.kill().await;
+    let _ = server.kill().await;
+    let said = std::fs::read_to_string(&log).unwrap();
+    for line in [
+        format!("bob -L 127.0.0.1:{echo}: allowed"),
+        format!("bob -R 127.0.0.1:{r}: allowed"),
+        "bob -L 127.0.0.1:22: refused".to_string(),
+    ] {
+        assert!(said.contains(&line), "{line}\n{said}");
+    }
 }

@@ -9,7 +9,7 @@ use portcullis::keys::PrivateKey;
 use sha2::{Digest, Sha256};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-use crate::common::{SshServer, Sshd, free_port, require, rss_kib};
+use crate::common::{SshServer, Sshd, example_binary, free_port, require, rss_kib};
 use crate::tunnels::echo_service;
 
 /// sshd with forwarding allowed, a key for the example and a known_hosts naming sshd.
@@ -63,22 +63,9 @@ impl Example {
     }
 }
 
-/// The `tunnel` example binary (built by `cargo test --all-targets`; built here if missing).
+/// The `tunnel` example binary.
 fn tunnel_example() -> std::path::PathBuf {
-    let exe = std::env::current_exe().unwrap();
-    let path = exe
-        .parent()
-        .and_then(std::path::Path::parent)
-        .unwrap()
-        .join("examples/tunnel");
-    if !path.exists() {
-        let st = std::process::Command::new(env!("CARGO"))
-            .args(["build", "--quiet", "--example", "tunnel"])
-            .status()
-            .unwrap();
-        assert!(st.success(), "cargo build --example tunnel");
-    }
-    path
+    example_binary("tunnel")
 }
 
 /// `examples/tunnel.rs` against sshd as its README line says: `-L` to a service behind the
