@@ -281,9 +281,9 @@ pub fn transport_server(data: &[u8]) {
 
 /// Arbitrary client payloads (after a real, deterministic key exchange) into a
 /// `ServerConnection`: authentication, channel and global messages, with a policy that accepts
-/// one fixed key, every session open and every request. Input: a list of payloads, each a
-/// one-byte length then that many bytes; a payload starting 0xff is replaced by a valid
-/// signed publickey request, so the fuzzer gets past authentication. No panic, and no channel
+/// one fixed key, every channel open, every request and every port forwarding. Input: a list
+/// of payloads, each a one-byte length then that many bytes; a payload starting 0xff is
+/// replaced by a valid signed publickey request, so the fuzzer gets past authentication. No panic, and no channel
 /// ever buffers more than our window plus the tenth OpenSSH also tolerates.
 pub fn server_session(data: &[u8]) {
     use std::sync::Arc;
@@ -296,7 +296,9 @@ pub fn server_session(data: &[u8]) {
 
     let now = Instant::now();
     let keys = keys();
-    let config = ServerConfig::default();
+    let mut config = ServerConfig::default();
+    // Forwarding requests reach the policy, which grants them (the bound-port reply included).
+    config.connection.forwarding_requests = true;
     let window = usize::try_from(config.connection.window).unwrap();
     let window = window + window / crate::limits::WINDOW_GRACE_DIVISOR as usize;
     let pinned = Pinned::Key(keys.host_public.clone());
@@ -317,6 +319,9 @@ pub fn server_session(data: &[u8]) {
             ServerEvent::AuthRequest(req) if req.key == keys.user_public => server.accept_auth(),
             ServerEvent::AuthRequest(_) => server.reject_auth(),
             ServerEvent::Channel(ChannelEvent::OpenRequest { id, .. }) => server.accept_open(id),
+            ServerEvent::Channel(ChannelEvent::GlobalRequest {
+                want_reply: true, ..
+            }) => server.reply_global(true, Some(40000)),
             ServerEvent::Channel(ChannelEvent::Request {
                 id,
                 want_reply: true,
