@@ -18,8 +18,8 @@ use portcullis::transport::Pinned;
 use sha2::{Digest, Sha256};
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt};
 
-use crate::common::{example_binary, free_port};
-use crate::served::{Served, ssh_command, start_with};
+use crate::common::{example_binary, free_port, rss_kib};
+use crate::served::{Served, ssh_command, ssh_to, start_with};
 use crate::tunnels::echo_service;
 
 /// The policy under test: `direct-tcpip` only to 127.0.0.1 on the listed ports, `tcpip-forward`
@@ -307,56 +307,84 @@ async fn a_cancelled_remote_forward_closes_its_listener() {
     assert_eq!(again.port, port);
 }
 
+/// `examples/forward_server.rs` running with a fresh host key and one authorized user key
+/// (`bob`), allowing `--connect` to the given targets and `--bind 127.0.0.1`; its stderr (one
+/// line per decision) goes to `log`.
+struct ExampleServer {
+    child: tokio::process::Child,
+    port: u16,
+    dir: tempfile::TempDir,
+}
+
+impl ExampleServer {
+    async fn start(targets: &[u16]) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let write_key = |name: &str| {
+            let key = portcullis::keys::PrivateKey::generate_ed25519(&mut os_rng().unwrap());
+            let text = key_file::serialize(&key, name, &mut os_rng().unwrap());
+            let path = dir.path().join(name);
+            std::fs::write(&path, text.as_bytes()).unwrap();
+            std::fs::set_permissions(&path, std::os::unix::fs::PermissionsExt::from_mode(0o600))
+                .unwrap();
+            key.public().to_openssh()
+        };
+        let host = write_key("host");
+        let user = write_key("user");
+        std::fs::write(dir.path().join("authorized_keys"), user + " bob\n").unwrap();
+        let port = free_port();
+        std::fs::write(
+            dir.path().join("known_hosts"),
+            format!("[127.0.0.1]:{port} {host}\n"),
+        )
+        .unwrap();
+        let mut cmd = tokio::process::Command::new(example_binary("forward_server"));
+        cmd.arg("--listen")
+            .arg(format!("127.0.0.1:{port}"))
+            .arg("--host-key")
+            .arg(dir.path().join("host"))
+            .arg("--authorized-keys")
+            .arg(dir.path().join("authorized_keys"))
+            .args(["--bind", "127.0.0.1"]);
+        for t in targets {
+            cmd.arg("--connect").arg(format!("127.0.0.1:{t}"));
+        }
+        let child = cmd
+            .stderr(std::fs::File::create(dir.path().join("log")).unwrap())
+            .kill_on_drop(true)
+            .spawn()
+            .unwrap();
+        wait_listening(port, true).await;
+        Self { child, port, dir }
+    }
+
+    fn path(&self, name: &str) -> std::path::PathBuf {
+        self.dir.path().join(name)
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(self.path("log")).unwrap()
+    }
+}
+
 /// The two examples together, as the README shows them: `tunnel -L/-R` through
 /// `forward_server`, which allows one target and loopback binds and refuses the rest.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_tunnel_example_runs_through_the_forward_server_example() {
     let echo = echo_service().await;
-    let dir = tempfile::tempdir().unwrap();
-    let write_key = |name: &str| {
-        let key = portcullis::keys::PrivateKey::generate_ed25519(&mut os_rng().unwrap());
-        let text = key_file::serialize(&key, name, &mut os_rng().unwrap());
-        std::fs::write(dir.path().join(name), text.as_bytes()).unwrap();
-        key.public().to_openssh()
-    };
-    let host = write_key("host");
-    let user = write_key("user");
-    std::fs::write(dir.path().join("authorized_keys"), user + " bob\n").unwrap();
-    let port = free_port();
-    std::fs::write(
-        dir.path().join("known_hosts"),
-        format!("[127.0.0.1]:{port} {host}\n"),
-    )
-    .unwrap();
-    let log = dir.path().join("server.log");
-    let mut server = tokio::process::Command::new(example_binary("forward_server"))
-        .arg("--listen")
-        .arg(format!("127.0.0.1:{port}"))
-        .arg("--host-key")
-        .arg(dir.path().join("host"))
-        .arg("--authorized-keys")
-        .arg(dir.path().join("authorized_keys"))
-        .arg("--connect")
-        .arg(format!("127.0.0.1:{echo}"))
-        .args(["--bind", "127.0.0.1"])
-        .stderr(std::fs::File::create(&log).unwrap())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
-    wait_listening(port, true).await;
+    let mut server = ExampleServer::start(&[echo]).await;
     let (l, r, refused) = (free_port(), free_port(), free_port());
     let mut tunnel = tokio::process::Command::new(example_binary("tunnel"))
         .arg("-i")
-        .arg(dir.path().join("user"))
+        .arg(server.path("user"))
         .arg("-o")
         .arg(format!(
             "known_hosts={}",
-            dir.path().join("known_hosts").display()
+            server.path("known_hosts").display()
         ))
         .args(["-L", &format!("{l}:127.0.0.1:{echo}")])
         .args(["-L", &format!("{refused}:127.0.0.1:22")])
         .args(["-R", &format!("127.0.0.1:{r}:127.0.0.1:{echo}")])
-        .arg(format!("git@127.0.0.1:{port}"))
+        .arg(format!("git@127.0.0.1:{}", server.port))
         .stdin(Stdio::null())
         .kill_on_drop(true)
         .spawn()
@@ -373,8 +401,8 @@ async fn the_tunnel_example_runs_through_the_forward_server_example() {
     let _ = tokio::time::timeout(Duration::from_secs(20), sock.read_to_end(&mut rest)).await;
     assert!(rest.is_empty());
     let _ = tunnel.kill().await;
-    let _ = server.kill().await;
-    let said = std::fs::read_to_string(&log).unwrap();
+    let _ = server.child.kill().await;
+    let said = server.log();
     for line in [
         format!("bob -L 127.0.0.1:{echo}: allowed"),
         format!("bob -R 127.0.0.1:{r}: allowed"),
@@ -382,4 +410,77 @@ async fn the_tunnel_example_runs_through_the_forward_server_example() {
     ] {
         assert!(said.contains(&line), "{line}\n{said}");
     }
+}
+
+/// Flow control through the server role: a service that sends 64 MiB into a `-L` tunnel
+/// whose local reader stalls. The server stops reading the service once the channel's window
+/// is spent, so its memory stays flat; then every byte arrives, in order.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stalled_reader_stops_the_service_not_the_servers_memory() {
+    const MIB: usize = 64;
+    let source = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let target = source.local_addr().unwrap().port();
+    // Each MiB: its number, then the same pseudo-random bytes.
+    let base: Arc<Vec<u8>> = Arc::new(
+        (0..1u32 << 20)
+            .map(|j| (j.wrapping_mul(2_654_435_761) >> 13) as u8)
+            .collect(),
+    );
+    let mib = move |i: usize| {
+        let mut chunk = base.to_vec();
+        chunk[..8].copy_from_slice(&(i as u64).to_le_bytes());
+        chunk
+    };
+    let made = mib.clone();
+    tokio::spawn(async move {
+        let (mut sock, _) = source.accept().await.unwrap();
+        for i in 0..MIB {
+            sock.write_all(&made(i)).await.unwrap();
+        }
+        sock.shutdown().await.unwrap();
+    });
+    let mut server = ExampleServer::start(&[target]).await;
+    let local = free_port();
+    let mut ssh = ssh_to(
+        server.port,
+        &server.path("known_hosts"),
+        &server.path("user"),
+        &[
+            "-N",
+            "-o",
+            "ExitOnForwardFailure=yes",
+            "-L",
+            &format!("{local}:127.0.0.1:{target}"),
+        ],
+    );
+    let mut ssh = ssh.stdin(Stdio::null()).spawn().unwrap();
+    let mut sock = loop {
+        if let Ok(s) = tokio::net::TcpStream::connect(("127.0.0.1", local)).await {
+            break s;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    let mut first = vec![0u8; 1 << 20];
+    sock.read_exact(&mut first).await.unwrap();
+    let pid = server.child.id().unwrap();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let before = rss_kib(pid);
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let after = rss_kib(pid);
+    assert!(
+        after < before + 16 * 1024,
+        "forward_server grew from {before} KiB to {after} KiB while nobody read"
+    );
+    let mut rest = Vec::new();
+    tokio::time::timeout(Duration::from_secs(120), sock.read_to_end(&mut rest))
+        .await
+        .expect("the transfer did not end")
+        .unwrap();
+    eprintln!("forward_server RSS: {before} KiB, {after} KiB after 3 s of a stalled reader");
+    assert_eq!(first.len() + rest.len(), MIB << 20);
+    first.extend_from_slice(&rest);
+    for (i, got) in first.chunks(1 << 20).enumerate() {
+        assert!(got == mib(i), "MiB {i} differs");
+    }
+    let _ = ssh.kill().await;
 }

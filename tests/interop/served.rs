@@ -181,6 +181,16 @@ async fn ssh(
 /// OpenSSH's `ssh` to `s` with our key and `extra` options, up to the destination (add the
 /// command); output piped.
 pub fn ssh_command<H>(s: &Served<H>, extra: &[&str]) -> tokio::process::Command {
+    ssh_to(s.port, &s.known_hosts, &s.key, extra)
+}
+
+/// OpenSSH's `ssh` to `git@127.0.0.1:port` with this known_hosts file and key, and `extra`.
+pub fn ssh_to(
+    port: u16,
+    known_hosts: &Path,
+    key: &Path,
+    extra: &[&str],
+) -> tokio::process::Command {
     let mut cmd = tokio::process::Command::new(require("ssh", "openssh-client"));
     cmd.args([
         "-F",
@@ -193,10 +203,10 @@ pub fn ssh_command<H>(s: &Served<H>, extra: &[&str]) -> tokio::process::Command 
         "GlobalKnownHostsFile=/dev/null",
     ])
     .arg("-o")
-    .arg(format!("UserKnownHostsFile={}", s.known_hosts.display()))
+    .arg(format!("UserKnownHostsFile={}", known_hosts.display()))
     .arg("-i")
-    .arg(&s.key)
-    .args(["-p", &s.port.to_string()])
+    .arg(key)
+    .args(["-p", &port.to_string()])
     .args(extra)
     .arg("git@127.0.0.1")
     .stdout(Stdio::piped())
