@@ -439,7 +439,7 @@ async fn a_stalled_reader_stops_the_service_not_the_servers_memory() {
         }
         sock.shutdown().await.unwrap();
     });
-    let mut server = ExampleServer::start(&[target]).await;
+    let server = ExampleServer::start(&[target]).await;
     let local = free_port();
     let mut ssh = ssh_to(
         server.port,
