@@ -8,18 +8,16 @@ use std::process::Stdio;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use portcullis::client::{ClientConfig, ClientConnection};
 use portcullis::driver::client::connect;
 use portcullis::driver::os_rng;
 use portcullis::keys::key_file;
 use portcullis::server::ServerConfig;
 use portcullis::session::{ExecDecision, SessionContext, SessionHandler, SessionIo};
-use portcullis::transport::Pinned;
 use sha2::{Digest, Sha256};
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt};
 
 use crate::common::{example_binary, free_port, rss_kib};
-use crate::served::{Served, ssh_command, ssh_to, start_with};
+use crate::served::{Served, our_client, ssh_command, ssh_to, start_with};
 use crate::tunnels::echo_service;
 
 /// The policy under test: `direct-tcpip` only to 127.0.0.1 on the listed ports, `tcpip-forward`
@@ -259,22 +257,7 @@ async fn ssh_remote_forward_to_port_0_gets_its_port_and_ends_with_the_connection
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_cancelled_remote_forward_closes_its_listener() {
     let s = server(Vec::new()).await;
-    let text = std::fs::read_to_string(&s.key).unwrap();
-    let key = Arc::new(key_file::parse(&text, None).unwrap());
-    let known = std::fs::read_to_string(&s.known_hosts).unwrap();
-    let host = portcullis::keys::PublicKey::from_openssh(known.split_once(' ').unwrap().1).unwrap();
-    let sock = tokio::net::TcpStream::connect(("127.0.0.1", s.port))
-        .await
-        .unwrap();
-    let c = ClientConnection::new(
-        &ClientConfig::default(),
-        Box::new(Pinned::Key(host)),
-        "git",
-        vec![key],
-        Box::new(os_rng().unwrap()),
-        Instant::now(),
-    )
-    .unwrap();
+    let (sock, c) = our_client(&s).await;
     let handle = connect(sock, c).await.unwrap();
     let mut fwd = handle.forward_remote("localhost", 0).await.unwrap();
     let port = fwd.port;

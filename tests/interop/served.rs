@@ -405,7 +405,9 @@ async fn env_requests_are_capped_and_keep_only_the_last_value() {
 }
 
 /// A socket to the test server and our client for it (pinned host key, the test user key).
-async fn our_client(s: &Served) -> (tokio::net::TcpStream, portcullis::client::ClientConnection) {
+pub async fn our_client<H>(
+    s: &Served<H>,
+) -> (tokio::net::TcpStream, portcullis::client::ClientConnection) {
     use portcullis::client::{ClientConfig, ClientConnection};
     use portcullis::keys::{PublicKey, key_file};
     use portcullis::transport::Pinned;
