@@ -38,7 +38,8 @@ pub(super) struct Forwarding {
     opening: HashMap<u32, TcpStream>,
     pub(super) tunnels: HashMap<u32, Tunnel>,
     /// The socket sides of tunnels whose channel is gone, still writing what the client sent
-    /// before its CLOSE (at most one window), then shut down.
+    /// before its CLOSE (at most one window each, and at most `max_channels` of them), then
+    /// shut down.
     pub(super) closing: Vec<Pipe>,
 }
 
@@ -190,6 +191,13 @@ impl Driver {
         if let Some(t) = self.fwd.tunnels.remove(&id) {
             t.from_socket.close_read();
             let to = &t.to_socket;
+            // Bounded like the channels: a client that fills windows towards a target that
+            // does not read and closes them cannot pile up data past the limit; beyond it
+            // the leftovers are dropped with the socket.
+            // (Read either way: the channel is freed once its buffer is empty.)
+            if self.fwd.closing.len() >= self.s.channels().config().max_channels {
+                to.close_read();
+            }
             let _ = self.s.read_with(id, usize::MAX, |chunk| to.push(chunk));
             to.close_write();
             if to.has_sink() {
