@@ -8,7 +8,9 @@
 //!
 //! `--connect host:port` lets clients reach that target with `ssh -L` (`direct-tcpip`);
 //! `--connect '*'` any target. `--bind address` lets clients have the server listen on that
-//! address with `ssh -R` (`tcpip-forward`; `localhost`, `127.0.0.1`, `""` for every address).
+//! address with `ssh -R` (`tcpip-forward`; `localhost`, `127.0.0.1`, `""` for every address),
+//! on port 0 or a port from 1024 up: like sshd, ports below 1024 are refused (a server run as
+//! root could otherwise be made to listen on them).
 //! Everything else — commands, shells, other targets and addresses — is refused, and ssh
 //! shows "administratively prohibited" as it does for sshd's `PermitOpen`/`PermitListen`.
 
@@ -64,7 +66,7 @@ impl SessionHandler for Policy {
     }
 
     fn tcpip_forward(&self, ctx: &SessionContext, address: &str, port: u16) -> bool {
-        let ok = self.bind.iter().any(|b| b == address);
+        let ok = self.bind.iter().any(|b| b == address) && (port == 0 || port >= 1024);
         eprintln!("{} -R {address}:{port}: {}", ctx.identity.name, verdict(ok));
         ok
     }

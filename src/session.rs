@@ -101,8 +101,9 @@ pub trait SessionHandler: Send + Sync {
     /// the server listen on `address:port` (port 0: a free one) and send each connection back
     /// as a `forwarded-tcpip` channel. `address` as the client sent it: `""` (every address),
     /// `localhost`, `0.0.0.0`, a name or an address; restricting it (as sshd's `GatewayPorts`
-    /// does) is this policy's call. Reached only with the connection's
-    /// `forwarding_requests` on. Default: no.
+    /// does) is this policy's call, and so are ports below 1024 (sshd refuses them to users
+    /// other than root; the server binds whatever this allows). Reached only with the
+    /// connection's `forwarding_requests` on. Default: no.
     fn tcpip_forward(&self, ctx: &SessionContext, address: &str, port: u16) -> bool {
         let _ = (ctx, address, port);
         false

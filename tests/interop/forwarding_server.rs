@@ -384,12 +384,32 @@ async fn the_tunnel_example_runs_through_the_forward_server_example() {
     let _ = tokio::time::timeout(Duration::from_secs(20), sock.read_to_end(&mut rest)).await;
     assert!(rest.is_empty());
     let _ = tunnel.kill().await;
+    // A privileged port: refused (as sshd refuses it to anyone but root), and the tunnel
+    // example says which forwarding failed.
+    let out = tokio::process::Command::new(example_binary("tunnel"))
+        .arg("-i")
+        .arg(server.path("user"))
+        .arg("-o")
+        .arg(format!(
+            "known_hosts={}",
+            server.path("known_hosts").display()
+        ))
+        .args(["-R", &format!("127.0.0.1:1023:127.0.0.1:{echo}")])
+        .arg(format!("git@127.0.0.1:{}", server.port))
+        .arg("true")
+        .output()
+        .await
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_ne!(out.status.code(), Some(0), "{err}");
+    assert!(err.contains("-R 127.0.0.1:1023"), "{err}");
     let _ = server.child.kill().await;
     let said = server.log();
     for line in [
         format!("bob -L 127.0.0.1:{echo}: allowed"),
         format!("bob -R 127.0.0.1:{r}: allowed"),
         "bob -L 127.0.0.1:22: refused".to_string(),
+        "bob -R 127.0.0.1:1023: refused".to_string(),
     ] {
         assert!(said.contains(&line), "{line}\n{said}");
     }
