@@ -430,30 +430,13 @@ async fn async_streams_of_a_remote_command_on_sshd() {
 /// status, and sshd's MaxSessions shows as an open failure, not a broken connection.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn concurrent_sessions_share_one_connection_to_sshd() {
-    use portcullis::driver::client::{RemoteExit, connect};
+    use portcullis::driver::client::RemoteExit;
     use portcullis::session::ExitStatus;
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
     let sshd = Sshd::start("MaxSessions 4\n");
     let key = keygen(sshd.dir.path(), "ed25519", "256", "");
-    std::fs::write(
-        sshd.dir.path().join("authorized_keys"),
-        key.public().to_openssh() + "\n",
-    )
-    .unwrap();
-    let sock = tokio::net::TcpStream::connect(("127.0.0.1", sshd.port))
-        .await
-        .unwrap();
-    let c = ClientConnection::new(
-        &ClientConfig::default(),
-        Box::new(Pinned::Key(sshd.host_key())),
-        &sshd.user(),
-        vec![key],
-        Box::new(os_rng().unwrap()),
-        Instant::now(),
-    )
-    .unwrap();
-    let handle = connect(sock, c).await.unwrap();
+    let handle = sshd.logged_in(key).await;
     let mut runs = Vec::new();
     for i in 0..4u8 {
         let s = handle

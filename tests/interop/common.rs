@@ -256,6 +256,32 @@ pub struct Sshd {
 }
 
 impl Sshd {
+    /// Authorizes `key` (the only line of authorized_keys) and logs our client in with it.
+    pub async fn logged_in(
+        &self,
+        key: Arc<PrivateKey>,
+    ) -> portcullis::driver::client::ClientHandle {
+        use portcullis::client::{ClientConfig, ClientConnection};
+        std::fs::write(
+            self.dir.path().join("authorized_keys"),
+            key.public().to_openssh() + "\n",
+        )
+        .unwrap();
+        let sock = tokio::net::TcpStream::connect(("127.0.0.1", self.port))
+            .await
+            .unwrap();
+        let c = ClientConnection::new(
+            &ClientConfig::default(),
+            Box::new(portcullis::transport::Pinned::Key(self.host_key.clone())),
+            &self.user(),
+            vec![key],
+            Box::new(os_rng().unwrap()),
+            Instant::now(),
+        )
+        .unwrap();
+        portcullis::driver::client::connect(sock, c).await.unwrap()
+    }
+
     pub fn start(extra_config: &str) -> Self {
         let sshd = require("sshd", "openssh-server");
         let keygen = require("ssh-keygen", "openssh-client");

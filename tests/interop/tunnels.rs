@@ -5,15 +5,13 @@
 use std::sync::Arc;
 use std::time::Instant;
 
-use portcullis::client::{ClientConfig, ClientConnection};
-use portcullis::driver::client::{ClientHandle, RemoteExit, connect};
+use portcullis::driver::client::{ClientHandle, RemoteExit};
 use portcullis::driver::os_rng;
 use portcullis::keys::PrivateKey;
-use portcullis::transport::Pinned;
 use sha2::{Digest, Sha256};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-use crate::common::{SshServer, Sshd, require};
+use crate::common::{Sshd, require};
 
 /// An echo service on loopback: each connection gets back what it sends, then EOF after the
 /// client's EOF. Returns its port.
@@ -34,24 +32,7 @@ pub async fn echo_service() -> u16 {
 
 async fn logged_in(sshd: &Sshd) -> ClientHandle {
     let key = Arc::new(PrivateKey::generate_ed25519(&mut os_rng().unwrap()));
-    std::fs::write(
-        sshd.dir.path().join("authorized_keys"),
-        key.public().to_openssh() + "\n",
-    )
-    .unwrap();
-    let sock = tokio::net::TcpStream::connect(("127.0.0.1", sshd.port()))
-        .await
-        .unwrap();
-    let c = ClientConnection::new(
-        &ClientConfig::default(),
-        Box::new(Pinned::Key(sshd.host_key())),
-        &sshd.user(),
-        vec![key],
-        Box::new(os_rng().unwrap()),
-        Instant::now(),
-    )
-    .unwrap();
-    connect(sock, c).await.unwrap()
+    sshd.logged_in(key).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -201,5 +182,8 @@ async fn a_remote_forward_through_sshd_brings_connections_back_and_cancels() {
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     }
     drop(handle);
-    assert_eq!(server.await.unwrap(), 4);
+    // The four rounds, and any probe above that connected before sshd took the cancel (sshd
+    // still forwards those, and they arrive like the rest).
+    let served = server.await.unwrap();
+    assert!(served >= 4, "{served} connections served");
 }
