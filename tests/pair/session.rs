@@ -29,6 +29,24 @@ pub struct Session {
 }
 
 impl Session {
+    /// The server ended the connection on an authentication rule.
+    pub fn assert_auth_failed(&self) {
+        assert!(
+            matches!(self.server_error, Some(Error::Auth(_))),
+            "{:?}",
+            self.server_error
+        );
+    }
+
+    /// The server disconnected the client with `reason` [RFC4253 §11.1].
+    pub fn assert_disconnected(&self, reason: u32) {
+        assert!(
+            matches!(&self.client_error, Some(Error::PeerDisconnected { reason: r, .. }) if *r == reason),
+            "{:?}",
+            self.client_error
+        );
+    }
+
     pub fn new(config: ServerConfig) -> Self {
         let now = Instant::now();
         let key = host_key();
@@ -128,6 +146,16 @@ impl Session {
         })
     }
 
+    /// A signed `ssh-ed25519` login for `key`'s public key, the signature made by `signer`.
+    pub fn ed25519_login(&mut self, key: &PrivateKey, signer: &PrivateKey) {
+        self.pk_request(
+            &key.public(),
+            "ssh-ed25519",
+            Some((signer, SigAlg::Ed25519)),
+            None,
+        );
+    }
+
     /// A publickey request for `key` named `alg`, signed by `signer` (if any) over `session_id`.
     pub fn pk_request(
         &mut self,
@@ -180,12 +208,7 @@ fn query_answers_pk_ok_and_signature_logs_in() {
     s.pk_request(&a.public(), "ssh-ed25519", None, None);
     assert_eq!(s.last_reply(), 60, "PK_OK");
     assert!(s.authenticated().is_none());
-    s.pk_request(
-        &a.public(),
-        "ssh-ed25519",
-        Some((&a, SigAlg::Ed25519)),
-        None,
-    );
+    s.ed25519_login(&a, &a);
     assert_eq!(s.last_reply(), 52);
     assert_eq!(s.authenticated(), Some(a.public()));
     assert!(s.server.is_authenticated());
@@ -200,20 +223,10 @@ fn identity_is_the_signing_key_not_a_queried_one() {
     s.pk_request(&a.public(), "ssh-ed25519", None, None);
     assert_eq!(s.last_reply(), 60);
     // B signs validly for itself: the decision is about B, which is not authorized.
-    s.pk_request(
-        &b.public(),
-        "ssh-ed25519",
-        Some((&b, SigAlg::Ed25519)),
-        None,
-    );
+    s.ed25519_login(&b, &b);
     assert_eq!(s.last_reply(), 51);
     // A's blob with B's signature does not verify at all.
-    s.pk_request(
-        &a.public(),
-        "ssh-ed25519",
-        Some((&b, SigAlg::Ed25519)),
-        None,
-    );
+    s.ed25519_login(&a, &b);
     assert_eq!(s.last_reply(), 51);
     assert!(s.authenticated().is_none());
     let asked: Vec<(PublicKey, bool)> = s
@@ -337,26 +350,10 @@ fn too_many_failures_disconnect() {
     let mut s = Session::new(ServerConfig::default());
     let b = ed(2);
     for _ in 0..6 {
-        s.pk_request(
-            &b.public(),
-            "ssh-ed25519",
-            Some((&b, SigAlg::Ed25519)),
-            None,
-        );
+        s.ed25519_login(&b, &b);
     }
-    assert!(
-        matches!(s.server_error, Some(Error::Auth(_))),
-        "{:?}",
-        s.server_error
-    );
-    assert!(
-        matches!(
-            s.client_error,
-            Some(Error::PeerDisconnected { reason: 14, .. })
-        ),
-        "{:?}",
-        s.client_error
-    );
+    s.assert_auth_failed();
+    s.assert_disconnected(14);
 }
 
 #[test]
@@ -380,11 +377,7 @@ fn a_first_none_is_free_and_every_other_failure_counts_as_in_openssh() {
     // An unsigned query for a key nobody authorized is the sixth failure: disconnect.
     let stranger = ed(9);
     s.pk_request(&stranger.public(), "ssh-ed25519", None, None);
-    assert!(
-        matches!(s.server_error, Some(Error::Auth(_))),
-        "{:?}",
-        s.server_error
-    );
+    s.assert_auth_failed();
 }
 
 #[test]
@@ -395,11 +388,7 @@ fn unsigned_queries_with_a_bad_key_or_algorithm_count() {
         // The algorithm does not fit the key: a failure, even without a signature.
         s.pk_request(&a.public(), "rsa-sha2-256", None, None);
     }
-    assert!(
-        matches!(s.server_error, Some(Error::Auth(_))),
-        "{:?}",
-        s.server_error
-    );
+    s.assert_auth_failed();
 }
 
 #[test]
@@ -413,11 +402,7 @@ fn answered_queries_do_not_count_but_the_request_cap_holds() {
     }
     assert!(s.server_error.is_none());
     s.pk_request(&a.public(), "ssh-ed25519", None, None);
-    assert!(
-        matches!(s.server_error, Some(Error::Auth(_))),
-        "{:?}",
-        s.server_error
-    );
+    s.assert_auth_failed();
 }
 
 #[test]
@@ -444,14 +429,7 @@ fn overlong_user_name_disconnects() {
             .string(b"ssh-connection")
             .string(b"none");
     });
-    assert!(
-        matches!(
-            s.client_error,
-            Some(Error::PeerDisconnected { reason: 15, .. })
-        ),
-        "{:?}",
-        s.client_error
-    );
+    s.assert_disconnected(15);
 }
 
 /// libssh CVE-2018-10933's shape: a client that sends USERAUTH_SUCCESS is disconnected.
@@ -500,12 +478,7 @@ fn requests_after_success_are_ignored() {
     let a = ed(1);
     s.login(&a);
     let n = s.to_client.len();
-    s.pk_request(
-        &a.public(),
-        "ssh-ed25519",
-        Some((&a, SigAlg::Ed25519)),
-        None,
-    );
+    s.ed25519_login(&a, &a);
     assert_eq!(s.to_client.len(), n, "no second SUCCESS, no FAILURE");
     assert!(s.server_error.is_none());
 }
