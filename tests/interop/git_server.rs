@@ -279,6 +279,18 @@ impl<'a> Git<'a> {
         );
         out
     }
+
+    /// `git push -q URL main` from `local`, running in the background (to be cut off).
+    pub fn spawn_push(&self, local: &Path, url: &str) -> std::process::Child {
+        Command::new("git")
+            .current_dir(local)
+            .args(["push", "-q", url, "main"])
+            .env("GIT_SSH_COMMAND", self.server.ssh_command(&self.key))
+            .stdin(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap()
+    }
 }
 
 /// A local repository with a few commits.
@@ -517,14 +529,7 @@ fn an_interrupted_push_leaves_refs_unchanged_and_the_repository_fsck_clean() {
     random_file(&local.join("big.bin"), 64);
     git.ok(&local, &["add", "big.bin"]);
     git.ok(&local, &["commit", "-q", "-m", "big"]);
-    let mut push = Command::new("git")
-        .current_dir(&local)
-        .args(["push", "-q", &s.url("p.git"), "main"])
-        .env("GIT_SSH_COMMAND", s.ssh_command(&git.key))
-        .stdin(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut push = git.spawn_push(&local, &s.url("p.git"));
     // Kill it mid-transfer: once the server has started receiving.
     let deadline = Instant::now() + Duration::from_secs(30);
     while !s

@@ -5,7 +5,7 @@
 
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use crate::common::rss_kib;
@@ -454,14 +454,7 @@ fn an_interrupted_push_through_the_proxy_leaves_upstream_refs_unchanged() {
     crate::common::random_file(&local.join("big.bin"), 64);
     git_in(&local, &["add", "big.bin"]);
     git_in(&local, &["commit", "-q", "-m", "big"]);
-    let mut push = Command::new("git")
-        .current_dir(&local)
-        .args(["push", "-q", &s.url("p.git"), "main"])
-        .env("GIT_SSH_COMMAND", s.ssh_command(&git.key))
-        .stdin(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut push = git.spawn_push(&local, &s.url("p.git"));
     // Once the upstream has started receiving, cut the client off.
     let deadline = Instant::now() + Duration::from_secs(30);
     while !upstream_repo
