@@ -45,8 +45,7 @@ fn small_window() -> ServerConfig {
 
 #[test]
 fn data_beyond_the_window_is_tolerated_up_to_a_tenth_then_disconnects() {
-    let mut s = Session::new(small_window());
-    s.login(&ed(1));
+    let mut s = Session::logged_in(small_window());
     open_session(&mut s, 1 << 20);
     for _ in 0..2 {
         s.send(|w| {
@@ -74,8 +73,7 @@ fn data_beyond_the_window_is_tolerated_up_to_a_tenth_then_disconnects() {
 fn channels_share_the_connection_window_budget() {
     // Default: 2 MiB windows, 4 MiB budget, 64 KiB floor, 10 channels. Two channels get the
     // full window, the rest the floor: at most 4 MiB + 8 × 64 KiB may be buffered in all.
-    let mut s = Session::new(ServerConfig::default());
-    s.login(&ed(1));
+    let mut s = Session::logged_in(ServerConfig::default());
     let mut windows = Vec::new();
     for _ in 0..10u32 {
         open_session(&mut s, 1 << 20);
@@ -94,8 +92,7 @@ fn channels_share_the_connection_window_budget() {
 #[test]
 fn data_above_our_packet_size_is_accepted_within_the_window() {
     // OpenSSH only logs "rcvd big packet"; the window and the transport's cap bound it.
-    let mut s = Session::new(ServerConfig::default());
-    s.login(&ed(1));
+    let mut s = Session::logged_in(ServerConfig::default());
     open_session(&mut s, 1 << 20);
     s.send(|w| {
         w.u8(94).u32(0).string(&[7u8; 40000]);
@@ -106,8 +103,7 @@ fn data_above_our_packet_size_is_accepted_within_the_window() {
 
 #[test]
 fn reading_returns_window_credit() {
-    let mut s = Session::new(small_window());
-    s.login(&ed(1));
+    let mut s = Session::logged_in(small_window());
     open_session(&mut s, 1 << 20);
     for _ in 0..2 {
         s.send(|w| {
@@ -130,8 +126,7 @@ fn reading_returns_window_credit() {
 
 #[test]
 fn data_on_an_unknown_channel_disconnects() {
-    let mut s = Session::new(ServerConfig::default());
-    s.login(&ed(1));
+    let mut s = Session::logged_in(ServerConfig::default());
     s.send(|w| {
         w.u8(94).u32(5).string(b"x");
     });
@@ -145,8 +140,7 @@ fn data_on_an_unknown_channel_disconnects() {
 /// with a field missing is a decode error, as sshd treats it.
 #[test]
 fn direct_tcpip_opens_arrive_typed_and_truncated_ones_disconnect() {
-    let mut s = Session::new(ServerConfig::default());
-    s.login(&ed(1));
+    let mut s = Session::logged_in(ServerConfig::default());
     s.send(|w| {
         w.u8(90)
             .string(b"direct-tcpip")
@@ -172,8 +166,7 @@ fn direct_tcpip_opens_arrive_typed_and_truncated_ones_disconnect() {
             originator_port: 40000,
         }))
     );
-    let mut s = Session::new(ServerConfig::default());
-    s.login(&ed(1));
+    let mut s = Session::logged_in(ServerConfig::default());
     s.send(|w| {
         w.u8(90)
             .string(b"direct-tcpip")
@@ -193,8 +186,7 @@ fn direct_tcpip_opens_arrive_typed_and_truncated_ones_disconnect() {
 /// named as such, not a protocol error blamed on the peer; the connection lives on.
 #[test]
 fn calls_on_a_freed_channel_name_the_channel() {
-    let mut s = Session::new(ServerConfig::default());
-    s.login(&ed(1));
+    let mut s = Session::logged_in(ServerConfig::default());
     open_session(&mut s, 1 << 20);
     s.send(|w| {
         w.u8(97).u32(0);
@@ -214,8 +206,7 @@ fn calls_on_a_freed_channel_name_the_channel() {
 
 #[test]
 fn window_adjust_overflow_disconnects() {
-    let mut s = Session::new(ServerConfig::default());
-    s.login(&ed(1));
+    let mut s = Session::logged_in(ServerConfig::default());
     open_session(&mut s, u32::MAX - 10);
     s.send(|w| {
         w.u8(93).u32(0).u32(11);
@@ -228,8 +219,7 @@ fn window_adjust_overflow_disconnects() {
 
 #[test]
 fn too_many_channels_get_resource_shortage() {
-    let mut s = Session::new(small_window());
-    s.login(&ed(1));
+    let mut s = Session::logged_in(small_window());
     for _ in 0..3 {
         open_session(&mut s, 1 << 20);
     }
@@ -245,8 +235,7 @@ fn too_many_channels_get_resource_shortage() {
 
 #[test]
 fn channel_ids_are_reused_only_after_close_both_ways() {
-    let mut s = Session::new(small_window());
-    s.login(&ed(1));
+    let mut s = Session::logged_in(small_window());
     let id = open_session(&mut s, 1 << 20);
     s.server.close(id).unwrap();
     s.drive();
@@ -280,8 +269,7 @@ fn ping_is_answered_only_after_authentication() {
 
 #[test]
 fn global_requests_are_refused_in_order() {
-    let mut s = Session::new(ServerConfig::default());
-    s.login(&ed(1));
+    let mut s = Session::logged_in(ServerConfig::default());
     s.send(|w| {
         w.u8(80)
             .string(b"tcpip-forward")
@@ -303,8 +291,7 @@ fn global_requests_are_refused_in_order() {
 fn forwarding_requests_reach_the_application_and_replies_keep_their_order() {
     let mut cfg = ServerConfig::default();
     cfg.connection.forwarding_requests = true;
-    let mut s = Session::new(cfg);
-    s.login(&ed(1));
+    let mut s = Session::logged_in(cfg);
     let (before, events) = (s.to_client.len(), s.server_events.len());
     s.send(|w| {
         w.u8(80)
@@ -363,8 +350,7 @@ fn forwarding_requests_reach_the_application_and_replies_keep_their_order() {
 fn global_requests_waiting_for_the_application_are_bounded() {
     let mut cfg = ServerConfig::default();
     cfg.connection.forwarding_requests = true;
-    let mut s = Session::new(cfg);
-    s.login(&ed(1));
+    let mut s = Session::logged_in(cfg);
     for port in 0..=256u32 {
         s.send(|w| {
             w.u8(80)
@@ -389,8 +375,7 @@ fn keepalives_go_out_when_idle_and_silence_disconnects() {
         keepalive_max: 3,
         ..Default::default()
     };
-    let mut s = Session::new(cfg);
-    s.login(&ed(1));
+    let mut s = Session::logged_in(cfg);
     s.send(|w| {
         w.u8(2).string(b"");
     });
@@ -422,8 +407,7 @@ fn keepalives_go_out_when_idle_and_silence_disconnects() {
 
 #[test]
 fn a_write_larger_than_4_gib_is_split_by_the_window() {
-    let mut s = Session::new(ServerConfig::default());
-    s.login(&ed(1));
+    let mut s = Session::logged_in(ServerConfig::default());
     let id = open_session(&mut s, 1 << 20);
     // calloc'd: only the pages actually sent are touched.
     let huge = vec![0u8; (5usize << 30) + 7];

@@ -29,6 +29,13 @@ pub struct Session {
 }
 
 impl Session {
+    /// A session logged in with `ed(1)`'s key.
+    pub fn logged_in(config: ServerConfig) -> Self {
+        let mut s = Self::new(config);
+        s.login(&ed(1));
+        s
+    }
+
     /// The server ended the connection on an authentication rule.
     pub fn assert_auth_failed(&self) {
         assert!(
