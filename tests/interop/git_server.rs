@@ -293,6 +293,25 @@ impl<'a> Git<'a> {
     }
 }
 
+/// Waits (at most 30 s) until `objects` holds a push's quarantine (git's `tmp_objdir` or
+/// `incoming` directory), then kills the push and its ssh, like a client losing power.
+pub fn cut_off_while_receiving(mut push: std::process::Child, objects: &Path) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !objects.read_dir().unwrap().flatten().any(|e| {
+        let n = e.file_name().to_string_lossy().into_owned();
+        n.starts_with("tmp_objdir") || n.starts_with("incoming")
+    }) && Instant::now() < deadline
+    {
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    std::thread::sleep(Duration::from_millis(50));
+    let _ = Command::new("pkill")
+        .args(["-KILL", "-P", &push.id().to_string()])
+        .status();
+    push.kill().unwrap();
+    push.wait().unwrap();
+}
+
 /// A local repository with a few commits.
 pub fn local_repo(git: &Git<'_>, dir: &Path, commits: usize) -> PathBuf {
     let path = dir.join("local");
@@ -529,30 +548,9 @@ fn an_interrupted_push_leaves_refs_unchanged_and_the_repository_fsck_clean() {
     random_file(&local.join("big.bin"), 64);
     git.ok(&local, &["add", "big.bin"]);
     git.ok(&local, &["commit", "-q", "-m", "big"]);
-    let mut push = git.spawn_push(&local, &s.url("p.git"));
+    let push = git.spawn_push(&local, &s.url("p.git"));
     // Kill it mid-transfer: once the server has started receiving.
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while !s
-        .data()
-        .join("repos/p.git/objects")
-        .read_dir()
-        .unwrap()
-        .flatten()
-        .any(|e| {
-            e.file_name().to_string_lossy().starts_with("tmp_objdir")
-                || e.file_name().to_string_lossy().starts_with("incoming")
-        })
-        && Instant::now() < deadline
-    {
-        std::thread::sleep(Duration::from_millis(5));
-    }
-    std::thread::sleep(Duration::from_millis(50));
-    // Kill the push's own ssh (its child) and the push itself, like a client losing power.
-    let _ = Command::new("pkill")
-        .args(["-KILL", "-P", &push.id().to_string()])
-        .status();
-    push.kill().unwrap();
-    push.wait().unwrap();
+    cut_off_while_receiving(push, &s.data().join("repos/p.git/objects"));
     std::thread::sleep(Duration::from_millis(500));
     let after = git.ok(work.path(), &["ls-remote", &s.url("p.git")]);
     assert_eq!(before, after, "refs changed by an interrupted push");

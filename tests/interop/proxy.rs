@@ -10,7 +10,9 @@ use std::time::{Duration, Instant};
 
 use crate::common::rss_kib;
 use crate::common::{Sshd, require};
-use crate::git_server::{EVERYONE_WRITES, Git, Server, config, local_repo};
+use crate::git_server::{
+    EVERYONE_WRITES, Git, Server, config, cut_off_while_receiving, local_repo,
+};
 use crate::raw_git::raw_fetch;
 
 fn current_user() -> String {
@@ -454,28 +456,9 @@ fn an_interrupted_push_through_the_proxy_leaves_upstream_refs_unchanged() {
     crate::common::random_file(&local.join("big.bin"), 64);
     git_in(&local, &["add", "big.bin"]);
     git_in(&local, &["commit", "-q", "-m", "big"]);
-    let mut push = git.spawn_push(&local, &s.url("p.git"));
+    let push = git.spawn_push(&local, &s.url("p.git"));
     // Once the upstream has started receiving, cut the client off.
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while !upstream_repo
-        .join("objects")
-        .read_dir()
-        .unwrap()
-        .flatten()
-        .any(|e| {
-            let n = e.file_name().to_string_lossy().into_owned();
-            n.starts_with("tmp_objdir") || n.starts_with("incoming")
-        })
-        && Instant::now() < deadline
-    {
-        std::thread::sleep(Duration::from_millis(5));
-    }
-    std::thread::sleep(Duration::from_millis(50));
-    let _ = Command::new("pkill")
-        .args(["-KILL", "-P", &push.id().to_string()])
-        .status();
-    push.kill().unwrap();
-    push.wait().unwrap();
+    cut_off_while_receiving(push, &upstream_repo.join("objects"));
     // The upstream git notices (EOF through the proxy) and gives up; refs never moved.
     let deadline = Instant::now() + Duration::from_secs(20);
     loop {
