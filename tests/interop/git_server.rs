@@ -312,6 +312,26 @@ pub fn cut_off_while_receiving(mut push: std::process::Child, objects: &Path) {
     push.wait().unwrap();
 }
 
+/// Waits (at most `secs`) until no process's command line matches `pattern` (`pgrep -f`).
+pub fn wait_gone(pattern: &str, secs: u64) {
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    loop {
+        let left = Command::new("pgrep")
+            .args(["-f", pattern])
+            .output()
+            .unwrap();
+        if left.stdout.is_empty() {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "still running: {}",
+            String::from_utf8_lossy(&left.stdout)
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
 /// A local repository with a few commits.
 pub fn local_repo(git: &Git<'_>, dir: &Path, commits: usize) -> PathBuf {
     let path = dir.join("local");
@@ -557,22 +577,7 @@ fn an_interrupted_push_leaves_refs_unchanged_and_the_repository_fsck_clean() {
     let repo = s.data().join("repos/p.git");
     git.ok(&repo, &["fsck", "--no-progress"]);
     // The server-side git is gone too (its process group was killed or it saw EOF).
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        let left = Command::new("pgrep")
-            .args(["-f", &format!("receive-pack {}", repo.display())])
-            .output()
-            .unwrap();
-        if left.stdout.is_empty() {
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "git receive-pack still running: {}",
-            String::from_utf8_lossy(&left.stdout)
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    wait_gone(&format!("receive-pack {}", repo.display()), 10);
 }
 
 #[test]

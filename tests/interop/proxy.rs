@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use crate::common::rss_kib;
 use crate::common::{Sshd, require};
 use crate::git_server::{
-    EVERYONE_WRITES, Git, Server, config, cut_off_while_receiving, local_repo,
+    EVERYONE_WRITES, Git, Server, config, cut_off_while_receiving, local_repo, wait_gone,
 };
 use crate::raw_git::raw_fetch;
 
@@ -460,21 +460,7 @@ fn an_interrupted_push_through_the_proxy_leaves_upstream_refs_unchanged() {
     // Once the upstream has started receiving, cut the client off.
     cut_off_while_receiving(push, &upstream_repo.join("objects"));
     // The upstream git notices (EOF through the proxy) and gives up; refs never moved.
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
-        let left = Command::new("pgrep")
-            .args(["-f", &format!("receive-pack '{}", upstream_repo.display())])
-            .output()
-            .unwrap();
-        if left.stdout.is_empty() {
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "upstream receive-pack still runs"
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    wait_gone(&format!("receive-pack '{}", upstream_repo.display()), 20);
     assert_eq!(git_in(&upstream_repo, &["show-ref"]), before);
     git_in(&upstream_repo, &["fsck", "--no-progress"]);
 }
