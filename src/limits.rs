@@ -120,6 +120,18 @@ pub const FORWARD_BIND_TIMEOUT: std::time::Duration = std::time::Duration::from_
 /// its own (its descriptors limit it); ssh asks for one per `-R`.
 pub const FORWARD_LISTENERS: usize = 64;
 
+/// The most of an HTTP key backend's answer we read; a longer one is a failure. An identity
+/// is a few hundred bytes of JSON.
+pub const HTTP_LOOKUP_MAX_RESPONSE: usize = 64 * 1024;
+
+/// Answers of the HTTP key backend kept at once (each a user, a key blob and an identity:
+/// about 200 bytes); when full, expired ones go, then all. OpenSSH has no backend cache.
+pub const HTTP_LOOKUP_CACHE_ENTRIES: usize = 10_000;
+
+/// How long a token sent to the HTTP key backend is valid (its `exp` claim). gitlab-shell's
+/// tokens last one minute too.
+pub const HTTP_TOKEN_LIFETIME: std::time::Duration = std::time::Duration::from_secs(60);
+
 /// What one socket read asks for: at most this much unprocessed input is held per connection
 /// between reads (OpenSSH reads 32 KiB at a time).
 pub const READ_CHUNK: usize = 64 * 1024;

@@ -96,7 +96,7 @@ pub struct Listener {
 #[derive(Clone, Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Keys {
-    /// "file" or "command".
+    /// "file", "command" or "http".
     pub backend: String,
     /// authorized_keys path.
     #[serde(default)]
@@ -107,6 +107,27 @@ pub struct Keys {
     /// Command time limit.
     #[serde(default = "five")]
     pub command_timeout_secs: u64,
+    /// HTTP backend: its base URL (`http://host:port/path`); keys are asked at `URL/key`.
+    #[serde(default)]
+    pub url: Option<String>,
+    /// HTTP backend: the file holding the shared secret its tokens are signed with (relative
+    /// to `data_dir`; readable by the owner only).
+    #[serde(default)]
+    pub secret_file: Option<PathBuf>,
+    /// HTTP backend: time limit per request.
+    #[serde(default = "three_thousand")]
+    pub http_timeout_ms: u64,
+    /// HTTP backend: how long an answer (a key's identity, or "unknown key") is reused.
+    #[serde(default = "thirty")]
+    pub cache_secs: u64,
+}
+
+fn three_thousand() -> u64 {
+    3000
+}
+
+fn thirty() -> u64 {
+    30
 }
 
 fn five() -> u64 {
@@ -231,6 +252,12 @@ fn merge(base: &mut toml::Table, over: toml::Table) {
 /// if group or others may read it (as sshd refuses such host keys and ssh such identities); the
 /// text is wiped from memory after parsing.
 pub fn load_private_key(path: &Path) -> Result<crate::keys::PrivateKey, String> {
+    let text = zeroize::Zeroizing::new(read_secret(path, "private key")?);
+    key_file::parse(&text, None).map_err(|e| format!("{}: {e}", path.display()))
+}
+
+/// A secret file's text (`what` names it in errors), refused if others may read it.
+pub fn read_secret(path: &Path, what: &str) -> Result<String, String> {
     use std::os::unix::fs::PermissionsExt;
     let mode = std::fs::metadata(path)
         .map_err(|e| format!("{}: {e}", path.display()))?
@@ -238,15 +265,12 @@ pub fn load_private_key(path: &Path) -> Result<crate::keys::PrivateKey, String> 
         .mode();
     if mode & 0o077 != 0 {
         return Err(format!(
-            "{}: private key is accessible by others (mode {:o}); chmod 600 it",
+            "{}: {what} is accessible by others (mode {:o}); chmod 600 it",
             path.display(),
             mode & 0o777
         ));
     }
-    let text = zeroize::Zeroizing::new(
-        std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?,
-    );
-    key_file::parse(&text, None).map_err(|e| format!("{}: {e}", path.display()))
+    std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))
 }
 
 /// The "hardened" preset, as wire names. What it shuts out is in `portcullis.example.toml`
@@ -432,11 +456,29 @@ impl Config {
             "command" if self.keys.command.as_ref().is_none_or(Vec::is_empty) => {
                 return Err(bad("keys.command", "needed with backend = \"command\""));
             }
-            "file" | "command" => {}
+            "http"
+                if !self
+                    .keys
+                    .url
+                    .as_deref()
+                    .is_some_and(|u| u.starts_with("http://")) =>
+            {
+                return Err(bad(
+                    "keys.url",
+                    "needed with backend = \"http\", as http://host:port/path (no TLS: an internal address)",
+                ));
+            }
+            "http" if self.keys.secret_file.is_none() => {
+                return Err(bad("keys.secret_file", "needed with backend = \"http\""));
+            }
+            "http" if self.keys.http_timeout_ms == 0 => {
+                return Err(bad("keys.http_timeout_ms", "must be at least 1"));
+            }
+            "file" | "command" | "http" => {}
             other => {
                 return Err(bad(
                     "keys.backend",
-                    format!("\"{other}\" is not \"file\" or \"command\""),
+                    format!("\"{other}\" is not \"file\", \"command\" or \"http\""),
                 ));
             }
         }

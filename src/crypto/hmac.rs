@@ -7,6 +7,15 @@ use sha2::{Sha256, Sha512};
 
 use crate::crypto::ct;
 
+/// HMAC-SHA-256 of `data` under `key` [RFC2104]: the `HS256` signature of the tokens the HTTP
+/// key backend receives [RFC7518 §3.2]. `None` only if the MAC refused the key, which HMAC
+/// (any key length) never does.
+pub fn hmac_sha256(key: &[u8], data: &[u8]) -> Option<[u8; 32]> {
+    let mut m = <Hmac<Sha256> as KeyInit>::new_from_slice(key).ok()?;
+    m.update(data);
+    Some(m.finalize().into_bytes().into())
+}
+
 /// A keyed HMAC for one direction. The initialised state is cloned per packet, so the key
 /// schedule is paid once per key, not once per packet.
 #[derive(Clone)]

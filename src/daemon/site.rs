@@ -70,6 +70,9 @@ pub fn build(c: &Config) -> Result<Site, String> {
 
 /// The key backend, and what the readiness probe checks of it on every probe.
 fn backend(c: &Config) -> Result<(Box<dyn KeyLookup>, BackendCheck), String> {
+    if c.keys.backend == "http" {
+        return http_backend(c);
+    }
     if c.keys.backend == "command" {
         let argv = c.keys.command.clone().unwrap_or_default();
         let (program, args) = argv.split_first().ok_or("keys.command is empty")?;
@@ -103,6 +106,42 @@ fn backend(c: &Config) -> Result<(Box<dyn KeyLookup>, BackendCheck), String> {
                 .map_err(|e| format!("{}: {e}", checked.display()))
         }),
     ))
+}
+
+/// The HTTP backend: its key endpoint, secret and limits; ready while its last request
+/// succeeded (or none was made yet).
+fn http_backend(c: &Config) -> Result<(Box<dyn KeyLookup>, BackendCheck), String> {
+    let base = c.keys.url.as_deref().unwrap_or_default();
+    let url = format!("{}/key", base.trim_end_matches('/'));
+    let path = c.in_data(c.keys.secret_file.as_deref().unwrap_or(Path::new("")));
+    let secret = zeroize::Zeroizing::new(crate::config::read_secret(&path, "backend secret")?);
+    let secret = secret.trim_end_matches(['\r', '\n']);
+    if secret.is_empty() {
+        return Err(format!("{}: the backend secret is empty", path.display()));
+    }
+    let lookup = Arc::new(
+        crate::lookup::HttpLookup::new(
+            &url,
+            secret.as_bytes().to_vec(),
+            Duration::from_millis(c.keys.http_timeout_ms),
+            Duration::from_secs(c.keys.cache_secs),
+        )
+        .map_err(|e| e.to_string())?,
+    );
+    let checked = lookup.clone();
+    Ok((
+        Box::new(Shared(lookup)),
+        Box::new(move || checked.health().map_err(|why| format!("{url}: {why}"))),
+    ))
+}
+
+/// A lookup shared with the readiness check.
+struct Shared(Arc<crate::lookup::HttpLookup>);
+
+impl KeyLookup for Shared {
+    fn lookup<'a>(&'a self, user: &'a str, key: &'a PublicKey, addr: IpAddr) -> LookupFuture<'a> {
+        self.0.lookup(user, key, addr)
+    }
 }
 
 /// Loads the host keys, generating missing ones (Ed25519 or RSA-3072, by file name) with mode 0600.

@@ -1,13 +1,15 @@
 //! Who a key belongs to: the pluggable, asynchronous lookup the server consults for every
 //! verified (or queried) public key. Backends: an `authorized_keys` file, re-read when it
-//! changes, and an external command in the manner of OpenSSH's AuthorizedKeysCommand. Other
-//! backends (an HTTP API) implement the same trait.
+//! changes, an external command in the manner of OpenSSH's AuthorizedKeysCommand, and a
+//! site's HTTP API.
 
 mod command;
 mod file;
+mod http;
 
 pub use command::CommandLookup;
 pub use file::FileLookup;
+pub use http::HttpLookup;
 
 use std::future::Future;
 use std::net::IpAddr;
@@ -72,7 +74,8 @@ pub type LookupFuture<'a> =
 /// Maps (user name, key, client address) to an identity, or to nobody.
 pub trait KeyLookup: Send + Sync {
     /// Looks the key up. `Ok(None)`: not authorized. `Err`: the backend failed (the server
-    /// refuses the key and logs it).
+    /// logs it and disconnects the client with "temporarily unavailable", reason 7
+    /// SERVICE_NOT_AVAILABLE: a failure is never reported as a denial).
     fn lookup<'a>(&'a self, user: &'a str, key: &'a PublicKey, addr: IpAddr) -> LookupFuture<'a>;
 }
 

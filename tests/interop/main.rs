@@ -16,6 +16,7 @@ mod git_server;
 mod haproxy;
 mod hardening;
 mod host_keys;
+mod http_backend;
 mod lifecycle;
 mod lookup;
 mod monitoring;

@@ -306,7 +306,17 @@ impl Driver {
                 ServerEvent::AuthRequest(req) => {
                     // The key is looked up first; the core verifies a signature only after
                     // we accepted the key, so an unknown key costs no verification.
-                    match self.lookup_cached(&req).await {
+                    let Ok(found) = self.lookup_cached(&req).await else {
+                        // The backend could not answer: not a refusal of the key. The client
+                        // is told to come back (ssh prints the reason) instead of being denied.
+                        METRICS.auth("publickey", "backend_unavailable");
+                        self.s.disconnect(
+                            crate::error::DisconnectReason::ServiceNotAvailable,
+                            "key lookup temporarily unavailable, try again later",
+                        );
+                        return Ok(true);
+                    };
+                    match found {
                         Some(id) => {
                             // Security keys: the signature's flags must satisfy the key's options.
                             self.s.accept_auth_if(|flags| id.accepts_flags(flags))?;
@@ -386,11 +396,11 @@ impl Driver {
 
     /// The lookup's answer for (user, key), asked once per connection: a client repeating a
     /// query (PK_OK ones are not failures) costs no second lookup. At most
-    /// `MAX_AUTH_REQUESTS` entries; a backend error is not cached.
-    async fn lookup_cached(&mut self, req: &AuthRequest) -> Option<Identity> {
+    /// `MAX_AUTH_REQUESTS` entries; a backend error is not cached. `Err`: the backend failed.
+    async fn lookup_cached(&mut self, req: &AuthRequest) -> Result<Option<Identity>, ()> {
         let k = (req.user.clone(), req.key.to_blob());
         if let Some(hit) = self.looked_up.iter().find(|(key, _)| *key == k) {
-            return hit.1.clone();
+            return Ok(hit.1.clone());
         }
         let asked = Instant::now();
         let answer = self
@@ -401,11 +411,11 @@ impl Driver {
         match answer {
             Ok(who) => {
                 self.looked_up.push((k, who.clone()));
-                who
+                Ok(who)
             }
             Err(e) => {
-                tracing::warn!(peer = %self.peer, error = %e, "key lookup failed");
-                None
+                tracing::warn!(peer = %self.peer, error = %e, "key lookup failed; the client is told to retry later");
+                Err(())
             }
         }
     }

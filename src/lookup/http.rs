@@ -1,0 +1,289 @@
+//! Keys from a site's own application over HTTP: one `POST` per key the server has not seen
+//! lately, answered with the identity the key belongs to (the request and its JSON are in the
+//! README, "Keys from an HTTP backend"). The site's user database stays where it is; the SSH
+//! host holds only a URL and a shared secret.
+//!
+//! Each request carries `Authorization: Bearer <JWT>`, an HS256 token [RFC7519] signed with the
+//! shared secret and valid for a minute, as gitlab-shell signs its calls to GitLab. It is made
+//! here with the `hmac`/`sha2` the transport already uses: the `jsonwebtoken` crate would bring
+//! a second RustCrypto generation for three base64 fields and one MAC.
+//!
+//! Bounded: a time limit per request, at most `HTTP_LOOKUP_MAX_RESPONSE` bytes read, pooled
+//! connections (reqwest). Answers — an identity, and "no such key" alike — are cached for
+//! `cache` (at most `HTTP_LOOKUP_CACHE_ENTRIES`), so a client retrying keys or a burst of
+//! clones by one user cost one request; failures are not cached. A failure is a
+//! [`LookupError`], which the server turns into "temporarily unavailable" for the client,
+//! never into "denied"; the readiness probe reports the backend down until a request succeeds.
+
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::sync::Mutex;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use base64ct::{Base64UrlUnpadded, Encoding};
+use zeroize::Zeroizing;
+
+use crate::keys::PublicKey;
+use crate::limits::{HTTP_LOOKUP_CACHE_ENTRIES, HTTP_LOOKUP_MAX_RESPONSE, HTTP_TOKEN_LIFETIME};
+use crate::lookup::{Identity, KeyLookup, LookupError, LookupFuture};
+
+/// The answer of a `200`.
+#[derive(Debug, serde::Deserialize)]
+struct Found {
+    identity: String,
+    #[serde(default = "yes")]
+    touch_required: bool,
+    #[serde(default)]
+    verify_required: bool,
+}
+
+fn yes() -> bool {
+    true
+}
+
+/// (user, key blob, client address): what an answer depends on.
+type CacheKey = (String, Vec<u8>, IpAddr);
+
+/// Key lookup through a site's HTTP API.
+pub struct HttpLookup {
+    client: reqwest::Client,
+    url: String,
+    secret: Zeroizing<Vec<u8>>,
+    timeout: Duration,
+    cache_for: Duration,
+    cache: Mutex<HashMap<CacheKey, (Instant, Option<Identity>)>>,
+    /// Why the last request failed, until one succeeds (for the readiness probe).
+    down: Mutex<Option<String>>,
+}
+
+impl std::fmt::Debug for HttpLookup {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("HttpLookup")
+            .field("url", &self.url)
+            .field("timeout", &self.timeout)
+            .finish_non_exhaustive()
+    }
+}
+
+impl HttpLookup {
+    /// Asks `url` (the full address of the key endpoint, `http://…`), signing each request with
+    /// `secret`, waiting at most `timeout`, caching answers for `cache_for` (zero: never).
+    pub fn new(
+        url: &str,
+        secret: Vec<u8>,
+        timeout: Duration,
+        cache_for: Duration,
+    ) -> Result<Self, LookupError> {
+        let client = reqwest::Client::builder()
+            .timeout(timeout)
+            .connect_timeout(timeout)
+            .redirect(reqwest::redirect::Policy::none())
+            .pool_idle_timeout(Duration::from_secs(90))
+            .build()
+            .map_err(|e| LookupError::Failed(format!("HTTP client: {e}")))?;
+        Ok(Self {
+            client,
+            url: url.to_owned(),
+            secret: Zeroizing::new(secret),
+            timeout,
+            cache_for,
+            cache: Mutex::new(HashMap::new()),
+            down: Mutex::new(None),
+        })
+    }
+
+    /// `Err(why)` while the backend's last answer was a failure (the readiness probe's check).
+    pub fn health(&self) -> Result<(), String> {
+        match self.down.lock().map(|d| d.clone()) {
+            Ok(None) => Ok(()),
+            Ok(Some(why)) => Err(why),
+            Err(_) => Err("state poisoned".into()),
+        }
+    }
+
+    /// A token for one request: `{"alg":"HS256","typ":"JWT"}`, then issuer, issued-at and
+    /// expiry [RFC7519 §4.1], signed with the shared secret.
+    pub fn token(&self, now: SystemTime) -> Result<String, LookupError> {
+        let iat = now.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
+        let exp = iat.saturating_add(HTTP_TOKEN_LIFETIME.as_secs());
+        let header = Base64UrlUnpadded::encode_string(br#"{"alg":"HS256","typ":"JWT"}"#);
+        let claims = format!(r#"{{"iss":"portcullis","iat":{iat},"exp":{exp}}}"#);
+        let signed = format!(
+            "{header}.{}",
+            Base64UrlUnpadded::encode_string(claims.as_bytes())
+        );
+        let mac = crate::crypto::hmac::hmac_sha256(&self.secret, signed.as_bytes())
+            .ok_or_else(|| LookupError::Failed("HS256 refused the secret".into()))?;
+        Ok(format!(
+            "{signed}.{}",
+            Base64UrlUnpadded::encode_string(&mac)
+        ))
+    }
+
+    fn cached(&self, k: &CacheKey, now: Instant) -> Option<Option<Identity>> {
+        let cache = self.cache.lock().ok()?;
+        cache
+            .get(k)
+            .filter(|(until, _)| *until > now)
+            .map(|(_, who)| who.clone())
+    }
+
+    fn remember(&self, k: CacheKey, who: Option<Identity>, now: Instant) {
+        if self.cache_for.is_zero() {
+            return;
+        }
+        let Ok(mut cache) = self.cache.lock() else {
+            return;
+        };
+        if cache.len() >= HTTP_LOOKUP_CACHE_ENTRIES {
+            cache.retain(|_, (until, _)| *until > now);
+        }
+        if cache.len() >= HTTP_LOOKUP_CACHE_ENTRIES {
+            // Still full of live answers: start over rather than grow.
+            cache.clear();
+        }
+        if let Some(until) = now.checked_add(self.cache_for) {
+            cache.insert(k, (until, who));
+        }
+    }
+
+    fn set_down(&self, why: Option<String>) {
+        if let Ok(mut d) = self.down.lock() {
+            *d = why;
+        }
+    }
+
+    async fn ask(
+        &self,
+        user: &str,
+        key: &PublicKey,
+        addr: IpAddr,
+    ) -> Result<Option<Identity>, LookupError> {
+        let body = serde_json::json!({
+            "user": user,
+            "key": key.to_openssh(),
+            "fingerprint": key.fingerprint(),
+            "address": addr.to_string(),
+        });
+        let token = self.token(SystemTime::now())?;
+        let send = self
+            .client
+            .post(&self.url)
+            .bearer_auth(token)
+            .header("content-type", "application/json")
+            .body(body.to_string())
+            .send();
+        let mut resp = send.await.map_err(|e| {
+            if e.is_timeout() {
+                LookupError::Timeout
+            } else {
+                LookupError::Failed(format!("{}: {e}", self.url))
+            }
+        })?;
+        let status = resp.status();
+        if status == reqwest::StatusCode::NOT_FOUND {
+            return Ok(None);
+        }
+        if status != reqwest::StatusCode::OK {
+            return Err(LookupError::Failed(format!(
+                "{} answered {status}",
+                self.url
+            )));
+        }
+        let mut bytes = Vec::new();
+        while let Some(chunk) = resp
+            .chunk()
+            .await
+            .map_err(|e| LookupError::Failed(format!("{}: {e}", self.url)))?
+        {
+            if bytes.len().saturating_add(chunk.len()) > HTTP_LOOKUP_MAX_RESPONSE {
+                return Err(LookupError::Failed(format!(
+                    "{}: answer over {HTTP_LOOKUP_MAX_RESPONSE} bytes",
+                    self.url
+                )));
+            }
+            bytes.extend_from_slice(&chunk);
+        }
+        let found: Found = serde_json::from_slice(&bytes).map_err(|e| {
+            LookupError::Failed(format!("{}: answer not understood: {e}", self.url))
+        })?;
+        Ok(Some(Identity {
+            name: found.identity,
+            fingerprint: key.fingerprint(),
+            touch_required: found.touch_required,
+            verify_required: found.verify_required,
+        }))
+    }
+}
+
+impl KeyLookup for HttpLookup {
+    fn lookup<'a>(&'a self, user: &'a str, key: &'a PublicKey, addr: IpAddr) -> LookupFuture<'a> {
+        Box::pin(async move {
+            let k = (user.to_owned(), key.to_blob(), addr);
+            if let Some(hit) = self.cached(&k, Instant::now()) {
+                return Ok(hit);
+            }
+            // The client's own timeout covers the whole exchange; this one also bounds a body
+            // that trickles in.
+            let answer = tokio::time::timeout(self.timeout, self.ask(user, key, addr))
+                .await
+                .unwrap_or(Err(LookupError::Timeout));
+            match &answer {
+                Ok(who) => {
+                    self.set_down(None);
+                    self.remember(k, who.clone(), Instant::now());
+                }
+                Err(e) => self.set_down(Some(e.to_string())),
+            }
+            answer
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// RFC 4231 §4.3 (test case 2): HMAC-SHA-256 with a key shorter than the block.
+    #[test]
+    fn hmac_sha256_known_answer() {
+        let mac =
+            crate::crypto::hmac::hmac_sha256(b"Jefe", b"what do ya want for nothing?").unwrap();
+        let hex: String = mac.iter().map(|b| format!("{b:02x}")).collect();
+        assert_eq!(
+            hex,
+            "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843"
+        );
+    }
+
+    /// The token is `base64url(header).base64url(claims).base64url(HMAC-SHA256)` [RFC7519
+    /// §7.1], with a minute between `iat` and `exp`.
+    #[test]
+    fn tokens_are_hs256_jwts_valid_for_a_minute() {
+        let l = HttpLookup::new(
+            "http://127.0.0.1:9/key",
+            b"secret".to_vec(),
+            Duration::from_secs(1),
+            Duration::ZERO,
+        )
+        .unwrap();
+        let t = l
+            .token(UNIX_EPOCH + Duration::from_secs(1_700_000_000))
+            .unwrap();
+        let parts: Vec<&str> = t.split('.').collect();
+        assert_eq!(parts.len(), 3);
+        let decode = |p: &str| Base64UrlUnpadded::decode_vec(p).unwrap();
+        assert_eq!(decode(parts[0]), br#"{"alg":"HS256","typ":"JWT"}"#);
+        assert_eq!(
+            decode(parts[1]),
+            br#"{"iss":"portcullis","iat":1700000000,"exp":1700000060}"#
+        );
+        let signed = format!("{}.{}", parts[0], parts[1]);
+        let mac = crate::crypto::hmac::hmac_sha256(b"secret", signed.as_bytes()).unwrap();
+        assert_eq!(decode(parts[2]), mac);
+        assert_ne!(
+            decode(parts[2]),
+            crate::crypto::hmac::hmac_sha256(b"other", signed.as_bytes()).unwrap()
+        );
+    }
+}
