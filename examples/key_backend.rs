@@ -1,16 +1,23 @@
-//! `key_backend`: a reference implementation of the HTTP key backend (`[keys] backend =
-//! "http"`), the part of a site's application portcullis asks which identity a key belongs
-//! to. It serves the keys of an `authorized_keys` file (the comment names the identity) and
-//! checks each request's HS256 token against the shared secret, as a site's own service would.
+//! `key_backend`: a reference implementation of the HTTP backend (`[keys] backend = "http"`),
+//! the part of a site's application portcullis asks which identity a key belongs to and what
+//! that identity may do. It serves the keys of an `authorized_keys` file (the comment names
+//! the identity), lets every listed identity read and the `--writers` write, sends
+//! repositories under a `--route PREFIX=UPSTREAM` to that upstream, and checks each request's
+//! HS256 token against the shared secret, as a site's own service would.
 //!
 //! ```text
 //! cargo run --example key_backend -- --listen 127.0.0.1:8080 --secret-file backend_secret \
-//!     --keys authorized_keys [--delay-ms N]
+//!     --keys authorized_keys [--writers alice,bob] [--route PREFIX=UPSTREAM] [--delay-ms N]
 //! ```
 //!
-//! `POST /key` with `{"user", "key", "fingerprint", "address"}`: `200 {"identity": NAME}` for a
-//! listed key, `404` for another, `401` for a missing, forged or expired token. `--delay-ms`
-//! makes every answer late (to see the server's time limit at work).
+//! - `POST /key` with `{"user", "key", "fingerprint", "address"}`: `200 {"identity": NAME}`
+//!   for a listed key, `404` for another.
+//! - `POST /access` with `{"identity", "fingerprint", "repository", "access", "address"}`:
+//!   `200 {"allow": true}` (or `{"allow": true, "upstream": NAME}` under a route), or
+//!   `{"allow": false, "message": …}` for a write by a reader.
+//!
+//! A missing, forged or expired token gets `401`. `--delay-ms` makes every answer late (to see
+//! the server's time limit at work).
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -39,6 +46,12 @@ struct Args {
     /// The keys, in `authorized_keys` format; re-read on every request.
     #[arg(long, value_name = "FILE")]
     keys: PathBuf,
+    /// Identities that may push (comma-separated); every listed identity may read.
+    #[arg(long, value_delimiter = ',')]
+    writers: Vec<String>,
+    /// Repositories starting with PREFIX run on the upstream UPSTREAM.
+    #[arg(long = "route", value_name = "PREFIX=UPSTREAM")]
+    routes: Vec<String>,
     /// Wait this long before every answer.
     #[arg(long, default_value_t = 0)]
     delay_ms: u64,
@@ -47,7 +60,50 @@ struct Args {
 struct Backend {
     secret: Vec<u8>,
     keys: PathBuf,
+    writers: Vec<String>,
+    routes: Vec<(String, String)>,
     delay: Duration,
+}
+
+/// The request's token checked, its body as JSON; or the answer that refuses it.
+async fn checked(
+    b: &Backend,
+    headers: &HeaderMap,
+    body: &[u8],
+) -> Result<serde_json::Value, (StatusCode, String)> {
+    tokio::time::sleep(b.delay).await;
+    let token = headers
+        .get("authorization")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "));
+    if !token.is_some_and(|t| valid(t, &b.secret)) {
+        return Err((StatusCode::UNAUTHORIZED, "bad token\n".into()));
+    }
+    serde_json::from_slice(body).map_err(|_| (StatusCode::BAD_REQUEST, "not JSON\n".into()))
+}
+
+async fn access(
+    State(b): State<Arc<Backend>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> (StatusCode, String) {
+    let asked = match checked(&b, &headers, &body).await {
+        Ok(asked) => asked,
+        Err(refusal) => return refusal,
+    };
+    let (who, repo) = (
+        asked["identity"].as_str().unwrap_or_default(),
+        asked["repository"].as_str().unwrap_or_default(),
+    );
+    let answer = if asked["access"] == "write" && !b.writers.iter().any(|w| w == who) {
+        serde_json::json!({ "allow": false, "message": format!("{who} may only read {repo}") })
+    } else if let Some((_, upstream)) = b.routes.iter().find(|(p, _)| repo.starts_with(p)) {
+        serde_json::json!({ "allow": true, "upstream": upstream })
+    } else {
+        serde_json::json!({ "allow": true })
+    };
+    eprintln!("key_backend: {who} {} {repo}: {answer}", asked["access"]);
+    (StatusCode::OK, answer.to_string())
 }
 
 /// Whether `token` is `header.claims.signature` signed with `secret` and not expired.
@@ -82,16 +138,9 @@ async fn key(
     headers: HeaderMap,
     body: Bytes,
 ) -> (StatusCode, String) {
-    tokio::time::sleep(b.delay).await;
-    let token = headers
-        .get("authorization")
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "));
-    if !token.is_some_and(|t| valid(t, &b.secret)) {
-        return (StatusCode::UNAUTHORIZED, "bad token\n".into());
-    }
-    let Ok(asked) = serde_json::from_slice::<serde_json::Value>(&body) else {
-        return (StatusCode::BAD_REQUEST, "not JSON\n".into());
+    let asked = match checked(&b, &headers, &body).await {
+        Ok(asked) => asked,
+        Err(refusal) => return refusal,
     };
     let Some(key) = asked["key"]
         .as_str()
@@ -127,9 +176,19 @@ async fn main() {
     let backend = Arc::new(Backend {
         secret,
         keys: args.keys,
+        writers: args.writers,
+        routes: args
+            .routes
+            .iter()
+            .filter_map(|r| r.split_once('='))
+            .map(|(p, u)| (p.to_owned(), u.to_owned()))
+            .collect(),
         delay: Duration::from_millis(args.delay_ms),
     });
-    let app = Router::new().route("/key", post(key)).with_state(backend);
+    let app = Router::new()
+        .route("/key", post(key))
+        .route("/access", post(access))
+        .with_state(backend);
     let listener = match tokio::net::TcpListener::bind(args.listen).await {
         Ok(l) => l,
         Err(e) => {

@@ -44,7 +44,11 @@ pub fn build(c: &Config) -> Result<Site, String> {
     let repos = c.in_data(&c.repos_root);
     std::fs::create_dir_all(&repos).map_err(|e| format!("{}: {e}", repos.display()))?;
     let root = RepoRoot::new(&repos).map_err(|e| format!("{}: {e}", repos.display()))?;
-    let (inner, backend_check) = backend(c)?;
+    // `[keys] backend = "http"`: the site's API answers for keys and for access alike.
+    let api = (c.keys.backend == "http")
+        .then(|| http_api(c))
+        .transpose()?;
+    let (inner, backend_check) = backend(c, api.clone())?;
     let router = Arc::new(c.router().map_err(|e| e.to_string())?);
     let handler = Arc::new(FrontDoor {
         root,
@@ -53,6 +57,12 @@ pub fn build(c: &Config) -> Result<Site, String> {
         create_on_push: c.create_on_push,
         idle_timeout: Duration::from_secs(c.timeouts.idle_secs),
         router: router.clone(),
+        http: api.map(|api| {
+            Arc::new(crate::route::HttpAccess::new(
+                api,
+                Duration::from_secs(c.keys.cache_secs),
+            ))
+        }),
     });
     Ok(Site {
         config: Arc::new(c.server_config().map_err(|e| e.to_string())?),
@@ -69,9 +79,14 @@ pub fn build(c: &Config) -> Result<Site, String> {
 }
 
 /// The key backend, and what the readiness probe checks of it on every probe.
-fn backend(c: &Config) -> Result<(Box<dyn KeyLookup>, BackendCheck), String> {
-    if c.keys.backend == "http" {
-        return http_backend(c);
+fn backend(
+    c: &Config,
+    api: Option<Arc<crate::lookup::HttpBackend>>,
+) -> Result<(Box<dyn KeyLookup>, BackendCheck), String> {
+    if let Some(backend) = api {
+        let lookup =
+            crate::lookup::HttpLookup::new(backend.clone(), Duration::from_secs(c.keys.cache_secs));
+        return Ok((Box::new(lookup), Box::new(move || backend.health())));
     }
     if c.keys.backend == "command" {
         let argv = c.keys.command.clone().unwrap_or_default();
@@ -108,40 +123,22 @@ fn backend(c: &Config) -> Result<(Box<dyn KeyLookup>, BackendCheck), String> {
     ))
 }
 
-/// The HTTP backend: its key endpoint, secret and limits; ready while its last request
-/// succeeded (or none was made yet).
-fn http_backend(c: &Config) -> Result<(Box<dyn KeyLookup>, BackendCheck), String> {
+/// The site's HTTP API of `[keys] backend = "http"`: its base URL and the shared secret.
+fn http_api(c: &Config) -> Result<Arc<crate::lookup::HttpBackend>, String> {
     let base = c.keys.url.as_deref().unwrap_or_default();
-    let url = format!("{}/key", base.trim_end_matches('/'));
     let path = c.in_data(c.keys.secret_file.as_deref().unwrap_or(Path::new("")));
     let secret = zeroize::Zeroizing::new(crate::config::read_secret(&path, "backend secret")?);
     let secret = secret.trim_end_matches(['\r', '\n']);
     if secret.is_empty() {
         return Err(format!("{}: the backend secret is empty", path.display()));
     }
-    let lookup = Arc::new(
-        crate::lookup::HttpLookup::new(
-            &url,
-            secret.as_bytes().to_vec(),
-            Duration::from_millis(c.keys.http_timeout_ms),
-            Duration::from_secs(c.keys.cache_secs),
-        )
-        .map_err(|e| e.to_string())?,
-    );
-    let checked = lookup.clone();
-    Ok((
-        Box::new(Shared(lookup)),
-        Box::new(move || checked.health().map_err(|why| format!("{url}: {why}"))),
-    ))
-}
-
-/// A lookup shared with the readiness check.
-struct Shared(Arc<crate::lookup::HttpLookup>);
-
-impl KeyLookup for Shared {
-    fn lookup<'a>(&'a self, user: &'a str, key: &'a PublicKey, addr: IpAddr) -> LookupFuture<'a> {
-        self.0.lookup(user, key, addr)
-    }
+    let backend = crate::lookup::HttpBackend::new(
+        base,
+        secret.as_bytes().to_vec(),
+        Duration::from_millis(c.keys.http_timeout_ms),
+    )
+    .map_err(|e| e.to_string())?;
+    Ok(Arc::new(backend))
 }
 
 /// Loads the host keys, generating missing ones (Ed25519 or RSA-3072, by file name) with mode 0600.

@@ -17,7 +17,7 @@
 
 use std::collections::HashMap;
 use std::net::IpAddr;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use base64ct::{Base64UrlUnpadded, Encoding};
@@ -27,7 +27,7 @@ use crate::keys::PublicKey;
 use crate::limits::{HTTP_LOOKUP_CACHE_ENTRIES, HTTP_LOOKUP_MAX_RESPONSE, HTTP_TOKEN_LIFETIME};
 use crate::lookup::{Identity, KeyLookup, LookupError, LookupFuture};
 
-/// The answer of a `200`.
+/// The answer of a `200` to `/key`.
 #[derive(Debug, serde::Deserialize)]
 struct Found {
     identity: String,
@@ -41,39 +41,31 @@ fn yes() -> bool {
     true
 }
 
-/// (user, key blob, client address): what an answer depends on.
-type CacheKey = (String, Vec<u8>, IpAddr);
-
-/// Key lookup through a site's HTTP API.
-pub struct HttpLookup {
+/// A site's HTTP API: the pooled client, the base URL, the shared secret for the tokens, the
+/// time limit, and whether the last request failed. Shared by the key lookup (`/key`) and the
+/// access decision (`/access`, [`crate::route::HttpAccess`]).
+pub struct HttpBackend {
     client: reqwest::Client,
-    url: String,
+    base: String,
     secret: Zeroizing<Vec<u8>>,
     timeout: Duration,
-    cache_for: Duration,
-    cache: Mutex<HashMap<CacheKey, (Instant, Option<Identity>)>>,
     /// Why the last request failed, until one succeeds (for the readiness probe).
     down: Mutex<Option<String>>,
 }
 
-impl std::fmt::Debug for HttpLookup {
+impl std::fmt::Debug for HttpBackend {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("HttpLookup")
-            .field("url", &self.url)
+        f.debug_struct("HttpBackend")
+            .field("base", &self.base)
             .field("timeout", &self.timeout)
             .finish_non_exhaustive()
     }
 }
 
-impl HttpLookup {
-    /// Asks `url` (the full address of the key endpoint, `http://…`), signing each request with
-    /// `secret`, waiting at most `timeout`, caching answers for `cache_for` (zero: never).
-    pub fn new(
-        url: &str,
-        secret: Vec<u8>,
-        timeout: Duration,
-        cache_for: Duration,
-    ) -> Result<Self, LookupError> {
+impl HttpBackend {
+    /// The API at `base` (`http://host:port/path`), each request signed with `secret` and
+    /// bounded by `timeout`.
+    pub fn new(base: &str, secret: Vec<u8>, timeout: Duration) -> Result<Self, LookupError> {
         let client = reqwest::Client::builder()
             .timeout(timeout)
             .connect_timeout(timeout)
@@ -83,11 +75,9 @@ impl HttpLookup {
             .map_err(|e| LookupError::Failed(format!("HTTP client: {e}")))?;
         Ok(Self {
             client,
-            url: url.to_owned(),
+            base: base.trim_end_matches('/').to_owned(),
             secret: Zeroizing::new(secret),
             timeout,
-            cache_for,
-            cache: Mutex::new(HashMap::new()),
             down: Mutex::new(None),
         })
     }
@@ -96,7 +86,7 @@ impl HttpLookup {
     pub fn health(&self) -> Result<(), String> {
         match self.down.lock().map(|d| d.clone()) {
             Ok(None) => Ok(()),
-            Ok(Some(why)) => Err(why),
+            Ok(Some(why)) => Err(format!("{}: {why}", self.base)),
             Err(_) => Err("state poisoned".into()),
         }
     }
@@ -120,36 +110,138 @@ impl HttpLookup {
         ))
     }
 
-    fn cached(&self, k: &CacheKey, now: Instant) -> Option<Option<Identity>> {
-        let cache = self.cache.lock().ok()?;
-        cache
+    /// POSTs `body` to `base/endpoint`: `Some(answer)` for a `200`, `None` for a `404`, an
+    /// error for anything else, a late answer or one over `HTTP_LOOKUP_MAX_RESPONSE` bytes.
+    /// Every outcome updates [`HttpBackend::health`].
+    pub async fn post(
+        &self,
+        endpoint: &str,
+        body: &serde_json::Value,
+    ) -> Result<Option<Vec<u8>>, LookupError> {
+        let url = format!("{}/{endpoint}", self.base);
+        // The client's own timeout covers the exchange; this one also bounds a body that
+        // trickles in.
+        let answer = tokio::time::timeout(self.timeout, self.exchange(&url, body))
+            .await
+            .unwrap_or(Err(LookupError::Timeout));
+        if let Ok(mut d) = self.down.lock() {
+            *d = answer.as_ref().err().map(|e| format!("{url}: {e}"));
+        }
+        answer
+    }
+
+    async fn exchange(
+        &self,
+        url: &str,
+        body: &serde_json::Value,
+    ) -> Result<Option<Vec<u8>>, LookupError> {
+        let token = self.token(SystemTime::now())?;
+        let send = self
+            .client
+            .post(url)
+            .bearer_auth(token)
+            .header("content-type", "application/json")
+            .body(body.to_string())
+            .send();
+        let mut resp = send.await.map_err(|e| {
+            if e.is_timeout() {
+                LookupError::Timeout
+            } else {
+                LookupError::Failed(format!("{url}: {e}"))
+            }
+        })?;
+        let status = resp.status();
+        if status == reqwest::StatusCode::NOT_FOUND {
+            return Ok(None);
+        }
+        if status != reqwest::StatusCode::OK {
+            return Err(LookupError::Failed(format!("{url} answered {status}")));
+        }
+        let mut bytes = Vec::new();
+        while let Some(chunk) = resp
+            .chunk()
+            .await
+            .map_err(|e| LookupError::Failed(format!("{url}: {e}")))?
+        {
+            if bytes.len().saturating_add(chunk.len()) > HTTP_LOOKUP_MAX_RESPONSE {
+                return Err(LookupError::Failed(format!(
+                    "{url}: answer over {HTTP_LOOKUP_MAX_RESPONSE} bytes"
+                )));
+            }
+            bytes.extend_from_slice(&chunk);
+        }
+        Ok(Some(bytes))
+    }
+}
+
+/// Answers kept for a while, at most `HTTP_LOOKUP_CACHE_ENTRIES`: when full, expired ones go,
+/// then all (rather than grow).
+pub(crate) struct AnswerCache<K, V> {
+    keep: Duration,
+    entries: Mutex<HashMap<K, (Instant, V)>>,
+}
+
+impl<K: std::hash::Hash + Eq, V: Clone> AnswerCache<K, V> {
+    /// Keeps each answer for `keep` (zero: never).
+    pub(crate) fn new(keep: Duration) -> Self {
+        Self {
+            keep,
+            entries: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// A live answer for `k`.
+    pub(crate) fn get(&self, k: &K, now: Instant) -> Option<V> {
+        let entries = self.entries.lock().ok()?;
+        entries
             .get(k)
             .filter(|(until, _)| *until > now)
-            .map(|(_, who)| who.clone())
+            .map(|(_, v)| v.clone())
     }
 
-    fn remember(&self, k: CacheKey, who: Option<Identity>, now: Instant) {
-        if self.cache_for.is_zero() {
+    /// Remembers `v` for `k`.
+    pub(crate) fn put(&self, k: K, v: V, now: Instant) {
+        if self.keep.is_zero() {
             return;
         }
-        let Ok(mut cache) = self.cache.lock() else {
+        let Ok(mut entries) = self.entries.lock() else {
             return;
         };
-        if cache.len() >= HTTP_LOOKUP_CACHE_ENTRIES {
-            cache.retain(|_, (until, _)| *until > now);
+        if entries.len() >= HTTP_LOOKUP_CACHE_ENTRIES {
+            entries.retain(|_, (until, _)| *until > now);
         }
-        if cache.len() >= HTTP_LOOKUP_CACHE_ENTRIES {
-            // Still full of live answers: start over rather than grow.
-            cache.clear();
+        if entries.len() >= HTTP_LOOKUP_CACHE_ENTRIES {
+            entries.clear();
         }
-        if let Some(until) = now.checked_add(self.cache_for) {
-            cache.insert(k, (until, who));
+        if let Some(until) = now.checked_add(self.keep) {
+            entries.insert(k, (until, v));
         }
     }
+}
 
-    fn set_down(&self, why: Option<String>) {
-        if let Ok(mut d) = self.down.lock() {
-            *d = why;
+/// (user, key blob, client address): what an answer depends on.
+type CacheKey = (String, Vec<u8>, IpAddr);
+
+/// Key lookup through a site's HTTP API (`POST base/key`).
+pub struct HttpLookup {
+    backend: Arc<HttpBackend>,
+    cache: AnswerCache<CacheKey, Option<Identity>>,
+}
+
+impl std::fmt::Debug for HttpLookup {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("HttpLookup")
+            .field("backend", &self.backend)
+            .finish_non_exhaustive()
+    }
+}
+
+impl HttpLookup {
+    /// Asks `backend`, caching answers for `cache_for` (zero: never).
+    pub fn new(backend: Arc<HttpBackend>, cache_for: Duration) -> Self {
+        Self {
+            backend,
+            cache: AnswerCache::new(cache_for),
         }
     }
 
@@ -165,48 +257,11 @@ impl HttpLookup {
             "fingerprint": key.fingerprint(),
             "address": addr.to_string(),
         });
-        let token = self.token(SystemTime::now())?;
-        let send = self
-            .client
-            .post(&self.url)
-            .bearer_auth(token)
-            .header("content-type", "application/json")
-            .body(body.to_string())
-            .send();
-        let mut resp = send.await.map_err(|e| {
-            if e.is_timeout() {
-                LookupError::Timeout
-            } else {
-                LookupError::Failed(format!("{}: {e}", self.url))
-            }
-        })?;
-        let status = resp.status();
-        if status == reqwest::StatusCode::NOT_FOUND {
+        let Some(bytes) = self.backend.post("key", &body).await? else {
             return Ok(None);
-        }
-        if status != reqwest::StatusCode::OK {
-            return Err(LookupError::Failed(format!(
-                "{} answered {status}",
-                self.url
-            )));
-        }
-        let mut bytes = Vec::new();
-        while let Some(chunk) = resp
-            .chunk()
-            .await
-            .map_err(|e| LookupError::Failed(format!("{}: {e}", self.url)))?
-        {
-            if bytes.len().saturating_add(chunk.len()) > HTTP_LOOKUP_MAX_RESPONSE {
-                return Err(LookupError::Failed(format!(
-                    "{}: answer over {HTTP_LOOKUP_MAX_RESPONSE} bytes",
-                    self.url
-                )));
-            }
-            bytes.extend_from_slice(&chunk);
-        }
-        let found: Found = serde_json::from_slice(&bytes).map_err(|e| {
-            LookupError::Failed(format!("{}: answer not understood: {e}", self.url))
-        })?;
+        };
+        let found: Found = serde_json::from_slice(&bytes)
+            .map_err(|e| LookupError::Failed(format!("/key: answer not understood: {e}")))?;
         Ok(Some(Identity {
             name: found.identity,
             fingerprint: key.fingerprint(),
@@ -220,20 +275,12 @@ impl KeyLookup for HttpLookup {
     fn lookup<'a>(&'a self, user: &'a str, key: &'a PublicKey, addr: IpAddr) -> LookupFuture<'a> {
         Box::pin(async move {
             let k = (user.to_owned(), key.to_blob(), addr);
-            if let Some(hit) = self.cached(&k, Instant::now()) {
+            if let Some(hit) = self.cache.get(&k, Instant::now()) {
                 return Ok(hit);
             }
-            // The client's own timeout covers the whole exchange; this one also bounds a body
-            // that trickles in.
-            let answer = tokio::time::timeout(self.timeout, self.ask(user, key, addr))
-                .await
-                .unwrap_or(Err(LookupError::Timeout));
-            match &answer {
-                Ok(who) => {
-                    self.set_down(None);
-                    self.remember(k, who.clone(), Instant::now());
-                }
-                Err(e) => self.set_down(Some(e.to_string())),
+            let answer = self.ask(user, key, addr).await;
+            if let Ok(who) = &answer {
+                self.cache.put(k, who.clone(), Instant::now());
             }
             answer
         })
@@ -260,11 +307,10 @@ mod tests {
     /// §7.1], with a minute between `iat` and `exp`.
     #[test]
     fn tokens_are_hs256_jwts_valid_for_a_minute() {
-        let l = HttpLookup::new(
-            "http://127.0.0.1:9/key",
+        let l = HttpBackend::new(
+            "http://127.0.0.1:9",
             b"secret".to_vec(),
             Duration::from_secs(1),
-            Duration::ZERO,
         )
         .unwrap();
         let t = l

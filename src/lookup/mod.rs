@@ -9,7 +9,8 @@ mod http;
 
 pub use command::CommandLookup;
 pub use file::FileLookup;
-pub use http::HttpLookup;
+pub(crate) use http::AnswerCache;
+pub use http::{HttpBackend, HttpLookup};
 
 use std::future::Future;
 use std::net::IpAddr;

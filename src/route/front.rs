@@ -11,10 +11,13 @@ use crate::git::process::{self, GitRun};
 use crate::git::repo::{Repo, RepoRoot, canonical_name};
 use crate::log_safe::LogSafe;
 use crate::proxy::{Upstream, backend};
+use crate::route::http::{HttpAccess, Verdict};
 use crate::route::line::{Served, SessionLine, not_found};
 use crate::route::policy::{Access, Authorizer, Decision};
 use crate::route::router::Router;
-use crate::session::{ExecDecision, SessionContext, SessionHandler, SessionIo};
+use crate::session::{
+    ExecDecision, ExitStatus, SessionContext, SessionHandler, SessionIo, SessionTask,
+};
 
 /// Where a command runs: the routing decision, above both backends.
 enum Target {
@@ -48,6 +51,104 @@ pub struct FrontDoor {
     pub idle_timeout: Duration,
     /// Repositories served by upstream hosts (empty: everything is local).
     pub router: Arc<Router>,
+    /// A site's HTTP API deciding access and routes instead of `authorizer` and the
+    /// configured routes (`[keys] backend = "http"`).
+    pub http: Option<Arc<HttpAccess>>,
+}
+
+/// What running a command needs besides the command: owned, so a task can take it along.
+#[derive(Clone)]
+struct Runner {
+    git: PathBuf,
+    idle_timeout: Duration,
+}
+
+/// Where `path` runs locally: the repository under `root`, created by this push if allowed.
+fn local_target(
+    root: &RepoRoot,
+    create_on_push: bool,
+    service: Service,
+    path: &str,
+) -> Result<Target, String> {
+    let repo = root.resolve(path).map_err(|e| e.to_string())?;
+    let create = !repo.exists && service == Service::ReceivePack && create_on_push;
+    if !repo.exists && !create {
+        return Err("no such repository".into());
+    }
+    Ok(Target::Local { repo, create })
+}
+
+/// What the git user reads when the access check cannot be made.
+const ACCESS_UNAVAILABLE: &str =
+    "portcullis: access check temporarily unavailable, try again later";
+
+/// Where the HTTP API sends `cmd`, or (the user's message, the log's reason).
+async fn routed(
+    http: &HttpAccess,
+    root: &RepoRoot,
+    router: &Router,
+    create_on_push: bool,
+    ctx: &SessionContext,
+    cmd: &GitCommand,
+) -> Result<Target, (String, String)> {
+    let hidden = |reason: String| (not_found(&cmd.path), reason);
+    let name = canonical_name(&cmd.path).map_err(|e| hidden(e.to_string()))?;
+    let id = &ctx.identity;
+    let verdict = http
+        .decide(
+            &id.name,
+            &id.fingerprint,
+            &name,
+            Access::from(cmd.service),
+            ctx.peer.ip(),
+        )
+        .await
+        .map_err(|e| (ACCESS_UNAVAILABLE.to_owned(), e.to_string()))?;
+    match verdict {
+        Verdict::Denied { message: None } => Err(hidden("denied by the backend".into())),
+        Verdict::Denied { message: Some(m) } => {
+            // The backend's words, as one line of printable text.
+            let shown: String = m
+                .chars()
+                .filter(|c| !c.is_control())
+                .take(crate::limits::MAX_LINE)
+                .collect();
+            Err((
+                format!("portcullis: {shown}"),
+                "denied by the backend".into(),
+            ))
+        }
+        Verdict::Upstream { name: up, path } => {
+            let upstream = router.upstream(&up).ok_or_else(|| {
+                (
+                    ACCESS_UNAVAILABLE.to_owned(),
+                    format!("the backend routes to upstream {up}, which is not configured"),
+                )
+            })?;
+            let name = match path {
+                Some(p) => canonical_name(&p).map_err(|e| hidden(e.to_string()))?,
+                None => name,
+            };
+            Ok(Target::Upstream { name, upstream })
+        }
+        Verdict::Local { path } => local_target(
+            root,
+            create_on_push,
+            cmd.service,
+            path.as_deref().unwrap_or(&cmd.path),
+        )
+        .map_err(hidden),
+    }
+}
+
+/// Ends a session that runs nothing: `message` on stderr, exit status 1.
+async fn say(io: SessionIo, message: &str) -> ExitStatus {
+    use tokio::io::AsyncWriteExt;
+    let (mut out, mut err) = (io.stdout, io.stderr);
+    let _ = err.write_all(format!("{message}\n").as_bytes()).await;
+    let _ = err.shutdown().await;
+    let _ = out.shutdown().await;
+    ExitStatus::Code(1)
 }
 
 impl FrontDoor {
@@ -80,11 +181,53 @@ impl FrontDoor {
         if !allowed(&repo.name) {
             return Err("access denied".into());
         }
-        let create = !repo.exists && cmd.service == Service::ReceivePack && self.create_on_push;
-        if !repo.exists && !create {
-            return Err("no such repository".into());
+        local_target(&self.root, self.create_on_push, cmd.service, &cmd.path)
+    }
+
+    fn runner(&self) -> Runner {
+        Runner {
+            git: self.git.clone(),
+            idle_timeout: self.idle_timeout,
         }
-        Ok(Target::Local { repo, create })
+    }
+
+    /// `cmd` decided by the HTTP API: the decision is awaited inside the session's task.
+    fn exec_http(
+        &self,
+        ctx: &SessionContext,
+        cmd: GitCommand,
+        io: SessionIo,
+        http: Arc<HttpAccess>,
+    ) -> ExecDecision {
+        let runner = self.runner();
+        let (root, router) = (self.root.clone(), self.router.clone());
+        let create_on_push = self.create_on_push;
+        let ctx = ctx.clone();
+        ExecDecision::Run(Box::pin(async move {
+            match routed(&http, &root, &router, create_on_push, &ctx, &cmd).await {
+                Ok(target) => runner.run(&ctx, &cmd, target, io).await,
+                Err((message, reason)) => {
+                    tracing::info!(user = %ctx.identity.name, fingerprint = %ctx.identity.fingerprint, addr = %ctx.peer, repo = %LogSafe(cmd.path.as_bytes()), reason = %reason, "refused");
+                    say(io, &message).await
+                }
+            }
+        }))
+    }
+}
+
+impl Runner {
+    /// The task that runs `cmd` on `target`.
+    fn run(
+        &self,
+        ctx: &SessionContext,
+        cmd: &GitCommand,
+        target: Target,
+        io: SessionIo,
+    ) -> SessionTask {
+        match target {
+            Target::Upstream { name, upstream } => self.proxied(ctx, cmd, name, upstream, io),
+            Target::Local { repo, create } => self.local(ctx, cmd, repo, create, io),
+        }
     }
 
     /// Runs the command on a local repository, with the identity in the environment of hooks.
@@ -95,7 +238,7 @@ impl FrontDoor {
         repo: Repo,
         create: bool,
         io: SessionIo,
-    ) -> ExecDecision {
+    ) -> SessionTask {
         let mut env: Vec<(String, String)> = ctx
             .env
             .iter()
@@ -129,7 +272,7 @@ impl FrontDoor {
             idle_timeout: self.idle_timeout,
         };
         let line_log = SessionLine::new(ctx, repo.name, cmd.service, protocol);
-        ExecDecision::Run(Box::pin(async move {
+        Box::pin(async move {
             let report = process::run(job, io).await;
             line_log.log(
                 Served::Local { created: create },
@@ -140,7 +283,7 @@ impl FrontDoor {
                 report.ended,
             );
             report.status
-        }))
+        })
     }
 
     /// Runs the command on `upstream`: same service, the repository under its path prefix,
@@ -152,7 +295,7 @@ impl FrontDoor {
         name: String,
         upstream: Arc<Upstream>,
         io: SessionIo,
-    ) -> ExecDecision {
+    ) -> SessionTask {
         let mut env: Vec<(Vec<u8>, Vec<u8>)> = ctx
             .env
             .iter()
@@ -176,7 +319,7 @@ impl FrontDoor {
         let line = command::command_line(cmd.service, &format!("{}{name}", upstream.path_prefix));
         let line_log = SessionLine::new(ctx, name, cmd.service, protocol);
         let idle = self.idle_timeout;
-        ExecDecision::Run(Box::pin(async move {
+        Box::pin(async move {
             let (report, reused) = backend::run(&upstream, line.into_bytes(), env, io, idle).await;
             line_log.log(
                 Served::Upstream {
@@ -191,7 +334,7 @@ impl FrontDoor {
                 report.ended,
             );
             report.status
-        }))
+        })
     }
 }
 
@@ -210,9 +353,11 @@ impl SessionHandler for FrontDoor {
             Ok(c) => c,
             Err(e) => return refuse(format!("portcullis: {e}"), "not a git command"),
         };
+        if let Some(http) = &self.http {
+            return self.exec_http(ctx, cmd, io, http.clone());
+        }
         match self.decide(ctx, &cmd) {
-            Ok(Target::Upstream { name, upstream }) => self.proxied(ctx, &cmd, name, upstream, io),
-            Ok(Target::Local { repo, create }) => self.local(ctx, &cmd, repo, create, io),
+            Ok(target) => ExecDecision::Run(self.runner().run(ctx, &cmd, target, io)),
             Err(reason) => refuse(not_found(&cmd.path), &reason),
         }
     }
@@ -319,6 +464,7 @@ mod tests {
             create_on_push: false,
             idle_timeout: Duration::from_secs(5),
             router: Arc::new(router),
+            http: None,
         };
         let err = stderr_of(&server, "git-upload-pack 'special/app.git'").await;
         assert!(

@@ -1,8 +1,8 @@
 //! `[keys] backend = "http"`: the binary asks the reference backend (`examples/key_backend.rs`)
-//! which identity a key belongs to. A listed key clones and pushes, an unknown one is denied,
-//! answers are cached, and a backend that is down or too slow gets the client a "temporarily
-//! unavailable" disconnect — never a denial — while the readiness probe and the metrics show
-//! it.
+//! which identity a key belongs to and what it may do. A writer pushes and clones, a reader
+//! clones and reads the backend's refusal of her push, an unknown key is denied, answers are
+//! cached, and a backend that is down or too slow gets the client "temporarily unavailable" —
+//! never a denial — while the readiness probe and the metrics show it.
 
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
@@ -26,6 +26,7 @@ fn backend(dir: &Path, port: u16, keys: &Path, delay_ms: u64) -> Child {
         .arg(&secret)
         .arg("--keys")
         .arg(keys)
+        .args(["--writers", "alice"])
         .args(["--delay-ms", &delay_ms.to_string()])
         .stderr(Stdio::null())
         .spawn()
@@ -70,8 +71,18 @@ fn list(keys: &Path, git: &Git<'_>, who: &str) {
     std::fs::write(keys, text).unwrap();
 }
 
+/// A child process killed when the test ends, passed or not.
+struct Running(Child);
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
 #[test]
-fn keys_come_from_the_http_backend_and_its_failures_say_temporarily_unavailable() {
+fn keys_and_access_come_from_the_http_backend_and_its_failures_say_temporarily_unavailable() {
     let port = free_port();
     let s = server(port);
     let keys = s.dir.path().join("backend_keys");
@@ -79,14 +90,15 @@ fn keys_come_from_the_http_backend_and_its_failures_say_temporarily_unavailable(
         server: &s,
         key: s.user_key(name, None),
     };
-    let (alice, bob, carol) = (user("alice"), user("bob"), user("carol"));
-    list(&keys, &alice, "alice");
-    list(&keys, &carol, "carol");
-    let mut up = backend(s.dir.path(), port, &keys, 0);
+    let (alice, bob, carol, dave) = (user("alice"), user("bob"), user("carol"), user("dave"));
+    for (git, name) in [(&alice, "alice"), (&carol, "carol"), (&dave, "dave")] {
+        list(&keys, git, name);
+    }
+    let up = Running(backend(s.dir.path(), port, &keys, 0));
     let monitoring = monitoring_addr(&s);
     assert_eq!(get(&monitoring, "/start").0, 200);
 
-    // A listed key: clone and push as its identity.
+    // A writer: push (creating the repository) and clone, as her identity.
     let work = tempfile::tempdir().unwrap();
     let local = local_repo(&alice, work.path(), 2);
     alice.ok(&local, &["push", "-q", &s.url("team/app.git"), "main"]);
@@ -101,17 +113,42 @@ fn keys_come_from_the_http_backend_and_its_failures_say_temporarily_unavailable(
         !ok && err.contains("Permission denied (publickey)"),
         "{err}"
     );
+    // A reader: clones, and reads the backend's own words when she pushes.
+    carol.ok(
+        work.path(),
+        &["clone", "-q", &s.url("team/app.git"), "carols"],
+    );
+    let (ok, _, err) = carol.run(
+        &work.path().join("carols"),
+        &[
+            "push",
+            "-q",
+            &s.url("team/app.git"),
+            "HEAD:refs/heads/carol",
+        ],
+    );
+    assert!(!ok, "{err}");
+    assert!(
+        err.contains("portcullis: carol may only read team/app.git"),
+        "{err}"
+    );
 
-    // The backend goes down. Alice's answer is cached (30 s): she still gets in; carol, never
-    // asked about, is told to come back, not denied.
+    // The backend goes down. Alice's answers are cached (30 s): she still reads app.git; a
+    // repository nobody asked about cannot be checked; dave, never asked about, is told to
+    // come back, not denied.
     let errors_before = scrape(&monitoring)
         .get("portcullis_key_lookup_errors_total")
         .copied()
         .unwrap_or(0.0);
-    up.kill().unwrap();
-    up.wait().unwrap();
+    drop(up);
     alice.ok(work.path(), &["ls-remote", &s.url("team/app.git")]);
-    let (ok, _, err) = carol.run(work.path(), &["ls-remote", &s.url("team/app.git")]);
+    let (ok, _, err) = alice.run(work.path(), &["ls-remote", &s.url("team/other.git")]);
+    assert!(!ok, "{err}");
+    assert!(
+        err.contains("portcullis: access check temporarily unavailable"),
+        "{err}"
+    );
+    let (ok, _, err) = dave.run(work.path(), &["ls-remote", &s.url("team/app.git")]);
     assert!(!ok, "{err}");
     assert!(err.contains("temporarily unavailable"), "{err}");
     assert!(!err.contains("Permission denied"), "{err}");
@@ -123,20 +160,17 @@ fn keys_come_from_the_http_backend_and_its_failures_say_temporarily_unavailable(
     assert!(errors > errors_before, "{errors} after {errors_before}");
 
     // Back, but slower than the server's 1 s limit: still "temporarily unavailable".
-    let mut slow = backend(s.dir.path(), port, &keys, 3000);
+    let slow = Running(backend(s.dir.path(), port, &keys, 3000));
     let t = Instant::now();
-    let (ok, _, err) = carol.run(work.path(), &["ls-remote", &s.url("team/app.git")]);
+    let (ok, _, err) = dave.run(work.path(), &["ls-remote", &s.url("team/app.git")]);
     assert!(!ok && err.contains("temporarily unavailable"), "{err}");
     assert!(t.elapsed() < Duration::from_secs(10), "{:?}", t.elapsed());
-    slow.kill().unwrap();
-    slow.wait().unwrap();
+    drop(slow);
 
-    // Healthy again: carol gets in and the probe is ready.
-    let mut back = backend(s.dir.path(), port, &keys, 0);
-    carol.ok(work.path(), &["ls-remote", &s.url("team/app.git")]);
+    // Healthy again: dave gets in and the probe is ready.
+    let _back = Running(backend(s.dir.path(), port, &keys, 0));
+    dave.ok(work.path(), &["ls-remote", &s.url("team/app.git")]);
     assert_eq!(get(&monitoring, "/start").0, 200);
-    back.kill().unwrap();
-    back.wait().unwrap();
 }
 
 #[test]
