@@ -17,6 +17,11 @@ const SECRET: &str = "correct horse battery staple";
 /// The reference backend on `port`, serving `keys` with the shared secret, answering after
 /// `delay_ms`; waits until it listens.
 fn backend(dir: &Path, port: u16, keys: &Path, delay_ms: u64) -> Child {
+    backend_with(dir, port, keys, &["--delay-ms", &delay_ms.to_string()])
+}
+
+/// [`backend`] with `extra` arguments (alice writes; everyone listed reads).
+pub fn backend_with(dir: &Path, port: u16, keys: &Path, extra: &[&str]) -> Child {
     let secret = dir.join("backend_secret.txt");
     std::fs::write(&secret, format!("{SECRET}\n")).unwrap();
     let child = Command::new(example_binary("key_backend"))
@@ -27,7 +32,7 @@ fn backend(dir: &Path, port: u16, keys: &Path, delay_ms: u64) -> Child {
         .arg("--keys")
         .arg(keys)
         .args(["--writers", "alice"])
-        .args(["--delay-ms", &delay_ms.to_string()])
+        .args(extra)
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
@@ -39,26 +44,31 @@ fn backend(dir: &Path, port: u16, keys: &Path, delay_ms: u64) -> Child {
     child
 }
 
-/// The server with the HTTP backend on `port` (1 s per request), the secret in its data
-/// directory with mode 0600.
-fn server(port: u16) -> Server {
-    let cfg = config(EVERYONE_WRITES).replace(
+/// `cfg` with its keys (and access) from the HTTP backend on `port`, 1 s per request.
+pub fn http_keys(cfg: &str, port: u16) -> String {
+    cfg.replace(
         "backend = \"file\"",
         &format!(
             "backend = \"http\"\nurl = \"http://127.0.0.1:{port}/\"\nsecret_file = \"backend_secret\""
         ),
-    );
-    let cfg = cfg.replace("http_timeout_ms = 3000", "http_timeout_ms = 1000");
-    start_prepared(&cfg, |data| {
-        let path = data.join("backend_secret");
-        std::fs::write(&path, format!("{SECRET}\n")).unwrap();
-        std::fs::set_permissions(&path, std::os::unix::fs::PermissionsExt::from_mode(0o600))
-            .unwrap();
-    })
+    )
+    .replace("http_timeout_ms = 3000", "http_timeout_ms = 1000")
+}
+
+/// The shared secret in the data directory `data`, mode 0600.
+pub fn write_secret(data: &Path) {
+    let path = data.join("backend_secret");
+    std::fs::write(&path, format!("{SECRET}\n")).unwrap();
+    std::fs::set_permissions(&path, std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
+}
+
+/// The server with the HTTP backend on `port`.
+fn server(port: u16) -> Server {
+    start_prepared(&http_keys(&config(EVERYONE_WRITES), port), write_secret)
 }
 
 /// Lists `who`'s public key in the backend's keys file under its name.
-fn list(keys: &Path, git: &Git<'_>, who: &str) {
+pub fn list(keys: &Path, git: &Git<'_>, who: &str) {
     let public = std::fs::read_to_string(git.key.with_extension("pub")).unwrap();
     let mut parts = public.split_whitespace();
     let line = format!(
@@ -72,7 +82,7 @@ fn list(keys: &Path, git: &Git<'_>, who: &str) {
 }
 
 /// A child process killed when the test ends, passed or not.
-struct Running(Child);
+pub struct Running(pub Child);
 
 impl Drop for Running {
     fn drop(&mut self) {

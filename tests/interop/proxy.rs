@@ -525,3 +525,41 @@ fn pooled_connections_are_replaced_when_dead_and_closed_when_idle() {
         std::thread::sleep(Duration::from_millis(200));
     }
 }
+
+/// Routes from the site's HTTP API instead of `[[routes]]`: the reference backend sends
+/// `mirrored/…` to the storage host, and everything else stays local.
+#[test]
+fn an_http_backend_routes_a_repository_to_an_upstream() {
+    use crate::http_backend::{Running, backend_with, http_keys, list, write_secret};
+    let (keys, public) = proxy_key();
+    let store = Storage::start(&public, "");
+    let upstream_repo = store.bare("mirrored/r.git");
+    let port = crate::common::free_port();
+    let cfg = http_keys(
+        &(config(EVERYONE_WRITES) + &store.upstream("store", "")),
+        port,
+    );
+    let s = crate::git_server::start_prepared(&cfg, |data| {
+        std::fs::copy(keys.path().join("upstream_key"), data.join("upstream_key")).unwrap();
+        write_secret(data);
+    });
+    let git = Git {
+        server: &s,
+        key: s.user_key("alice", None),
+    };
+    let backend_keys = s.dir.path().join("backend_keys");
+    list(&backend_keys, &git, "alice");
+    let _up = Running(backend_with(
+        s.dir.path(),
+        port,
+        &backend_keys,
+        &["--route", "mirrored/=store"],
+    ));
+    let work = tempfile::tempdir().unwrap();
+    let local = local_repo(&git, work.path(), 1);
+    git.ok(&local, &["push", "-q", &s.url("mirrored/r.git"), "main"]);
+    assert!(git_in(&upstream_repo, &["show-ref"]).contains("refs/heads/main"));
+    assert!(s.log().contains("upstream=store"), "{}", s.log());
+    git.ok(&local, &["push", "-q", &s.url("here/x.git"), "main"]);
+    assert!(s.data().join("repos/here/x.git").exists());
+}
