@@ -65,32 +65,31 @@ struct Backend {
     delay: Duration,
 }
 
-/// The request's token checked, its body as JSON; or the answer that refuses it.
-async fn checked(
+type Answer = (StatusCode, String);
+
+/// Checks the request's token and parses its body, then lets `answer` decide.
+async fn serve(
     b: &Backend,
     headers: &HeaderMap,
     body: &[u8],
-) -> Result<serde_json::Value, (StatusCode, String)> {
+    answer: fn(&Backend, &serde_json::Value) -> Answer,
+) -> Answer {
     tokio::time::sleep(b.delay).await;
     let token = headers
         .get("authorization")
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("Bearer "));
     if !token.is_some_and(|t| valid(t, &b.secret)) {
-        return Err((StatusCode::UNAUTHORIZED, "bad token\n".into()));
+        return (StatusCode::UNAUTHORIZED, "bad token\n".into());
     }
-    serde_json::from_slice(body).map_err(|_| (StatusCode::BAD_REQUEST, "not JSON\n".into()))
+    match serde_json::from_slice(body) {
+        Ok(asked) => answer(b, &asked),
+        Err(_) => (StatusCode::BAD_REQUEST, "not JSON\n".into()),
+    }
 }
 
-async fn access(
-    State(b): State<Arc<Backend>>,
-    headers: HeaderMap,
-    body: Bytes,
-) -> (StatusCode, String) {
-    let asked = match checked(&b, &headers, &body).await {
-        Ok(asked) => asked,
-        Err(refusal) => return refusal,
-    };
+/// `/access`: readers read, writers write, routes route.
+fn access(b: &Backend, asked: &serde_json::Value) -> Answer {
     let (who, repo) = (
         asked["identity"].as_str().unwrap_or_default(),
         asked["repository"].as_str().unwrap_or_default(),
@@ -133,15 +132,8 @@ fn valid(token: &str, secret: &[u8]) -> bool {
     claims["exp"].as_u64().is_some_and(|exp| exp > now)
 }
 
-async fn key(
-    State(b): State<Arc<Backend>>,
-    headers: HeaderMap,
-    body: Bytes,
-) -> (StatusCode, String) {
-    let asked = match checked(&b, &headers, &body).await {
-        Ok(asked) => asked,
-        Err(refusal) => return refusal,
-    };
+/// `/key`: the identity of a listed key.
+fn key(b: &Backend, asked: &serde_json::Value) -> Answer {
     let Some(key) = asked["key"]
         .as_str()
         .and_then(|k| PublicKey::from_openssh(k).ok())
@@ -186,8 +178,22 @@ async fn main() {
         delay: Duration::from_millis(args.delay_ms),
     });
     let app = Router::new()
-        .route("/key", post(key))
-        .route("/access", post(access))
+        .route(
+            "/key",
+            post(
+                |State(b): State<Arc<Backend>>, h: HeaderMap, body: Bytes| async move {
+                    serve(&b, &h, &body, key).await
+                },
+            ),
+        )
+        .route(
+            "/access",
+            post(
+                |State(b): State<Arc<Backend>>, h: HeaderMap, body: Bytes| async move {
+                    serve(&b, &h, &body, access).await
+                },
+            ),
+        )
         .with_state(backend);
     let listener = match tokio::net::TcpListener::bind(args.listen).await {
         Ok(l) => l,
