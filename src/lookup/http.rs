@@ -70,6 +70,9 @@ impl HttpBackend {
             .timeout(timeout)
             .connect_timeout(timeout)
             .redirect(reqwest::redirect::Policy::none())
+            // The token goes to the backend only: never through an HTTP_PROXY from the
+            // environment.
+            .no_proxy()
             .pool_idle_timeout(Duration::from_secs(90))
             .build()
             .map_err(|e| LookupError::Failed(format!("HTTP client: {e}")))?;
@@ -86,7 +89,7 @@ impl HttpBackend {
     pub fn health(&self) -> Result<(), String> {
         match self.down.lock().map(|d| d.clone()) {
             Ok(None) => Ok(()),
-            Ok(Some(why)) => Err(format!("{}: {why}", self.base)),
+            Ok(Some(why)) => Err(why),
             Err(_) => Err("state poisoned".into()),
         }
     }
