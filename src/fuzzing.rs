@@ -399,7 +399,8 @@ pub fn git_command(data: &[u8]) {
 }
 
 /// Arbitrary text as an `authorized_keys` file: no panic; every accepted entry admits its key
-/// from an address its `from=` allows, and the loopback check runs through every pattern.
+/// from an address its `from=` allows, an expired entry is passed over, the forwarding limits
+/// answer without panicking, and the loopback check runs through every pattern.
 pub fn authorized_keys(data: &[u8]) {
     use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
@@ -413,17 +414,25 @@ pub fn authorized_keys(data: &[u8]) {
     ] {
         for entry in &parsed.entries {
             let allowed = entry
+                .options
                 .from
                 .as_deref()
                 .is_none_or(|p| address_matches(p, addr));
             assert_eq!(entry.admits(&entry.key, addr), allowed);
             assert_eq!(
-                parsed.find(&entry.key, addr).is_some(),
+                parsed.find(&entry.key, addr, |_| false).is_some(),
                 parsed
                     .entries
                     .iter()
                     .any(|e| e.key == entry.key && e.admits(&e.key, addr))
             );
+            if let Some(found) = parsed.find(&entry.key, addr, |_| true) {
+                assert!(found.options.expiry.is_none());
+            }
+            let f = &entry.options.forwarding;
+            if f.denied {
+                assert!(!f.permits_open("localhost", 22) && !f.permits_listen("localhost", 22));
+            }
         }
         address_matches(&text, addr);
     }

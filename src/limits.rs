@@ -125,7 +125,7 @@ pub const FORWARD_LISTENERS: usize = 64;
 pub const HTTP_LOOKUP_MAX_RESPONSE: usize = 64 * 1024;
 
 /// Answers of the HTTP key backend kept at once (each a user, a key blob and an identity:
-/// about 200 bytes); when full, expired ones go, then all. OpenSSH has no backend cache.
+/// about 200 bytes); when full, expired ones go, then the oldest. OpenSSH has no backend cache.
 pub const HTTP_LOOKUP_CACHE_ENTRIES: usize = 10_000;
 
 /// How long a token sent to the HTTP key backend is valid (its `exp` claim). gitlab-shell's

@@ -91,7 +91,8 @@ pub trait SessionHandler: Send + Sync {
 
     /// A `direct-tcpip` channel (ssh's `-L`) [RFC4254 §7.2]: whether this client may have the
     /// server connect to `host:port` and carry the connection. Default: no, refused as
-    /// "administratively prohibited" (the git server keeps that).
+    /// "administratively prohibited" (the git server keeps that). Asked only within the key's
+    /// own limits (`ctx.identity.forwarding`: `restrict`, `no-port-forwarding`, `permitopen=`).
     fn direct_tcpip(&self, ctx: &SessionContext, host: &str, port: u16) -> bool {
         let _ = (ctx, host, port);
         false
@@ -103,7 +104,8 @@ pub trait SessionHandler: Send + Sync {
     /// `localhost`, `0.0.0.0`, a name or an address; restricting it (as sshd's `GatewayPorts`
     /// does) is this policy's call, and so are ports below 1024 (sshd refuses them to users
     /// other than root; the server binds whatever this allows). Reached only with the
-    /// connection's `forwarding_requests` on. Default: no.
+    /// connection's `forwarding_requests` on, and within the key's own limits
+    /// (`restrict`, `no-port-forwarding`, `permitlisten=`). Default: no.
     fn tcpip_forward(&self, ctx: &SessionContext, address: &str, port: u16) -> bool {
         let _ = (ctx, address, port);
         false

@@ -97,6 +97,7 @@ fn backend(
                 program: program.into(),
                 args: args.to_vec(),
                 timeout: Duration::from_secs(c.keys.command_timeout_secs),
+                check: Some(crate::route::git_commands_only),
             }),
             Box::new(move || {
                 std::fs::metadata(&exe)
@@ -114,7 +115,7 @@ fn backend(
     seed_authorized_keys(&path)?;
     let checked = path.clone();
     Ok((
-        Box::new(FileLookup::new(path)),
+        Box::new(FileLookup::new(path).with_check(crate::route::git_commands_only)),
         Box::new(move || {
             std::fs::File::open(&checked)
                 .map(|_| ())

@@ -11,9 +11,8 @@ use std::time::Duration;
 use tokio::io::AsyncReadExt;
 
 use crate::keys::PublicKey;
-use crate::keys::authorized_keys::AuthorizedKeys;
 use crate::limits::MAX_OUTPUT;
-use crate::lookup::{Identity, KeyLookup, LookupError, LookupFuture};
+use crate::lookup::{Identity, KeyLookup, LookupError, LookupFuture, OptionCheck, parse_checked};
 
 /// Lookup through an external program.
 #[derive(Clone, Debug)]
@@ -24,6 +23,8 @@ pub struct CommandLookup {
     pub args: Vec<String>,
     /// How long it may run.
     pub timeout: Duration,
+    /// The application's test of each printed line's options (`None`: the core's own).
+    pub check: Option<OptionCheck>,
 }
 
 impl CommandLookup {
@@ -33,6 +34,7 @@ impl CommandLookup {
             program: program.into(),
             args: vec!["%u".into(), "%f".into()],
             timeout: crate::limits::LOOKUP_COMMAND_TIMEOUT,
+            check: None,
         }
     }
 
@@ -94,11 +96,10 @@ impl KeyLookup for CommandLookup {
     fn lookup<'a>(&'a self, user: &'a str, key: &'a PublicKey, addr: IpAddr) -> LookupFuture<'a> {
         Box::pin(async move {
             let text = self.run(user, key).await?;
-            let keys = AuthorizedKeys::parse(&text);
-            for w in &keys.warnings {
-                tracing::warn!(program = %self.program.display(), "key command output {w}");
-            }
-            Ok(keys.find(key, addr).map(|e| Identity::from_entry(e, key)))
+            let keys = parse_checked(&text, self.check, &self.program.display());
+            Ok(keys
+                .find(key, addr, super::expired)
+                .map(|e| Identity::from_entry(e, key)))
         })
     }
 }

@@ -9,7 +9,7 @@ use tokio::sync::Mutex;
 
 use crate::keys::PublicKey;
 use crate::keys::authorized_keys::AuthorizedKeys;
-use crate::lookup::{Identity, KeyLookup, LookupError, LookupFuture};
+use crate::lookup::{Identity, KeyLookup, LookupError, LookupFuture, OptionCheck, parse_checked};
 
 type Stamp = (u64, i64, i64, u64);
 
@@ -17,6 +17,7 @@ type Stamp = (u64, i64, i64, u64);
 #[derive(Debug)]
 pub struct FileLookup {
     path: PathBuf,
+    check: Option<OptionCheck>,
     cache: Mutex<Option<(Stamp, Arc<AuthorizedKeys>)>>,
 }
 
@@ -25,8 +26,16 @@ impl FileLookup {
     pub fn new(path: impl Into<PathBuf>) -> Self {
         Self {
             path: path.into(),
+            check: None,
             cache: Mutex::new(None),
         }
+    }
+
+    /// Also puts each line's options to `check` (`Err(why)` skips the line with a warning):
+    /// the git server refuses a `command=` that is not a git command this way.
+    pub fn with_check(mut self, check: OptionCheck) -> Self {
+        self.check = Some(check);
+        self
     }
 
     /// The current contents, re-parsed if the file changed; warnings are logged once per load.
@@ -48,10 +57,7 @@ impl FileLookup {
             return Ok(keys.clone());
         }
         let text = tokio::fs::read_to_string(&self.path).await?;
-        let keys = Arc::new(AuthorizedKeys::parse(&text));
-        for w in &keys.warnings {
-            tracing::warn!(file = %self.path.display(), "authorized_keys {w}");
-        }
+        let keys = Arc::new(parse_checked(&text, self.check, &self.path.display()));
         *cache = Some((stamp, keys.clone()));
         Ok(keys)
     }
@@ -61,7 +67,9 @@ impl KeyLookup for FileLookup {
     fn lookup<'a>(&'a self, _user: &'a str, key: &'a PublicKey, addr: IpAddr) -> LookupFuture<'a> {
         Box::pin(async move {
             let keys = self.current().await?;
-            Ok(keys.find(key, addr).map(|e| Identity::from_entry(e, key)))
+            Ok(keys
+                .find(key, addr, super::expired)
+                .map(|e| Identity::from_entry(e, key)))
         })
     }
 }

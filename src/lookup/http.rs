@@ -128,7 +128,7 @@ impl HttpBackend {
             .await
             .unwrap_or(Err(LookupError::Timeout));
         if let Ok(mut d) = self.down.lock() {
-            *d = answer.as_ref().err().map(|e| format!("{url}: {e}"));
+            *d = answer.as_ref().err().map(|e| format!("POST {url}: {e}"));
         }
         answer
     }
@@ -150,7 +150,7 @@ impl HttpBackend {
             if e.is_timeout() {
                 LookupError::Timeout
             } else {
-                LookupError::Failed(format!("{url}: {e}"))
+                LookupError::Failed(e.to_string())
             }
         })?;
         let status = resp.status();
@@ -158,17 +158,17 @@ impl HttpBackend {
             return Ok(None);
         }
         if status != reqwest::StatusCode::OK {
-            return Err(LookupError::Failed(format!("{url} answered {status}")));
+            return Err(LookupError::Failed(format!("answered {status}")));
         }
         let mut bytes = Vec::new();
         while let Some(chunk) = resp
             .chunk()
             .await
-            .map_err(|e| LookupError::Failed(format!("{url}: {e}")))?
+            .map_err(|e| LookupError::Failed(e.to_string()))?
         {
             if bytes.len().saturating_add(chunk.len()) > HTTP_LOOKUP_MAX_RESPONSE {
                 return Err(LookupError::Failed(format!(
-                    "{url}: answer over {HTTP_LOOKUP_MAX_RESPONSE} bytes"
+                    "answer over {HTTP_LOOKUP_MAX_RESPONSE} bytes"
                 )));
             }
             bytes.extend_from_slice(&chunk);
@@ -178,13 +178,13 @@ impl HttpBackend {
 }
 
 /// Answers kept for a while, at most `HTTP_LOOKUP_CACHE_ENTRIES`: when full, expired ones go,
-/// then all (rather than grow).
+/// then the oldest (rather than grow).
 pub(crate) struct AnswerCache<K, V> {
     keep: Duration,
     entries: Mutex<HashMap<K, (Instant, V)>>,
 }
 
-impl<K: std::hash::Hash + Eq, V: Clone> AnswerCache<K, V> {
+impl<K: std::hash::Hash + Eq + Clone, V: Clone> AnswerCache<K, V> {
     /// Keeps each answer for `keep` (zero: never).
     pub(crate) fn new(keep: Duration) -> Self {
         Self {
@@ -214,7 +214,11 @@ impl<K: std::hash::Hash + Eq, V: Clone> AnswerCache<K, V> {
             entries.retain(|_, (until, _)| *until > now);
         }
         if entries.len() >= HTTP_LOOKUP_CACHE_ENTRIES {
-            entries.clear();
+            // All live: the oldest goes (one scan, after an HTTP request that costs far more).
+            let oldest = entries.iter().min_by_key(|(_, (until, _))| *until);
+            if let Some(k) = oldest.map(|(k, _)| k.clone()) {
+                entries.remove(&k);
+            }
         }
         if let Some(until) = now.checked_add(self.keep) {
             entries.insert(k, (until, v));
@@ -266,10 +270,9 @@ impl HttpLookup {
         let found: Found = serde_json::from_slice(&bytes)
             .map_err(|e| LookupError::Failed(format!("/key: answer not understood: {e}")))?;
         Ok(Some(Identity {
-            name: found.identity,
-            fingerprint: key.fingerprint(),
             touch_required: found.touch_required,
             verify_required: found.verify_required,
+            ..Identity::named(found.identity, key.fingerprint())
         }))
     }
 }
@@ -334,5 +337,27 @@ mod tests {
             decode(parts[2]),
             crate::crypto::hmac::hmac_sha256(b"other", signed.as_bytes()).unwrap()
         );
+    }
+
+    /// A full cache of live answers drops its oldest one, not the others; expired ones are
+    /// not answered and go first.
+    #[test]
+    fn a_full_cache_drops_its_oldest_answer() {
+        let cache = AnswerCache::new(Duration::from_secs(30));
+        let t0 = Instant::now();
+        for i in 0..HTTP_LOOKUP_CACHE_ENTRIES {
+            cache.put(i, i, t0 + Duration::from_millis(i as u64));
+        }
+        let late = t0 + Duration::from_secs(10);
+        cache.put(usize::MAX, 7, late);
+        assert_eq!(cache.get(&0, late), None);
+        assert_eq!(cache.get(&1, late), Some(1));
+        assert_eq!(cache.get(&usize::MAX, late), Some(7));
+        // Every answer has expired: the next one finds room without dropping a live one.
+        let after = late + Duration::from_secs(30);
+        assert_eq!(cache.get(&usize::MAX, after), None);
+        cache.put(1, 1, after);
+        assert_eq!(cache.get(&1, after), Some(1));
+        assert_eq!(cache.entries.lock().unwrap().len(), 1);
     }
 }

@@ -17,6 +17,7 @@ use std::net::IpAddr;
 use std::pin::Pin;
 
 use crate::keys::PublicKey;
+use crate::keys::authorized_keys::{AuthorizedKey, AuthorizedKeys, ExpiryTime, ForwardingLimits};
 
 /// The identity a key maps to.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -29,16 +30,37 @@ pub struct Identity {
     pub touch_required: bool,
     /// Security keys: require the user-verification flag (`verify-required`).
     pub verify_required: bool,
+    /// `command=`: the only command this key may run (the git server runs a request only if
+    /// it is this same git command: a narrowing, never a substitute).
+    pub forced_command: Option<String>,
+    /// What the key's options leave of port forwarding (the server's own policy decides
+    /// within these).
+    pub forwarding: ForwardingLimits,
 }
 
 impl Identity {
+    /// An identity with no options: presence required of security keys, no forced command,
+    /// forwarding left to the server's policy.
+    pub fn named(name: impl Into<String>, fingerprint: impl Into<String>) -> Self {
+        Self {
+            name: name.into(),
+            fingerprint: fingerprint.into(),
+            touch_required: true,
+            verify_required: false,
+            forced_command: None,
+            forwarding: ForwardingLimits::default(),
+        }
+    }
+
     /// The identity an authorized_keys line gives `key`.
-    pub fn from_entry(e: &crate::keys::authorized_keys::AuthorizedKey, key: &PublicKey) -> Self {
+    pub fn from_entry(e: &AuthorizedKey, key: &PublicKey) -> Self {
         Self {
             name: e.name.clone(),
             fingerprint: key.fingerprint(),
-            touch_required: e.touch_required,
-            verify_required: e.verify_required,
+            touch_required: e.options.touch_required,
+            verify_required: e.options.verify_required,
+            forced_command: e.options.command.clone(),
+            forwarding: e.options.forwarding.clone(),
         }
     }
 
@@ -58,15 +80,75 @@ impl Identity {
 #[derive(Debug, thiserror::Error)]
 pub enum LookupError {
     /// Reading the source failed.
-    #[error("key lookup I/O: {0}")]
+    #[error("I/O: {0}")]
     Io(#[from] std::io::Error),
     /// The backend did not answer in time.
-    #[error("key lookup timed out")]
+    #[error("no answer in time")]
     Timeout,
     /// The backend answered with a failure.
-    #[error("key lookup failed: {0}")]
+    #[error("{0}")]
     Failed(String),
 }
+
+/// Whether `t` (an `expiry-time=`) has passed: a time without `Z` is read in the system's
+/// time zone, as sshd reads it; where a zone change makes it ambiguous or skipped, the
+/// earlier instant counts. One that cannot be placed counts as passed (never widens).
+pub fn expired(t: &ExpiryTime) -> bool {
+    expired_at(t, jiff::Timestamp::now(), &jiff::tz::TimeZone::system())
+}
+
+fn expired_at(t: &ExpiryTime, now: jiff::Timestamp, local: &jiff::tz::TimeZone) -> bool {
+    let (y, mo, d, h, mi, s) = t.fields;
+    let narrow = |v: u8| i8::try_from(v).unwrap_or(i8::MAX);
+    let Ok(year) = i16::try_from(y) else {
+        return true;
+    };
+    let Ok(civil) = jiff::civil::DateTime::new(
+        year,
+        narrow(mo),
+        narrow(d),
+        narrow(h),
+        narrow(mi),
+        narrow(s),
+        0,
+    ) else {
+        return true;
+    };
+    let zone = if t.utc {
+        jiff::tz::TimeZone::UTC
+    } else {
+        local.clone()
+    };
+    let placed = zone.to_ambiguous_zoned(civil);
+    let instants = [placed.clone().earlier(), placed.later()];
+    match instants
+        .iter()
+        .filter_map(|z| z.as_ref().ok())
+        .map(jiff::Zoned::timestamp)
+        .min()
+    {
+        // sshd refuses the key once the time is before now.
+        Some(at) => at < now,
+        None => true,
+    }
+}
+
+/// `text` as authorized_keys lines, each also put to `check` (which may refuse a line, e.g.
+/// for a `command=` the application cannot honour); warnings are logged with `source`.
+fn parse_checked(
+    text: &str,
+    check: Option<OptionCheck>,
+    source: &dyn std::fmt::Display,
+) -> AuthorizedKeys {
+    let keys = AuthorizedKeys::parse_with(text, |o| check.map_or(Ok(()), |c| c(o)));
+    for w in &keys.warnings {
+        tracing::warn!(source = %source, "authorized_keys {w}");
+    }
+    keys
+}
+
+/// An application's own test of a line's options: `Err(why)` refuses the line.
+pub type OptionCheck = fn(&crate::keys::authorized_keys::KeyOptions) -> Result<(), String>;
 
 /// A boxed future, so the trait stays object-safe.
 pub type LookupFuture<'a> =
@@ -118,5 +200,28 @@ mod tests {
             plain.accepts_flags(None),
             "ordinary keys have no flags to check"
         );
+    }
+
+    /// `expiry-time=` in UTC and in a zone east of it; a time skipped by a DST change counts
+    /// from its earlier reading.
+    #[test]
+    fn expiry_times_are_read_in_their_zone() {
+        let t = |s: &str| ExpiryTime::parse(s).unwrap();
+        let at = |s: &str| s.parse::<jiff::Timestamp>().unwrap();
+        let tokyo = jiff::tz::TimeZone::fixed(jiff::tz::offset(9));
+        // 2027-01-01 00:00 in Tokyo is 2026-12-31 15:00 UTC.
+        let local = t("20270101");
+        assert!(!expired_at(&local, at("2026-12-31T14:59:59Z"), &tokyo));
+        assert!(!expired_at(&local, at("2026-12-31T15:00:00Z"), &tokyo));
+        assert!(expired_at(&local, at("2026-12-31T15:00:01Z"), &tokyo));
+        let utc = t("202701010000Z");
+        assert!(!expired_at(&utc, at("2026-12-31T23:59:59Z"), &tokyo));
+        assert!(expired_at(&utc, at("2027-01-01T00:00:01Z"), &tokyo));
+        // New York springs forward at 02:00 on 2027-03-14: 02:30 does not exist there; its
+        // earlier reading (-04:00) is 06:30 UTC, its later one (-05:00) 07:30.
+        let ny = jiff::tz::TimeZone::posix("EST5EDT,M3.2.0,M11.1.0").unwrap();
+        let gap = t("20270314023000");
+        assert!(expired_at(&gap, at("2027-03-14T06:30:01Z"), &ny));
+        assert!(!expired_at(&gap, at("2027-03-14T06:29:59Z"), &ny));
     }
 }

@@ -9,6 +9,7 @@ use crate::connection::ChannelRequest;
 use crate::git::command::{self, GitCommand, Service, valid_git_protocol};
 use crate::git::process::{self, GitRun};
 use crate::git::repo::{Repo, RepoRoot, canonical_name};
+use crate::keys::authorized_keys::KeyOptions;
 use crate::log_safe::LogSafe;
 use crate::proxy::{Upstream, backend};
 use crate::route::http::{HttpAccess, Verdict};
@@ -78,6 +79,29 @@ fn local_target(
     Ok(Target::Local { repo, create })
 }
 
+/// The git server's test of an authorized_keys line: a `command=` must itself be a git
+/// command, which then narrows the key to exactly that command (see [`FrontDoor::exec`]);
+/// anything else could not be honoured, so the line is refused.
+pub fn git_commands_only(options: &KeyOptions) -> Result<(), String> {
+    match &options.command {
+        Some(c) if command::parse(c.as_bytes()).is_err() => Err(format!(
+            "command=\"{}\" is not a git command (only git runs here): line skipped",
+            LogSafe(c.as_bytes())
+        )),
+        _ => Ok(()),
+    }
+}
+
+/// Whether `cmd` is the key's forced command `forced` (same service, same repository by its
+/// canonical name): a `command=` only narrows what the access rules allow.
+fn is_forced(cmd: &GitCommand, forced: &str) -> bool {
+    command::parse(forced.as_bytes()).is_ok_and(|f| {
+        f.service == cmd.service
+            && canonical_name(&f.path).ok().is_some()
+            && canonical_name(&f.path).ok() == canonical_name(&cmd.path).ok()
+    })
+}
+
 /// What the git user reads when the access check cannot be made.
 const ACCESS_UNAVAILABLE: &str =
     "portcullis: access check temporarily unavailable, try again later";
@@ -103,7 +127,7 @@ async fn routed(
             ctx.peer.ip(),
         )
         .await
-        .map_err(|e| (ACCESS_UNAVAILABLE.to_owned(), e.to_string()))?;
+        .map_err(|e| (ACCESS_UNAVAILABLE.to_owned(), format!("access check: {e}")))?;
     match verdict {
         Verdict::Denied { message: None } => Err(hidden("denied by the backend".into())),
         Verdict::Denied { message: Some(m) } => {
@@ -353,6 +377,17 @@ impl SessionHandler for FrontDoor {
             Ok(c) => c,
             Err(e) => return refuse(format!("portcullis: {e}"), "not a git command"),
         };
+        if let Some(forced) = &ctx.identity.forced_command
+            && !is_forced(&cmd, forced)
+        {
+            return refuse(
+                format!(
+                    "portcullis: this key may only run {}",
+                    LogSafe(forced.as_bytes())
+                ),
+                "not the key's forced command",
+            );
+        }
         if let Some(http) = &self.http {
             return self.exec_http(ctx, cmd, io, http.clone());
         }
@@ -428,12 +463,7 @@ mod tests {
         let key = PrivateKey::generate_ed25519(&mut crate::driver::os_rng().unwrap()).public();
         let ctx = SessionContext {
             user: "git".into(),
-            identity: Identity {
-                name: "alice".into(),
-                fingerprint: key.fingerprint(),
-                touch_required: true,
-                verify_required: false,
-            },
+            identity: Identity::named("alice", key.fingerprint()),
             key,
             peer: "127.0.0.1:5555".parse().unwrap(),
             env: Vec::new(),

@@ -49,8 +49,9 @@ struct Answer {
     message: Option<String>,
 }
 
-/// (identity, fingerprint, repository, access): what a decision depends on.
-type CacheKey = (String, String, String, Access);
+/// (identity, fingerprint, repository, access, client address): what a decision depends on
+/// (the backend is sent the address and may decide by it).
+type CacheKey = (String, String, String, Access, IpAddr);
 
 /// Access decisions through a site's HTTP API, cached like its key answers.
 pub struct HttpAccess {
@@ -91,6 +92,7 @@ impl HttpAccess {
             fingerprint.to_owned(),
             repo.to_owned(),
             access,
+            addr,
         );
         if let Some(hit) = self.cache.get(&k, Instant::now()) {
             return Ok(hit);

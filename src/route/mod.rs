@@ -11,5 +11,5 @@ mod line;
 pub mod policy;
 pub mod router;
 
-pub use front::FrontDoor;
+pub use front::{FrontDoor, git_commands_only};
 pub use http::HttpAccess;

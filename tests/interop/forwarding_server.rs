@@ -301,6 +301,11 @@ struct ExampleServer {
 
 impl ExampleServer {
     async fn start(targets: &[u16]) -> Self {
+        Self::start_with(targets, "").await
+    }
+
+    /// [`ExampleServer::start`] with bob's authorized_keys line prefixed by `options`.
+    async fn start_with(targets: &[u16], options: &str) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let write_key = |name: &str| {
             let key = portcullis::keys::PrivateKey::generate_ed25519(&mut os_rng().unwrap());
@@ -313,7 +318,11 @@ impl ExampleServer {
         };
         let host = write_key("host");
         let user = write_key("user");
-        std::fs::write(dir.path().join("authorized_keys"), user + " bob\n").unwrap();
+        std::fs::write(
+            dir.path().join("authorized_keys"),
+            format!("{options} {user} bob\n").trim_start(),
+        )
+        .unwrap();
         let port = free_port();
         std::fs::write(
             dir.path().join("known_hosts"),
@@ -356,20 +365,12 @@ async fn the_tunnel_example_runs_through_the_forward_server_example() {
     let echo = echo_service().await;
     let mut server = ExampleServer::start(&[echo]).await;
     let (l, r, refused) = (free_port(), free_port(), free_port());
-    let mut tunnel = tokio::process::Command::new(example_binary("tunnel"))
-        .arg("-i")
-        .arg(server.path("user"))
-        .arg("-o")
-        .arg(format!(
-            "known_hosts={}",
-            server.path("known_hosts").display()
-        ))
-        .args(["-L", &format!("{l}:127.0.0.1:{echo}")])
-        .args(["-L", &format!("{refused}:127.0.0.1:22")])
-        .args(["-R", &format!("127.0.0.1:{r}:127.0.0.1:{echo}")])
-        .arg(format!("git@127.0.0.1:{}", server.port))
-        .stdin(Stdio::null())
-        .kill_on_drop(true)
+    let (fl, fr) = (
+        format!("{l}:127.0.0.1:{echo}"),
+        format!("127.0.0.1:{r}:127.0.0.1:{echo}"),
+    );
+    let no = format!("{refused}:127.0.0.1:22");
+    let mut tunnel = tunnel_to(&server, &["-L", &fl, "-L", &no, "-R", &fr], None)
         .spawn()
         .unwrap();
     wait_listening(l, true).await;
@@ -377,26 +378,12 @@ async fn the_tunnel_example_runs_through_the_forward_server_example() {
     echo_through(l, 8, 1).await;
     echo_through(r, 8, 2).await;
     // The refused target: the connection is closed without a byte.
-    let mut sock = tokio::net::TcpStream::connect(("127.0.0.1", refused))
-        .await
-        .unwrap();
-    let mut rest = Vec::new();
-    let _ = tokio::time::timeout(Duration::from_secs(20), sock.read_to_end(&mut rest)).await;
-    assert!(rest.is_empty());
+    assert!(closed_without_a_byte(refused).await);
     let _ = tunnel.kill().await;
     // A privileged port: refused (as sshd refuses it to anyone but root), and the tunnel
     // example says which forwarding failed.
-    let out = tokio::process::Command::new(example_binary("tunnel"))
-        .arg("-i")
-        .arg(server.path("user"))
-        .arg("-o")
-        .arg(format!(
-            "known_hosts={}",
-            server.path("known_hosts").display()
-        ))
-        .args(["-R", &format!("127.0.0.1:1023:127.0.0.1:{echo}")])
-        .arg(format!("git@127.0.0.1:{}", server.port))
-        .arg("true")
+    let low = format!("127.0.0.1:1023:127.0.0.1:{echo}");
+    let out = tunnel_to(&server, &["-R", &low], Some("true"))
         .output()
         .await
         .unwrap();
@@ -413,6 +400,87 @@ async fn the_tunnel_example_runs_through_the_forward_server_example() {
     ] {
         assert!(said.contains(&line), "{line}\n{said}");
     }
+}
+
+/// Whether a connection to the local forward on `port` ends (within 20 s) without a byte:
+/// what a refused `-L` target looks like from the tunnel's side.
+async fn closed_without_a_byte(port: u16) -> bool {
+    let mut sock = tokio::net::TcpStream::connect(("127.0.0.1", port))
+        .await
+        .unwrap();
+    let mut rest = Vec::new();
+    let _ = tokio::time::timeout(Duration::from_secs(20), sock.read_to_end(&mut rest)).await;
+    rest.is_empty()
+}
+
+/// `tunnel` with bob's key against `server`, forwarding `forwards` (`-L`/`-R` pairs) and
+/// running `command` if given.
+fn tunnel_to(
+    server: &ExampleServer,
+    forwards: &[&str],
+    command: Option<&str>,
+) -> tokio::process::Command {
+    let mut cmd = tokio::process::Command::new(example_binary("tunnel"));
+    cmd.arg("-i")
+        .arg(server.path("user"))
+        .arg("-o")
+        .arg(format!(
+            "known_hosts={}",
+            server.path("known_hosts").display()
+        ))
+        .args(forwards)
+        .arg(format!("git@127.0.0.1:{}", server.port))
+        .args(command)
+        .stdin(Stdio::null())
+        .kill_on_drop(true);
+    cmd
+}
+
+/// The key's own options narrow a server policy that would allow more: `permitopen=` keeps
+/// `-L` to one of two allowed targets, and `restrict` (without `port-forwarding` after it)
+/// refuses `-R` before the policy is asked.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_keys_forwarding_options_narrow_the_servers_policy() {
+    let (echo, other) = (echo_service().await, echo_service().await);
+    let options = format!(
+        "restrict,port-forwarding,permitopen=\"127.0.0.1:{echo}\",permitlisten=\"127.0.0.1:*\""
+    );
+    let mut server = ExampleServer::start_with(&[echo, other], &options).await;
+    let (l, refused, r) = (free_port(), free_port(), free_port());
+    let (ok, no, back) = (
+        format!("{l}:127.0.0.1:{echo}"),
+        format!("{refused}:127.0.0.1:{other}"),
+        format!("127.0.0.1:{r}:127.0.0.1:{echo}"),
+    );
+    let mut tunnel = tunnel_to(&server, &["-L", &ok, "-L", &no, "-R", &back], None)
+        .spawn()
+        .unwrap();
+    wait_listening(l, true).await;
+    wait_listening(r, true).await;
+    echo_through(l, 1, 3).await;
+    echo_through(r, 1, 4).await;
+    assert!(
+        closed_without_a_byte(refused).await,
+        "permitopen= let another target through"
+    );
+    let _ = tunnel.kill().await;
+    let _ = server.child.kill().await;
+    let said = server.log();
+    assert!(
+        !said.contains(&format!("-L 127.0.0.1:{other}")),
+        "the policy was asked about a target the key excludes:\n{said}"
+    );
+
+    let mut server = ExampleServer::start_with(&[echo], "restrict").await;
+    let back = format!("127.0.0.1:{}:127.0.0.1:{echo}", free_port());
+    let out = tunnel_to(&server, &["-R", &back], Some("true"))
+        .output()
+        .await
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_ne!(out.status.code(), Some(0), "{err}");
+    let _ = server.child.kill().await;
+    assert!(!server.log().contains("-R"), "{}", server.log());
 }
 
 /// Flow control through the server role: a service that sends 64 MiB into a `-L` tunnel

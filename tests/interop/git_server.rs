@@ -71,6 +71,12 @@ impl Server {
 
     /// A user key, listed in authorized_keys under `name` unless `name` is None.
     pub fn user_key(&self, file: &str, name: Option<&str>) -> PathBuf {
+        self.user_key_with(file, name, "")
+    }
+
+    /// A new Ed25519 key in `file`, listed in authorized_keys as `{options} {key} {name}` when
+    /// `name` is given.
+    pub fn user_key_with(&self, file: &str, name: Option<&str>, options: &str) -> PathBuf {
         let path = self.dir.path().join(file);
         assert!(
             Command::new(require("ssh-keygen", "openssh-client"))
@@ -84,13 +90,13 @@ impl Server {
             let public = std::fs::read_to_string(path.with_extension("pub")).unwrap();
             let mut parts = public.split_whitespace();
             let line = format!(
-                "{} {} {name}\n",
+                "{options} {} {} {name}\n",
                 parts.next().unwrap(),
                 parts.next().unwrap()
             );
             let ak = self.data().join("authorized_keys");
             let mut text = std::fs::read_to_string(&ak).unwrap_or_default();
-            text.push_str(&line);
+            text.push_str(line.trim_start());
             std::fs::write(ak, text).unwrap();
         }
         path

@@ -26,23 +26,8 @@ fn from_negations_hold_for_ipv4_clients_of_a_dual_stack_listener() {
     let s = start_on("[::ffff:127.0.0.1]:0", &config(EVERYONE_WRITES), |data| {
         std::fs::create_dir_all(data.join("repos")).unwrap();
     });
-    let refused = s.user_key("refused", None);
-    let allowed = s.user_key("allowed", None);
-    let line = |path: &std::path::Path, opts: &str, name: &str| {
-        let public = std::fs::read_to_string(path.with_extension("pub")).unwrap();
-        let mut p = public.split_whitespace();
-        format!(
-            "{opts} {} {} {name}\n",
-            p.next().unwrap(),
-            p.next().unwrap()
-        )
-    };
-    std::fs::write(
-        s.data().join("authorized_keys"),
-        line(&refused, "from=\"*,!127.0.0.0/8\"", "mallory")
-            + &line(&allowed, "from=\"127.0.0.1\"", "alice"),
-    )
-    .unwrap();
+    let refused = s.user_key_with("refused", Some("mallory"), "from=\"*,!127.0.0.0/8\"");
+    let allowed = s.user_key_with("allowed", Some("alice"), "from=\"127.0.0.1\"");
     let out = ssh(&s, &refused, "\"git-upload-pack '/x.git'\"");
     assert_eq!(
         out.status.code(),

@@ -17,6 +17,7 @@ mod haproxy;
 mod hardening;
 mod host_keys;
 mod http_backend;
+mod key_options;
 mod lifecycle;
 mod lookup;
 mod monitoring;

@@ -114,7 +114,7 @@ pub async fn start_with<H: SessionHandler + 'static>(
     std::fs::write(
         dir.path().join("authorized_keys"),
         format!(
-            "restrict {} {} alice\n",
+            "restrict,port-forwarding {} {} alice\n",
             parts.next().unwrap(),
             parts.next().unwrap()
         ),

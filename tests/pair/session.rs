@@ -528,12 +528,7 @@ fn security_key_login_reports_flags() {
         });
         assert_eq!(seen, Some((SigAlg::SkEd25519, Some(flags))));
         // The default identity policy: presence required.
-        let id = portcullis::lookup::Identity {
-            name: "x".into(),
-            fingerprint: public.fingerprint(),
-            touch_required: true,
-            verify_required: false,
-        };
+        let id = portcullis::lookup::Identity::named("x", public.fingerprint());
         assert_eq!(id.accepts_flags(Some(flags)), flags & 1 == 1);
     }
 }

@@ -94,7 +94,11 @@ impl Driver {
             .ok()
             .zip(u16::try_from(ends.port).ok());
         let allowed = match (target, self.context(Vec::new())) {
-            (Some((host, port)), Some(ctx)) => self.handler.direct_tcpip(&ctx, host, port),
+            // The key's own limits (`restrict`, `permitopen=`) first: the policy decides within.
+            (Some((host, port)), Some(ctx)) => {
+                ctx.identity.forwarding.permits_open(host, port)
+                    && self.handler.direct_tcpip(&ctx, host, port)
+            }
             _ => false,
         };
         let Some((host, port)) = target.filter(|_| allowed) else {
@@ -273,7 +277,11 @@ impl Driver {
             .ok()
             .zip(u16::try_from(port).ok());
         let allowed = match (asked, self.context(Vec::new())) {
-            (Some((addr, port)), Some(ctx)) => self.handler.tcpip_forward(&ctx, addr, port),
+            // The key's own limits (`restrict`, `permitlisten=`) first.
+            (Some((addr, port)), Some(ctx)) => {
+                ctx.identity.forwarding.permits_listen(addr, port)
+                    && self.handler.tcpip_forward(&ctx, addr, port)
+            }
             _ => false,
         };
         let taken = self

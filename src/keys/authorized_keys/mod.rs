@@ -1,14 +1,17 @@
 //! `authorized_keys` lines (sshd(8) "AUTHORIZED_KEYS FILE FORMAT"), parsed without I/O.
 //!
 //! Our convention: the line's comment names the identity (`ssh-ed25519 AAAA… alice`); a line
-//! without one is known by its key fingerprint. Options are handled so that access never
-//! widens: `restrict` and the forwarding/pty/rc switches are accepted (this server never offers
-//! those features), `from="pattern-list"` is enforced, and any other option (`command=`,
-//! `environment=`, `expiry-time=`, `principals=`, …) makes the line be skipped with a warning.
+//! without one is known by its key fingerprint. Options ([`options`]) are honoured or refuse
+//! the line, so access never widens: `from=` is enforced here, `expiry-time=` by
+//! [`AuthorizedKeys::find`] against the caller's clock, and `command=` and the forwarding
+//! limits travel with the entry to the application.
+
+pub mod options;
 
 use std::net::IpAddr;
 
 use crate::keys::PublicKey;
+pub use options::{ExpiryTime, ForwardingLimits, KeyOptions};
 
 /// One usable line.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -17,19 +20,17 @@ pub struct AuthorizedKey {
     pub key: PublicKey,
     /// The identity name (the comment, or the fingerprint).
     pub name: String,
-    /// `from=` patterns, if any: the client address must match.
-    pub from: Option<String>,
-    /// Security keys: whether signatures must attest user presence (unless `no-touch-required`).
-    pub touch_required: bool,
-    /// `verify-required`: signatures must attest user verification (security keys only).
-    pub verify_required: bool,
+    /// What its options ask for.
+    pub options: KeyOptions,
 }
 
 impl AuthorizedKey {
-    /// Whether this line admits `key` connecting from `addr`.
+    /// Whether this line admits `key` connecting from `addr` (its `from=`), leaving aside
+    /// `expiry-time=`, which needs a clock.
     pub fn admits(&self, key: &PublicKey, addr: IpAddr) -> bool {
         self.key == *key
             && self
+                .options
                 .from
                 .as_deref()
                 .is_none_or(|p| address_matches(p, addr))
@@ -48,13 +49,19 @@ pub struct AuthorizedKeys {
 impl AuthorizedKeys {
     /// Parses file contents; bad lines are skipped and reported, never fatal.
     pub fn parse(text: &str) -> Self {
+        Self::parse_with(text, |_| Ok(()))
+    }
+
+    /// Parses file contents, also putting each line's options to the application's `check`
+    /// (`Err(why)` skips the line like a bad option does).
+    pub fn parse_with(text: &str, check: impl Fn(&KeyOptions) -> Result<(), String>) -> Self {
         let mut out = AuthorizedKeys::default();
         for (i, line) in text.lines().enumerate() {
             let line = line.trim();
             if line.is_empty() || line.starts_with('#') {
                 continue;
             }
-            match parse_line(line) {
+            match parse_line(line).and_then(|e| check(&e.options).map(|()| e)) {
                 Ok(e) => out.entries.push(e),
                 Err(why) => out
                     .warnings
@@ -64,9 +71,18 @@ impl AuthorizedKeys {
         out
     }
 
-    /// The identity for `key` from `addr`: the first line that admits it.
-    pub fn find(&self, key: &PublicKey, addr: IpAddr) -> Option<&AuthorizedKey> {
-        self.entries.iter().find(|e| e.admits(key, addr))
+    /// The identity for `key` from `addr`: the first line that admits it and whose
+    /// `expiry-time=` has not passed by the caller's `expired` (sshd also goes on to the next
+    /// line when a matching one is refused by its options).
+    pub fn find(
+        &self,
+        key: &PublicKey,
+        addr: IpAddr,
+        expired: impl Fn(&ExpiryTime) -> bool,
+    ) -> Option<&AuthorizedKey> {
+        self.entries
+            .iter()
+            .find(|e| e.admits(key, addr) && !e.options.expiry.as_ref().is_some_and(&expired))
     }
 }
 
@@ -78,21 +94,6 @@ const KEY_TYPES: [&str; 7] = [
     "ecdsa-sha2-nistp521",
     "sk-ssh-ed25519@openssh.com",
     "sk-ecdsa-sha2-nistp256@openssh.com",
-];
-
-/// Options that only switch off (or back on) features this server never offers.
-const NO_OP_OPTIONS: [&str; 11] = [
-    "restrict",
-    "no-pty",
-    "no-port-forwarding",
-    "no-agent-forwarding",
-    "no-x11-forwarding",
-    "no-user-rc",
-    "pty",
-    "port-forwarding",
-    "agent-forwarding",
-    "x11-forwarding",
-    "user-rc",
 ];
 
 fn parse_line(line: &str) -> Result<AuthorizedKey, String> {
@@ -113,39 +114,13 @@ fn parse_line(line: &str) -> Result<AuthorizedKey, String> {
     let key =
         PublicKey::from_openssh(&format!("{kind} {b64}")).map_err(|e| format!("bad key: {e}"))?;
     let comment = parts.collect::<Vec<_>>().join(" ");
-    let mut from = None;
-    let (mut touch_required, mut verify_required) = (true, false);
-    for opt in split_list(options) {
-        let (name, value) = match opt.split_once('=') {
-            Some((n, v)) => (n, Some(v)),
-            None => (opt, None),
-        };
-        let lower = name.to_ascii_lowercase();
-        match (lower.as_str(), value) {
-            (n, None) if NO_OP_OPTIONS.contains(&n) => {}
-            // Two clauses would leave it unclear which one holds: refuse as sshd does.
-            ("from", Some(_)) if from.is_some() => {
-                return Err("multiple from= clauses: line skipped".into());
-            }
-            ("from", Some(v)) => from = Some(unquote(v).ok_or("bad from= quoting")?),
-            // Both only ever narrow or keep access for security keys [sshd(8)].
-            ("no-touch-required", None) => touch_required = false,
-            ("verify-required", None) => verify_required = true,
-            (n, _) => return Err(format!("unsupported option {n}: line skipped")),
-        }
-    }
+    let options = options::parse_options(options)?;
     let name = if comment.is_empty() {
         key.fingerprint()
     } else {
         comment
     };
-    Ok(AuthorizedKey {
-        key,
-        name,
-        from,
-        touch_required,
-        verify_required,
-    })
+    Ok(AuthorizedKey { key, name, options })
 }
 
 /// Splits the leading options field (which may hold quoted spaces) from the rest.
@@ -167,33 +142,6 @@ fn split_options(line: &str) -> Result<(&str, &str), String> {
         }
     }
     Err("options without a key".into())
-}
-
-/// Splits comma-separated options, keeping commas inside quotes.
-fn split_list(s: &str) -> Vec<&str> {
-    let mut out = Vec::new();
-    let (mut start, mut quoted, mut escaped) = (0usize, false, false);
-    for (i, c) in s.char_indices() {
-        match c {
-            _ if escaped => escaped = false,
-            '\\' if quoted => escaped = true,
-            '"' => quoted = !quoted,
-            ',' if !quoted => {
-                out.push(s.get(start..i).unwrap_or_default());
-                start = i.saturating_add(1);
-            }
-            _ => {}
-        }
-    }
-    if !s.is_empty() {
-        out.push(s.get(start..).unwrap_or_default());
-    }
-    out.into_iter().filter(|o| !o.is_empty()).collect()
-}
-
-fn unquote(v: &str) -> Option<String> {
-    let inner = v.strip_prefix('"')?.strip_suffix('"')?;
-    Some(inner.replace("\\\"", "\""))
 }
 
 /// sshd's `from=` semantics for addresses: a comma list of patterns with `*`/`?` wildcards or
@@ -259,6 +207,11 @@ mod tests {
         s.parse().unwrap()
     }
 
+    /// A clock for which no expiry time has passed.
+    fn never(_: &ExpiryTime) -> bool {
+        false
+    }
+
     #[test]
     fn comment_names_the_identity_and_fingerprint_is_the_fallback() {
         let (a, b) = (key(1), key(2));
@@ -269,9 +222,15 @@ mod tests {
         );
         let ak = AuthorizedKeys::parse(&text);
         assert!(ak.warnings.is_empty(), "{:?}", ak.warnings);
-        assert_eq!(ak.find(&a, ip("10.0.0.1")).unwrap().name, "alice laptop");
-        assert_eq!(ak.find(&b, ip("10.0.0.1")).unwrap().name, b.fingerprint());
-        assert!(ak.find(&key(3), ip("10.0.0.1")).is_none());
+        assert_eq!(
+            ak.find(&a, ip("10.0.0.1"), never).unwrap().name,
+            "alice laptop"
+        );
+        assert_eq!(
+            ak.find(&b, ip("10.0.0.1"), never).unwrap().name,
+            b.fingerprint()
+        );
+        assert!(ak.find(&key(3), ip("10.0.0.1"), never).is_none());
     }
 
     #[test]
@@ -280,12 +239,12 @@ mod tests {
         let a = key(1);
         let ak = AuthorizedKeys::parse(&format!("from=\"*,!10.0.0.0/8\" {} dave", a.to_openssh()));
         assert!(
-            ak.find(&a, ip("::ffff:10.1.2.3")).is_none(),
+            ak.find(&a, ip("::ffff:10.1.2.3"), never).is_none(),
             "negation bypassed"
         );
-        assert!(ak.find(&a, ip("::ffff:192.0.2.7")).is_some());
+        assert!(ak.find(&a, ip("::ffff:192.0.2.7"), never).is_some());
         let only = AuthorizedKeys::parse(&format!("from=\"192.0.2.*\" {}", a.to_openssh()));
-        assert!(only.find(&a, ip("::ffff:192.0.2.7")).is_some());
+        assert!(only.find(&a, ip("::ffff:192.0.2.7"), never).is_some());
     }
 
     #[test]
@@ -322,37 +281,99 @@ mod tests {
             a.to_openssh()
         ));
         assert!(ak.warnings.is_empty(), "{:?}", ak.warnings);
-        assert!(ak.find(&a, ip("10.1.9.9")).is_some());
-        assert!(ak.find(&a, ip("192.168.44.1")).is_some());
-        assert!(ak.find(&a, ip("10.1.2.3")).is_none(), "negated");
-        assert!(ak.find(&a, ip("127.0.0.1")).is_none());
+        assert!(ak.find(&a, ip("10.1.9.9"), never).is_some());
+        assert!(ak.find(&a, ip("192.168.44.1"), never).is_some());
+        assert!(ak.find(&a, ip("10.1.2.3"), never).is_none(), "negated");
+        assert!(ak.find(&a, ip("127.0.0.1"), never).is_none());
         let host = AuthorizedKeys::parse(&format!("from=\"*.example.org\" {}", a.to_openssh()));
         assert!(
-            host.find(&a, ip("10.0.0.1")).is_none(),
+            host.find(&a, ip("10.0.0.1"), never).is_none(),
             "host names never match without DNS"
         );
         let v6 = AuthorizedKeys::parse(&format!("from=\"2001:db8::/32\" {}", a.to_openssh()));
-        assert!(v6.find(&a, ip("2001:db8::1")).is_some());
-        assert!(v6.find(&a, ip("2001:db9::1")).is_none());
+        assert!(v6.find(&a, ip("2001:db8::1"), never).is_some());
+        assert!(v6.find(&a, ip("2001:db9::1"), never).is_none());
     }
 
     #[test]
     fn unsupported_options_skip_the_line_and_say_so() {
         let a = key(1);
-        for opt in [
-            "command=\"/bin/sh -c 'x y'\"",
-            "environment=\"A=B\"",
-            "expiry-time=\"20990101\"",
-            "principals=\"x\"",
-            "tunnel=\"1\"",
-            "cert-authority",
-            "permitopen=\"h:1\"",
+        for (opt, why) in [
+            ("environment=\"A=B\"", "environment= is not supported"),
+            ("principals=\"x\"", "certificates"),
+            ("cert-authority", "certificates"),
+            ("frobnicate", "unsupported option frobnicate"),
+            ("restrict=\"1\"", "unsupported option restrict"),
+            ("command=\"a\",command=\"b\"", "multiple command="),
+            (
+                "expiry-time=\"20990101\",expiry-time=\"20990102\"",
+                "multiple expiry-time=",
+            ),
+            ("expiry-time=\"2099-01-01\"", "is not YYYYMMDD"),
+            ("expiry-time=\"20990230\"", "is not YYYYMMDD"),
+            ("expiry-time=20990101", "bad expiry-time= quoting"),
+            ("tunnel=\"tun0\"", "bad tunnel= device"),
+            ("permitopen=\"nohostport\"", "is not host:port"),
+            ("permitlisten=\"h:port\"", "is not [host:]port"),
         ] {
             let ak = AuthorizedKeys::parse(&format!("{opt} {}", a.to_openssh()));
             assert!(ak.entries.is_empty(), "{opt}");
             assert_eq!(ak.warnings.len(), 1, "{opt}");
             assert!(ak.warnings[0].contains("line 1"), "{:?}", ak.warnings);
+            assert!(ak.warnings[0].contains(why), "{opt}: {:?}", ak.warnings);
         }
+    }
+
+    #[test]
+    fn every_documented_option_is_honoured_or_refuses_the_line() {
+        let a = key(1);
+        let line = |opts: &str| {
+            let ak = AuthorizedKeys::parse(&format!("{opts} {} bob", a.to_openssh()));
+            assert!(ak.warnings.is_empty(), "{opts}: {:?}", ak.warnings);
+            ak.entries[0].options.clone()
+        };
+        let o = line(
+            "restrict,pty,no-pty,agent-forwarding,no-agent-forwarding,X11-forwarding,\
+             no-x11-forwarding,user-rc,no-user-rc,tunnel=\"0\",no-touch-required,verify-required",
+        );
+        assert!(o.forwarding.denied && !o.touch_required && o.verify_required);
+        assert!(!line("restrict,port-forwarding").forwarding.denied);
+        assert!(line("port-forwarding,no-port-forwarding").forwarding.denied);
+        let o = line(r#"command="git-upload-pack 'team/app.git'",expiry-time="202612311200Z""#);
+        assert_eq!(o.command.as_deref(), Some("git-upload-pack 'team/app.git'"));
+        assert_eq!(
+            o.expiry,
+            Some(ExpiryTime {
+                fields: (2026, 12, 31, 12, 0, 0),
+                utc: true
+            })
+        );
+        let f = line(r#"permitopen="db.internal:5432",permitopen="[::1]:*",permitlisten="8080",permitlisten="*.lan:9000""#)
+            .forwarding;
+        assert!(f.permits_open("db.internal", 5432) && f.permits_open("::1", 22));
+        assert!(!f.permits_open("db.internal", 5433) && !f.permits_open("other", 5432));
+        assert!(f.permits_listen("localhost", 8080) && !f.permits_listen("0.0.0.0", 8080));
+        assert!(f.permits_listen("box.lan", 9000) && !f.permits_listen("box.lan", 9001));
+        assert!(
+            !line("restrict,permitopen=\"h:1\"")
+                .forwarding
+                .permits_open("h", 1)
+        );
+    }
+
+    #[test]
+    fn an_expired_line_is_passed_over_for_a_later_one() {
+        let a = key(1);
+        let ak = AuthorizedKeys::parse(&format!(
+            "expiry-time=\"20200101\" {k} old\nexpiry-time=\"20991231235959Z\" {k} new\n",
+            k = a.to_openssh()
+        ));
+        assert!(ak.warnings.is_empty(), "{:?}", ak.warnings);
+        let before_2030 = |t: &ExpiryTime| t.fields.0 < 2030;
+        let found = ak.find(&a, ip("10.0.0.1"), before_2030).unwrap();
+        assert_eq!(found.name, "new");
+        assert!(ak.find(&a, ip("10.0.0.1"), |_| true).is_none());
+        assert_eq!(ak.find(&a, ip("10.0.0.1"), never).unwrap().name, "old");
     }
 
     #[test]
