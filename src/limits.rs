@@ -120,6 +120,15 @@ pub const FORWARD_BIND_TIMEOUT: std::time::Duration = std::time::Duration::from_
 /// its own (its descriptors limit it); ssh asks for one per `-R`.
 pub const FORWARD_LISTENERS: usize = 64;
 
+/// Principals, critical options or extensions one certificate may carry; more refuse it.
+/// OpenSSH's `SSHKEY_CERT_MAX_PRINCIPALS` is 256 too.
+pub const MAX_CERT_PRINCIPALS: usize = 256;
+
+/// Longest nonce, key ID, principal, option name or option value in a certificate, in
+/// bytes. OpenSSH bounds them only by the blob (itself bounded by the packet); a few hundred
+/// bytes is what `ssh-keygen -s` writes.
+pub const MAX_CERT_FIELD: usize = 4096;
+
 /// The most of an HTTP key backend's answer we read; a longer one is a failure. An identity
 /// is a few hundred bytes of JSON.
 pub const HTTP_LOOKUP_MAX_RESPONSE: usize = 64 * 1024;

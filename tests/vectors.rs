@@ -456,3 +456,93 @@ fn sntrup761x25519_draft_kats_through_the_client_ephemeral() {
         assert!(short.finish(&reply[..reply.len() - 1]).is_err());
     }
 }
+
+/// `vectors/keys/certificates.json`: certificates `ssh-keygen -s` made, parsed and checked as
+/// `ssh-keygen -L` read them; broken blobs refused with the rule they break.
+#[test]
+fn openssh_certificates_from_ssh_keygen() {
+    use portcullis::keys::PublicKey;
+    use portcullis::keys::SigAlg;
+    use portcullis::keys::cert::{CertKind, Certificate};
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("vectors/keys/certificates.json");
+    let file: Value = serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap();
+    let cases = file["cases"].as_array().unwrap();
+    assert!(cases.len() >= 13);
+    for c in cases {
+        let name = c["name"].as_str().unwrap();
+        let expect = c["expect"].as_str().unwrap();
+        let text = c["cert"].as_str().unwrap();
+        let b64 = text.split_whitespace().nth(1).unwrap();
+        let blob = <base64ct::Base64 as base64ct::Encoding>::decode_vec(b64).unwrap();
+        let cert = match Certificate::decode(&blob) {
+            Ok(cert) => cert,
+            Err(e) => {
+                assert_eq!(expect, "Malformed", "{name}: {e}");
+                continue;
+            }
+        };
+        assert_ne!(expect, "Malformed", "{name} parsed");
+        assert_eq!(cert.blob(), &blob[..], "{name}");
+        assert_eq!(
+            cert.key,
+            PublicKey::from_openssh(c["key"].as_str().unwrap()).unwrap(),
+            "{name}: certified key"
+        );
+        assert_eq!(
+            cert.ca,
+            PublicKey::from_openssh(c["ca"].as_str().unwrap()).unwrap(),
+            "{name}: CA"
+        );
+        let u64_of = |k: &str| c[k].as_u64();
+        if let Some(s) = u64_of("serial") {
+            assert_eq!(cert.serial, s, "{name}");
+        }
+        if let Some(k) = c["kind"].as_str() {
+            let want = if k == "user" {
+                CertKind::User
+            } else {
+                CertKind::Host
+            };
+            assert_eq!(cert.kind, want, "{name}");
+        }
+        if let Some(id) = c["key_id"].as_str() {
+            assert_eq!(cert.key_id, id, "{name}");
+        }
+        if let Some(p) = c["principals"].as_array() {
+            let want: Vec<&str> = p.iter().map(|v| v.as_str().unwrap()).collect();
+            assert_eq!(cert.principals, want, "{name}");
+        }
+        if let (Some(a), Some(b)) = (u64_of("valid_after"), u64_of("valid_before")) {
+            assert_eq!((cert.valid_after, cert.valid_before), (a, b), "{name}");
+        }
+        let signed = cert.verify_signature(&SigAlg::DEFAULT_USER);
+        let checked = signed.and_then(|()| {
+            cert.check_user(
+                u64_of("now").unwrap(),
+                c["addr"].as_str().unwrap().parse().unwrap(),
+            )
+        });
+        match checked {
+            Ok(o) => {
+                assert_eq!(expect, "ok", "{name} accepted");
+                if let Some(f) = c.get("force_command") {
+                    assert_eq!(o.force_command.as_deref(), f.as_str(), "{name}");
+                }
+                if let Some(s) = c.get("source_address") {
+                    assert_eq!(o.source_address.as_deref(), s.as_str(), "{name}");
+                }
+                if let Some(v) = c["verify_required"].as_bool() {
+                    assert_eq!(o.verify_required, v, "{name}");
+                }
+                if let Some(p) = c["port_forwarding"].as_bool() {
+                    assert_eq!(o.port_forwarding, p, "{name}");
+                }
+            }
+            Err(e) => {
+                let debug = format!("{e:?}");
+                let variant = debug.split(['(', ' ', '{']).next().unwrap();
+                assert_eq!(variant, expect, "{name}: {debug}");
+            }
+        }
+    }
+}

@@ -2,6 +2,7 @@
 //! RFC8709, RFC8332, RFC5656 §3], the OpenSSH one-line public key format, SHA256 fingerprints.
 
 pub mod authorized_keys;
+pub mod cert;
 pub mod key_file;
 pub(crate) mod pattern;
 mod private;

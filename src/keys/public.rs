@@ -139,7 +139,17 @@ impl PublicKey {
     /// Parses a public key blob; trailing bytes, weak RSA moduli and off-curve points are errors.
     pub fn decode(blob: &[u8]) -> Result<Self, KeyError> {
         let mut r = Reader::new(blob);
-        let key = match r.string_max(64)? {
+        let name = r.string_max(64)?;
+        let key = Self::decode_fields(name, &mut r)?;
+        r.finish()?;
+        Ok(key)
+    }
+
+    /// Reads the fields of a key of type `name` (the blob after its name): shared by plain
+    /// keys and by certificates, which carry the same fields after their nonce
+    /// [PROTOCOL.certkeys].
+    pub(crate) fn decode_fields(name: &[u8], r: &mut Reader<'_>) -> Result<Self, KeyError> {
+        let key = match name {
             b"ssh-ed25519" => {
                 PublicKey::Ed25519(r.string()?.try_into().map_err(|_| KeyError::Weak)?)
             }
@@ -186,7 +196,6 @@ impl PublicKey {
                 PublicKey::Ecdsa { curve, point }
             }
         };
-        r.finish()?;
         Ok(key)
     }
 

@@ -174,6 +174,12 @@ fn cidr(net: &str, len: &str, addr: IpAddr) -> bool {
     let (Ok(net), Ok(len)) = (net.parse::<IpAddr>(), len.parse::<u32>()) else {
         return false;
     };
+    in_block(net, len, addr)
+}
+
+/// Whether `addr` is in the block `net/len` (of its own family; a length past the family's
+/// width matches nothing).
+pub(crate) fn in_block(net: IpAddr, len: u32, addr: IpAddr) -> bool {
     match (net, addr) {
         (IpAddr::V4(n), IpAddr::V4(a)) if len <= 32 => {
             let mask = u32::MAX.checked_shl(32u32.saturating_sub(len)).unwrap_or(0);
