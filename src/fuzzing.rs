@@ -466,6 +466,30 @@ pub fn known_hosts(data: &[u8]) {
     }
 }
 
+/// Arbitrary bytes as a certificate blob [PROTOCOL.certkeys]: no panic; one that parses keeps
+/// its exact bytes, parses again to the same certificate, and its signature and rules can be
+/// checked at any time from any address without panicking (an unsigned one never verifies).
+pub fn certificate(data: &[u8]) {
+    use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+
+    use crate::keys::cert::Certificate;
+
+    let Ok(cert) = Certificate::decode(data) else {
+        return;
+    };
+    assert_eq!(cert.blob(), data);
+    assert_eq!(Certificate::decode(cert.blob()).ok().as_ref(), Some(&cert));
+    let _ = cert.verify_signature(&crate::keys::SigAlg::ALL);
+    for now in [0, cert.valid_after, cert.valid_before, u64::MAX] {
+        for addr in [
+            IpAddr::V4(Ipv4Addr::new(10, 1, 2, 3)),
+            IpAddr::V6(Ipv6Addr::LOCALHOST),
+        ] {
+            let _ = cert.check_user(now, addr);
+        }
+    }
+}
+
 /// Arbitrary server payloads (after a real, deterministic key exchange) into a
 /// `ClientConnection`: the client's authentication, channel and global message handling, with
 /// one session opened (and `exec` requested) once authenticated. Input: a list of payloads,
