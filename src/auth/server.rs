@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 
 use crate::auth::publickey::{self, Request};
 use crate::error::{AuthError, DisconnectReason, Error, ProtocolError};
+use crate::keys::cert::{Certificate, cert_sig_alg};
 use crate::keys::{PublicKey, SigAlg};
 use crate::limits::MAX_AUTH_REQUESTS;
 use crate::msg::{
@@ -52,8 +53,11 @@ impl Default for AuthConfig {
 pub struct AuthRequest {
     /// The user name the client asked for.
     pub user: String,
-    /// The key offered.
+    /// The key offered (a certificate's certified key, which signs).
     pub key: PublicKey,
+    /// The certificate, when the request offered one [PROTOCOL.certkeys]: parsed only; its
+    /// CA, signature and rules are the application's to check (`lookup::Screened`).
+    pub cert: Option<Box<Certificate>>,
     /// The algorithm the request named.
     pub algorithm: SigAlg,
     /// Whether the request carries a signature (not yet verified: that happens on accept).
@@ -227,10 +231,19 @@ impl AuthServer {
             return self.fail(t, counts).map(|()| AuthOutcome::Nothing);
         }
         let pk = Publickey::parse(m.data.0)?;
-        let algorithm = std::str::from_utf8(pk.algorithm)
-            .ok()
-            .and_then(SigAlg::from_wire_name);
-        let key = PublicKey::decode(pk.key).ok();
+        let name = std::str::from_utf8(pk.algorithm).ok();
+        // A certificate algorithm names the signature its certified key makes.
+        let (algorithm, key, cert) = match name.and_then(cert_sig_alg) {
+            Some(alg) => {
+                let cert = Certificate::decode(pk.key).ok().map(Box::new);
+                (Some(alg), cert.as_ref().map(|c| c.key.clone()), cert)
+            }
+            None => (
+                name.and_then(SigAlg::from_wire_name),
+                PublicKey::decode(pk.key).ok(),
+                None,
+            ),
+        };
         let (Some(algorithm), Some(key)) = (algorithm, key) else {
             return self.fail(t, true).map(|()| AuthOutcome::Nothing);
         };
@@ -242,6 +255,7 @@ impl AuthServer {
         let req = AuthRequest {
             user: user.to_owned(),
             key,
+            cert,
             algorithm,
             signed: pk.signature.is_some(),
         };
@@ -293,10 +307,11 @@ impl AuthServer {
             return Err(Error::Auth(AuthError::NoPendingRequest));
         };
         let Some(sig) = &p.sig else {
-            let blob = p.req.key.to_blob();
+            // The algorithm name and key blob of the request, as sent [RFC4252 §7] (a
+            // certificate's name and blob for a certificate).
             t.send_msg(&UserauthPkOk {
-                algorithm: p.req.algorithm.wire_name().as_bytes(),
-                key: &blob,
+                algorithm: &p.alg_name,
+                key: &p.key_blob,
             })?;
             return Ok(None);
         };

@@ -120,6 +120,17 @@ pub struct Keys {
     /// HTTP backend: how long an answer (a key's identity, or "unknown key") is reused.
     #[serde(default = "thirty")]
     pub cache_secs: u64,
+    /// User certificates signed by a CA in this file are accepted (sshd's TrustedUserCAKeys).
+    #[serde(default)]
+    pub trusted_user_ca_keys: Option<PathBuf>,
+    /// `principal [identity]` lines: the principals accepted and the identity each maps to
+    /// (sshd's AuthorizedPrincipalsFile); without it a certificate's first principal is the
+    /// identity.
+    #[serde(default)]
+    pub authorized_principals: Option<PathBuf>,
+    /// Keys, certificates and CAs refused whatever else says (sshd's RevokedKeys).
+    #[serde(default)]
+    pub revoked_keys: Option<PathBuf>,
 }
 
 fn three_thousand() -> u64 {

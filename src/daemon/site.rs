@@ -49,6 +49,7 @@ pub fn build(c: &Config) -> Result<Site, String> {
         .then(|| http_api(c))
         .transpose()?;
     let (inner, backend_check) = backend(c, api.clone())?;
+    let inner = screened(c, inner);
     let router = Arc::new(c.router().map_err(|e| e.to_string())?);
     let handler = Arc::new(FrontDoor {
         root,
@@ -237,6 +238,22 @@ fn seed_authorized_keys(path: &Path) -> Result<(), String> {
     Ok(())
 }
 
+/// The key backend behind the revocation list and the user-certificate CAs, when configured.
+fn screened(c: &Config, inner: Box<dyn KeyLookup>) -> Box<dyn KeyLookup> {
+    let k = &c.keys;
+    if k.trusted_user_ca_keys.is_none() && k.revoked_keys.is_none() {
+        return inner;
+    }
+    let certs = k.trusted_user_ca_keys.as_ref().map(|ca| {
+        crate::lookup::UserCertificates::new(
+            c.in_data(ca),
+            k.authorized_principals.as_ref().map(|p| c.in_data(p)),
+        )
+    });
+    let revoked = k.revoked_keys.as_ref().map(|r| c.in_data(r));
+    Box::new(crate::lookup::Screened::new(inner, revoked, certs))
+}
+
 /// Only the configured service account may log in; the identity comes from the key.
 struct ServiceAccount {
     user: String,
@@ -250,6 +267,19 @@ impl KeyLookup for ServiceAccount {
             return Box::pin(async { Ok(None) });
         }
         self.inner.lookup(user, key, addr)
+    }
+
+    fn lookup_cert<'a>(
+        &'a self,
+        user: &'a str,
+        cert: &'a crate::keys::cert::Certificate,
+        addr: IpAddr,
+    ) -> LookupFuture<'a> {
+        if user != self.user {
+            tracing::info!(user, addr = %addr, "wrong user name");
+            return Box::pin(async { Ok(None) });
+        }
+        self.inner.lookup_cert(user, cert, addr)
     }
 }
 

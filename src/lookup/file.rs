@@ -1,65 +1,42 @@
 //! An `authorized_keys` file, re-read whenever its size, modification time or inode changes.
 
 use std::net::IpAddr;
-use std::os::unix::fs::MetadataExt;
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use tokio::sync::Mutex;
-
 use crate::keys::PublicKey;
 use crate::keys::authorized_keys::AuthorizedKeys;
+use crate::lookup::watched::Watched;
 use crate::lookup::{Identity, KeyLookup, LookupError, LookupFuture, OptionCheck, parse_checked};
-
-type Stamp = (u64, i64, i64, u64);
 
 /// Lookup in one `authorized_keys` file.
 #[derive(Debug)]
 pub struct FileLookup {
-    path: PathBuf,
-    check: Option<OptionCheck>,
-    cache: Mutex<Option<(Stamp, Arc<AuthorizedKeys>)>>,
+    file: Watched<AuthorizedKeys>,
 }
 
 impl FileLookup {
     /// Reads `path` on first use and again whenever it changes.
     pub fn new(path: impl Into<PathBuf>) -> Self {
-        Self {
-            path: path.into(),
-            check: None,
-            cache: Mutex::new(None),
-        }
+        Self::checked(path.into(), None)
     }
 
     /// Also puts each line's options to `check` (`Err(why)` skips the line with a warning):
     /// the git server refuses a `command=` that is not a git command this way.
-    pub fn with_check(mut self, check: OptionCheck) -> Self {
-        self.check = Some(check);
-        self
+    pub fn with_check(self, check: OptionCheck) -> Self {
+        Self::checked(self.file.path().to_path_buf(), Some(check))
+    }
+
+    fn checked(path: PathBuf, check: Option<OptionCheck>) -> Self {
+        let shown = path.display().to_string();
+        Self {
+            file: Watched::new(path, move |text| Ok(parse_checked(text, check, &shown))),
+        }
     }
 
     /// The current contents, re-parsed if the file changed; warnings are logged once per load.
     pub async fn current(&self) -> Result<Arc<AuthorizedKeys>, LookupError> {
-        let meta = tokio::fs::metadata(&self.path).await?;
-        // sshd's StrictModes: a file others may write could be made to admit any key.
-        if meta.mode() & 0o022 != 0 {
-            return Err(LookupError::Failed(format!(
-                "{} is writable by group or others (mode {:o}); chmod go-w it",
-                self.path.display(),
-                meta.mode() & 0o777
-            )));
-        }
-        let stamp = (meta.len(), meta.mtime(), meta.mtime_nsec(), meta.ino());
-        let mut cache = self.cache.lock().await;
-        if let Some((s, keys)) = cache.as_ref()
-            && *s == stamp
-        {
-            return Ok(keys.clone());
-        }
-        let text = tokio::fs::read_to_string(&self.path).await?;
-        let keys = Arc::new(parse_checked(&text, self.check, &self.path.display()));
-        *cache = Some((stamp, keys.clone()));
-        Ok(keys)
+        self.file.current().await
     }
 }
 

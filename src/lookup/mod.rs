@@ -3,9 +3,13 @@
 //! changes, an external command in the manner of OpenSSH's AuthorizedKeysCommand, and a
 //! site's HTTP API.
 
+mod cert;
 mod command;
 mod file;
 mod http;
+mod watched;
+
+pub use cert::{Revocations, Screened, UserCertificates};
 
 pub use command::CommandLookup;
 pub use file::FileLookup;
@@ -90,6 +94,21 @@ pub enum LookupError {
     Failed(String),
 }
 
+impl<T: KeyLookup + ?Sized> KeyLookup for Box<T> {
+    fn lookup<'a>(&'a self, user: &'a str, key: &'a PublicKey, addr: IpAddr) -> LookupFuture<'a> {
+        (**self).lookup(user, key, addr)
+    }
+
+    fn lookup_cert<'a>(
+        &'a self,
+        user: &'a str,
+        cert: &'a crate::keys::cert::Certificate,
+        addr: IpAddr,
+    ) -> LookupFuture<'a> {
+        (**self).lookup_cert(user, cert, addr)
+    }
+}
+
 /// Whether `t` (an `expiry-time=`) has passed: a time without `Z` is read in the system's
 /// time zone, as sshd reads it; where a zone change makes it ambiguous or skipped, the
 /// earlier instant counts. One that cannot be placed counts as passed (never widens).
@@ -160,6 +179,19 @@ pub trait KeyLookup: Send + Sync {
     /// logs it and disconnects the client with "temporarily unavailable", reason 7
     /// SERVICE_NOT_AVAILABLE: a failure is never reported as a denial).
     fn lookup<'a>(&'a self, user: &'a str, key: &'a PublicKey, addr: IpAddr) -> LookupFuture<'a>;
+
+    /// The identity a user certificate proves, after its CA's signature, type, validity,
+    /// principals and critical options are checked ([`Screened`] does that). Default:
+    /// certificates are not accepted.
+    fn lookup_cert<'a>(
+        &'a self,
+        user: &'a str,
+        cert: &'a crate::keys::cert::Certificate,
+        addr: IpAddr,
+    ) -> LookupFuture<'a> {
+        let _ = (user, cert, addr);
+        Box::pin(async { Ok(None) })
+    }
 }
 
 #[cfg(test)]

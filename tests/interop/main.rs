@@ -6,6 +6,7 @@
 #![allow(clippy::field_reassign_with_default)]
 
 mod audit;
+mod certificates;
 mod client_sessions;
 mod clients;
 mod common;

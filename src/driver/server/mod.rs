@@ -398,15 +398,28 @@ impl Driver {
     /// query (PK_OK ones are not failures) costs no second lookup. At most
     /// `MAX_AUTH_REQUESTS` entries; a backend error is not cached. `Err`: the backend failed.
     async fn lookup_cached(&mut self, req: &AuthRequest) -> Result<Option<Identity>, ()> {
-        let k = (req.user.clone(), req.key.to_blob());
+        // A certificate is its own entry: the same key offered plain is another question.
+        let blob = req
+            .cert
+            .as_ref()
+            .map_or_else(|| req.key.to_blob(), |c| c.blob().to_vec());
+        let k = (req.user.clone(), blob);
         if let Some(hit) = self.looked_up.iter().find(|(key, _)| *key == k) {
             return Ok(hit.1.clone());
         }
         let asked = Instant::now();
-        let answer = self
-            .lookup
-            .lookup(&req.user, &req.key, self.peer.ip())
-            .await;
+        let answer = match &req.cert {
+            Some(cert) => {
+                self.lookup
+                    .lookup_cert(&req.user, cert, self.peer.ip())
+                    .await
+            }
+            None => {
+                self.lookup
+                    .lookup(&req.user, &req.key, self.peer.ip())
+                    .await
+            }
+        };
         METRICS.lookup(asked.elapsed(), answer.is_ok());
         match answer {
             Ok(who) => {
