@@ -156,9 +156,13 @@ pub fn msg_roundtrip(data: &[u8]) {
         let bytes = msg.to_bytes();
         assert_eq!(Message::decode(&bytes).as_ref(), Ok(&msg));
         match &msg {
-            Message::UserauthRequest(m) if m.method == b"publickey" => {
-                if let Ok(pk) = Publickey::parse(m.data.0) {
-                    assert_eq!(Publickey::parse(&pk.data()), Ok(pk));
+            Message::UserauthRequest(m)
+                if m.method == b"publickey" || m.method == crate::msg::HOSTBOUND_METHOD =>
+            {
+                let hostbound = m.method != b"publickey";
+                if let Ok(pk) = Publickey::parse(m.data.0, hostbound) {
+                    assert_eq!(pk.method(), m.method);
+                    assert_eq!(Publickey::parse(&pk.data(), hostbound), Ok(pk));
                 }
             }
             Message::ChannelRequest(m) => {
@@ -340,6 +344,7 @@ pub fn server_session(data: &[u8]) {
                 service: b"ssh-connection",
                 algorithm: b"ssh-ed25519",
                 key_blob: &keys.user_blob,
+                host_key: None,
             };
             let sid = client.session_id().unwrap();
             let sig = keys.login_signature(sid, &req);

@@ -99,6 +99,7 @@ impl AuthClient {
             service: b"ssh-connection",
             algorithm: alg.wire_name().as_bytes(),
             key_blob: &blob,
+            host_key: None,
         };
         let session_id = t.session_id().ok_or(Error::Auth(AuthError::NoSession))?;
         let sig = key

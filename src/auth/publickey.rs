@@ -16,6 +16,8 @@ pub struct Request<'a> {
     pub algorithm: &'a [u8],
     /// Public key blob.
     pub key_blob: &'a [u8],
+    /// `publickey-hostbound-v00@openssh.com`: the server's host key blob [PROTOCOL §3.1].
+    pub host_key: Option<&'a [u8]>,
 }
 
 impl<'a> Request<'a> {
@@ -23,6 +25,7 @@ impl<'a> Request<'a> {
         Publickey {
             algorithm: self.algorithm,
             key: self.key_blob,
+            host_key: self.host_key,
             signature,
         }
     }
@@ -36,11 +39,12 @@ pub fn signed_data(session_id: &[u8], req: &Request<'_>) -> Vec<u8> {
 
 /// Appends the USERAUTH_REQUEST itself, signed or (without `signature`) a query [RFC4252 §7].
 pub fn write_request(w: &mut Writer<'_>, req: &Request<'_>, signature: Option<&[u8]>) {
-    let data = req.method(signature).data();
+    let fields = req.method(signature);
+    let data = fields.data();
     UserauthRequest {
         user: req.user,
         service: req.service,
-        method: b"publickey",
+        method: fields.method(),
         data: Rest(&data),
     }
     .encode(w);

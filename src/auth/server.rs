@@ -15,8 +15,8 @@ use crate::keys::cert::{Certificate, cert_sig_alg};
 use crate::keys::{PublicKey, SigAlg};
 use crate::limits::MAX_AUTH_REQUESTS;
 use crate::msg::{
-    Message, MsgNum, Publickey, ServiceAccept, ServiceRequest, UserauthFailure, UserauthPkOk,
-    UserauthRequest, UserauthSuccess,
+    HOSTBOUND_METHOD, Message, MsgNum, Publickey, ServiceAccept, ServiceRequest, UserauthFailure,
+    UserauthPkOk, UserauthRequest, UserauthSuccess,
 };
 use crate::transport::Transport;
 use crate::wire::NameList;
@@ -82,6 +82,7 @@ struct Pending {
     service: Vec<u8>,
     alg_name: Vec<u8>,
     key_blob: Vec<u8>,
+    host_key: Option<Vec<u8>>,
     sig: Option<Vec<u8>>,
 }
 
@@ -224,13 +225,20 @@ impl AuthServer {
             return Err(Error::Auth(AuthError::TooManyRequests));
         }
         // Only the connection protocol can follow [RFC4252 §5: authentication MUST NOT be accepted].
-        if service != b"ssh-connection" || method != b"publickey" || !self.offers("publickey") {
+        let hostbound = method == HOSTBOUND_METHOD;
+        let publickey = method == b"publickey" || hostbound;
+        if service != b"ssh-connection" || !publickey || !self.offers("publickey") {
             // A first "none" is how clients ask for the method list; everything else counts
             // (OpenSSH's userauth_finish).
             let counts = !(method == b"none" && self.requests == 1);
             return self.fail(t, counts).map(|()| AuthOutcome::Nothing);
         }
-        let pk = Publickey::parse(m.data.0)?;
+        let pk = Publickey::parse(m.data.0, hostbound)?;
+        // A host-bound request must name the host key of our first exchange [PROTOCOL §3.1]
+        // (OpenSSH's sshd refuses any other the same way).
+        if pk.host_key.is_some() && pk.host_key != t.initial_host_key() {
+            return self.fail(t, true).map(|()| AuthOutcome::Nothing);
+        }
         let name = std::str::from_utf8(pk.algorithm).ok();
         // A certificate algorithm names the signature its certified key makes.
         let (algorithm, key, cert) = match name.and_then(cert_sig_alg) {
@@ -264,6 +272,7 @@ impl AuthServer {
             service: service.to_vec(),
             alg_name: pk.algorithm.to_vec(),
             key_blob: pk.key.to_vec(),
+            host_key: pk.host_key.map(<[u8]>::to_vec),
             sig: pk.signature.map(<[u8]>::to_vec),
         }));
         Ok(AuthOutcome::Decide(req))
@@ -321,6 +330,7 @@ impl AuthServer {
             service: &p.service,
             algorithm: &p.alg_name,
             key_blob: &p.key_blob,
+            host_key: p.host_key.as_deref(),
         };
         let data = publickey::signed_data(session_id, &req);
         let verified = match p.req.key.verify(&data, sig, &self.config.sig_algs) {

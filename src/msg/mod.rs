@@ -25,7 +25,8 @@ pub use transport::{
     Debug, Disconnect, ExtInfo, Ignore, KexInit, ServiceAccept, ServiceRequest, Unimplemented,
 };
 pub use userauth::{
-    Publickey, UserauthBanner, UserauthFailure, UserauthPkOk, UserauthRequest, UserauthSuccess,
+    HOSTBOUND_METHOD, Publickey, UserauthBanner, UserauthFailure, UserauthPkOk, UserauthRequest,
+    UserauthSuccess,
 };
 
 use crate::error::{DecodeError, DecodeErrorKind};
@@ -321,10 +322,23 @@ mod tests {
             panic!()
         };
         assert_eq!((req.user, req.method), (&b"git"[..], &b"publickey"[..]));
-        let pk = Publickey::parse(req.data.0).unwrap();
+        let pk = Publickey::parse(req.data.0, false).unwrap();
         assert_eq!(pk.algorithm, b"ssh-ed25519");
         assert!(pk.signature.is_some());
         assert_eq!(pk.data(), req.data.0);
+        let bytes = seed!("seed-userauth-publickey-hostbound");
+        let Message::UserauthRequest(req) = Message::decode(&bytes).unwrap() else {
+            panic!()
+        };
+        assert_eq!(req.method, HOSTBOUND_METHOD);
+        let pk = Publickey::parse(req.data.0, true).unwrap();
+        assert_eq!(pk.host_key.map(<[u8]>::len), Some(51));
+        assert!(pk.signature.is_some());
+        assert_eq!(
+            (pk.data().as_slice(), pk.method()),
+            (req.data.0, req.method)
+        );
+        assert!(Publickey::parse(req.data.0, false).is_err());
         let bytes = seed!("seed-channel-request-exec");
         let Message::ChannelRequest(m) = Message::decode(&bytes).unwrap() else {
             panic!()

@@ -125,6 +125,8 @@ pub struct Transport {
     out: Vec<u8>,
     kex: KexPhase,
     session_id: Option<Vec<u8>>,
+    /// Server: the host key blob the first exchange proved (host-bound authentication).
+    initial_host_key: Option<Vec<u8>>,
     initial_done: bool,
     /// Strict kex is in force [PROTOCOL §1.10].
     strict: bool,
@@ -221,6 +223,7 @@ impl Transport {
             out: Vec::with_capacity(2048),
             kex: KexPhase::Idle,
             session_id: None,
+            initial_host_key: None,
             initial_done: false,
             strict: false,
             peer_ext_info: false,
@@ -255,6 +258,12 @@ impl Transport {
     /// The session identifier: the first exchange hash, fixed for the connection's life [RFC4253 §7.2].
     pub fn session_id(&self) -> Option<&[u8]> {
         self.session_id.as_deref()
+    }
+
+    /// Server: the host key blob signed in the first key exchange, which a
+    /// `publickey-hostbound-v00@openssh.com` request must name [PROTOCOL §3.1].
+    pub fn initial_host_key(&self) -> Option<&[u8]> {
+        self.initial_host_key.as_deref()
     }
 
     /// The peer's identification string, once received.

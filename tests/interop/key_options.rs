@@ -86,4 +86,19 @@ fn command_narrows_to_one_git_command_and_other_options_hold_or_refuse() {
     );
     let (ok, err) = ls_remote(&fine, work.path(), "team/app.git");
     assert!(ok, "{err}\n{}", s.log());
+
+    // OpenSSH's client binds its signature to our host key when the server offers it
+    // (publickey-hostbound@openssh.com in EXT_INFO) [PROTOCOL §3.1].
+    let out = std::process::Command::new("sh")
+        .arg("-c")
+        .arg(format!(
+            "{} -vvv -p {} git@127.0.0.1 \"git-upload-pack 'team/app.git'\" </dev/null",
+            s.ssh_command(&fine.key),
+            s.port
+        ))
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("publickey-hostbound-v00@openssh.com"), "{err}");
+    assert!(err.contains("Authenticated to 127.0.0.1"), "{err}");
 }

@@ -88,6 +88,7 @@ impl Connection for Script {
                             service: b"ssh-connection",
                             algorithm: b"ssh-ed25519",
                             key_blob: &blob,
+                            host_key: None,
                         };
                         let sig =
                             key.sign(&publickey::signed_data(self.t.session_id().unwrap(), &req));

@@ -171,12 +171,25 @@ impl Session {
         signer: Option<(&PrivateKey, SigAlg)>,
         session_id: Option<Vec<u8>>,
     ) {
+        self.pk_request_bound(key, alg, signer, session_id, None);
+    }
+
+    /// [`Session::pk_request`] as `publickey-hostbound-v00@openssh.com` naming `host_key`.
+    pub fn pk_request_bound(
+        &mut self,
+        key: &PublicKey,
+        alg: &str,
+        signer: Option<(&PrivateKey, SigAlg)>,
+        session_id: Option<Vec<u8>>,
+        host_key: Option<&[u8]>,
+    ) {
         let blob = key.to_blob();
         let req = Request {
             user: b"git",
             service: b"ssh-connection",
             algorithm: alg.as_bytes(),
             key_blob: &blob,
+            host_key,
         };
         let sid = session_id.unwrap_or_else(|| self.client.session_id().unwrap().to_vec());
         let sig = signer.map(|(k, a)| k.sign_as(&publickey::signed_data(&sid, &req), a).unwrap());
@@ -267,6 +280,49 @@ fn signature_over_another_session_id_is_refused() {
     assert!(s.authenticated().is_none());
 }
 
+/// Host-bound authentication [PROTOCOL §3.1]: advertised in EXT_INFO; a request naming the
+/// host key of the exchange succeeds (its signature covers the method name and that key), one
+/// naming another host key is refused before any lookup.
+#[test]
+fn hostbound_requests_must_name_the_exchanged_host_key() {
+    let a = ed(1);
+    let ours = host_key().public().to_blob();
+    let other = ed(9).public().to_blob();
+    let mut s = Session::new(ServerConfig::default());
+    s.allowed.push(a.public());
+    s.pk_request_bound(&a.public(), "ssh-ed25519", None, None, Some(&other));
+    assert_eq!(s.last_reply(), 51, "another host key: refused");
+    s.pk_request_bound(&a.public(), "ssh-ed25519", None, None, Some(&ours));
+    assert_eq!(s.last_reply(), 60, "PK_OK");
+    s.pk_request_bound(
+        &a.public(),
+        "ssh-ed25519",
+        Some((&a, SigAlg::Ed25519)),
+        None,
+        Some(&ours),
+    );
+    assert_eq!(s.last_reply(), 52, "USERAUTH_SUCCESS");
+    // A signature made as plain `publickey` does not verify under the host-bound method.
+    let mut s = Session::new(ServerConfig::default());
+    s.allowed.push(a.public());
+    let blob = a.public().to_blob();
+    let plain = Request {
+        user: b"git",
+        service: b"ssh-connection",
+        algorithm: b"ssh-ed25519",
+        key_blob: &blob,
+        host_key: None,
+    };
+    let sid = s.client.session_id().unwrap().to_vec();
+    let sig = a.sign(&publickey::signed_data(&sid, &plain));
+    let bound = Request {
+        host_key: Some(&ours),
+        ..plain
+    };
+    s.send(|w| publickey::write_request(w, &bound, Some(&sig)));
+    assert_eq!(s.last_reply(), 51);
+}
+
 #[test]
 fn garbage_signature_and_mismatched_algorithm_are_refused() {
     let mut s = Session::new(ServerConfig::default());
@@ -278,6 +334,7 @@ fn garbage_signature_and_mismatched_algorithm_are_refused() {
         service: b"ssh-connection",
         algorithm: b"ssh-ed25519",
         key_blob: &blob,
+        host_key: None,
     };
     s.send(|w| publickey::write_request(w, &req, Some(&[0, 0, 0, 1, 0])));
     assert_eq!(s.last_reply(), 51);
@@ -510,6 +567,7 @@ fn security_key_login_reports_flags() {
             service: b"ssh-connection",
             algorithm: b"sk-ssh-ed25519@openssh.com",
             key_blob: &blob,
+            host_key: None,
         };
         let data = publickey::signed_data(s.client.session_id().unwrap(), &req);
         let raw = k.sign(&sk_signed_data(b"ssh:", flags, 42, &data));

@@ -103,6 +103,10 @@ impl Transport {
             .to_bytes(),
         };
         self.write_packet(&reply)?;
+        if self.session_id.is_none() {
+            // What a host-bound authentication request must name [PROTOCOL §3.1].
+            self.initial_host_key = Some(k_s);
+        }
         self.finish_exchange(&neg, &k, &h)
     }
 
@@ -207,6 +211,7 @@ impl Transport {
                 &mut Writer::new(&mut msg),
                 &[
                     ("server-sig-algs", value.as_bytes()),
+                    ("publickey-hostbound@openssh.com", b"0"),
                     ("ping@openssh.com", b"0"),
                 ],
             );
