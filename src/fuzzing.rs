@@ -495,6 +495,23 @@ pub fn certificate(data: &[u8]) {
     }
 }
 
+/// Arbitrary bytes as svn protocol items (the svn+ssh handshake's parser): no panic; an item
+/// that parses re-encodes to bytes that parse to the same item, and every prefix of those
+/// bytes is "incomplete", never a different item.
+pub fn svn_item(data: &[u8]) {
+    use crate::svn::item::parse;
+
+    let Ok(Some((item, used))) = parse(data) else {
+        return;
+    };
+    assert!(used <= data.len());
+    let bytes = item.to_bytes();
+    assert_eq!(parse(&bytes), Ok(Some((item.clone(), bytes.len()))));
+    for cut in [0, bytes.len() / 2, bytes.len().saturating_sub(1)] {
+        assert_eq!(parse(bytes.get(..cut).unwrap_or_default()), Ok(None));
+    }
+}
+
 /// Arbitrary server payloads (after a real, deterministic key exchange) into a
 /// `ClientConnection`: the client's authentication, channel and global message handling, with
 /// one session opened (and `exec` requested) once authenticated. Input: a list of payloads,

@@ -95,6 +95,7 @@ pub mod proxy;
 pub mod route;
 pub mod server;
 pub mod session;
+pub mod svn;
 pub mod transport;
 pub mod wire;
 

@@ -129,6 +129,18 @@ pub const MAX_CERT_PRINCIPALS: usize = 256;
 /// bytes is what `ssh-keygen -s` writes.
 pub const MAX_CERT_FIELD: usize = 4096;
 
+/// Longest svn protocol item read during the svn+ssh handshake (greetings, authentication),
+/// in bytes; longer refuses the session. A client's greeting response is a URL and a few
+/// words. svnserve reads items of any size (its strings are bounded by memory only).
+pub const SVN_MAX_ITEM: usize = 64 * 1024;
+
+/// Deepest list nesting read in that handshake (the deepest it uses is 3).
+pub const SVN_MAX_DEPTH: usize = 8;
+
+/// How long the svn+ssh handshake (client greeting, connecting the svn server, its greeting
+/// and authentication) may take in all.
+pub const SVN_HANDSHAKE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
+
 /// The most of an HTTP key backend's answer we read; a longer one is a failure. An identity
 /// is a few hundred bytes of JSON.
 pub const HTTP_LOOKUP_MAX_RESPONSE: usize = 64 * 1024;

@@ -28,7 +28,7 @@ struct Cli {
     data_dir: Option<PathBuf>,
 }
 
-#[derive(Subcommand, Clone, Copy)]
+#[derive(Subcommand, Clone)]
 enum Command {
     /// Run the server (the default).
     Serve,
@@ -42,6 +42,12 @@ enum Command {
     /// Make the running server re-read its configuration, keys and access rules: SIGHUP, then
     /// wait for the outcome.
     Reload,
+    /// Print the line IDENTITY needs in each `[[svn_servers]]` server's svnserve passwd file
+    /// (`IDENTITY = password`, the password derived from that server's secret).
+    SvnPassword {
+        /// The identity (as keys name it).
+        identity: String,
+    },
 }
 
 fn main() -> ExitCode {
@@ -59,7 +65,7 @@ fn main() -> ExitCode {
         }
     };
     let pid_file = config.in_data(&config.pid_file);
-    let result = match cli.command.unwrap_or(Command::Serve) {
+    let result = match cli.command.clone().unwrap_or(Command::Serve) {
         // The effective configuration: the file merged over the embedded default.
         Command::CheckConfig => opts
             .config_text()
@@ -86,6 +92,12 @@ fn main() -> ExitCode {
             upgrade::signal_running(&pid_file, "reload", Signal::SIGHUP, Duration::from_secs(60))
                 .map(|ok| println!("{ok}"))
         }
+        Command::SvnPassword { identity } => site::svn_servers(&config).map(|servers| {
+            for s in servers.iter() {
+                println!("# svn server {} ({})", s.name, s.address);
+                println!("{identity} = {}", s.password(&identity));
+            }
+        }),
         Command::Serve => daemon::run(opts, config),
     };
     match result {

@@ -57,6 +57,9 @@ pub struct Config {
     /// Which repositories go to which upstream.
     #[serde(default)]
     pub routes: Vec<RouteConfig>,
+    /// svn servers for svn+ssh sessions (`svnserve -t`).
+    #[serde(default)]
+    pub svn_servers: Vec<crate::svn::SvnServerConfig>,
     /// Algorithm lists.
     #[serde(default)]
     pub algorithms: Algorithms,

@@ -58,6 +58,7 @@ pub fn build(c: &Config) -> Result<Site, String> {
         create_on_push: c.create_on_push,
         idle_timeout: Duration::from_secs(c.timeouts.idle_secs),
         router: router.clone(),
+        svn: svn_servers(c)?,
         http: api.map(|api| {
             Arc::new(crate::route::HttpAccess::new(
                 api,
@@ -123,6 +124,27 @@ fn backend(
                 .map_err(|e| format!("{}: {e}", checked.display()))
         }),
     ))
+}
+
+/// `[[svn_servers]]`, each with its password secret (owner-only, in data_dir).
+pub fn svn_servers(c: &Config) -> Result<Arc<[Arc<crate::svn::SvnServer>]>, String> {
+    let mut out = Vec::new();
+    for s in &c.svn_servers {
+        if s.name.is_empty() || s.address.is_empty() {
+            return Err("svn_servers: name and address are required".into());
+        }
+        let path = c.in_data(&s.secret_file);
+        let secret = zeroize::Zeroizing::new(crate::config::read_secret(&path, "svn secret")?);
+        let secret = secret.trim_end_matches(['\r', '\n']);
+        if secret.is_empty() {
+            return Err(format!("{}: the svn secret is empty", path.display()));
+        }
+        out.push(Arc::new(crate::svn::SvnServer::new(
+            s,
+            secret.as_bytes().to_vec(),
+        )));
+    }
+    Ok(Arc::from(out))
 }
 
 /// The site's HTTP API of `[keys] backend = "http"`: its base URL and the shared secret.

@@ -55,6 +55,8 @@ pub struct FrontDoor {
     /// A site's HTTP API deciding access and routes instead of `authorizer` and the
     /// configured routes (`[keys] backend = "http"`).
     pub http: Option<Arc<HttpAccess>>,
+    /// svn servers for `svnserve -t` sessions (`[[svn_servers]]`; empty: svn is refused).
+    pub svn: Arc<[Arc<crate::svn::SvnServer>]>,
 }
 
 /// What running a command needs besides the command: owned, so a task can take it along.
@@ -373,6 +375,18 @@ impl SessionHandler for FrontDoor {
             tracing::info!(user = %ctx.identity.name, fingerprint = %ctx.identity.fingerprint, addr = %ctx.peer, command = %shown, reason, "refused");
             ExecDecision::Refuse(why)
         };
+        if crate::svn::is_svnserve(command)
+            && !self.svn.is_empty()
+            && ctx.identity.forced_command.is_none()
+        {
+            let policy = crate::route::svn::SvnPolicy {
+                servers: self.svn.clone(),
+                authorizer: self.authorizer.clone(),
+                http: self.http.clone(),
+                idle: self.idle_timeout,
+            };
+            return policy.exec(ctx, io);
+        }
         let cmd = match command::parse(command) {
             Ok(c) => c,
             Err(e) => return refuse(format!("portcullis: {e}"), "not a git command"),
@@ -495,6 +509,7 @@ mod tests {
             idle_timeout: Duration::from_secs(5),
             router: Arc::new(router),
             http: None,
+            svn: Arc::from(Vec::new()),
         };
         let err = stderr_of(&server, "git-upload-pack 'special/app.git'").await;
         assert!(

@@ -10,6 +10,7 @@ pub mod http;
 mod line;
 pub mod policy;
 pub mod router;
+mod svn;
 
 pub use front::{FrontDoor, git_commands_only};
 pub use http::HttpAccess;

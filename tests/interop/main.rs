@@ -29,5 +29,6 @@ mod raw_git;
 mod served;
 mod session_server;
 mod sessions;
+mod svn;
 mod tunnel_example;
 mod tunnels;
