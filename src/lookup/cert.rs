@@ -10,9 +10,10 @@ use std::net::IpAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use crate::keys::authorized_keys::ForwardingLimits;
+use crate::keys::authorized_keys::{ForwardingLimits, KeyOptions};
 use crate::keys::cert::Certificate;
 use crate::keys::{PublicKey, SigAlg};
+use crate::log_safe::LogSafe;
 use crate::lookup::watched::Watched;
 use crate::lookup::{Identity, KeyLookup, LookupError, LookupFuture};
 
@@ -133,13 +134,12 @@ impl UserCertificates {
         }
     }
 
-    /// The identity `cert` proves for a client at `addr` at `now` (seconds since the epoch),
-    /// or why not (for the log). The cheap checks come first; the CA's signature last.
+    /// The identity `cert` proves for a client at `addr`, or why not (for the log). The
+    /// cheap checks come first; the CA's signature last.
     async fn identity(
         &self,
         cert: &Certificate,
         addr: IpAddr,
-        now: u64,
     ) -> Result<Result<Identity, String>, LookupError> {
         if !self.cas.current().await?.contains(&cert.ca) {
             return Ok(Err(format!(
@@ -147,10 +147,6 @@ impl UserCertificates {
                 cert.ca.fingerprint()
             )));
         }
-        let options = match cert.check_user(now, addr) {
-            Ok(o) => o,
-            Err(e) => return Ok(Err(e.to_string())),
-        };
         let name = match &self.principals {
             None => cert.principals.first().cloned(),
             Some(file) => {
@@ -164,20 +160,61 @@ impl UserCertificates {
                 cert.principals
             )));
         };
-        if let Err(e) = cert.verify_signature(&self.sig_algs) {
-            return Ok(Err(e.to_string()));
-        }
-        Ok(Ok(Identity {
-            touch_required: !options.no_touch_required,
-            verify_required: options.verify_required,
-            forced_command: options.force_command,
-            forwarding: ForwardingLimits {
-                denied: !options.port_forwarding,
-                ..ForwardingLimits::default()
-            },
-            ..Identity::named(name, cert.key.fingerprint())
-        }))
+        Ok(accept(cert, addr, &self.sig_algs, name, None))
     }
+}
+
+/// Seconds since the epoch, now.
+fn unix_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+/// A certificate whose CA and principal were accepted (by a CA file or an authorized_keys
+/// `cert-authority` line with options `line`): its own rules now from `addr`, then its CA
+/// signature; the identity `name` with the most restrictive union of both sets of options
+/// (sshd: a line's `command=` and the certificate's `force-command` must then be identical).
+pub(crate) fn accept(
+    cert: &Certificate,
+    addr: IpAddr,
+    sig_algs: &[SigAlg],
+    name: String,
+    line: Option<&KeyOptions>,
+) -> Result<Identity, String> {
+    let o = cert
+        .check_user(unix_now(), addr)
+        .map_err(|e| e.to_string())?;
+    // Presence is waived only if every side waives it (sshd merges the two so).
+    let line_touch = line.is_some_and(|l| l.touch_required);
+    let line = line.cloned().unwrap_or_default();
+    let forced_command = match (line.command, o.force_command) {
+        (Some(a), Some(b)) if a != b => {
+            return Err("command= and the certificate's force-command differ".into());
+        }
+        (a, b) => a.or(b),
+    };
+    cert.verify_signature(sig_algs).map_err(|e| e.to_string())?;
+    Ok(Identity {
+        touch_required: line_touch || !o.no_touch_required,
+        verify_required: line.verify_required || o.verify_required,
+        forced_command,
+        forwarding: ForwardingLimits {
+            denied: line.forwarding.denied || !o.port_forwarding,
+            ..line.forwarding
+        },
+        ..Identity::named(name, cert.key.fingerprint())
+    })
+}
+
+/// The log line of a certificate refused for `why`.
+pub(crate) fn refused(user: &str, addr: IpAddr, cert: &Certificate, why: &str) {
+    tracing::info!(user, addr = %addr, key_id = %LogSafe(cert.key_id.as_bytes()), serial = cert.serial, why, "certificate refused");
+}
+
+/// The log line of an accepted certificate.
+pub(crate) fn accepted(user: &str, addr: IpAddr, cert: &Certificate, id: &Identity) {
+    tracing::info!(user, addr = %addr, key_id = %LogSafe(cert.key_id.as_bytes()), serial = cert.serial, ca = %cert.ca.fingerprint(), identity = %id.name, "certificate accepted");
 }
 
 /// Another key source with revocations checked first and user certificates accepted.
@@ -231,33 +268,25 @@ impl<L: KeyLookup> KeyLookup for Screened<L> {
         addr: IpAddr,
     ) -> LookupFuture<'a> {
         Box::pin(async move {
-            let Some(certs) = &self.certs else {
-                return Ok(None);
-            };
-            let shown = |why: &str| {
-                tracing::info!(user, addr = %addr, key_id = %crate::log_safe::LogSafe(cert.key_id.as_bytes()), serial = cert.serial, why, "certificate refused");
-            };
             if self
                 .revocations()
                 .await?
                 .is_some_and(|r| r.revokes_cert(cert))
             {
-                shown("revoked");
+                refused(user, addr, cert, "revoked");
                 return Ok(None);
             }
-            let now = std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map_or(0, |d| d.as_secs());
-            match certs.identity(cert, addr, now).await? {
-                Ok(id) => {
-                    tracing::info!(user, addr = %addr, key_id = %crate::log_safe::LogSafe(cert.key_id.as_bytes()), serial = cert.serial, ca = %cert.ca.fingerprint(), identity = %id.name, "certificate accepted");
-                    Ok(Some(id))
-                }
-                Err(why) => {
-                    shown(&why);
-                    Ok(None)
+            if let Some(certs) = &self.certs {
+                match certs.identity(cert, addr).await? {
+                    Ok(id) => {
+                        accepted(user, addr, cert, &id);
+                        return Ok(Some(id));
+                    }
+                    Err(why) => refused(user, addr, cert, &why),
                 }
             }
+            // authorized_keys `cert-authority` lines, if the keys come from such a file.
+            self.inner.lookup_cert(user, cert, addr).await
         })
     }
 }

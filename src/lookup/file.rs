@@ -6,6 +6,8 @@ use std::sync::Arc;
 
 use crate::keys::PublicKey;
 use crate::keys::authorized_keys::AuthorizedKeys;
+use crate::keys::cert::Certificate;
+use crate::lookup::cert;
 use crate::lookup::watched::Watched;
 use crate::lookup::{Identity, KeyLookup, LookupError, LookupFuture, OptionCheck, parse_checked};
 
@@ -47,6 +49,33 @@ impl KeyLookup for FileLookup {
             Ok(keys
                 .find(key, addr, super::expired)
                 .map(|e| Identity::from_entry(e, key)))
+        })
+    }
+
+    /// A certificate admitted by a `cert-authority` line: the line's identity, its options
+    /// joined with the certificate's.
+    fn lookup_cert<'a>(
+        &'a self,
+        user: &'a str,
+        cert: &'a Certificate,
+        addr: IpAddr,
+    ) -> LookupFuture<'a> {
+        Box::pin(async move {
+            let keys = self.current().await?;
+            let Some(line) = keys.find_ca(&cert.ca, &cert.principals, addr, super::expired) else {
+                return Ok(None);
+            };
+            let algs = crate::keys::SigAlg::DEFAULT_USER;
+            match cert::accept(cert, addr, &algs, line.name.clone(), Some(&line.options)) {
+                Ok(id) => {
+                    cert::accepted(user, addr, cert, &id);
+                    Ok(Some(id))
+                }
+                Err(why) => {
+                    cert::refused(user, addr, cert, &why);
+                    Ok(None)
+                }
+            }
         })
     }
 }

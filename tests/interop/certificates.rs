@@ -228,3 +228,64 @@ fn user_certificates_are_checked_like_sshd_checks_them() {
     let (ok, err) = ls_remote(&s, key, "team/app.git");
     assert!(!ok && err.contains("Permission denied"), "{err}");
 }
+
+/// authorized_keys `cert-authority` lines (no CA file configured): the line's name is the
+/// identity, `principals=` (or else that name) must be among the certificate's principals,
+/// the line's options join the certificate's, and the CA key itself is no user key.
+#[test]
+fn cert_authority_lines_in_authorized_keys_admit_their_certificates() {
+    let s = start_prepared(&config(EVERYONE_WRITES), |data| {
+        keypair(data, "ca", &["-t", "ed25519"]);
+    });
+    let ca = s.data().join("ca");
+    let ca_public = std::fs::read_to_string(ca.with_extension("pub")).unwrap();
+    let ca_key: Vec<&str> = ca_public.split_whitespace().take(2).collect();
+    let ak = s.data().join("authorized_keys");
+    std::fs::write(
+        &ak,
+        format!(
+            "cert-authority,principals=\"ops,admins\" {k} team-ops\ncert-authority,command=\"git-upload-pack 'team/app.git'\" {k} carol\n",
+            k = ca_key.join(" ")
+        ),
+    )
+    .unwrap();
+    let work = tempfile::tempdir().unwrap();
+    let admin = Git::as_user(&s, "admin");
+    let local = local_repo(&admin, work.path(), 1);
+    admin.ok(&local, &["push", "-q", &s.url("team/app.git"), "main"]);
+    let ed25519 = ["-t", "ed25519"];
+
+    let ops = certified(&s, &ca, "o1", &ed25519, &["-n", "x,ops"]);
+    let (ok, err) = ls_remote(&s, ops, "team/app.git");
+    assert!(ok, "{err}\n{}", s.log());
+    assert!(s.log().contains("identity=team-ops"), "{}", s.log());
+    // No listed principal, and no principal naming a line without principals=.
+    let stranger = certified(&s, &ca, "o2", &ed25519, &["-n", "mallory"]);
+    assert!(!ls_remote(&s, stranger, "team/app.git").0);
+    // carol's line narrows to one command; a certificate forcing another is refused.
+    let carol = certified(&s, &ca, "c1", &ed25519, &["-n", "carol"]);
+    let reader = Git {
+        server: &s,
+        key: carol,
+    };
+    reader.ok(work.path(), &["clone", "-q", &s.url("team/app.git"), "c1"]);
+    let (ok, _, err) = reader.run(&work.path().join("c1"), &["push", "-q", "origin", "main:x"]);
+    assert!(!ok && err.contains("this key may only run"), "{err}");
+    let other = certified(
+        &s,
+        &ca,
+        "c2",
+        &ed25519,
+        &[
+            "-n",
+            "carol",
+            "-O",
+            "force-command=git-upload-pack 'team/other.git'",
+        ],
+    );
+    assert!(!ls_remote(&s, other, "team/app.git").0);
+    assert!(s.log().contains("force-command differ"), "{}", s.log());
+    // The CA's own key, offered plainly, is not a user key.
+    let (ok, err) = ls_remote(&s, ca.clone(), "team/app.git");
+    assert!(!ok && err.contains("Permission denied"), "{err}");
+}

@@ -80,9 +80,35 @@ impl AuthorizedKeys {
         addr: IpAddr,
         expired: impl Fn(&ExpiryTime) -> bool,
     ) -> Option<&AuthorizedKey> {
-        self.entries
-            .iter()
-            .find(|e| e.admits(key, addr) && !e.options.expiry.as_ref().is_some_and(&expired))
+        // A CA's line admits certificates it signed, never the CA key itself.
+        self.entries.iter().find(|e| {
+            !e.options.cert_authority
+                && e.admits(key, addr)
+                && !e.options.expiry.as_ref().is_some_and(&expired)
+        })
+    }
+
+    /// The `cert-authority` line that admits a certificate signed by `ca`, naming
+    /// `principals`, from `addr` [sshd(8)]: its `from=` and `expiry-time=` hold, and one of
+    /// the certificate's principals is in its `principals=` (without one: is its identity
+    /// name). The certificate's own rules and signature are the caller's to check.
+    pub fn find_ca(
+        &self,
+        ca: &PublicKey,
+        principals: &[String],
+        addr: IpAddr,
+        expired: impl Fn(&ExpiryTime) -> bool,
+    ) -> Option<&AuthorizedKey> {
+        self.entries.iter().find(|e| {
+            let named = match &e.options.principals {
+                Some(allowed) => principals.iter().any(|p| allowed.contains(p)),
+                None => principals.contains(&e.name),
+            };
+            e.options.cert_authority
+                && e.admits(ca, addr)
+                && !e.options.expiry.as_ref().is_some_and(&expired)
+                && named
+        })
     }
 }
 
@@ -306,8 +332,8 @@ mod tests {
         let a = key(1);
         for (opt, why) in [
             ("environment=\"A=B\"", "environment= is not supported"),
-            ("principals=\"x\"", "certificates"),
-            ("cert-authority", "certificates"),
+            ("principals=\"\"", "principals= lists nobody"),
+            ("cert-authority=\"1\"", "unsupported option cert-authority"),
             ("frobnicate", "unsupported option frobnicate"),
             ("restrict=\"1\"", "unsupported option restrict"),
             ("command=\"a\",command=\"b\"", "multiple command="),
@@ -364,6 +390,37 @@ mod tests {
             !line("restrict,permitopen=\"h:1\"")
                 .forwarding
                 .permits_open("h", 1)
+        );
+    }
+
+    #[test]
+    fn cert_authority_lines_admit_certificates_not_the_ca_key() {
+        let ca = key(7);
+        let ak = AuthorizedKeys::parse(&format!(
+            "cert-authority,principals=\"ops,admins\" {k} team\ncert-authority,from=\"10.0.0.0/8\" {k} carol\n",
+            k = ca.to_openssh()
+        ));
+        assert!(ak.warnings.is_empty(), "{:?}", ak.warnings);
+        assert!(
+            ak.find(&ca, ip("10.0.0.1"), never).is_none(),
+            "the CA is no user key"
+        );
+        let names = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        let at = |p: &[&str], addr: &str| {
+            ak.find_ca(&ca, &names(p), ip(addr), never)
+                .map(|e| e.name.clone())
+        };
+        assert_eq!(at(&["x", "admins"], "192.0.2.1").as_deref(), Some("team"));
+        assert_eq!(at(&["carol"], "10.1.1.1").as_deref(), Some("carol"));
+        assert_eq!(at(&["carol"], "192.0.2.1"), None, "from= holds");
+        assert_eq!(
+            at(&["team"], "10.1.1.1"),
+            None,
+            "principals= replaces the name"
+        );
+        assert!(
+            ak.find_ca(&key(8), &names(&["ops"]), ip("10.0.0.1"), never)
+                .is_none()
         );
     }
 

@@ -19,6 +19,12 @@ pub struct KeyOptions {
     pub command: Option<String>,
     /// What the forwarding options allow.
     pub forwarding: ForwardingLimits,
+    /// `cert-authority`: the key is a CA whose user certificates this line admits (and the
+    /// key itself is not admitted as a user key).
+    pub cert_authority: bool,
+    /// `principals="a,b"` on a `cert-authority` line: a certificate must name one of them
+    /// (without it, the line's identity name).
+    pub principals: Option<Vec<String>>,
 }
 
 impl Default for KeyOptions {
@@ -30,6 +36,8 @@ impl Default for KeyOptions {
             expiry: None,
             command: None,
             forwarding: ForwardingLimits::default(),
+            cert_authority: false,
+            principals: None,
         }
     }
 }
@@ -225,10 +233,23 @@ pub fn parse_options(field: &str) -> Result<KeyOptions, String> {
                         .into(),
                 );
             }
-            ("cert-authority" | "principals", _) => {
-                return Err(format!(
-                    "{lower}: certificates are not accepted: line skipped"
-                ));
+            ("cert-authority", None) => o.cert_authority = true,
+            ("principals", Some(_)) if o.principals.is_some() => {
+                return Err("multiple principals= clauses: line skipped".into());
+            }
+            // Read on every line, used on cert-authority ones only (as sshd).
+            ("principals", Some(_)) => {
+                let list = quoted()?;
+                let names: Vec<String> = list
+                    .split(',')
+                    .map(str::trim)
+                    .filter(|p| !p.is_empty())
+                    .map(str::to_owned)
+                    .collect();
+                if names.is_empty() {
+                    return Err("principals= lists nobody: line skipped".into());
+                }
+                o.principals = Some(names);
             }
             (n, _) => return Err(format!("unsupported option {n}: line skipped")),
         }
