@@ -12,8 +12,10 @@
 //!                    upgrade, drain                                   [binary: main.rs]
 //!  route             policy: which backend serves an `exec` (`route::FrontDoor`, the git
 //!                    server's SessionHandler), access rules, the router
-//!  git  proxy        the backends of a session: local git, an upstream SSH host
-//!  lookup            who a key belongs to (authorized_keys file, command)
+//!  git  proxy  svn   the backends of a session: local git, an upstream SSH host, an svn
+//!                    server (svn+ssh's `svnserve -t` carried to `svnserve -d`)
+//!  lookup            who a key or certificate belongs to (authorized_keys file, command,
+//!                    HTTP API; CA keys, principals and revocations)
 //!  session           what the driver asks of the policy above it (SessionHandler) and gives
 //!                    a backend (SessionIo): the driver's upward contract, defined here so the
 //!                    driver never imports the policy
@@ -25,7 +27,8 @@
 //!  auth  connection  RFC 4252 (both roles), RFC 4254 channels and requests (both roles)
 //!  transport         RFC 4253: version, packets, key exchange, rekey, strict kex, EXT_INFO
 //!  msg               every message, typed: one decoder and one encoder each
-//!  keys  crypto      key and signature blobs, key files; the only module naming crypto crates
+//!  keys  crypto      key, certificate and signature blobs, key files, authorized_keys; the
+//!                    only modules naming crypto crates
 //!  wire              RFC 4251 data types
 //! ```
 //!
