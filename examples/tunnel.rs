@@ -127,7 +127,10 @@ async fn run(args: Args) -> Result<i32, String> {
         .map_or_else(|| home().join(".ssh/known_hosts"), PathBuf::from);
     let text = std::fs::read_to_string(&known_hosts)
         .map_err(|e| format!("{}: {e}", known_hosts.display()))?;
-    let verifier = KnownHosts::parse(&text).verifier(host, port);
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    let verifier = KnownHosts::parse(&text).verifier(host, port).at(now);
     let key_path = args
         .identity
         .unwrap_or_else(|| home().join(".ssh/id_ed25519"));

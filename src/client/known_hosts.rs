@@ -7,6 +7,7 @@ use hmac::{Hmac, KeyInit, Mac};
 use sha1::Sha1;
 
 use crate::keys::PublicKey;
+use crate::keys::cert::{CertKind, Certificate};
 use crate::transport::HostKeyVerifier;
 
 #[derive(Clone, Debug)]
@@ -58,6 +59,8 @@ impl KnownHosts {
         KnownHostsVerifier {
             entries: self.entries.clone(),
             name,
+            host: host.to_owned(),
+            now: None,
         }
     }
 }
@@ -83,15 +86,83 @@ fn parse_line(line: &str) -> Option<Entry> {
 pub struct KnownHostsVerifier {
     entries: Vec<Entry>,
     name: String,
+    host: String,
+    now: Option<u64>,
+}
+
+impl KnownHostsVerifier {
+    /// The time (seconds since the epoch) host certificates are judged at: the driver's
+    /// clock, read when it connects. Without one, certificates are refused.
+    pub fn at(mut self, unix_now: u64) -> Self {
+        self.now = Some(unix_now);
+        self
+    }
+
+    fn mine(&self) -> impl Iterator<Item = &Entry> {
+        self.entries
+            .iter()
+            .filter(|e| host_matches(&e.hosts, &self.name))
+    }
 }
 
 impl HostKeyVerifier for KnownHostsVerifier {
-    fn verify(&self, key: &PublicKey) -> Result<(), String> {
-        let mine = || {
-            self.entries
-                .iter()
-                .filter(|e| host_matches(&e.hosts, &self.name))
+    fn accepts_certificates(&self) -> bool {
+        self.now.is_some()
+            && self
+                .mine()
+                .any(|e| matches!(e.marker, Marker::CertAuthority))
+    }
+
+    /// An `@cert-authority` line for this host names the CA; the certificate is a host one,
+    /// valid now, naming this host among its principals (or none, which OpenSSH also
+    /// accepts), with no critical option (none is defined for hosts), neither it nor its CA
+    /// `@revoked`, and its CA signature verifies (no SHA-1).
+    fn verify_cert(&self, cert: &Certificate) -> Result<(), String> {
+        let revoked = |k: &PublicKey| {
+            self.mine()
+                .any(|e| matches!(e.marker, Marker::Revoked) && e.key == *k)
         };
+        if revoked(&cert.key) || revoked(&cert.ca) {
+            return Err(format!("host certificate for {} is revoked", self.name));
+        }
+        if !self
+            .mine()
+            .any(|e| matches!(e.marker, Marker::CertAuthority) && e.key == cert.ca)
+        {
+            return Err(format!(
+                "host certificate for {} signed by {}, which no @cert-authority line trusts",
+                self.name,
+                cert.ca.fingerprint()
+            ));
+        }
+        let now = self.now.ok_or("no clock to judge a host certificate")?;
+        if cert.kind != CertKind::Host {
+            return Err("a user certificate offered as a host key".into());
+        }
+        cert.check_time(now).map_err(|e| e.to_string())?;
+        let host = self.host.to_ascii_lowercase();
+        if !cert.principals.is_empty()
+            && !cert
+                .principals
+                .iter()
+                .any(|p| p.to_ascii_lowercase() == host)
+        {
+            return Err(format!(
+                "host certificate names {:?}, not {}",
+                cert.principals, self.host
+            ));
+        }
+        if let Some((name, _)) = cert.critical_options.first() {
+            return Err(format!(
+                "unknown critical option {name} in a host certificate"
+            ));
+        }
+        cert.verify_signature(&crate::keys::SigAlg::SUPPORTED)
+            .map_err(|e| e.to_string())
+    }
+
+    fn verify(&self, key: &PublicKey) -> Result<(), String> {
+        let mine = || self.mine();
         if mine().any(|e| matches!(e.marker, Marker::Revoked) && e.key == *key) {
             return Err(format!(
                 "host key {} for {} is revoked",

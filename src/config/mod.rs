@@ -38,6 +38,9 @@ pub struct Config {
     pub pid_file: PathBuf,
     /// Host key files (relative to data_dir).
     pub host_keys: Vec<PathBuf>,
+    /// OpenSSH host certificates of those keys (`*-cert.pub`, relative to data_dir).
+    #[serde(default)]
+    pub host_certificates: Vec<PathBuf>,
     /// Repository root (relative to data_dir).
     pub repos_root: PathBuf,
     /// Required SSH user name.

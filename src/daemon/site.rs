@@ -66,8 +66,15 @@ pub fn build(c: &Config) -> Result<Site, String> {
             ))
         }),
     });
+    let mut server = c.server_config().map_err(|e| e.to_string())?;
+    let certs = host_certificates(c, &keys)?;
+    if !certs.is_empty() {
+        let mut t = (*server.transport).clone();
+        t.host_certificates = certs;
+        server.transport = Arc::new(t);
+    }
     Ok(Site {
-        config: Arc::new(c.server_config().map_err(|e| e.to_string())?),
+        config: Arc::new(server),
         keys: Arc::from(keys),
         lookup: Arc::new(ServiceAccount {
             user: c.user.clone(),
@@ -163,6 +170,40 @@ fn http_api(c: &Config) -> Result<Arc<crate::lookup::HttpBackend>, String> {
     )
     .map_err(|e| e.to_string())?;
     Ok(Arc::new(backend))
+}
+
+/// The host certificates of `host_certificates`: each a host certificate, valid now, of one
+/// of `keys` (offered as `*-cert-v01@openssh.com` host key algorithms).
+fn host_certificates(
+    c: &Config,
+    keys: &[PrivateKey],
+) -> Result<Vec<crate::keys::cert::Certificate>, String> {
+    use crate::keys::cert::{CertKind, Certificate};
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    let mut out = Vec::new();
+    for p in &c.host_certificates {
+        let path = c.in_data(p);
+        let bad = |why: &str| format!("{}: {why}", path.display());
+        let text = std::fs::read_to_string(&path).map_err(|e| bad(&e.to_string()))?;
+        let b64 = text
+            .split_whitespace()
+            .nth(1)
+            .ok_or_else(|| bad("not a certificate"))?;
+        let blob = <base64ct::Base64 as base64ct::Encoding>::decode_vec(b64)
+            .map_err(|_| bad("not base64"))?;
+        let cert = Certificate::decode(&blob).map_err(|e| bad(&e.to_string()))?;
+        if cert.kind != CertKind::Host {
+            return Err(bad("a user certificate, not a host certificate"));
+        }
+        cert.check_time(now).map_err(|e| bad(&e.to_string()))?;
+        if !keys.iter().any(|k| k.public() == cert.key) {
+            return Err(bad("certifies none of host_keys"));
+        }
+        out.push(cert);
+    }
+    Ok(out)
 }
 
 /// Loads the host keys, generating missing ones (Ed25519 or RSA-3072, by file name) with mode 0600.

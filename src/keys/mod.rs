@@ -65,8 +65,61 @@ pub enum SigAlg {
     SkEcdsaP256,
 }
 
-/// Host key algorithms are signature algorithms.
-pub type HostKeyAlg = SigAlg;
+/// A host key algorithm: the signature the server makes over the exchange hash, with a plain
+/// key or with an OpenSSH host certificate of that key [PROTOCOL.certkeys].
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct HostKeyAlg {
+    /// The signature algorithm.
+    pub sig: SigAlg,
+    /// Whether the host key travels as a certificate (`*-cert-v01@openssh.com`).
+    pub cert: bool,
+}
+
+impl HostKeyAlg {
+    /// A plain key's algorithm.
+    pub const fn plain(sig: SigAlg) -> Self {
+        Self { sig, cert: false }
+    }
+
+    /// A certificate's algorithm, if certificates exist for that signature (security-key
+    /// algorithms sign no host keys).
+    pub fn certified(sig: SigAlg) -> Option<Self> {
+        Some(Self { sig, cert: true }).filter(|a| a.cert_name().is_some())
+    }
+
+    fn cert_name(self) -> Option<&'static str> {
+        Some(match self.sig {
+            SigAlg::Ed25519 => "ssh-ed25519-cert-v01@openssh.com",
+            SigAlg::EcdsaP256 => "ecdsa-sha2-nistp256-cert-v01@openssh.com",
+            SigAlg::EcdsaP384 => "ecdsa-sha2-nistp384-cert-v01@openssh.com",
+            SigAlg::EcdsaP521 => "ecdsa-sha2-nistp521-cert-v01@openssh.com",
+            SigAlg::RsaSha512 => "rsa-sha2-512-cert-v01@openssh.com",
+            SigAlg::RsaSha256 => "rsa-sha2-256-cert-v01@openssh.com",
+            SigAlg::RsaSha1 => "ssh-rsa-cert-v01@openssh.com",
+            SigAlg::SkEd25519 | SigAlg::SkEcdsaP256 => return None,
+        })
+    }
+
+    /// The exact name on the wire.
+    pub fn wire_name(self) -> &'static str {
+        match self.cert_name().filter(|_| self.cert) {
+            Some(n) => n,
+            None => self.sig.wire_name(),
+        }
+    }
+
+    /// The algorithm with this wire name (host keys: no security-key algorithms).
+    pub fn from_wire_name(name: &str) -> Option<Self> {
+        SigAlg::HOST_ALL.into_iter().find_map(|sig| {
+            let plain = Self::plain(sig);
+            let cert = Self::certified(sig);
+            [Some(plain), cert]
+                .into_iter()
+                .flatten()
+                .find(|a| a.wire_name() == name)
+        })
+    }
+}
 
 impl SigAlg {
     /// Every signature algorithm we can verify, strongest first.

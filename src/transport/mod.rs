@@ -24,7 +24,7 @@ use std::time::{Duration, Instant};
 
 use crate::crypto::rng::SecureRandom;
 use crate::error::{DisconnectReason, Error, KexError, LimitExceeded};
-use crate::keys::{PrivateKey, PublicKey};
+use crate::keys::{HostKeyAlg, PrivateKey, PublicKey};
 use crate::limits::{QUEUED_ENTRY_OVERHEAD, REKEY_PACKETS, SOFT_QUEUE_BYTES};
 use crate::msg::{Disconnect, MsgNum};
 use crate::wire::{Encode, Writer};
@@ -59,6 +59,9 @@ pub struct TransportConfig {
     /// Server: the user-key signature algorithms we accept, announced as `server-sig-algs`
     /// [RFC8308 §3.1] so clients pick `rsa-sha2-*` for RSA keys.
     pub server_sig_algs: Vec<crate::keys::SigAlg>,
+    /// Server: OpenSSH host certificates of our host keys, offered as `*-cert-v01@openssh.com`
+    /// host key algorithms [PROTOCOL.certkeys]; one without its key among ours is never used.
+    pub host_certificates: Vec<crate::keys::cert::Certificate>,
 }
 
 impl Default for TransportConfig {
@@ -71,6 +74,7 @@ impl Default for TransportConfig {
             max_packet_len: crate::limits::MAX_PACKET_LEN,
             max_queued_bytes: crate::limits::MAX_QUEUED_BYTES,
             server_sig_algs: crate::keys::SigAlg::DEFAULT_USER.to_vec(),
+            host_certificates: Vec::new(),
         }
     }
 }
@@ -264,6 +268,18 @@ impl Transport {
     /// `publickey-hostbound-v00@openssh.com` request must name [PROTOCOL §3.1].
     pub fn initial_host_key(&self) -> Option<&[u8]> {
         self.initial_host_key.as_deref()
+    }
+
+    /// Server: the certificate configured for host key `key`, if any.
+    pub(crate) fn host_certificate(
+        &self,
+        key: &PrivateKey,
+    ) -> Option<&crate::keys::cert::Certificate> {
+        let public = key.public();
+        self.config
+            .host_certificates
+            .iter()
+            .find(|c| c.key == public && c.kind == crate::keys::cert::CertKind::Host)
     }
 
     /// The peer's identification string, once received.
@@ -461,9 +477,25 @@ impl Transport {
     fn send_kexinit(&mut self, now: Instant) -> Result<(), Error> {
         let mut cookie = [0u8; 16];
         self.rng.fill(&mut cookie);
-        let host_keys: Vec<_> = match &self.role_state {
-            RoleState::Server { host_keys } => {
-                host_keys.iter().flat_map(PrivateKey::algorithms).collect()
+        let host_keys: Vec<HostKeyAlg> = match &self.role_state {
+            RoleState::Server { host_keys } => host_keys
+                .iter()
+                .flat_map(|k| {
+                    let certified = self.host_certificate(k).is_some();
+                    k.algorithms().into_iter().flat_map(move |sig| {
+                        [
+                            Some(HostKeyAlg::plain(sig)),
+                            HostKeyAlg::certified(sig).filter(|_| certified),
+                        ]
+                    })
+                })
+                .flatten()
+                .collect(),
+            RoleState::Client { verifier, .. } if verifier.accepts_certificates() => {
+                crate::keys::SigAlg::HOST_ALL
+                    .into_iter()
+                    .filter_map(HostKeyAlg::certified)
+                    .collect()
             }
             RoleState::Client { .. } => Vec::new(),
         };

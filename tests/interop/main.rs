@@ -16,6 +16,7 @@ mod git_clients;
 mod git_server;
 mod haproxy;
 mod hardening;
+mod host_certificates;
 mod host_keys;
 mod http_backend;
 mod key_options;

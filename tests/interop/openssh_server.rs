@@ -397,3 +397,84 @@ async fn our_client_verifies_each_host_key_algorithm_of_sshd() {
         assert_eq!(s.methods.as_deref(), Some("publickey"), "{alg:?}");
     }
 }
+
+/// sshd presents an ECDSA `HostCertificate`: our client, trusting only its CA through an
+/// `@cert-authority` known_hosts line, offers the certificate algorithm first and accepts
+/// it; with another CA, or a certificate naming another host, it refuses.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn our_client_accepts_a_host_certificate_from_a_trusted_ca() {
+    use crate::host_certificates::{certify_host, host_ca};
+    use portcullis::keys::SigAlg;
+    let dir = tempfile::tempdir().unwrap();
+    let trusted = host_ca(dir.path(), "ca");
+    let other = host_ca(dir.path(), "other_ca");
+    let mut lines = String::new();
+    for (name, principal) in [
+        ("host_ok", "127.0.0.1"),
+        ("host_wrong", "elsewhere.example"),
+    ] {
+        let key = dir.path().join(name);
+        let made =
+            std::process::Command::new(crate::common::require("ssh-keygen", "openssh-client"))
+                .args([
+                    "-q",
+                    "-N",
+                    "",
+                    "-t",
+                    "ecdsa",
+                    "-b",
+                    if name == "host_ok" { "256" } else { "384" },
+                    "-f",
+                ])
+                .arg(&key)
+                .status()
+                .unwrap();
+        assert!(made.success());
+        certify_host(&dir.path().join("ca"), &key, principal);
+        lines.push_str(&format!(
+            "HostKey {}\nHostCertificate {}-cert.pub\n",
+            key.display(),
+            key.display()
+        ));
+    }
+    let sshd = Sshd::start(&lines);
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    for (sig, known, ok) in [
+        (SigAlg::EcdsaP256, &trusted, true),
+        (SigAlg::EcdsaP256, &other, false),
+        (SigAlg::EcdsaP384, &trusted, false),
+    ] {
+        let mut cfg = TransportConfig::default();
+        cfg.preferences.host_key = vec![sig];
+        let verifier = KnownHosts::parse(known)
+            .verifier("127.0.0.1", sshd.port)
+            .at(now);
+        let mut sock = tokio::net::TcpStream::connect(("127.0.0.1", sshd.port))
+            .await
+            .unwrap();
+        let mut t = Transport::new_client(
+            Arc::new(cfg),
+            Box::new(verifier),
+            Box::new(os_rng().unwrap()),
+            Instant::now(),
+        );
+        t.send_with(|w| {
+            w.u8(5).string(b"ssh-userauth");
+        })
+        .unwrap();
+        let mut s = Script::new(t, None, 0);
+        let ended = drive(&mut sock, &mut s).await;
+        if ok {
+            assert!(matches!(ended, Ended::Closed), "{ended:?}\n{}", sshd.log());
+            assert_eq!(s.methods.as_deref(), Some("publickey"));
+        } else {
+            assert!(
+                matches!(ended, Ended::Error(Error::HostKeyRejected(_))),
+                "{sig:?}: {ended:?}"
+            );
+        }
+    }
+}

@@ -3,6 +3,7 @@
 
 use crate::crypto::kex::{DhParams, Ephemeral};
 use crate::error::{Error, KexError};
+use crate::keys::cert::Certificate;
 use crate::keys::{PrivateKey, PublicKey};
 use crate::msg::{ExtInfo, KexEcdhInit, KexEcdhReply, KexGexInit, KexGexReply, Message};
 use crate::transport::kex::derive::{EcdhHashInput, EncodedSecret, derive};
@@ -66,11 +67,19 @@ impl Transport {
             return Err(Error::Kex(KexError::WrongRole));
         };
         let host_keys = host_keys.clone();
+        let alg = neg.algs.host_key;
         let key: &PrivateKey = host_keys
             .iter()
-            .find(|k| k.algorithms().contains(&neg.algs.host_key))
+            .find(|k| {
+                k.algorithms().contains(&alg.sig)
+                    && (!alg.cert || self.host_certificate(k).is_some())
+            })
             .ok_or(Error::Kex(KexError::NoHostKeyForAlgorithm))?;
-        let k_s = key.public().to_blob();
+        // K_S is the certificate when one was negotiated; the key signs either way.
+        let k_s = match self.host_certificate(key).filter(|_| alg.cert) {
+            Some(cert) => cert.blob().to_vec(),
+            None => key.public().to_blob(),
+        };
         let v_c = self.peer_version.clone().unwrap_or_default();
         let h = EcdhHashInput {
             v_c: v_c.as_bytes(),
@@ -85,7 +94,7 @@ impl Transport {
         }
         .hash(neg.algs.kex.hash(), &k);
         let sig = key
-            .sign_as(&h, neg.algs.host_key)
+            .sign_as(&h, alg.sig)
             .ok_or(Error::Kex(KexError::HostKeyCannotSign))?;
         let public = public(mpint, &q_s);
         let reply = match group {
@@ -129,8 +138,18 @@ impl Transport {
         };
         let mpint = neg.algs.kex.agreement().public_is_mpint();
         let q_s = read_public(public, mpint)?;
-        let host_key = PublicKey::decode(k_s).map_err(|_| Error::Kex(KexError::UnusableHostKey))?;
-        if host_key.key_type() != neg.algs.host_key.key_type() {
+        let alg = neg.algs.host_key;
+        let cert = if alg.cert {
+            let c = Certificate::decode(k_s).map_err(|_| Error::Kex(KexError::UnusableHostKey))?;
+            Some(c)
+        } else {
+            None
+        };
+        let host_key = match &cert {
+            Some(c) => c.key.clone(),
+            None => PublicKey::decode(k_s).map_err(|_| Error::Kex(KexError::UnusableHostKey))?,
+        };
+        if host_key.key_type() != alg.sig.key_type() {
             return Err(Error::Kex(KexError::HostKeyTypeMismatch));
         }
         let k = secret
@@ -152,7 +171,7 @@ impl Transport {
         .hash(neg.algs.kex.hash(), &k);
         // The signature must be made with the negotiated algorithm [RFC8332 §3.2].
         host_key
-            .verify(&h, sig, &[neg.algs.host_key])
+            .verify(&h, sig, &[alg.sig])
             .map_err(|_| Error::Kex(KexError::BadHostKeySignature))?;
         let RoleState::Client {
             verifier,
@@ -170,7 +189,11 @@ impl Transport {
             }
             Some(_) => {}
             None => {
-                verifier.verify(&host_key).map_err(Error::HostKeyRejected)?;
+                match &cert {
+                    Some(c) => verifier.verify_cert(c),
+                    None => verifier.verify(&host_key),
+                }
+                .map_err(Error::HostKeyRejected)?;
                 *server_key = Some(host_key);
             }
         }

@@ -3,7 +3,7 @@
 
 use crate::crypto::hash::HashAlg;
 use crate::error::Error;
-use crate::keys::HostKeyAlg;
+use crate::keys::{HostKeyAlg, SigAlg};
 use crate::msg::KexInit;
 use crate::transport::Role;
 use crate::transport::suite::{CipherAlg, MacAlg};
@@ -130,8 +130,9 @@ impl KexAlg {
 pub struct Preferences {
     /// Key exchange methods.
     pub kex: Vec<KexAlg>,
-    /// Host key algorithms (server: only those we hold a key for are offered).
-    pub host_key: Vec<HostKeyAlg>,
+    /// Host key algorithms (server: only those we hold a key for are offered, each with its
+    /// certificate first when we hold one; client: certificates first when it trusts a CA).
+    pub host_key: Vec<SigAlg>,
     /// Ciphers, both directions.
     pub ciphers: Vec<CipherAlg>,
     /// MACs, both directions (used with non-AEAD ciphers only).
@@ -142,7 +143,7 @@ impl Default for Preferences {
     fn default() -> Self {
         Self {
             kex: KexAlg::SUPPORTED.to_vec(),
-            host_key: HostKeyAlg::SUPPORTED.to_vec(),
+            host_key: SigAlg::SUPPORTED.to_vec(),
             ciphers: CipherAlg::SUPPORTED.to_vec(),
             macs: MacAlg::SUPPORTED.to_vec(),
         }
@@ -167,6 +168,8 @@ pub struct Algorithms {
 }
 
 /// Builds our KEXINIT payload. Markers go only into the initial one [RFC8308 §2.1, PROTOCOL §1.10].
+/// `host_keys`: the server's keys and certificates; the client's certificate algorithms (it
+/// offers one only if it can check such a certificate).
 pub fn build_kexinit(
     role: Role,
     prefs: &Preferences,
@@ -181,15 +184,19 @@ pub fn build_kexinit(
             Role::Server => kex.extend([EXT_INFO_S, STRICT_S]),
         }
     }
-    let host_key: Vec<&str> = match role {
-        Role::Client => prefs.host_key.iter().map(|h| h.wire_name()).collect(),
-        Role::Server => prefs
-            .host_key
-            .iter()
-            .filter(|h| host_keys.contains(h))
-            .map(|h| h.wire_name())
-            .collect(),
-    };
+    // Each preferred signature as a certificate, then plain: the server lists what it holds,
+    // the client (in `host_keys`) what it can check.
+    let host_key: Vec<&str> = prefs
+        .host_key
+        .iter()
+        .flat_map(|&sig| [HostKeyAlg::certified(sig), Some(HostKeyAlg::plain(sig))])
+        .flatten()
+        .filter(|h| match role {
+            Role::Client => !h.cert || host_keys.contains(h),
+            Role::Server => host_keys.contains(h),
+        })
+        .map(HostKeyAlg::wire_name)
+        .collect();
     let ciphers: Vec<&str> = prefs.ciphers.iter().map(|c| c.wire_name()).collect();
     let macs: Vec<&str> = prefs.macs.iter().map(|m| m.wire_name()).collect();
     let (kex, host_key, ciphers, macs) = (
@@ -316,7 +323,7 @@ mod tests {
         let s = build_kexinit(
             Role::Server,
             &Preferences::default(),
-            &[HostKeyAlg::Ed25519],
+            &[HostKeyAlg::plain(SigAlg::Ed25519)],
             true,
             [2; 16],
         );
@@ -350,7 +357,13 @@ mod tests {
         let mut sp = Preferences::default();
         sp.macs = vec![MacAlg::HmacSha256Etm];
         let c = build_kexinit(Role::Client, &cp, &[], true, [0; 16]);
-        let s = build_kexinit(Role::Server, &sp, &[HostKeyAlg::Ed25519], true, [0; 16]);
+        let s = build_kexinit(
+            Role::Server,
+            &sp,
+            &[HostKeyAlg::plain(SigAlg::Ed25519)],
+            true,
+            [0; 16],
+        );
         let e = negotiate(&kexinit(&c), &kexinit(&s)).unwrap_err();
         let text = e.to_string();
         assert!(text.contains("no matching MAC found"), "{text}");
