@@ -61,11 +61,8 @@ fn command_narrows_to_one_git_command_and_other_options_hold_or_refuse() {
             r#"command="/usr/bin/gitlab-shell key-1""#,
             Some("is not a git command"),
         ),
-        (
-            "ca",
-            r#"cert-authority,principals="alice""#,
-            Some("certificates"),
-        ),
+        // A CA's line admits the certificates it signed, never the CA key itself.
+        ("ca", r#"cert-authority,principals="alice""#, None),
     ] {
         let git = as_key(&s, key_with(&s, name, options));
         let (ok, err) = ls_remote(&git, work.path(), "team/app.git");

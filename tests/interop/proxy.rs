@@ -563,3 +563,54 @@ fn an_http_backend_routes_a_repository_to_an_upstream() {
     git.ok(&local, &["push", "-q", &s.url("here/x.git"), "main"]);
     assert!(s.data().join("repos/here/x.git").exists());
 }
+
+/// The storage host shows an ECDSA host certificate (sshd's `HostCertificate`) and the
+/// proxy's known_hosts file trusts only its CA (`@cert-authority`): clones go through; with
+/// another CA in the file the upstream is refused, and the log says why.
+#[test]
+fn the_proxy_trusts_an_upstream_host_certificate_from_its_ca() {
+    use crate::host_certificates::{certify_host, host_ca};
+    let (keys, public) = proxy_key();
+    let trusted = host_ca(keys.path(), "ca");
+    let key = keys.path().join("host_ecdsa");
+    assert!(
+        Command::new(require("ssh-keygen", "openssh-client"))
+            .args(["-q", "-N", "", "-t", "ecdsa", "-f"])
+            .arg(&key)
+            .status()
+            .unwrap()
+            .success()
+    );
+    certify_host(&keys.path().join("ca"), &key, "127.0.0.1");
+    let extra = format!(
+        "HostKey {k}\nHostCertificate {k}-cert.pub\n",
+        k = key.display()
+    );
+    let store = Storage::start(&public, &extra);
+    let upstream_repo = store.bare("r.git");
+    let kh = keys.path().join("known_hosts");
+    std::fs::write(&kh, format!("{trusted}\n")).unwrap();
+    // Every session dials (no pool), so the second one reads the edited file.
+    let table = store.upstream("store", "pool = false").replace(
+        &format!("host_key = \"{}\"", store.sshd.host_key.to_openssh()),
+        &format!("known_hosts = \"{}\"", kh.display()),
+    );
+    let s = start_proxy(keys.path(), &(table + &routes(&[("**", "store")])));
+    let git = Git::as_user(&s, "alice");
+    let work = tempfile::tempdir().unwrap();
+    let local = local_repo(&git, work.path(), 1);
+    git_in(
+        &local,
+        &["push", "-q", upstream_repo.to_str().unwrap(), "main"],
+    );
+    git.ok(work.path(), &["clone", "-q", &s.url("r.git"), "c"]);
+    // The same upstream through a CA the file does not trust: refused, and the log says why.
+    std::fs::write(&kh, format!("{}\n", host_ca(keys.path(), "other_ca"))).unwrap();
+    let (ok, _, err) = git.run(work.path(), &["ls-remote", &s.url("r.git")]);
+    assert!(!ok, "{err}");
+    assert!(
+        s.log().contains("no @cert-authority line trusts"),
+        "{}",
+        s.log()
+    );
+}

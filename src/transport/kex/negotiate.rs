@@ -184,13 +184,16 @@ pub fn build_kexinit(
             Role::Server => kex.extend([EXT_INFO_S, STRICT_S]),
         }
     }
-    // Each preferred signature as a certificate, then plain: the server lists what it holds,
-    // the client (in `host_keys`) what it can check.
-    let host_key: Vec<&str> = prefs
+    // Every certificate form first, then the plain ones, as OpenSSH's client orders them (a
+    // client trusting a CA would otherwise agree on a plain key it cannot check): the server
+    // lists what it holds, the client (in `host_keys`) what it can check.
+    let certs = prefs
         .host_key
         .iter()
-        .flat_map(|&sig| [HostKeyAlg::certified(sig), Some(HostKeyAlg::plain(sig))])
-        .flatten()
+        .filter_map(|&sig| HostKeyAlg::certified(sig));
+    let plain = prefs.host_key.iter().map(|&sig| HostKeyAlg::plain(sig));
+    let host_key: Vec<&str> = certs
+        .chain(plain)
         .filter(|h| match role {
             Role::Client => !h.cert || host_keys.contains(h),
             Role::Server => host_keys.contains(h),
