@@ -127,6 +127,29 @@ fn user_certificates_are_checked_like_sshd_checks_them() {
         );
     }
 
+    // The certificate named with CertificateFile, away from its key: the same.
+    let key = certified(&s, &ed, "frank", &ed25519, &["-n", "alice"]);
+    let moved = s.dir.path().join("frank-elsewhere.pub");
+    std::fs::rename(s.dir.path().join("frank-cert.pub"), &moved).unwrap();
+    let out = Command::new("git")
+        .args(["ls-remote", &s.url("team/app.git")])
+        .env(
+            "GIT_SSH_COMMAND",
+            format!(
+                "{} -o CertificateFile={}",
+                s.ssh_command(&key),
+                moved.display()
+            ),
+        )
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(s.log().contains("key_id=frank@test"), "{}", s.log());
+
     // Refused, each for its rule (the log says which).
     let refused = [
         (
