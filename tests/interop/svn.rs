@@ -6,7 +6,8 @@ use std::path::Path;
 use std::process::{Child, Command, Stdio};
 
 use crate::common::{free_port, require};
-use crate::git_server::{Server, config, start_prepared};
+use crate::git_server::{Git, Server, config, start_prepared};
+use crate::http_backend::{Running, backend_with, http_keys, list, write_secret};
 
 const ACCESS: &str = "[[access]]\nwho = [\"alice\"]\nrepos = [\"**\"]\naccess = \"write\"\n\n[[access]]\nwho = [\"bob\"]\nrepos = [\"**\"]\naccess = \"read\"\n";
 const SECRET: &str = "svn-test-secret";
@@ -167,4 +168,52 @@ fn svn_checkout_and_commit_through_the_front_door_as_the_ssh_identity() {
     );
     let (ok, out) = svn(&s, &alice, work.path(), &["checkout", &url("team"), "wc4"]);
     assert!(!ok && out.contains("names no repository"), "{out}");
+}
+
+/// The same through the site's HTTP API: `/access` (asked for write) answers
+/// `"upstream": "svn1"` for `team/…` (the reference backend's `--route`), so the svn server
+/// needs no `repos` of its own; a reader is refused with the backend's message.
+#[test]
+fn an_http_backend_routes_an_svn_repository_to_its_svn_server() {
+    let svn_root = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let _svnserve = svnserve(svn_root.path(), port);
+    let api = tempfile::tempdir().unwrap();
+    let keys = api.path().join("authorized_keys");
+    std::fs::write(&keys, "").unwrap();
+    let api_port = free_port();
+    let _backend = Running(backend_with(
+        api.path(),
+        api_port,
+        &keys,
+        &["--route", "team/=svn1"],
+    ));
+    let cfg = format!(
+        "{}\n[[svn_servers]]\nname = \"svn1\"\naddress = \"127.0.0.1:{port}\"\nsecret_file = \"svn_secret\"\n",
+        http_keys(&config(ACCESS), api_port)
+    );
+    let s = start_prepared(&cfg, |data| {
+        use std::os::unix::fs::PermissionsExt;
+        write_secret(data);
+        let secret = data.join("svn_secret");
+        std::fs::write(&secret, SECRET).unwrap();
+        std::fs::set_permissions(&secret, std::fs::Permissions::from_mode(0o600)).unwrap();
+    });
+    let alice = Git {
+        server: &s,
+        key: s.user_key("alice", None),
+    };
+    let bob = Git {
+        server: &s,
+        key: s.user_key("bob", None),
+    };
+    list(&keys, &alice, "alice");
+    list(&keys, &bob, "bob");
+    let work = tempfile::tempdir().unwrap();
+    let url = "svn+ssh://git@127.0.0.1/team/proj";
+    let (ok, out) = svn(&s, &alice.key, work.path(), &["checkout", url, "wc"]);
+    assert!(ok, "{out}\n{}", s.log());
+    // The backend's own words reach the svn user.
+    let (ok, out) = svn(&s, &bob.key, work.path(), &["checkout", url, "wc2"]);
+    assert!(!ok && out.contains("bob may only read team/proj"), "{out}");
 }
