@@ -10,7 +10,7 @@ use portcullis::driver::{Connection, Ended, drive, os_rng};
 use portcullis::error::{DisconnectReason, Error};
 use portcullis::keys::PrivateKey;
 use portcullis::transport::{
-    CipherAlg, MacAlg, Pinned, Transport, TransportConfig, TransportEvent,
+    CipherAlg, HostKeyVerifier, MacAlg, Pinned, Transport, TransportConfig, TransportEvent,
 };
 use portcullis::wire::Reader;
 
@@ -164,6 +164,32 @@ async fn run_client(
     s
 }
 
+/// Our client's handshake with sshd on `port` under `cfg`, judging the host key with
+/// `verifier`, then SERVICE_REQUEST ssh-userauth and a `none` attempt: how it ended, and the
+/// methods sshd offered.
+async fn none_attempt(
+    port: u16,
+    cfg: TransportConfig,
+    verifier: Box<dyn HostKeyVerifier>,
+) -> (Ended, Option<String>) {
+    let mut sock = tokio::net::TcpStream::connect(("127.0.0.1", port))
+        .await
+        .unwrap();
+    let mut t = Transport::new_client(
+        Arc::new(cfg),
+        verifier,
+        Box::new(os_rng().unwrap()),
+        Instant::now(),
+    );
+    t.send_with(|w| {
+        w.u8(5).string(b"ssh-userauth");
+    })
+    .unwrap();
+    let mut s = Script::new(t, None, 0);
+    let ended = drive(&mut sock, &mut s).await;
+    (ended, s.methods)
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn our_client_handshakes_with_sshd_for_each_cipher() {
     let sshd = Sshd::start("");
@@ -249,38 +275,14 @@ async fn our_client_accepts_sshd_through_a_hashed_known_hosts_file() {
     let text = std::fs::read_to_string(&kh_path).unwrap();
     assert!(text.starts_with("|1|"), "{text}");
     let kh = KnownHosts::parse(&text);
-    let mut sock = tokio::net::TcpStream::connect(("127.0.0.1", sshd.port))
-        .await
-        .unwrap();
-    let mut t = Transport::new_client(
-        Arc::new(TransportConfig::default()),
-        Box::new(kh.verifier("127.0.0.1", sshd.port)),
-        Box::new(os_rng().unwrap()),
-        Instant::now(),
-    );
-    t.send_with(|w| {
-        w.u8(5).string(b"ssh-userauth");
-    })
-    .unwrap();
-    let mut s = Script::new(t, None, 0);
-    let ended = drive(&mut sock, &mut s).await;
+    let verifier = Box::new(kh.verifier("127.0.0.1", sshd.port));
+    let (ended, methods) = none_attempt(sshd.port, TransportConfig::default(), verifier).await;
     assert!(matches!(ended, Ended::Closed), "{ended:?}");
-    assert_eq!(s.methods.as_deref(), Some("publickey"));
+    assert_eq!(methods.as_deref(), Some("publickey"));
     // The same file does not vouch for another port.
-    let mut sock = tokio::net::TcpStream::connect(("127.0.0.1", sshd.port))
-        .await
-        .unwrap();
-    let t = Transport::new_client(
-        Arc::new(TransportConfig::default()),
-        Box::new(kh.verifier("127.0.0.1", sshd.port + 1)),
-        Box::new(os_rng().unwrap()),
-        Instant::now(),
-    );
-    let mut s = Script::new(t, None, 0);
-    assert!(matches!(
-        drive(&mut sock, &mut s).await,
-        Ended::Error(Error::HostKeyRejected(_))
-    ));
+    let verifier = Box::new(kh.verifier("127.0.0.1", sshd.port + 1));
+    let (ended, _) = none_attempt(sshd.port, TransportConfig::default(), verifier).await;
+    assert!(matches!(ended, Ended::Error(Error::HostKeyRejected(_))));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -374,27 +376,13 @@ async fn our_client_verifies_each_host_key_algorithm_of_sshd() {
             .clone();
         let mut cfg = TransportConfig::default();
         cfg.preferences.host_key = vec![alg];
-        let mut sock = tokio::net::TcpStream::connect(("127.0.0.1", sshd.port))
-            .await
-            .unwrap();
-        let mut t = Transport::new_client(
-            Arc::new(cfg),
-            Box::new(Pinned::Key(key)),
-            Box::new(os_rng().unwrap()),
-            Instant::now(),
-        );
-        t.send_with(|w| {
-            w.u8(5).string(b"ssh-userauth");
-        })
-        .unwrap();
-        let mut s = Script::new(t, None, 0);
-        let ended = drive(&mut sock, &mut s).await;
+        let (ended, methods) = none_attempt(sshd.port, cfg, Box::new(Pinned::Key(key))).await;
         assert!(
             matches!(ended, Ended::Closed),
             "{alg:?}: {ended:?}\n{}",
             sshd.log()
         );
-        assert_eq!(s.methods.as_deref(), Some("publickey"), "{alg:?}");
+        assert_eq!(methods.as_deref(), Some("publickey"), "{alg:?}");
     }
 }
 
@@ -452,24 +440,10 @@ async fn our_client_accepts_a_host_certificate_from_a_trusted_ca() {
         let verifier = KnownHosts::parse(known)
             .verifier("127.0.0.1", sshd.port)
             .at(now);
-        let mut sock = tokio::net::TcpStream::connect(("127.0.0.1", sshd.port))
-            .await
-            .unwrap();
-        let mut t = Transport::new_client(
-            Arc::new(cfg),
-            Box::new(verifier),
-            Box::new(os_rng().unwrap()),
-            Instant::now(),
-        );
-        t.send_with(|w| {
-            w.u8(5).string(b"ssh-userauth");
-        })
-        .unwrap();
-        let mut s = Script::new(t, None, 0);
-        let ended = drive(&mut sock, &mut s).await;
+        let (ended, methods) = none_attempt(sshd.port, cfg, Box::new(verifier)).await;
         if ok {
             assert!(matches!(ended, Ended::Closed), "{ended:?}\n{}", sshd.log());
-            assert_eq!(s.methods.as_deref(), Some("publickey"));
+            assert_eq!(methods.as_deref(), Some("publickey"));
         } else {
             assert!(
                 matches!(ended, Ended::Error(Error::HostKeyRejected(_))),
