@@ -88,6 +88,7 @@ pub mod driver;
 pub mod endpoint;
 pub mod error;
 pub mod git;
+pub mod git_daemon;
 pub mod keys;
 pub mod limits;
 pub mod log_safe;

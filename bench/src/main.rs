@@ -391,7 +391,8 @@ fn local_upload_pack_cpu(f: &Fixtures, reps: usize) -> f64 {
     for _ in 0..reps {
         let c0 = procs::children_cpu();
         let mut cmd = Command::new("git");
-        cmd.arg("upload-pack").arg(f.repos.join("big.git"));
+        cmd.args(["-c", "safe.directory=*", "upload-pack"])
+            .arg(f.repos.join("big.git"));
         raw_fetch(cmd);
         v.push(procs::children_cpu() - c0);
     }
@@ -653,6 +654,7 @@ fn run(o: &Opts) {
         sh(git(&f.work)
             .args(["init", "-q", "--bare"])
             .arg(f.repos.join(&name)));
+        setup::give(&f.repos.join(&name));
         s.settle(resident(s));
         let cpu0 = s.cpu();
         let t = Instant::now();

@@ -18,6 +18,9 @@ pub fn sh(cmd: &mut Command) -> String {
 pub fn git(cwd: &Path) -> Command {
     let mut c = Command::new("git");
     c.current_dir(cwd)
+        // The served repositories belong to the bench account (see `account`); the bench itself
+        // runs as root and reads them too.
+        .args(["-c", "safe.directory=*"])
         .args(["-c", "user.name=B", "-c", "user.email=b@example.org"])
         .args(["-c", "init.defaultBranch=main"]);
     c
@@ -104,6 +107,7 @@ pub fn fixtures(work: &Path, big_mib: usize) -> Fixtures {
     for link in ["proxied", "unpooled"] {
         let _ = std::os::unix::fs::symlink(".", repos.join(link));
     }
+    give(&repos);
     Fixtures {
         work: work.to_path_buf(),
         repos,
@@ -153,8 +157,83 @@ pub fn free_port() -> u16 {
         .port()
 }
 
+/// The account both servers serve git as, the way a hosting site runs its `git` user: `/bin/sh`
+/// as the login shell, an empty home, no rc files. sshd runs every session through the user's
+/// shell, so serving as root (whose `~/.bashrc` on these machines starts pyenv: ~100 ms per
+/// connection) measured the shell start-up, not OpenSSH. Created once when the bench runs as
+/// root; otherwise both servers serve as the current user and a warning says what that counts.
+pub struct Account {
+    pub name: String,
+    /// Set when the account is not the bench's own: servers are started as it.
+    pub ids: Option<(u32, u32)>,
+}
+
+pub const ACCOUNT: &str = "portcullis-bench";
+const ACCOUNT_HOME: &str = "/var/lib/portcullis-bench";
+
+pub fn account() -> &'static Account {
+    static A: std::sync::OnceLock<Account> = std::sync::OnceLock::new();
+    A.get_or_init(|| {
+        if !nix::unistd::geteuid().is_root() {
+            eprintln!(
+                "bench: not root, so both servers serve as the current user; sshd then runs \
+                 that user's login shell and its rc files for every connection"
+            );
+            return Account {
+                name: sh(Command::new("id").arg("-un")).trim().to_owned(),
+                ids: None,
+            };
+        }
+        let known = Command::new("id")
+            .arg("-u")
+            .arg(ACCOUNT)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success());
+        if !known {
+            sh(Command::new("useradd").args([
+                "--system",
+                "--no-create-home",
+                "--home-dir",
+                ACCOUNT_HOME,
+                "--shell",
+                "/bin/sh",
+                ACCOUNT,
+            ]));
+        }
+        let id = |flag: &str| -> u32 {
+            sh(Command::new("id").arg(flag).arg(ACCOUNT))
+                .trim()
+                .parse()
+                .unwrap()
+        };
+        let ids = (id("-u"), id("-g"));
+        std::fs::create_dir_all(ACCOUNT_HOME).unwrap();
+        chown_tree(Path::new(ACCOUNT_HOME), ids);
+        Account {
+            name: ACCOUNT.to_owned(),
+            ids: Some(ids),
+        }
+    })
+}
+
+fn chown_tree(path: &Path, (uid, gid): (u32, u32)) {
+    sh(Command::new("chown")
+        .arg("-R")
+        .arg(format!("{uid}:{gid}"))
+        .arg(path));
+}
+
+/// Hands `path` (recursively) to the account the servers run as.
+pub fn give(path: &Path) {
+    if let Some(ids) = account().ids {
+        chown_tree(path, ids);
+    }
+}
+
 pub fn user_name() -> String {
-    sh(Command::new("id").arg("-un")).trim().to_owned()
+    account().name.clone()
 }
 
 /// A server running under the reaper wrapper.
@@ -170,6 +249,7 @@ pub struct Server {
 fn git_cpu_dir(f: &Fixtures) -> PathBuf {
     let d = f.work.join("git-cpu");
     std::fs::create_dir_all(&d).unwrap();
+    give(&d);
     d
 }
 
@@ -228,9 +308,21 @@ impl Drop for Server {
     }
 }
 
-fn spawn_reaped(name: &'static str, port: u16, cmd: &[String], log: &Path) -> Server {
+/// Starts `cmd` under the reaper, as `ids` (uid, gid) when given.
+fn spawn_reaped(
+    name: &'static str,
+    port: u16,
+    cmd: &[String],
+    log: &Path,
+    ids: Option<(u32, u32)>,
+) -> Server {
     let me = std::env::current_exe().unwrap();
-    let reaper = Command::new(me)
+    let mut reaper = Command::new(me);
+    if let Some((uid, gid)) = ids {
+        std::os::unix::process::CommandExt::uid(&mut reaper, uid);
+        std::os::unix::process::CommandExt::gid(&mut reaper, gid);
+    }
+    let reaper = reaper
         .arg("reaper")
         .arg("--")
         .args(cmd)
@@ -313,6 +405,7 @@ pub fn start_openssh(f: &Fixtures) -> Server {
             cfg.display().to_string(),
         ],
         &f.work.join("sshd.log"),
+        None,
     );
     s.git_cpu_dir = Some(git_cpu_dir(f));
     s
@@ -338,6 +431,7 @@ pub fn start_portcullis(f: &Fixtures, binary: &Path, upstream_port: u16) -> Serv
             host_pub.trim()
         )
     };
+    give(&data);
     let cfg = f.work.join("portcullis.toml");
     std::fs::write(
         &cfg,
@@ -371,6 +465,7 @@ pub fn start_portcullis(f: &Fixtures, binary: &Path, upstream_port: u16) -> Serv
             cfg.display().to_string(),
         ],
         &f.work.join("portcullis.log"),
+        account().ids,
     )
 }
 

@@ -57,7 +57,10 @@ pub struct Config {
     /// Upstream hosts for proxy mode.
     #[serde(default)]
     pub upstreams: Vec<UpstreamConfig>,
-    /// Which repositories go to which upstream.
+    /// Storage hosts' git daemons (`git://` on a private network, no re-encryption).
+    #[serde(default)]
+    pub git_daemons: Vec<crate::git_daemon::GitDaemonConfig>,
+    /// Which repositories go to which upstream or git daemon.
     #[serde(default)]
     pub routes: Vec<RouteConfig>,
     /// svn servers for svn+ssh sessions (`svnserve -t`).
@@ -594,11 +597,21 @@ impl Config {
                 return Err(bad(&key("connect_timeout_secs"), "must be at least 1"));
             }
         }
+        for d in &self.git_daemons {
+            if d.name.is_empty() || !names.insert(d.name.as_str()) {
+                return Err(bad(
+                    "git_daemons.name",
+                    format!("\"{}\" is empty or used twice (upstreams included)", d.name),
+                ));
+            }
+            crate::git_daemon::GitDaemon::new(d)
+                .map_err(|e| bad(&format!("git_daemons.{}", d.name), e))?;
+        }
         for r in &self.routes {
             if !names.contains(r.upstream.as_str()) {
                 return Err(bad(
                     "routes.upstream",
-                    format!("no upstream is called \"{}\"", r.upstream),
+                    format!("no upstream or git daemon is called \"{}\"", r.upstream),
                 ));
             }
             if r.repos.is_empty() {
@@ -635,7 +648,16 @@ impl Config {
             };
             upstreams.push(Arc::new(Upstream::new(u, key, check, client)));
         }
-        Ok(Router::new(upstreams, &self.routes))
+        let daemons = self
+            .git_daemons
+            .iter()
+            .map(|d| {
+                crate::git_daemon::GitDaemon::new(d)
+                    .map(Arc::new)
+                    .map_err(|e| bad(&format!("git_daemons.{}", d.name), e))
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(Router::new(upstreams, daemons, &self.routes))
     }
 
     /// `[algorithms]` with the preset's lists filled in where no list was given.

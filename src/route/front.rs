@@ -15,7 +15,7 @@ use crate::proxy::{Upstream, backend};
 use crate::route::http::{HttpAccess, Verdict};
 use crate::route::line::{Served, SessionLine, not_found};
 use crate::route::policy::{Access, Authorizer, Decision};
-use crate::route::router::Router;
+use crate::route::router::{Hop, Router};
 use crate::session::{
     ExecDecision, ExitStatus, SessionContext, SessionHandler, SessionIo, SessionTask,
 };
@@ -29,12 +29,12 @@ enum Target {
         /// Whether the push creates it.
         create: bool,
     },
-    /// An upstream host, with the repository's canonical name.
-    Upstream {
+    /// An upstream host or a storage host's git daemon, with the repository's canonical name.
+    Remote {
         /// The repository name.
         name: String,
-        /// The host.
-        upstream: Arc<Upstream>,
+        /// Where.
+        hop: Hop,
     },
 }
 
@@ -145,7 +145,7 @@ async fn routed(
             ))
         }
         Verdict::Upstream { name: up, path } => {
-            let upstream = router.upstream(&up).ok_or_else(|| {
+            let hop = router.hop(&up).ok_or_else(|| {
                 (
                     ACCESS_UNAVAILABLE.to_owned(),
                     format!("the backend routes to upstream {up}, which is not configured"),
@@ -155,7 +155,7 @@ async fn routed(
                 Some(p) => canonical_name(&p).map_err(|e| hidden(e.to_string()))?,
                 None => name,
             };
-            Ok(Target::Upstream { name, upstream })
+            Ok(Target::Remote { name, hop })
         }
         Verdict::Local { path } => local_target(
             root,
@@ -188,16 +188,16 @@ impl FrontDoor {
                 .authorize(&ctx.identity.name, &ctx.identity.fingerprint, name, access)
                 == Decision::Allow
         };
-        if self.router.upstreams().next().is_some() {
+        if self.router.has_remotes() {
             let name = canonical_name(&cmd.path).map_err(|e| e.to_string())?;
             let routed = self
                 .authorizer
                 .route(&ctx.identity.name, &name)
-                .and_then(|u| self.router.upstream(&u))
+                .and_then(|u| self.router.hop(&u))
                 .or_else(|| self.router.route(&name));
-            if let Some(upstream) = routed {
+            if let Some(hop) = routed {
                 return if allowed(&name) {
-                    Ok(Target::Upstream { name, upstream })
+                    Ok(Target::Remote { name, hop })
                 } else {
                     Err("access denied".into())
                 };
@@ -251,7 +251,14 @@ impl Runner {
         io: SessionIo,
     ) -> SessionTask {
         match target {
-            Target::Upstream { name, upstream } => self.proxied(ctx, cmd, name, upstream, io),
+            Target::Remote {
+                name,
+                hop: Hop::Ssh(upstream),
+            } => self.proxied(ctx, cmd, name, upstream, io),
+            Target::Remote {
+                name,
+                hop: Hop::GitDaemon(daemon),
+            } => self.git_daemon(ctx, cmd, name, daemon, io),
             Target::Local { repo, create } => self.local(ctx, cmd, repo, create, io),
         }
     }
@@ -302,6 +309,42 @@ impl Runner {
             let report = process::run(job, io).await;
             line_log.log(
                 Served::Local { created: create },
+                report.bytes_in,
+                report.bytes_out,
+                report.duration,
+                &report.status,
+                report.ended,
+            );
+            report.status
+        })
+    }
+
+    /// Runs the command on a storage host's git daemon: same service, the repository under its
+    /// path prefix, `GIT_PROTOCOL` passed on as the request's extra parameters.
+    fn git_daemon(
+        &self,
+        ctx: &SessionContext,
+        cmd: &GitCommand,
+        name: String,
+        daemon: Arc<crate::git_daemon::GitDaemon>,
+        io: SessionIo,
+    ) -> SessionTask {
+        let protocol = ctx
+            .env
+            .iter()
+            .find(|(k, _)| k == b"GIT_PROTOCOL")
+            .map(|(_, v)| String::from_utf8_lossy(v).into_owned())
+            .unwrap_or_default();
+        let line_log = SessionLine::new(ctx, name.clone(), cmd.service, protocol.clone());
+        let (service, idle) = (cmd.service, self.idle_timeout);
+        Box::pin(async move {
+            let report = daemon.run(service, &name, &protocol, io, idle).await;
+            line_log.log(
+                Served::Upstream {
+                    name: &daemon.name,
+                    reused: false,
+                    failure: report.failure.as_deref(),
+                },
                 report.bytes_in,
                 report.bytes_out,
                 report.duration,
@@ -454,6 +497,9 @@ mod tests {
             Decision::Allow
         }
         fn route(&self, _: &str, repo: &str) -> Option<String> {
+            if repo.starts_with("stored/") {
+                return Some("store".to_owned());
+            }
             repo.starts_with("special/").then(|| "chosen".to_owned())
         }
     }
@@ -494,8 +540,18 @@ mod tests {
     #[tokio::test]
     async fn the_authorizer_may_route_a_repository_itself() {
         let root = tempfile::tempdir().unwrap();
+        // Nothing listens on port 1 of 127.0.0.1.
+        let store = crate::git_daemon::GitDaemon::new(&crate::git_daemon::GitDaemonConfig {
+            name: "store".into(),
+            address: "127.0.0.1:1".into(),
+            path_prefix: "/".into(),
+            connect_timeout_secs: 5,
+            allow_public_address: false,
+        })
+        .unwrap();
         let router = Router::new(
             vec![test_upstream("chosen"), test_upstream("configured")],
+            vec![Arc::new(store)],
             &[RouteConfig {
                 repos: vec!["**".into()],
                 upstream: "configured".into(),
@@ -514,6 +570,11 @@ mod tests {
         let err = stderr_of(&server, "git-upload-pack 'special/app.git'").await;
         assert!(
             err.starts_with("portcullis: upstream chosen unreachable"),
+            "{err}"
+        );
+        let err = stderr_of(&server, "git-upload-pack 'stored/app.git'").await;
+        assert!(
+            err.starts_with("portcullis: storage host store unreachable"),
             "{err}"
         );
         let err = stderr_of(&server, "git-upload-pack 'other/app.git'").await;
