@@ -125,6 +125,9 @@ mod tests {
         assert_eq!(name("team/app.git").as_deref(), Some("a"));
         assert_eq!(name("other.git"), None);
         assert_eq!(name("x"), None, "a route to an unknown upstream is skipped");
-        assert_eq!(r.hop("b").map(|u| u.name().to_owned()).as_deref(), Some("b"));
+        assert_eq!(
+            r.hop("b").map(|u| u.name().to_owned()).as_deref(),
+            Some("b")
+        );
     }
 }

@@ -13,6 +13,7 @@ mod common;
 mod descriptors;
 mod forwarding_server;
 mod git_clients;
+mod git_daemon;
 mod git_server;
 mod haproxy;
 mod hardening;
