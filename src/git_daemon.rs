@@ -95,7 +95,7 @@ pub fn is_internal(ip: IpAddr) -> bool {
 /// One pkt-line: four hex digits of length (its own four included), then the data.
 fn pkt_line(data: &[u8]) -> Result<Vec<u8>, String> {
     // gitprotocol-common: LARGE_PACKET_MAX is 65520 bytes, header included.
-    let len = data.len() + 4;
+    let len = data.len().saturating_add(4);
     if len > 65520 {
         return Err("the request does not fit in one pkt-line".into());
     }
