@@ -9,10 +9,10 @@ use portcullis::client::{ClientConfig, ClientConnection};
 use portcullis::driver::client::{ClientHandle, connect};
 use portcullis::driver::os_rng;
 use portcullis::driver::server::serve;
-use portcullis::session::{ExecDecision, ExitStatus, SessionContext, SessionHandler, SessionIo};
 use portcullis::keys::{PrivateKey, PublicKey, key_file};
 use portcullis::lookup::FileLookup;
 use portcullis::server::{ServerConfig, ServerConnection};
+use portcullis::session::{ExecDecision, ExitStatus, SessionContext, SessionHandler, SessionIo};
 use portcullis::transport::{CipherAlg, MacAlg, Pinned, TransportConfig};
 use tokio::io::AsyncReadExt;
 

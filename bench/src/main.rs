@@ -5,7 +5,9 @@
 mod connections;
 mod load;
 mod openssl;
+mod primitive;
 mod procs;
+mod proxy;
 mod setup;
 
 use std::io::{Read, Write};
@@ -45,46 +47,20 @@ fn main() {
             let mbs = load::ceiling(&work, &f.user_key, &f.host_key, cipher, mac, mib << 20);
             println!("{mbs:.0} MB/s");
         }
-        // The primitives alone, one core: what the crates give us per packet-sized seal.
+        // The primitives alone, one core: CPU per GiB to seal and to open.
         Some("primitive") => {
-            let mut pkt = vec![0u8; 32768 + 64];
-            let mut tag = [0u8; 16];
-            let total = 1u64 << 30;
-            let mut gcm = portcullis::crypto::aead::AesGcm::new(&[7u8; 16], &[1u8; 12]).unwrap();
-            let t = Instant::now();
-            for _ in 0..total / pkt.len() as u64 {
-                gcm.seal(&mut pkt, &mut tag);
+            for (name, c) in [
+                ("aes128-gcm", primitive::aes128_gcm(1 << 30)),
+                ("chacha20-poly1305", primitive::chacha20_poly1305(1 << 30)),
+            ] {
+                println!(
+                    "{name}: seal {:.3} s/GiB ({:.0} MB/s), open {:.3} s/GiB ({:.0} MB/s)",
+                    c.seal,
+                    1073.741824 / c.seal,
+                    c.open,
+                    1073.741824 / c.open
+                );
             }
-            println!(
-                "aes128-gcm seal: {:.0} MB/s",
-                total as f64 / t.elapsed().as_secs_f64() / 1e6
-            );
-            let chacha = portcullis::crypto::aead::ChaChaPoly::new(&[7u8; 64]);
-            let t = Instant::now();
-            for i in 0..total / pkt.len() as u64 {
-                chacha.seal(i as u32, &mut pkt, &mut tag);
-            }
-            println!(
-                "chacha20-poly1305 seal: {:.0} MB/s",
-                total as f64 / t.elapsed().as_secs_f64() / 1e6
-            );
-            use portcullis::transport::suite::{CipherAlg, DirectionKeys, MacAlg, sealing_key};
-            let keys = DirectionKeys {
-                iv: &[1u8; 16],
-                key: &[7u8; 16],
-                mac_key: &[9u8; 32],
-            };
-            let mut ctr = sealing_key(CipherAlg::Aes128Ctr, Some(MacAlg::HmacSha256Etm), keys)
-                .expect("aes128-ctr key");
-            let mut mac = [0u8; 32];
-            let t = Instant::now();
-            for i in 0..total / pkt.len() as u64 {
-                ctr.seal(i as u32, &mut pkt, &mut mac);
-            }
-            println!(
-                "aes128-ctr + hmac-sha2-256-etm seal: {:.0} MB/s",
-                total as f64 / t.elapsed().as_secs_f64() / 1e6
-            );
         }
         // For profiling one figure: `portcullis-bench fetch|clone CIPHER REPS` (256 MiB, both
         // servers alternating, medians).
@@ -469,23 +445,7 @@ fn fetch_only(portcullis: &std::path::Path, cipher: &str, reps: usize) {
 fn proxy_only(portcullis: &std::path::Path, reps: usize) {
     let (f, openssh, ours) = start_both(portcullis);
     let mut r = Report { rows: Vec::new() };
-    let (mut direct, mut pooled, mut own) = (Vec::new(), Vec::new(), Vec::new());
-    for _ in 0..reps {
-        direct.push(clone(&f, &openssh, &openssh.url("big.git"), &[]).0);
-        let (cpu0, git0) = (ours.cpu(), ours.git_cpu());
-        pooled.push(clone(&f, &ours, &ours.url("proxied/big.git"), &[]).0);
-        own.push(ours.cpu() - cpu0 - (ours.git_cpu() - git0));
-    }
-    r.row(
-        "clone via proxy (pooled) vs direct",
-        "wall s",
-        &Pair {
-            openssh: direct,
-            ours: pooled,
-        },
-        Some((1.15, false)),
-    );
-    println!("proxy CPU per clone: {:.3} s", median(&own));
+    proxy::figures(&mut r, &f, &openssh, &ours, reps, 256);
 }
 
 fn run(o: &Opts) {
@@ -679,48 +639,9 @@ fn run(o: &Opts) {
     r.row("push of a 64 MiB commit", "wall s", &push, None);
     r.row("  server CPU of that push", "CPU s", &push_cpu, None);
 
-    // Proxy: clone through portcullis to the sshd upstream, pooled and not, vs direct.
-    let mut direct = Vec::new();
-    let mut pooled = Vec::new();
-    let mut unpooled = Vec::new();
-    let mut proxy_cpu = Vec::new();
-    let mut direct_cpu = Vec::new();
-    for _ in 0..o.reps {
-        let (w, c, _) = clone(&f, &openssh, &openssh.url("big.git"), &[]);
-        direct.push(w);
-        direct_cpu.push(c);
-        let (cpu0, git0) = (ours.cpu(), ours.git_cpu());
-        pooled.push(clone(&f, &ours, &ours.url("proxied/big.git"), &[]).0);
-        proxy_cpu.push(ours.cpu() - cpu0 - (ours.git_cpu() - git0));
-        unpooled.push(clone(&f, &ours, &ours.url("unpooled/big.git"), &[]).0);
-    }
-    r.row(
-        &format!("clone {big_mib} MiB through the proxy (pooled) vs straight from sshd"),
-        "wall s",
-        &Pair {
-            openssh: direct.clone(),
-            ours: pooled,
-        },
-        Some((1.15, false)),
-    );
-    r.row(
-        "  same, unpooled proxy",
-        "wall s",
-        &Pair {
-            openssh: direct,
-            ours: unpooled,
-        },
-        None,
-    );
-    r.row(
-        "  CPU: upstream sshd tree (git included) vs the proxy alone (pooled)",
-        "CPU s",
-        &Pair {
-            openssh: direct_cpu,
-            ours: proxy_cpu,
-        },
-        None,
-    );
+    // Proxy: clone through portcullis to the sshd upstream (pooled and not) and to a git
+    // daemon, vs direct; the proxy's CPU per GiB against the primitives'.
+    proxy::figures(&mut r, &f, &openssh, &ours, o.reps, big_mib);
 
     // Transport ceiling: our client and server in one process, next to openssl speed.
     r.line(String::new());

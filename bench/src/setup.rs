@@ -103,8 +103,9 @@ pub fn fixtures(work: &Path, big_mib: usize) -> Fixtures {
         sh(git(&push_src).args(["add", "push.bin"]));
         sh(git(&push_src).args(["commit", "-q", "-m", "64 MiB"]));
     }
-    // Two names that routes send through the proxy to the same repositories upstream.
-    for link in ["proxied", "unpooled"] {
+    // Names that routes send through the proxy to the same repositories upstream (SSH, pooled
+    // or not) or to the git daemon.
+    for link in ["proxied", "unpooled", "stored"] {
         let _ = std::os::unix::fs::symlink(".", repos.join(link));
     }
     give(&repos);
@@ -202,6 +203,9 @@ pub fn account() -> &'static Account {
                 ACCOUNT,
             ]));
         }
+        // useradd leaves the password "!", which sshd (without PAM) reads as a locked account;
+        // "*" allows no password either and is not locked.
+        sh(Command::new("usermod").args(["-p", "*", ACCOUNT]));
         let id = |flag: &str| -> u32 {
             sh(Command::new("id").arg(flag).arg(ACCOUNT))
                 .trim()
@@ -243,6 +247,8 @@ pub struct Server {
     reaper: std::process::Child,
     /// OpenSSH: where the ForceCommand wrapper writes git's CPU time per session.
     git_cpu_dir: Option<PathBuf>,
+    /// portcullis: where its `stored/**` route expects a git daemon.
+    pub daemon_port: Option<u16>,
 }
 
 /// Where the sshd wrapper leaves each session's git CPU time (`times` output).
@@ -345,6 +351,7 @@ fn spawn_reaped(
         port,
         reaper,
         git_cpu_dir: None,
+        daemon_port: None,
     }
 }
 
@@ -432,6 +439,7 @@ pub fn start_portcullis(f: &Fixtures, binary: &Path, upstream_port: u16) -> Serv
         )
     };
     give(&data);
+    let daemon_port = free_port();
     let cfg = f.work.join("portcullis.toml");
     std::fs::write(
         &cfg,
@@ -442,7 +450,9 @@ pub fn start_portcullis(f: &Fixtures, binary: &Path, upstream_port: u16) -> Serv
              file = \"authorized_keys\"\n\n[[access]]\nwho = [\"*\"]\nrepos = [\"**\"]\n\
              access = \"write\"\n\n{up}{down}[[routes]]\nrepos = [\"proxied/**\"]\n\
              upstream = \"pooled\"\n\n[[routes]]\nrepos = [\"unpooled/**\"]\n\
-             upstream = \"unpooled\"\n\n[timeouts]\nlogin_grace_secs = 120\nidle_secs = 600\n\
+             upstream = \"unpooled\"\n\n[[git_daemons]]\nname = \"daemon\"\n\
+             address = \"127.0.0.1:{daemon_port}\"\n\n[[routes]]\nrepos = [\"stored/**\"]\n\
+             upstream = \"daemon\"\n\n[timeouts]\nlogin_grace_secs = 120\nidle_secs = 600\n\
              keepalive_interval_secs = 60\nkeepalive_max = 3\nshutdown_grace_secs = 1\n\n\
              [limits]\nmax_auth_attempts = 6\nmax_channels = 10\nmax_connections = {conns}\n\
              max_startups = \"1000\"\nper_source_max_startups = 0\n\n\
@@ -456,7 +466,7 @@ pub fn start_portcullis(f: &Fixtures, binary: &Path, upstream_port: u16) -> Serv
         ),
     )
     .unwrap();
-    spawn_reaped(
+    let mut s = spawn_reaped(
         "portcullis",
         port,
         &[
@@ -466,7 +476,45 @@ pub fn start_portcullis(f: &Fixtures, binary: &Path, upstream_port: u16) -> Serv
         ],
         &f.work.join("portcullis.log"),
         account().ids,
-    )
+    );
+    s.daemon_port = Some(daemon_port);
+    s
+}
+
+/// `git-daemon` serving the repositories on loopback, as the account the servers run as
+/// (killed on drop).
+pub struct GitDaemon(std::process::Child);
+
+impl GitDaemon {
+    pub fn start(f: &Fixtures, port: u16) -> Self {
+        let exec_path = sh(Command::new("git").arg("--exec-path"));
+        let mut cmd = Command::new(Path::new(exec_path.trim()).join("git-daemon"));
+        if let Some((uid, gid)) = account().ids {
+            std::os::unix::process::CommandExt::uid(&mut cmd, uid);
+            std::os::unix::process::CommandExt::gid(&mut cmd, gid);
+        }
+        let child = cmd
+            .args(["--listen=127.0.0.1", "--reuseaddr", "--export-all"])
+            .arg(format!("--port={port}"))
+            .arg(format!("--base-path={}", f.repos.display()))
+            .arg(&f.repos)
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("git-daemon (apt-get install git)");
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(Instant::now() < deadline, "git-daemon did not start");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        GitDaemon(child)
+    }
+}
+
+impl Drop for GitDaemon {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
 }
 
 /// known_hosts for both servers (same host key).
