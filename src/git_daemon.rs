@@ -201,12 +201,7 @@ impl GitDaemon {
         idle: Duration,
     ) -> ForwardReport {
         let start = Instant::now();
-        let SessionIo {
-            stdin,
-            stdout,
-            mut stderr,
-            mut gone,
-        } = io;
+        let (mut stderr, mut gone) = (io.stderr, io.gone);
         let opened = async {
             let request = self.request(service, name, protocol)?;
             let stream = self.connect().await?;
@@ -237,8 +232,8 @@ impl GitDaemon {
             }
         };
         // From here on the connection's driver moves the bytes itself, both ways.
-        let fed = stdin.attach(to_daemon);
-        let out = stdout.attach(from_daemon);
+        let fed = io.stdin.attach(to_daemon);
+        let out = io.stdout.attach(from_daemon);
         let (watched_in, watched_out) = (fed.clone(), out.clone());
         let moved = move || watched_in.moved().saturating_add(watched_out.moved());
         let outcome: Result<(), (String, &'static str)> = tokio::select! {

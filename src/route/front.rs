@@ -339,18 +339,7 @@ impl Runner {
         let (service, idle) = (cmd.service, self.idle_timeout);
         Box::pin(async move {
             let report = daemon.run(service, &name, &protocol, io, idle).await;
-            line_log.log(
-                Served::Upstream {
-                    name: &daemon.name,
-                    reused: false,
-                    failure: report.failure.as_deref(),
-                },
-                report.bytes_in,
-                report.bytes_out,
-                report.duration,
-                &report.status,
-                report.ended,
-            );
+            line_log.log_remote(&daemon.name, false, &report);
             report.status
         })
     }
@@ -390,18 +379,7 @@ impl Runner {
         let idle = self.idle_timeout;
         Box::pin(async move {
             let (report, reused) = backend::run(&upstream, line.into_bytes(), env, io, idle).await;
-            line_log.log(
-                Served::Upstream {
-                    name: &upstream.name,
-                    reused: reused.unwrap_or(false),
-                    failure: report.failure.as_deref(),
-                },
-                report.bytes_in,
-                report.bytes_out,
-                report.duration,
-                &report.status,
-                report.ended,
-            );
+            line_log.log_remote(&upstream.name, reused.unwrap_or(false), &report);
             report.status
         })
     }

@@ -45,6 +45,27 @@ impl SessionLine {
         }
     }
 
+    /// The line of a session carried to `upstream` (an SSH upstream or a git daemon).
+    pub(super) fn log_remote(
+        &self,
+        upstream: &str,
+        reused: bool,
+        report: &crate::proxy::forward::ForwardReport,
+    ) {
+        self.log(
+            Served::Upstream {
+                name: upstream,
+                reused,
+                failure: report.failure.as_deref(),
+            },
+            report.bytes_in,
+            report.bytes_out,
+            report.duration,
+            &report.status,
+            report.ended,
+        );
+    }
+
     pub(super) fn log(
         &self,
         served: Served<'_>,

@@ -4,25 +4,16 @@
 //! does not serve gets a clear line; the HTTP backend routes to a daemon by name.
 
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 
-use crate::common::{free_port, require};
+use crate::common::{free_port, listening, require};
 use crate::git_server::{EVERYONE_WRITES, Git, config, local_repo, start, start_prepared};
-use crate::http_backend::{Running, backend_with, http_keys, list, write_secret};
-
-struct Daemon(Child);
-
-impl Drop for Daemon {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
+use crate::http_backend::{Running, http_keys, list, routing_api, write_secret};
 
 /// `git daemon` on 127.0.0.1:`port` serving `root` (every repository exported, pushes
 /// allowed), after creating the bare repository `team/app.git`, whose pre-receive hook
 /// records the environment it ran with.
-fn git_daemon(root: &Path, port: u16) -> Daemon {
+fn git_daemon(root: &Path, port: u16) -> Running {
     let git = require("git", "git");
     let repo = root.join("team/app.git");
     let made = Command::new(&git)
@@ -46,7 +37,7 @@ fn git_daemon(root: &Path, port: u16) -> Daemon {
         "{} is missing (apt-get install git)",
         daemon.display()
     );
-    let child = Command::new(daemon)
+    let mut child = Command::new(daemon)
         .args([
             "--listen=127.0.0.1",
             "--reuseaddr",
@@ -59,15 +50,8 @@ fn git_daemon(root: &Path, port: u16) -> Daemon {
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "git daemon did not start"
-        );
-        std::thread::sleep(std::time::Duration::from_millis(20));
-    }
-    Daemon(child)
+    assert!(listening(&mut child, port), "git daemon did not start");
+    Running(child)
 }
 
 fn daemon_config(port: u16) -> String {
@@ -168,26 +152,17 @@ fn an_unreachable_daemon_is_named_and_an_http_backend_routes_to_a_daemon() {
     let storage = tempfile::tempdir().unwrap();
     let port = free_port();
     let _daemon = git_daemon(storage.path(), port);
-    let api = tempfile::tempdir().unwrap();
-    let keys = api.path().join("authorized_keys");
-    std::fs::write(&keys, "").unwrap();
-    let api_port = free_port();
-    let _backend = Running(backend_with(
-        api.path(),
-        api_port,
-        &keys,
-        &["--route", "team/=store"],
-    ));
+    let api = routing_api("team/=store");
     let cfg = format!(
         "{}\n[[git_daemons]]\nname = \"store\"\naddress = \"127.0.0.1:{port}\"\n",
-        http_keys(&config(EVERYONE_WRITES), api_port)
+        http_keys(&config(EVERYONE_WRITES), api.port)
     );
     let s = start_prepared(&cfg, write_secret);
     let alice = Git {
         server: &s,
         key: s.user_key("alice", None),
     };
-    list(&keys, &alice, "alice");
+    list(&api.keys, &alice, "alice");
     let local = local_repo(&alice, work.path(), 2);
     alice.ok(&local, &["push", "-q", &s.url("team/app.git"), "main"]);
     let out = alice.ok(work.path(), &["ls-remote", &s.url("team/app.git")]);

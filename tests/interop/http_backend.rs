@@ -91,6 +91,29 @@ impl Drop for Running {
     }
 }
 
+/// The reference backend on a free port with an empty key list (see [`list`]) and one
+/// `--route PREFIX=UPSTREAM`, running until dropped.
+pub struct RoutingApi {
+    pub keys: std::path::PathBuf,
+    pub port: u16,
+    _backend: Running,
+    _dir: tempfile::TempDir,
+}
+
+pub fn routing_api(route: &str) -> RoutingApi {
+    let dir = tempfile::tempdir().unwrap();
+    let keys = dir.path().join("authorized_keys");
+    std::fs::write(&keys, "").unwrap();
+    let port = free_port();
+    let backend = Running(backend_with(dir.path(), port, &keys, &["--route", route]));
+    RoutingApi {
+        keys,
+        port,
+        _backend: backend,
+        _dir: dir,
+    }
+}
+
 #[test]
 fn keys_and_access_come_from_the_http_backend_and_its_failures_say_temporarily_unavailable() {
     let port = free_port();

@@ -3,27 +3,18 @@
 //! under the SSH identity; read-only users, unrouted and unknown repositories refused.
 
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 
-use crate::common::{free_port, require};
+use crate::common::{free_port, listening, require};
 use crate::git_server::{Git, Server, config, start_prepared};
-use crate::http_backend::{Running, backend_with, http_keys, list, write_secret};
+use crate::http_backend::{Running, http_keys, list, routing_api, write_secret};
 
 const ACCESS: &str = "[[access]]\nwho = [\"alice\"]\nrepos = [\"**\"]\naccess = \"write\"\n\n[[access]]\nwho = [\"bob\"]\nrepos = [\"**\"]\naccess = \"read\"\n";
 const SECRET: &str = "svn-test-secret";
 
-struct Svnserve(Child);
-
-impl Drop for Svnserve {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 /// `svnserve -d` on `port` over `root`, after creating `team/proj` (CRAM-MD5 only: anonymous
 /// users get nothing) with alice's derived password.
-fn svnserve(root: &Path, port: u16) -> Svnserve {
+fn svnserve(root: &Path, port: u16) -> Running {
     let repo = root.join("team/proj");
     std::fs::create_dir_all(repo.parent().unwrap()).unwrap();
     let made = Command::new(require("svnadmin", "subversion"))
@@ -51,7 +42,7 @@ fn svnserve(root: &Path, port: u16) -> Svnserve {
         format!("[users]\nalice = {}\n", server.password("alice")),
     )
     .unwrap();
-    let child = Command::new(require("svnserve", "subversion"))
+    let mut child = Command::new(require("svnserve", "subversion"))
         .args([
             "-d",
             "--foreground",
@@ -65,15 +56,8 @@ fn svnserve(root: &Path, port: u16) -> Svnserve {
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "svnserve did not start"
-        );
-        std::thread::sleep(std::time::Duration::from_millis(20));
-    }
-    Svnserve(child)
+    assert!(listening(&mut child, port), "svnserve did not start");
+    Running(child)
 }
 
 /// `svn ARGS` as the holder of `key`, tunnelled by OpenSSH to the front door.
@@ -178,19 +162,10 @@ fn an_http_backend_routes_an_svn_repository_to_its_svn_server() {
     let svn_root = tempfile::tempdir().unwrap();
     let port = free_port();
     let _svnserve = svnserve(svn_root.path(), port);
-    let api = tempfile::tempdir().unwrap();
-    let keys = api.path().join("authorized_keys");
-    std::fs::write(&keys, "").unwrap();
-    let api_port = free_port();
-    let _backend = Running(backend_with(
-        api.path(),
-        api_port,
-        &keys,
-        &["--route", "team/=svn1"],
-    ));
+    let api = routing_api("team/=svn1");
     let cfg = format!(
         "{}\n[[svn_servers]]\nname = \"svn1\"\naddress = \"127.0.0.1:{port}\"\nsecret_file = \"svn_secret\"\n",
-        http_keys(&config(ACCESS), api_port)
+        http_keys(&config(ACCESS), api.port)
     );
     let s = start_prepared(&cfg, |data| {
         use std::os::unix::fs::PermissionsExt;
@@ -207,8 +182,8 @@ fn an_http_backend_routes_an_svn_repository_to_its_svn_server() {
         server: &s,
         key: s.user_key("bob", None),
     };
-    list(&keys, &alice, "alice");
-    list(&keys, &bob, "bob");
+    list(&api.keys, &alice, "alice");
+    list(&api.keys, &bob, "bob");
     let work = tempfile::tempdir().unwrap();
     let url = "svn+ssh://git@127.0.0.1/team/proj";
     let (ok, out) = svn(&s, &alice.key, work.path(), &["checkout", url, "wc"]);
