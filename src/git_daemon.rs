@@ -6,8 +6,9 @@
 //! repository; it opens a TCP connection to the daemon, sends the one request line
 //! (`git-upload-pack /path\0host=…\0`, plus `GIT_PROTOCOL`'s items as extra parameters) and then
 //! hands both directions of the socket to the connection's driver, which reads the daemon's
-//! bytes straight into the client's channel and writes the client's straight into the socket:
-//! no second SSH connection, no second cipher, no task in between.
+//! bytes straight into the client's channel (in batches while the pack streams, see
+//! [`BatchReader::socket`]) and writes the client's straight into the socket: no second SSH
+//! connection, no second cipher, no task in between.
 //!
 //! What the storage side cannot know: who the user is. `git daemon` runs its service without an
 //! identity, so hooks on the storage host (pre-receive, post-receive) see no user, key or client
@@ -25,6 +26,7 @@ use serde::Deserialize;
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 
+use crate::driver::batch_read::BatchReader;
 use crate::driver::relay::idle_watch;
 use crate::git::command::Service;
 use crate::proxy::forward::ForwardReport;
@@ -206,11 +208,17 @@ impl GitDaemon {
             let request = self.request(service, name, protocol)?;
             let stream = self.connect().await?;
             let _ = stream.set_nodelay(true);
-            let (from_daemon, mut to_daemon) = stream.into_split();
-            to_daemon
-                .write_all(&request)
-                .await
-                .map_err(|e| format!("connection lost ({e})"))?;
+            let lost = |e: std::io::Error| format!("connection lost ({e})");
+            // Two descriptors of the one socket: the pack is read through the first in
+            // batches, as git's pipe is on the local route (upload-pack writes 8 KiB at a
+            // time), the client's data written through the second.
+            let socket = stream.into_std().map_err(lost)?;
+            let from_daemon = socket
+                .try_clone()
+                .and_then(|s| BatchReader::socket(s.into()))
+                .map_err(lost)?;
+            let mut to_daemon = TcpStream::from_std(socket).map_err(lost)?;
+            to_daemon.write_all(&request).await.map_err(lost)?;
             Ok::<_, String>((from_daemon, to_daemon))
         };
         let (from_daemon, to_daemon) = match opened.await {

@@ -221,6 +221,15 @@ pub const MAX_EXTENSIONS: u32 = 64;
 /// account's `pipe-user-pages-soft`.
 pub const PIPE_BYTES: usize = 1024 * 1024;
 
+/// The receive buffer asked for on a storage host's git daemon socket, read in batches like
+/// git's pipe (see `driver::batch_read`). Linux caps it at twice `net.core.rmem_max` (416 KiB
+/// by default); below [`MIN_BATCH_SOCKET`] the socket is read as data comes.
+pub const SOCKET_RCVBUF: usize = 1024 * 1024;
+
+/// The smallest receive buffer a batched socket read may wait on: at the batch delay of 1 ms,
+/// 256 MB/s before a read finds it nearly full and reads on at once.
+pub const MIN_BATCH_SOCKET: usize = 256 * 1024;
+
 // Defaults of the settings a configuration may change (`TransportConfig`, `ConnectionConfig`,
 // `AuthConfig`; the server's `portcullis.example.toml` sets its own where it differs).
 

@@ -8,8 +8,11 @@
 //! exchanges, progress) never wait, and a read that finds the pipe nearly full reads again at
 //! once, so neither latency nor throughput is traded: the added delay is bounded by [`DELAY`]
 //! (plus timer granularity) and only between two chunks of an ongoing stream.
+//!
+//! A storage host's git daemon streams the same 8 KiB writes through a TCP socket
+//! ([`BatchReader::socket`]): the socket's receive buffer plays the widened pipe's part.
 
-use crate::limits::PIPE_BYTES;
+use crate::limits::{MIN_BATCH_SOCKET, PIPE_BYTES, SOCKET_RCVBUF};
 use std::fs::File;
 use std::io::{self, Read};
 use std::os::fd::OwnedFd;
@@ -61,7 +64,8 @@ enum Fd {
     Gone,
 }
 
-/// An `AsyncRead` over the read end of a pipe that batches a streaming producer's writes.
+/// An `AsyncRead` over the read end of a pipe (or a socket) that batches a streaming
+/// producer's writes.
 pub struct BatchReader {
     fd: Fd,
     delay: Option<Pin<Box<tokio::time::Sleep>>>,
@@ -69,6 +73,8 @@ pub struct BatchReader {
     size: Option<usize>,
     /// This pipe counts against [`widen_budget`].
     counted: bool,
+    /// The smallest buffer reads may wait on ([`MIN_BATCH_PIPE`] or [`MIN_BATCH_SOCKET`]).
+    min_batch: usize,
 }
 
 impl Drop for BatchReader {
@@ -91,7 +97,22 @@ impl BatchReader {
             delay: None,
             size: None,
             counted: false,
+            min_batch: MIN_BATCH_PIPE,
         })
+    }
+
+    /// Takes a connected TCP socket to read from (its own descriptor: writes go through
+    /// another one to the same socket), with its receive buffer raised to [`SOCKET_RCVBUF`]
+    /// where the kernel allows. The socket is read with `read(2)`, as a pipe is.
+    pub fn socket(fd: OwnedFd) -> io::Result<Self> {
+        use nix::sys::socket::{getsockopt, setsockopt, sockopt};
+        // Best effort: a refusal leaves the kernel's buffer, and batching follows its size.
+        let _ = setsockopt(&fd, sockopt::RcvBuf, &SOCKET_RCVBUF);
+        let size = getsockopt(&fd, sockopt::RcvBuf).unwrap_or(0);
+        let mut r = Self::new(fd)?;
+        r.size = Some(size);
+        r.min_batch = MIN_BATCH_SOCKET;
+        Ok(r)
     }
 
     /// The pipe's size after asking, once, for [`PIPE_BYTES`]: only a streaming pipe is
@@ -138,7 +159,7 @@ impl BatchReader {
         let size = self.widened();
         // A read that (nearly) filled the buffer or the pipe: the producer is ahead, read on.
         let limit = room.min(size);
-        if size >= MIN_BATCH_PIPE && n < limit.saturating_sub(limit / 4) {
+        if size >= self.min_batch && n < limit.saturating_sub(limit / 4) {
             if let Fd::Watched(_) = self.fd
                 && let Fd::Watched(rx) = std::mem::replace(&mut self.fd, Fd::Gone)
             {
@@ -249,6 +270,32 @@ mod tests {
         // The writer stays open: the reader must return what is there, not wait for EOF.
         let n = r.read(&mut buf).await.expect("read");
         assert_eq!(n, 36);
+    }
+
+    #[tokio::test]
+    async fn a_socket_streams_in_batches_and_small_messages_do_not_wait() {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        let mut w = std::net::TcpStream::connect(listener.local_addr().expect("addr")).expect("c");
+        let (theirs, _) = listener.accept().expect("accept");
+        let mut r = BatchReader::socket(OwnedFd::from(theirs)).expect("reader");
+        // A small message first: returned at once, no delay armed.
+        w.write_all(b"0008NAK\n").expect("write");
+        let mut buf = vec![0u8; 512 * 1024];
+        let n = r.read(&mut buf).await.expect("read");
+        assert_eq!(buf.get(..n), Some(&b"0008NAK\n"[..]));
+        assert!(r.delay.is_none());
+        // Then a stream in 8 KiB writes, whole and in order, then EOF.
+        let data: Vec<u8> = (0..2_000_000u32).map(|i| (i % 253) as u8).collect();
+        let src = data.clone();
+        let writer = std::thread::spawn(move || {
+            for chunk in src.chunks(8192) {
+                w.write_all(chunk).expect("write");
+            }
+        });
+        let mut got = Vec::new();
+        r.read_to_end(&mut got).await.expect("read");
+        writer.join().expect("writer");
+        assert_eq!(got, data);
     }
 
     #[tokio::test]
