@@ -31,6 +31,10 @@ pub const DELAY: Duration = Duration::from_millis(1);
 /// Reads shorter than this are not a stream (protocol messages): the next read does not wait.
 pub const STREAMING: usize = 16 * 1024;
 
+/// The same for a socket, read as each segment lands: one of upload-pack's 8 KiB pack writes
+/// (a sideband packet) already marks a stream.
+const SOCKET_STREAMING: usize = 8 * 1024;
+
 /// Below this pipe size (the per-user quota refused to widen it) reads never wait: the
 /// producer would block on a full pipe and the stream would slow down.
 const MIN_BATCH_PIPE: usize = 512 * 1024;
@@ -75,6 +79,8 @@ pub struct BatchReader {
     counted: bool,
     /// The smallest buffer reads may wait on ([`MIN_BATCH_PIPE`] or [`MIN_BATCH_SOCKET`]).
     min_batch: usize,
+    /// The smallest read that marks a stream ([`STREAMING`] or [`SOCKET_STREAMING`]).
+    streaming: usize,
 }
 
 impl Drop for BatchReader {
@@ -98,6 +104,7 @@ impl BatchReader {
             size: None,
             counted: false,
             min_batch: MIN_BATCH_PIPE,
+            streaming: STREAMING,
         })
     }
 
@@ -112,6 +119,7 @@ impl BatchReader {
         let mut r = Self::new(fd)?;
         r.size = Some(size);
         r.min_batch = MIN_BATCH_SOCKET;
+        r.streaming = SOCKET_STREAMING;
         Ok(r)
     }
 
@@ -153,7 +161,7 @@ impl BatchReader {
     /// After a read of `n` bytes into a buffer of `room`: wait before the next one if the
     /// producer streams but is not ahead of us, and take the pipe out of epoll for that time.
     fn after(&mut self, n: usize, room: usize) {
-        if n < STREAMING {
+        if n < self.streaming {
             return;
         }
         let size = self.widened();
