@@ -218,7 +218,11 @@ impl GitDaemon {
                 .and_then(|s| BatchReader::socket(s.into()))
                 .map_err(lost)?;
             let mut to_daemon = TcpStream::from_std(socket).map_err(lost)?;
-            to_daemon.write_all(&request).await.map_err(lost)?;
+            // A fresh socket takes a request this small at once; bounded all the same.
+            tokio::time::timeout(self.connect_timeout, to_daemon.write_all(&request))
+                .await
+                .map_err(|_| "did not take the request in time".to_owned())?
+                .map_err(lost)?;
             Ok::<_, String>((from_daemon, to_daemon))
         };
         let (from_daemon, to_daemon) = match opened.await {

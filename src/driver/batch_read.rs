@@ -250,10 +250,10 @@ mod tests {
         (BatchReader::new(r).expect("reader"), File::from(w))
     }
 
-    #[tokio::test]
-    async fn a_stream_arrives_whole_and_in_order_then_eof() {
-        let (mut r, mut w) = pipe();
-        let data: Vec<u8> = (0..3_000_000u32).map(|i| (i % 251) as u8).collect();
+    /// Writes `len` bytes through `w` in git's 8 KiB writes from another thread, then closes
+    /// it; `r` must read them whole and in order, then EOF.
+    async fn streams_whole(r: &mut BatchReader, mut w: impl Write + Send + 'static, len: u32) {
+        let data: Vec<u8> = (0..len).map(|i| (i % 251) as u8).collect();
         let src = data.clone();
         let writer = std::thread::spawn(move || {
             for chunk in src.chunks(8192) {
@@ -264,6 +264,12 @@ mod tests {
         r.read_to_end(&mut got).await.expect("read");
         writer.join().expect("writer");
         assert_eq!(got, data);
+    }
+
+    #[tokio::test]
+    async fn a_stream_arrives_whole_and_in_order_then_eof() {
+        let (mut r, w) = pipe();
+        streams_whole(&mut r, w, 3_000_000).await;
     }
 
     #[tokio::test]
@@ -293,17 +299,7 @@ mod tests {
         assert_eq!(buf.get(..n), Some(&b"0008NAK\n"[..]));
         assert!(r.delay.is_none());
         // Then a stream in 8 KiB writes, whole and in order, then EOF.
-        let data: Vec<u8> = (0..2_000_000u32).map(|i| (i % 253) as u8).collect();
-        let src = data.clone();
-        let writer = std::thread::spawn(move || {
-            for chunk in src.chunks(8192) {
-                w.write_all(chunk).expect("write");
-            }
-        });
-        let mut got = Vec::new();
-        r.read_to_end(&mut got).await.expect("read");
-        writer.join().expect("writer");
-        assert_eq!(got, data);
+        streams_whole(&mut r, w, 2_000_000).await;
     }
 
     #[tokio::test]

@@ -167,6 +167,15 @@ async fn routed(
     }
 }
 
+/// The client's `GIT_PROTOCOL` (accepted by `env_allowed`), empty without one.
+fn git_protocol(ctx: &SessionContext) -> String {
+    ctx.env
+        .iter()
+        .find(|(k, _)| k == b"GIT_PROTOCOL")
+        .map(|(_, v)| String::from_utf8_lossy(v).into_owned())
+        .unwrap_or_default()
+}
+
 /// Ends a session that runs nothing: `message` on stderr, exit status 1.
 async fn say(io: SessionIo, message: &str) -> ExitStatus {
     use tokio::io::AsyncWriteExt;
@@ -283,7 +292,7 @@ impl Runner {
                 )
             })
             .collect();
-        let protocol = env.first().map(|(_, v)| v.clone()).unwrap_or_default();
+        let protocol = git_protocol(ctx);
         env.extend([
             ("PORTCULLIS_USER".to_owned(), ctx.identity.name.clone()),
             (
@@ -329,12 +338,7 @@ impl Runner {
         daemon: Arc<crate::git_daemon::GitDaemon>,
         io: SessionIo,
     ) -> SessionTask {
-        let protocol = ctx
-            .env
-            .iter()
-            .find(|(k, _)| k == b"GIT_PROTOCOL")
-            .map(|(_, v)| String::from_utf8_lossy(v).into_owned())
-            .unwrap_or_default();
+        let protocol = git_protocol(ctx);
         let line_log = SessionLine::new(ctx, name.clone(), cmd.service, protocol.clone());
         let (service, idle) = (cmd.service, self.idle_timeout);
         Box::pin(async move {
@@ -360,10 +364,7 @@ impl Runner {
             .filter(|(k, _)| k == b"GIT_PROTOCOL")
             .cloned()
             .collect();
-        let protocol = env
-            .first()
-            .map(|(_, v)| String::from_utf8_lossy(v).into_owned())
-            .unwrap_or_default();
+        let protocol = git_protocol(ctx);
         if upstream.send_identity {
             env.push((
                 b"PORTCULLIS_USER".to_vec(),
