@@ -157,6 +157,12 @@ pub const HTTP_TOKEN_LIFETIME: std::time::Duration = std::time::Duration::from_s
 /// between reads (OpenSSH reads 32 KiB at a time).
 pub const READ_CHUNK: usize = 64 * 1024;
 
+/// What one socket read asks for once a read filled [`READ_CHUNK`] on an authenticated
+/// connection (the peer streams: a push, or a proxied upstream's pack): 4× fewer reads and
+/// wake-ups per MiB, and a quarter as many partial packets moved to the front of the buffer.
+/// Back to `READ_CHUNK` after a short read leaves nothing buffered.
+pub const STREAM_READ_CHUNK: usize = 256 * 1024;
+
 /// Smallest RSA modulus we accept, in bits. OpenSSH: `RequiredRSASize` 1024 (RFC 8332 §5
 /// allows 1024); we follow current guidance instead.
 pub const MIN_RSA_BITS: usize = 2048;

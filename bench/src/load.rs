@@ -16,6 +16,8 @@ use portcullis::session::{ExecDecision, ExitStatus, SessionContext, SessionHandl
 use portcullis::transport::{CipherAlg, MacAlg, Pinned, TransportConfig};
 use tokio::io::AsyncReadExt;
 
+use crate::efficiency::{Sides, ThreadSet};
+
 fn load_key(path: &Path) -> PrivateKey {
     key_file::parse(&std::fs::read_to_string(path).unwrap(), None).unwrap()
 }
@@ -111,7 +113,8 @@ impl SessionHandler for Zeros {
 }
 
 /// Our client reading `bytes` from our server over loopback with `cipher` (and `mac`), both in
-/// this process: MB/s of the server → client stream.
+/// this process, each side on its own one-worker runtime: MB/s of the server → client stream,
+/// and each side's CPU per GiB (all of its runtime's threads, from the first byte asked for).
 pub fn ceiling(
     work: &Path,
     user_key: &Path,
@@ -119,12 +122,20 @@ pub fn ceiling(
     cipher: CipherAlg,
     mac: Option<MacAlg>,
     bytes: u64,
-) -> f64 {
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap();
+) -> (f64, Sides) {
+    let runtime = |name: &str, threads: &ThreadSet| {
+        let threads = threads.clone();
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .thread_name(name)
+            .on_thread_start(move || threads.register())
+            .enable_all()
+            .build()
+            .unwrap()
+    };
+    let (server_threads, client_threads) = (ThreadSet::default(), ThreadSet::default());
+    let srt = runtime("bench-server", &server_threads);
+    let crt = runtime("bench-client", &client_threads);
     let ak = work.join("ceiling_authorized_keys");
     std::fs::write(
         &ak,
@@ -134,32 +145,36 @@ pub fn ceiling(
     let host = load_key(host_key);
     let host_pub = host.public();
     let key = Arc::new(load_key(user_key));
-    rt.block_on(async move {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let port = listener.local_addr().unwrap().port();
-        let keys: Arc<[PrivateKey]> = Arc::from(vec![host]);
-        let lookup = Arc::new(FileLookup::new(ak));
-        tokio::spawn(async move {
-            let (sock, peer) = listener.accept().await.unwrap();
-            let _ = sock.set_nodelay(true);
-            let s = ServerConnection::new(
-                &ServerConfig::default(),
-                keys,
-                Box::new(os_rng().unwrap()),
-                Instant::now(),
-            );
-            serve(sock, peer, s, lookup, Arc::new(Zeros)).await;
-        });
-        let mut t = TransportConfig::default();
-        t.preferences.ciphers = vec![cipher];
-        if let Some(m) = mac {
-            t.preferences.macs = vec![m];
-        }
-        let config = ClientConfig {
-            transport: Arc::new(t),
-            ..ClientConfig::default()
-        };
+    let listener = srt
+        .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
+        .unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let keys: Arc<[PrivateKey]> = Arc::from(vec![host]);
+    let lookup = Arc::new(FileLookup::new(ak));
+    srt.spawn(async move {
+        let (sock, peer) = listener.accept().await.unwrap();
+        let _ = sock.set_nodelay(true);
+        let s = ServerConnection::new(
+            &ServerConfig::default(),
+            keys,
+            Box::new(os_rng().unwrap()),
+            Instant::now(),
+        );
+        serve(sock, peer, s, lookup, Arc::new(Zeros)).await;
+    });
+    let mut t = TransportConfig::default();
+    t.preferences.ciphers = vec![cipher];
+    if let Some(m) = mac {
+        t.preferences.macs = vec![m];
+    }
+    let config = ClientConfig {
+        transport: Arc::new(t),
+        ..ClientConfig::default()
+    };
+    let (st, ct) = (server_threads.clone(), client_threads.clone());
+    let task = crt.spawn(async move {
         let h = dial(port, "bench", key, host_pub, &config).await.unwrap();
+        let (s0, c0, sk0, ck0) = (st.cpu(), ct.cpu(), st.system(), ct.system());
         let start = Instant::now();
         let s = h
             .exec(bytes.to_string().into_bytes(), Vec::new())
@@ -176,6 +191,18 @@ pub fn ceiling(
             got += n as u64;
         }
         assert_eq!(got, bytes);
-        got as f64 / start.elapsed().as_secs_f64() / 1e6
-    })
+        let wall = start.elapsed().as_secs_f64();
+        let gib = got as f64 / (1u64 << 30) as f64;
+        let sides = Sides {
+            send: (st.cpu() - s0) / gib,
+            recv: (ct.cpu() - c0) / gib,
+            send_kernel: (st.system() - sk0) / gib,
+            recv_kernel: (ct.system() - ck0) / gib,
+        };
+        (got as f64 / wall / 1e6, sides)
+    });
+    let r = crt.block_on(task).unwrap();
+    drop(crt);
+    drop(srt);
+    r
 }

@@ -3,6 +3,7 @@
 //! measured side by side is the only honest figure). See BENCHMARKS.md.
 
 mod connections;
+mod efficiency;
 mod load;
 mod openssl;
 mod primitive;
@@ -16,7 +17,6 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use connections::{connection_cost, connection_labels, idle_sessions, idle_ssh_n, ops_pair};
-use openssl::openssl_speed;
 use portcullis::transport::{CipherAlg, MacAlg};
 use setup::{Fixtures, Server, git, sh, ssh_args};
 
@@ -44,8 +44,30 @@ fn main() {
                 _ => (CipherAlg::Aes128Gcm, None),
             };
             let mib: u64 = args.get(3).and_then(|v| v.parse().ok()).unwrap_or(1024);
-            let mbs = load::ceiling(&work, &f.user_key, &f.host_key, cipher, mac, mib << 20);
-            println!("{mbs:.0} MB/s");
+            let (mbs, cpu) = load::ceiling(&work, &f.user_key, &f.host_key, cipher, mac, mib << 20);
+            println!(
+                "{mbs:.0} MB/s; CPU per GiB: server (sending) {:.3} s, kernel {:.3}; client (receiving) {:.3} s, kernel {:.3}",
+                cpu.send, cpu.send_kernel, cpu.recv, cpu.recv_kernel
+            );
+        }
+        // For profiling: `portcullis-bench efficiency aes128-gcm|chacha MIB`, in-process.
+        Some("efficiency") => {
+            let work = std::env::temp_dir().join("portcullis-bench");
+            let f = setup::fixtures(&work, 64);
+            let cipher = match args.get(2).map(String::as_str) {
+                Some("chacha") => CipherAlg::ChaCha20Poly1305,
+                _ => CipherAlg::Aes128Gcm,
+            };
+            let mib: u64 = args.get(3).and_then(|v| v.parse().ok()).unwrap_or(1024);
+            let key = |p: &std::path::Path| {
+                portcullis::keys::key_file::parse(&std::fs::read_to_string(p).unwrap(), None)
+                    .unwrap()
+            };
+            let s = efficiency::in_process(key(&f.host_key), key(&f.user_key), cipher, mib << 20);
+            println!(
+                "in-process CPU per GiB: sending {:.3} s, receiving {:.3} s",
+                s.send, s.recv
+            );
         }
         // The primitives alone, one core: CPU per GiB to seal and to open.
         Some("primitive") => {
@@ -100,6 +122,21 @@ fn main() {
             for (label, extra) in connection_labels() {
                 connection_cost(&mut r, &f, &[&openssh, &ours], reps, 30, label, &extra);
             }
+        }
+        // The transport-efficiency table alone: `portcullis-bench transport REPS`.
+        Some("transport") => {
+            let reps: usize = args.get(2).and_then(|v| v.parse().ok()).unwrap_or(3);
+            let (f, openssh, ours) = start_both(&PathBuf::from("target/release/portcullis"));
+            let local_cpu = local_upload_pack_cpu(&f, reps);
+            let mut r = Report { rows: Vec::new() };
+            let sides: Vec<_> = CIPHERS[..2]
+                .iter()
+                .map(|&c| {
+                    let s = fetch_pair(&f, &[&openssh, &ours], reps, c, 256, local_cpu);
+                    (c, efficiency::OpenSshSides::from_fetch(&s.2, &s.3))
+                })
+                .collect();
+            efficiency::figures(&mut r, &f, reps, 1 << 30, &sides);
         }
         // For profiling the proxy: `portcullis-bench proxy REPS` (clone direct vs proxied).
         Some("proxy") => {
@@ -325,7 +362,15 @@ fn ssh_cmd(f: &Fixtures, s: &Server, extra: &[String], remote: &str) -> Command 
     c
 }
 
-/// Raw fetch with one cipher against both servers: (wall, overhead CPU per GiB) pairs.
+/// CPU seconds of this process's waited-for children so far.
+fn children_cpu() -> f64 {
+    let u = nix::sys::resource::getrusage(nix::sys::resource::UsageWho::RUSAGE_CHILDREN).unwrap();
+    let s = |t: nix::sys::time::TimeVal| t.tv_sec() as f64 + t.tv_usec() as f64 / 1e6;
+    s(u.user_time()) + s(u.system_time())
+}
+
+/// Raw fetch with one cipher against both servers: (wall, overhead CPU per GiB, the server's
+/// own CPU per GiB, the `ssh` client's CPU per GiB) pairs.
 fn fetch_pair(
     f: &Fixtures,
     servers: &[&Server; 2],
@@ -333,32 +378,33 @@ fn fetch_pair(
     cipher: &str,
     big_mib: usize,
     local_cpu: f64,
-) -> (Pair, Pair, Pair) {
+) -> (Pair, Pair, Pair, Pair) {
     let extra = cipher_opts(cipher);
     let gib = big_mib as f64 / 1024.0;
-    let mut overhead = Pair::default();
-    let mut own = Pair::default();
+    let (mut overhead, mut own, mut client) = (Pair::default(), Pair::default(), Pair::default());
     let wall = alternate(servers, reps, |s| {
         s.settle(resident(s));
-        let (cpu0, git0) = (s.cpu(), s.git_cpu());
+        let (cpu0, git0, ssh0) = (s.cpu(), s.git_cpu(), children_cpu());
         let t = Instant::now();
         let n = raw_fetch(ssh_cmd(f, s, &extra, "git-upload-pack '~/big.git'"));
         let w = t.elapsed().as_secs_f64();
         assert!(n as f64 > big_mib as f64 * 1e6 * 0.9);
+        let ssh = (children_cpu() - ssh0) / (n as f64 / (1u64 << 30) as f64);
         s.settle(resident(s));
         let cpu = s.cpu() - cpu0;
         let per_gib = (cpu - local_cpu) / gib;
         let own_per_gib = (cpu - (s.git_cpu() - git0)) / gib;
-        if s.name == "OpenSSH" {
-            overhead.openssh.push(per_gib);
-            own.openssh.push(own_per_gib);
+        let (o, w_, c) = if s.name == "OpenSSH" {
+            (&mut overhead.openssh, &mut own.openssh, &mut client.openssh)
         } else {
-            overhead.ours.push(per_gib);
-            own.ours.push(own_per_gib);
-        }
+            (&mut overhead.ours, &mut own.ours, &mut client.ours)
+        };
+        o.push(per_gib);
+        w_.push(own_per_gib);
+        c.push(ssh);
         w
     });
-    (wall, overhead, own)
+    (wall, overhead, own, client)
 }
 
 /// Median CPU of `git upload-pack` serving big.git locally, without SSH.
@@ -412,7 +458,8 @@ fn clone_only(portcullis: &std::path::Path, cipher: &str, reps: usize) {
 fn fetch_only(portcullis: &std::path::Path, cipher: &str, reps: usize) {
     let (f, openssh, ours) = start_both(portcullis);
     let local_cpu = local_upload_pack_cpu(&f, reps);
-    let (wall, overhead, own) = fetch_pair(&f, &[&openssh, &ours], reps, cipher, 256, local_cpu);
+    let (wall, overhead, own, client) =
+        fetch_pair(&f, &[&openssh, &ours], reps, cipher, 256, local_cpu);
     let mut r = Report { rows: Vec::new() };
     println!("local upload-pack CPU {local_cpu:.2} s");
     // Where our server's time went: its own user/system time vs its reaped children (git).
@@ -440,6 +487,7 @@ fn fetch_only(portcullis: &std::path::Path, cipher: &str, reps: usize) {
         &own,
         Some((0.50, false)),
     );
+    r.row("  `ssh` client", "CPU s/GiB", &client, None);
 }
 
 fn proxy_only(portcullis: &std::path::Path, reps: usize) {
@@ -521,8 +569,10 @@ fn run(o: &Opts) {
             None,
         );
     }
+    let mut sides = Vec::new();
     for c in CIPHERS {
-        let (wall, overhead, own) = fetch_pair(&f, &servers, o.reps, c, big_mib, local_cpu);
+        let (wall, overhead, own, client) = fetch_pair(&f, &servers, o.reps, c, big_mib, local_cpu);
+        sides.push((c, efficiency::OpenSshSides::from_fetch(&own, &client)));
         r.row(
             &format!("raw pack fetch {big_mib} MiB, {c}"),
             "wall s",
@@ -540,6 +590,12 @@ fn run(o: &Opts) {
             "CPU s/GiB",
             &own,
             Some((0.50, false)),
+        );
+        r.row(
+            &format!("  `ssh` client CPU per GiB of that fetch, {c}"),
+            "CPU s/GiB",
+            &client,
+            None,
         );
     }
 
@@ -643,61 +699,10 @@ fn run(o: &Opts) {
     // daemon, vs direct; the proxy's CPU per GiB against the primitives'.
     proxy::figures(&mut r, &f, &openssh, &ours, o.reps, big_mib);
 
-    // Transport ceiling: our client and server in one process, next to openssl speed.
-    r.line(String::new());
-    r.line("| transport ceiling (our client ← our server, loopback, no git) | MB/s | `openssl speed -evp` (16 KiB blocks), MB/s | share | target |".into());
-    r.line("|---|---|---|---|---|".into());
+    // Transport efficiency: each side's CPU per GiB against the primitive's, in-process and
+    // over loopback TCP, OpenSSH's against `openssl speed`.
     let bytes: u64 = if o.quick { 256 << 20 } else { 1 << 30 };
-    for (name, cipher, mac, evp, target) in [
-        (
-            "aes128-gcm@openssh.com",
-            CipherAlg::Aes128Gcm,
-            None,
-            "aes-128-gcm",
-            Some(0.6),
-        ),
-        (
-            "chacha20-poly1305@openssh.com",
-            CipherAlg::ChaCha20Poly1305,
-            None,
-            "chacha20-poly1305",
-            Some(0.6),
-        ),
-        (
-            "aes128-ctr + hmac-sha2-256-etm",
-            CipherAlg::Aes128Ctr,
-            Some(MacAlg::HmacSha256Etm),
-            "aes-128-ctr+hmac-sha256",
-            None,
-        ),
-    ] {
-        // Alternating with openssl too: the machine drifts (see BENCHMARKS.md).
-        let (mut ours_v, mut openssl_v) = (Vec::new(), Vec::new());
-        for _ in 0..o.reps {
-            ours_v.push(load::ceiling(
-                &f.work,
-                &f.user_key,
-                &f.host_key,
-                cipher,
-                mac,
-                bytes,
-            ));
-            openssl_v.push(openssl_speed(evp));
-        }
-        let (ours_mbs, openssl) = (median(&ours_v), median(&openssl_v));
-        let share = ours_mbs / openssl;
-        r.line(format!(
-            "| {name} | {} | {} | {:.0} % | {} |",
-            fmt(ours_mbs),
-            fmt(openssl),
-            share * 100.0,
-            match target {
-                Some(t) if share >= t => "≥ 60 %: met".to_owned(),
-                Some(_) => "≥ 60 %: **missed**".to_owned(),
-                None => "–".to_owned(),
-            }
-        ));
-    }
+    efficiency::figures(&mut r, &f, o.reps, bytes, &sides);
     r.line(String::new());
     r.line(format!(
         "bench/run took {:.0} s",

@@ -10,7 +10,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use crate::driver::{Connection, Ended};
 use crate::error::Error;
-use crate::limits::READ_CHUNK;
+use crate::limits::{READ_CHUNK, STREAM_READ_CHUNK};
 
 /// A role's part of the loop. Every hook runs on the loop's task, never concurrently; an
 /// error from any of them ends the connection with our DISCONNECT flushed (bounded).
@@ -75,11 +75,10 @@ where
                     if out.is_empty() { role.conn_mut().handle_writable(Instant::now()) } else { Ok(()) }
                 }
                 Io::Read(Ok(0)) => return Ended::Eof,
-                Io::Read(Ok(_)) => {
+                Io::Read(Ok(n)) => {
+                    let filled = inbuf.len() == inbuf.capacity();
                     let r = role.input(&mut inbuf).await;
-                    if inbuf.is_empty() && inbuf.capacity() > 4 * READ_CHUNK {
-                        inbuf = Vec::with_capacity(READ_CHUNK);
-                    }
+                    size_input(&mut inbuf, n, filled && role.conn().may_stream());
                     r
                 }
                 Io::Wrote(Err(e)) | Io::Read(Err(e)) => return Ended::Io(e),
@@ -98,6 +97,17 @@ where
         Ended::Error(failed),
     )
     .await
+}
+
+/// Sizes the input buffer for the next read, after a read of `n` bytes was fed: a read that
+/// filled it (`streaming`) asks for [`STREAM_READ_CHUNK`] next; a short read that left nothing
+/// behind gives a grown buffer back.
+fn size_input(inbuf: &mut Vec<u8>, n: usize, streaming: bool) {
+    if streaming && inbuf.capacity() < STREAM_READ_CHUNK {
+        inbuf.reserve_exact(STREAM_READ_CHUNK.saturating_sub(inbuf.len()));
+    } else if inbuf.is_empty() && n < READ_CHUNK / 4 && inbuf.capacity() > READ_CHUNK {
+        *inbuf = Vec::with_capacity(READ_CHUNK);
+    }
 }
 
 /// Feeds `inbuf` to `handle` until it is all taken or `handle` takes nothing (a partial

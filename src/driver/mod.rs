@@ -36,6 +36,10 @@ pub trait Connection {
         let _ = now;
         Ok(())
     }
+    /// Whether the peer may be read in bulk-sized bites when it streams (authenticated).
+    fn may_stream(&self) -> bool {
+        false
+    }
 }
 
 /// Both roles' connections, as the drivers drive them.
@@ -48,6 +52,9 @@ impl<S: crate::endpoint::Side> Connection for crate::endpoint::Endpoint<S> {
     }
     fn poll_timeout(&self) -> Option<Instant> {
         crate::endpoint::Endpoint::poll_timeout(self)
+    }
+    fn may_stream(&self) -> bool {
+        self.is_authenticated()
     }
     fn handle_timeout(&mut self, now: Instant) -> Result<(), Error> {
         crate::endpoint::Endpoint::handle_timeout(self, now)
