@@ -287,3 +287,26 @@ fn recycle(out: &mut Vec<u8>) {
         out.clear();
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn input_buffer_grows_only_for_a_stream_and_is_given_back_after() {
+        let mut inbuf: Vec<u8> = Vec::with_capacity(READ_CHUNK);
+        // A full read before authentication: no growth.
+        size_input(&mut inbuf, READ_CHUNK, false);
+        assert!(inbuf.capacity() < STREAM_READ_CHUNK);
+        // A full read of a streaming peer, a partial packet left: the next read asks for more.
+        inbuf.extend_from_slice(&[0u8; 1000]);
+        size_input(&mut inbuf, READ_CHUNK, true);
+        assert!(inbuf.capacity() >= STREAM_READ_CHUNK);
+        // Big reads keep it; a short read that left nothing gives it back.
+        inbuf.clear();
+        size_input(&mut inbuf, 100 * 1024, false);
+        assert!(inbuf.capacity() >= STREAM_READ_CHUNK);
+        size_input(&mut inbuf, 100, false);
+        assert_eq!(inbuf.capacity(), READ_CHUNK);
+    }
+}
