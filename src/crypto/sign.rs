@@ -3,8 +3,10 @@
 use ed25519_dalek::{Signature, Signer, SigningKey, VerifyingKey};
 use zeroize::Zeroizing;
 
-/// An Ed25519 private key (the 32-byte seed); zeroized on drop.
-pub struct Ed25519Private(Zeroizing<[u8; 32]>);
+/// An Ed25519 private key: the 32-byte seed with its public key derived once (a host key signs
+/// every handshake and is asked for its public blob several times per connection); the
+/// seed is zeroized on drop (`SigningKey` does it).
+pub struct Ed25519Private(SigningKey);
 
 impl std::fmt::Debug for Ed25519Private {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -15,22 +17,23 @@ impl std::fmt::Debug for Ed25519Private {
 impl Ed25519Private {
     /// The key with this seed.
     pub fn from_seed(seed: [u8; 32]) -> Self {
-        Self(Zeroizing::new(seed))
+        let seed = Zeroizing::new(seed);
+        Self(SigningKey::from_bytes(&seed))
     }
 
     /// The seed (for writing key files).
     pub fn seed(&self) -> &[u8; 32] {
-        &self.0
+        self.0.as_bytes()
     }
 
     /// The 32-byte public key.
     pub fn public(&self) -> [u8; 32] {
-        SigningKey::from_bytes(&self.0).verifying_key().to_bytes()
+        self.0.verifying_key().to_bytes()
     }
 
     /// The 64-byte signature of `msg`.
     pub fn sign(&self, msg: &[u8]) -> [u8; 64] {
-        SigningKey::from_bytes(&self.0).sign(msg).to_bytes()
+        self.0.sign(msg).to_bytes()
     }
 }
 

@@ -306,6 +306,13 @@ impl Transport {
         !self.initial_done || !matches!(self.kex, KexPhase::Idle)
     }
 
+    /// Whether the next input may make us compute something expensive (see
+    /// [`KexPhase::may_be_heavy`]): the driver runs such input off its I/O workers, and light
+    /// exchanges inline.
+    pub fn kex_may_be_heavy(&self) -> bool {
+        self.in_kex() && self.kex.may_be_heavy()
+    }
+
     /// Whether the connection is finished (after a disconnect either way or a fatal error).
     pub const fn is_closed(&self) -> bool {
         self.closed

@@ -6,6 +6,7 @@ mod channels;
 mod client;
 mod forwarding;
 mod harness;
+mod kex_cost;
 mod session;
 mod transcript;
 mod transport;

@@ -282,7 +282,9 @@ impl Driver {
         let mut at = 0;
         while at < inbuf.len() && !self.s.is_closed() {
             let input = inbuf.get(at..).unwrap_or_default();
-            let n = if self.s.transport().in_kex() {
+            // Light exchanges (X25519 with Ed25519, …) run inline: a hand-off to another
+            // thread costs more than they do.
+            let n = if self.s.transport().kex_may_be_heavy() {
                 let s = &mut self.s;
                 crate::driver::kex_work(|| s.handle_input(input, Instant::now())).await?
             } else {

@@ -67,6 +67,36 @@ impl KexPhase {
         )
     }
 
+    /// Whether the next input may cost a millisecond or more of key-exchange work: a
+    /// finite-field exponentiation, a P-384/P-521 agreement, or an RSA / P-384 / P-521
+    /// signature. True while the method is not known yet (a peer can send its KEXINIT and
+    /// its first exchange message in one write); false for X25519, P-256, the X25519 hybrids
+    /// with an Ed25519 or P-256 host key (well under a millisecond), and once only NEWKEYS is
+    /// awaited.
+    pub fn may_be_heavy(&self) -> bool {
+        use crate::crypto::kex::Agreement;
+        use crate::crypto::verify::Curve;
+        use crate::keys::SigAlg;
+        let heavy = |n: &Negotiated| {
+            !matches!(
+                n.algs.kex.agreement(),
+                Agreement::X25519
+                    | Agreement::Nist(Curve::P256)
+                    | Agreement::Mlkem768X25519
+                    | Agreement::Sntrup761X25519
+            ) || !matches!(n.algs.host_key.sig, SigAlg::Ed25519 | SigAlg::EcdsaP256)
+        };
+        match self {
+            KexPhase::Idle | KexPhase::AwaitPeerKexInit { .. } => true,
+            KexPhase::AwaitEcdhInit(n)
+            | KexPhase::AwaitGexRequest(n)
+            | KexPhase::AwaitGexInit(n, _)
+            | KexPhase::AwaitGexGroup(n, _)
+            | KexPhase::AwaitEcdhReply(n, ..) => heavy(n),
+            KexPhase::AwaitNewKeys(_) => false,
+        }
+    }
+
     /// Whether the peer's KEXINIT has arrived and its NEWKEYS has not, when it may send only
     /// kex messages [RFC4253 §7.1].
     pub const fn peer_in_kex(&self) -> bool {
