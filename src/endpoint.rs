@@ -108,10 +108,29 @@ impl<S: Side> Endpoint<S> {
     /// Consumes input; returns how many bytes were taken. Stops early while input is paused
     /// ([`Side::paused`]).
     pub fn handle_input(&mut self, bytes: &[u8], now: Instant) -> Result<usize, Error> {
+        self.input(bytes, now, false)
+    }
+
+    /// [`Endpoint::handle_input`] that stops before input that may cost expensive
+    /// key-exchange work ([`Transport::kex_may_be_heavy`]); the driver feeds the rest through
+    /// `handle_input` off its I/O workers.
+    pub fn handle_input_light(&mut self, bytes: &[u8], now: Instant) -> Result<usize, Error> {
+        self.input(bytes, now, true)
+    }
+
+    fn input(&mut self, bytes: &[u8], now: Instant, light_only: bool) -> Result<usize, Error> {
         let mut used = 0usize;
         while used < bytes.len() && !self.side.paused() && !self.t.is_closed() {
+            if light_only && self.t.kex_may_be_heavy() {
+                break;
+            }
             // Events first: a read may finish an exchange and then fail on what follows.
-            let read = self.t.read(bytes.get(used..).unwrap_or_default(), now);
+            let rest = bytes.get(used..).unwrap_or_default();
+            let read = if light_only {
+                self.t.read_light(rest, now)
+            } else {
+                self.t.read(rest, now)
+            };
             while let Some(e) = self.t.poll_event() {
                 self.side.on_transport(&e);
                 self.events.push_back(S::transport_event(e));

@@ -25,7 +25,27 @@ impl Transport {
         input: &[u8],
         now: Instant,
     ) -> Result<(usize, Option<OwnedPacket>), Error> {
-        match self.read_inner(input, now) {
+        self.read_checked(input, now, false)
+    }
+
+    /// [`Transport::read`] that stops before a packet that may cost expensive key-exchange
+    /// work ([`Transport::kex_may_be_heavy`]), leaving it unread: the driver runs light input
+    /// inline on its I/O worker and hands the rest to [`kex_work`](crate::driver::kex_work).
+    pub fn read_light(
+        &mut self,
+        input: &[u8],
+        now: Instant,
+    ) -> Result<(usize, Option<OwnedPacket>), Error> {
+        self.read_checked(input, now, true)
+    }
+
+    fn read_checked(
+        &mut self,
+        input: &[u8],
+        now: Instant,
+        light_only: bool,
+    ) -> Result<(usize, Option<OwnedPacket>), Error> {
+        match self.read_inner(input, now, light_only) {
             Ok(r) => Ok(r),
             Err(e) => {
                 self.fail(&e);
@@ -43,6 +63,7 @@ impl Transport {
         &mut self,
         input: &[u8],
         now: Instant,
+        light_only: bool,
     ) -> Result<(usize, Option<OwnedPacket>), Error> {
         if self.closed {
             return Err(Error::Closed);
@@ -61,6 +82,9 @@ impl Transport {
             }
         }
         loop {
+            if light_only && self.kex_may_be_heavy() {
+                return Ok((used, None));
+            }
             let rest = input.get(used..).unwrap_or_default();
             let (n, pkt) = self.dec.decode_owned(rest)?;
             used = used.saturating_add(n);

@@ -306,9 +306,9 @@ impl Transport {
         !self.initial_done || !matches!(self.kex, KexPhase::Idle)
     }
 
-    /// Whether the next input may make us compute something expensive (see
-    /// [`KexPhase::may_be_heavy`]): the driver runs such input off its I/O workers, and light
-    /// exchanges inline.
+    /// Whether the next packet may make us compute something expensive (see
+    /// `KexPhase::may_be_heavy`): the driver runs it off its I/O workers, and everything
+    /// else inline ([`Transport::read_light`]).
     pub fn kex_may_be_heavy(&self) -> bool {
         self.in_kex() && self.kex.may_be_heavy()
     }

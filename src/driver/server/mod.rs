@@ -282,13 +282,14 @@ impl Driver {
         let mut at = 0;
         while at < inbuf.len() && !self.s.is_closed() {
             let input = inbuf.get(at..).unwrap_or_default();
-            // Light exchanges (X25519 with Ed25519, …) run inline: a hand-off to another
-            // thread costs more than they do.
+            // Only a packet that may cost expensive exchange work goes off the I/O worker;
+            // light input (KEXINIT, X25519 with Ed25519, NEWKEYS, …) runs inline: a hand-off
+            // to another thread costs more than it does.
             let n = if self.s.transport().kex_may_be_heavy() {
                 let s = &mut self.s;
                 crate::driver::kex_work(|| s.handle_input(input, Instant::now())).await?
             } else {
-                self.s.handle_input(input, Instant::now())?
+                self.s.handle_input_light(input, Instant::now())?
             };
             at = at.saturating_add(n);
             let progressed = self.events().await?;

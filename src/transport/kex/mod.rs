@@ -67,12 +67,11 @@ impl KexPhase {
         )
     }
 
-    /// Whether the next input may cost a millisecond or more of key-exchange work: a
-    /// finite-field exponentiation, a P-384/P-521 agreement, or an RSA / P-384 / P-521
-    /// signature. True while the method is not known yet (a peer can send its KEXINIT and
-    /// its first exchange message in one write); false for X25519, P-256, the X25519 hybrids
-    /// with an Ed25519 or P-256 host key (well under a millisecond), and once only NEWKEYS is
-    /// awaited.
+    /// Whether the message this phase awaits may cost a millisecond or more of work: a
+    /// finite-field exponentiation, a P-384/P-521 agreement, an RSA / P-384 / P-521 signature
+    /// (or its check, client side). False for a KEXINIT (negotiation is cheap), for X25519,
+    /// P-256 and the X25519 hybrids with an Ed25519 or P-256 host key (well under a
+    /// millisecond), and for NEWKEYS.
     pub fn may_be_heavy(&self) -> bool {
         use crate::crypto::kex::Agreement;
         use crate::crypto::verify::Curve;
@@ -87,7 +86,7 @@ impl KexPhase {
             ) || !matches!(n.algs.host_key.sig, SigAlg::Ed25519 | SigAlg::EcdsaP256)
         };
         match self {
-            KexPhase::Idle | KexPhase::AwaitPeerKexInit { .. } => true,
+            KexPhase::Idle | KexPhase::AwaitPeerKexInit { .. } => false,
             KexPhase::AwaitEcdhInit(n)
             | KexPhase::AwaitGexRequest(n)
             | KexPhase::AwaitGexInit(n, _)
