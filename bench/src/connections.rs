@@ -48,6 +48,9 @@ pub fn connection_cost(
     } else {
         0.10
     };
+    // The CPU clock of /proc ticks in 10 ms: the rows with the tight target take 3× the
+    // connections, so one tick is a ~0.1 ms step per connection, not 0.33.
+    let n = if cpu_target < 1.0 { n * 3 } else { n };
     let mut cpu = Pair::default();
     let mut lat = Pair::default();
     let mut client = Pair::default();

@@ -362,13 +362,6 @@ fn ssh_cmd(f: &Fixtures, s: &Server, extra: &[String], remote: &str) -> Command 
     c
 }
 
-/// CPU seconds of this process's waited-for children so far.
-fn children_cpu() -> f64 {
-    let u = nix::sys::resource::getrusage(nix::sys::resource::UsageWho::RUSAGE_CHILDREN).unwrap();
-    let s = |t: nix::sys::time::TimeVal| t.tv_sec() as f64 + t.tv_usec() as f64 / 1e6;
-    s(u.user_time()) + s(u.system_time())
-}
-
 /// Raw fetch with one cipher against both servers: (wall, overhead CPU per GiB, the server's
 /// own CPU per GiB, the `ssh` client's CPU per GiB) pairs.
 fn fetch_pair(
@@ -384,12 +377,12 @@ fn fetch_pair(
     let (mut overhead, mut own, mut client) = (Pair::default(), Pair::default(), Pair::default());
     let wall = alternate(servers, reps, |s| {
         s.settle(resident(s));
-        let (cpu0, git0, ssh0) = (s.cpu(), s.git_cpu(), children_cpu());
+        let (cpu0, git0, ssh0) = (s.cpu(), s.git_cpu(), procs::children_cpu());
         let t = Instant::now();
         let n = raw_fetch(ssh_cmd(f, s, &extra, "git-upload-pack '~/big.git'"));
         let w = t.elapsed().as_secs_f64();
         assert!(n as f64 > big_mib as f64 * 1e6 * 0.9);
-        let ssh = (children_cpu() - ssh0) / (n as f64 / (1u64 << 30) as f64);
+        let ssh = (procs::children_cpu() - ssh0) / (n as f64 / (1u64 << 30) as f64);
         s.settle(resident(s));
         let cpu = s.cpu() - cpu0;
         let per_gib = (cpu - local_cpu) / gib;
