@@ -157,6 +157,13 @@ pub const HTTP_TOKEN_LIFETIME: std::time::Duration = std::time::Duration::from_s
 /// between reads (OpenSSH reads 32 KiB at a time).
 pub const READ_CHUNK: usize = 64 * 1024;
 
+/// What a socket read asks for at first and after a small read left nothing buffered (an
+/// idle connection): a KEXINIT, an authentication request, a keepalive fit. A read that fills
+/// it grows the buffer to [`READ_CHUNK`], so a held connection keeps 2 KiB of input buffer,
+/// not 64 KiB of address space with its first pages touched. OpenSSH: 32 KiB reads into a
+/// buffer that grows.
+pub const IDLE_READ_CHUNK: usize = 2 * 1024;
+
 /// What one socket read asks for once a read filled [`READ_CHUNK`] on an authenticated
 /// connection (the peer streams: a push, or a proxied upstream's pack): 4× fewer reads and
 /// wake-ups per MiB, and a quarter as many partial packets moved to the front of the buffer.

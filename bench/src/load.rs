@@ -1,6 +1,7 @@
 //! Loads built on our own client role: many idle authenticated connections (more than `ssh`
 //! processes fit), and the transport ceiling (our client against our server, no git).
 
+use std::net::Ipv4Addr;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -28,14 +29,17 @@ fn load_public(path: &Path) -> PublicKey {
 
 async fn dial(
     port: u16,
+    source: Option<Ipv4Addr>,
     user: &str,
     key: Arc<PrivateKey>,
     host: PublicKey,
     config: &ClientConfig,
 ) -> Option<ClientHandle> {
-    let sock = tokio::net::TcpStream::connect(("127.0.0.1", port))
-        .await
-        .ok()?;
+    let s = tokio::net::TcpSocket::new_v4().ok()?;
+    if let Some(src) = source {
+        s.bind((src, 0).into()).ok()?;
+    }
+    let sock = s.connect((Ipv4Addr::LOCALHOST, port).into()).await.ok()?;
     let _ = sock.set_nodelay(true);
     let c = ClientConnection::new(
         config,
@@ -49,8 +53,13 @@ async fn dial(
     connect(sock, c).await.ok()
 }
 
+/// Loopback sources the held connections come from: 127.0.1.1 … 127.0.1.16, so that 100,000
+/// fit in the ephemeral port range (about 28,000 per source and destination).
+const SOURCES: u8 = 16;
+
 /// Opens `k` authenticated connections without sessions (like `ssh -N`), 64 handshakes at a
-/// time; returns them (held until dropped) and how many failed.
+/// time, from [`SOURCES`] addresses in turn; returns them (held until dropped) and how many
+/// failed.
 pub fn hold_idle(
     port: u16,
     user: &str,
@@ -68,13 +77,21 @@ pub fn hold_idle(
     let (handles, failed) = rt.block_on(async move {
         let sem = Arc::new(tokio::sync::Semaphore::new(64));
         let mut tasks = Vec::with_capacity(k);
-        for _ in 0..k {
+        for i in 0..k {
             let (sem, key, host, user) = (sem.clone(), key.clone(), host.clone(), user.clone());
+            let source = Ipv4Addr::new(127, 0, 1, 1 + (i % usize::from(SOURCES)) as u8);
             tasks.push(tokio::spawn(async move {
                 let _permit = sem.acquire_owned().await.ok()?;
                 tokio::time::timeout(
                     Duration::from_secs(60),
-                    dial(port, &user, key, host, &ClientConfig::default()),
+                    dial(
+                        port,
+                        Some(source),
+                        &user,
+                        key,
+                        host,
+                        &ClientConfig::default(),
+                    ),
                 )
                 .await
                 .ok()
@@ -173,7 +190,9 @@ pub fn ceiling(
     };
     let (st, ct) = (server_threads.clone(), client_threads.clone());
     let task = crt.spawn(async move {
-        let h = dial(port, "bench", key, host_pub, &config).await.unwrap();
+        let h = dial(port, None, "bench", key, host_pub, &config)
+            .await
+            .unwrap();
         let (s0, c0, sk0, ck0) = (st.cpu(), ct.cpu(), st.system(), ct.system());
         let start = Instant::now();
         let s = h

@@ -4,6 +4,7 @@
 
 mod connections;
 mod efficiency;
+mod held;
 mod load;
 mod openssl;
 mod primitive;
@@ -14,7 +15,7 @@ mod setup;
 use std::io::{Read, Write};
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use connections::{connection_cost, connection_labels, idle_sessions, idle_ssh_n, ops_pair};
 use portcullis::transport::{CipherAlg, MacAlg};
@@ -28,6 +29,8 @@ struct Opts {
 
 fn main() {
     let args: Vec<String> = std::env::args().collect();
+    // Before any server starts: they inherit it (held connections need ~2 per connection).
+    held::raise_fd_limit();
     match args.get(1).map(String::as_str) {
         Some("reaper") => {
             let rest = args.get(2..).unwrap_or_default();
@@ -137,6 +140,20 @@ fn main() {
                 })
                 .collect();
             efficiency::figures(&mut r, &f, reps, 1 << 30, &sides);
+        }
+        // The held-connections rows alone: `portcullis-bench held K`.
+        Some("held") => {
+            let k: usize = args.get(2).and_then(|v| v.parse().ok()).unwrap_or(100_000);
+            let (f, _openssh, ours) = start_both(&PathBuf::from("target/release/portcullis"));
+            let mut r = Report { rows: Vec::new() };
+            held::figures(&mut r, &f, &ours, k);
+        }
+        // A helper of the held-connections rows: `portcullis-bench hold PORT K`.
+        Some("hold") => {
+            let port: u16 = args.get(2).and_then(|v| v.parse().ok()).expect("port");
+            let k: usize = args.get(3).and_then(|v| v.parse().ok()).expect("count");
+            let work = std::env::temp_dir().join("portcullis-bench");
+            held::hold_main(port, k, &work);
         }
         // For profiling the proxy: `portcullis-bench proxy REPS` (clone direct vs proxied).
         Some("proxy") => {
@@ -629,30 +646,8 @@ fn run(o: &Opts) {
         &waiting,
         None,
     );
-    let big_k = if o.quick { 1000 } else { 10_000 };
-    {
-        ours.settle(resident(&ours));
-        let base = ours.pss_kib();
-        let host_key = f.host_key.clone();
-        let (rt, held, failed) = load::hold_idle(
-            ours.port,
-            &setup::user_name(),
-            &f.user_key,
-            &host_key,
-            big_k,
-        );
-        std::thread::sleep(Duration::from_millis(500));
-        let with = ours.pss_kib();
-        let per = (with.saturating_sub(base)) as f64 / held.len().max(1) as f64;
-        r.line(format!(
-            "| idle memory per connection, K = {big_k} (our load generator; portcullis only) | KiB | | {} | | ≤ 16 KiB absolute: {} ({} held, {failed} failed) |",
-            fmt(per),
-            if per <= 16.0 && failed == 0 { "met" } else { "**missed**" },
-            held.len()
-        ));
-        drop(held);
-        drop(rt);
-    }
+    // Held connections: 100,000 idle ones, memory each, and new clients' latency meanwhile.
+    held::figures(&mut r, &f, &ours, if o.quick { 2000 } else { 100_000 });
 
     // Push of a 64 MiB commit into a fresh repository.
     let mut push_cpu = Pair::default();

@@ -10,7 +10,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use crate::driver::{Connection, Ended};
 use crate::error::Error;
-use crate::limits::{READ_CHUNK, STREAM_READ_CHUNK};
+use crate::limits::{IDLE_READ_CHUNK, READ_CHUNK, STREAM_READ_CHUNK};
 
 /// A role's part of the loop. Every hook runs on the loop's task, never concurrently; an
 /// error from any of them ends the connection with our DISCONNECT flushed (bounded).
@@ -50,7 +50,7 @@ where
     S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
     R: Role,
 {
-    let mut inbuf: Vec<u8> = Vec::with_capacity(READ_CHUNK);
+    let mut inbuf: Vec<u8> = Vec::with_capacity(IDLE_READ_CHUNK);
     let mut out = Outbox::default();
     let mut deadline = Deadline::new();
     let failed = loop {
@@ -78,7 +78,7 @@ where
                 Io::Read(Ok(n)) => {
                     let filled = inbuf.len() == inbuf.capacity();
                     let r = role.input(&mut inbuf).await;
-                    size_input(&mut inbuf, n, filled && role.conn().may_stream());
+                    size_input(&mut inbuf, n, filled, role.conn().may_stream());
                     r
                 }
                 Io::Wrote(Err(e)) | Io::Read(Err(e)) => return Ended::Io(e),
@@ -99,15 +99,27 @@ where
     .await
 }
 
-/// Sizes the input buffer for the next read, after a read of `n` bytes was fed: a read that
-/// filled it (`streaming`) asks for [`STREAM_READ_CHUNK`] next; a short read that left nothing
-/// behind gives a grown buffer back.
-fn size_input(inbuf: &mut Vec<u8>, n: usize, streaming: bool) {
-    if streaming && inbuf.capacity() < STREAM_READ_CHUNK {
-        inbuf.reserve_exact(STREAM_READ_CHUNK.saturating_sub(inbuf.len()));
-    } else if inbuf.is_empty() && n < READ_CHUNK / 4 && inbuf.capacity() > READ_CHUNK {
+/// Sizes the input buffer for the next read, after a read of `n` bytes was fed. A read that
+/// filled it asks for more next time: [`READ_CHUNK`], then, for a peer that may stream
+/// (`may_stream`: authenticated), [`STREAM_READ_CHUNK`]. A small read that left nothing
+/// behind gives the buffer back down to [`IDLE_READ_CHUNK`] (a protocol message: the
+/// connection waits) or to `READ_CHUNK` (the tail of a stream).
+fn size_input(inbuf: &mut Vec<u8>, n: usize, filled: bool, may_stream: bool) {
+    let cap = inbuf.capacity();
+    let want = if filled && cap < READ_CHUNK {
+        READ_CHUNK
+    } else if filled && may_stream && cap < STREAM_READ_CHUNK {
+        STREAM_READ_CHUNK
+    } else if inbuf.is_empty() && n <= IDLE_READ_CHUNK && cap > IDLE_READ_CHUNK {
+        *inbuf = Vec::with_capacity(IDLE_READ_CHUNK);
+        return;
+    } else if inbuf.is_empty() && n < READ_CHUNK / 4 && cap > READ_CHUNK {
         *inbuf = Vec::with_capacity(READ_CHUNK);
-    }
+        return;
+    } else {
+        return;
+    };
+    inbuf.reserve_exact(want.saturating_sub(inbuf.len()));
 }
 
 /// Feeds `inbuf` to `handle` until it is all taken or `handle` takes nothing (a partial
@@ -293,20 +305,31 @@ mod tests {
     use super::*;
 
     #[test]
-    fn input_buffer_grows_only_for_a_stream_and_is_given_back_after() {
-        let mut inbuf: Vec<u8> = Vec::with_capacity(READ_CHUNK);
-        // A full read before authentication: no growth.
-        size_input(&mut inbuf, READ_CHUNK, false);
+    fn input_buffer_grows_for_what_arrives_and_is_given_back_when_idle() {
+        let mut inbuf: Vec<u8> = Vec::with_capacity(IDLE_READ_CHUNK);
+        // A read that fills the idle buffer (a big KEXINIT): READ_CHUNK next, authenticated
+        // or not.
+        inbuf.extend_from_slice(&[0u8; 100]);
+        size_input(&mut inbuf, IDLE_READ_CHUNK, true, false);
+        assert!(inbuf.capacity() >= READ_CHUNK);
+        assert_eq!(inbuf.len(), 100, "a partial packet stays");
+        // A full READ_CHUNK before authentication: no more growth.
+        size_input(&mut inbuf, READ_CHUNK, true, false);
         assert!(inbuf.capacity() < STREAM_READ_CHUNK);
-        // A full read of a streaming peer, a partial packet left: the next read asks for more.
-        inbuf.extend_from_slice(&[0u8; 1000]);
-        size_input(&mut inbuf, READ_CHUNK, true);
+        // A full read of a streaming peer: the next read asks for STREAM_READ_CHUNK.
+        size_input(&mut inbuf, READ_CHUNK, true, true);
         assert!(inbuf.capacity() >= STREAM_READ_CHUNK);
-        // Big reads keep it; a short read that left nothing gives it back.
+        // Big reads keep it; a short read that left nothing gives back down to READ_CHUNK,
+        // a protocol message's down to IDLE_READ_CHUNK.
         inbuf.clear();
-        size_input(&mut inbuf, 100 * 1024, false);
+        size_input(&mut inbuf, 100 * 1024, false, true);
         assert!(inbuf.capacity() >= STREAM_READ_CHUNK);
-        size_input(&mut inbuf, 100, false);
+        size_input(&mut inbuf, 8 * 1024, false, true);
         assert_eq!(inbuf.capacity(), READ_CHUNK);
+        size_input(&mut inbuf, 100, false, true);
+        assert_eq!(inbuf.capacity(), IDLE_READ_CHUNK);
+        // Small reads leave it there.
+        size_input(&mut inbuf, 100, false, true);
+        assert_eq!(inbuf.capacity(), IDLE_READ_CHUNK);
     }
 }
