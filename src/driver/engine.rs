@@ -77,7 +77,9 @@ where
                 Io::Read(Ok(0)) => return Ended::Eof,
                 Io::Read(Ok(n)) => {
                     let filled = inbuf.len() == inbuf.capacity();
-                    let r = role.input(&mut inbuf).await;
+                    // Boxed while it runs: its state (lookups, a key exchange) would otherwise
+                    // sit in every connection's task for its whole life, idle or not.
+                    let r = Box::pin(role.input(&mut inbuf)).await;
                     size_input(&mut inbuf, n, filled, role.conn().may_stream());
                     r
                 }
@@ -287,13 +289,13 @@ where
 }
 
 /// Empties the output buffer after a write. One that grew for a bulk transfer (a few hundred
-/// KiB) is given back once a small write shows the stream is over, so a connection that stays
-/// open afterwards (a pooled upstream, a multiplexed client) does not keep it; the transport
-/// swaps buffers with us, so both of its buffers shrink this way.
+/// KiB) is kept while the stream goes on; a small write (a protocol message, the end of a
+/// stream) gives it back, so a connection that waits (a held one, a pooled upstream, a
+/// multiplexed client) keeps no output buffer at all. The transport swaps buffers with us, so
+/// both of its buffers go this way.
 fn recycle(out: &mut Vec<u8>) {
     const SMALL_WRITE: usize = 16 * 1024;
-    const KEEP: usize = 64 * 1024;
-    if out.len() < SMALL_WRITE && out.capacity() > KEEP {
+    if out.len() < SMALL_WRITE {
         *out = Vec::new();
     } else {
         out.clear();

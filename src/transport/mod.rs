@@ -224,7 +224,7 @@ impl Transport {
             peer_version: None,
             dec,
             enc,
-            out: Vec::with_capacity(2048),
+            out: Vec::new(),
             kex: KexPhase::Idle,
             session_id: None,
             initial_host_key: None,

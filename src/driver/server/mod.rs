@@ -102,17 +102,17 @@ pub fn canonical(peer: SocketAddr) -> SocketAddr {
 }
 
 /// Serves one connection until it ends. The caller spawned it and owns the socket.
-pub async fn serve<S>(
+pub fn serve<S>(
     stream: S,
     peer: SocketAddr,
     s: ServerConnection,
     lookup: Arc<dyn KeyLookup>,
     handler: Arc<dyn SessionHandler>,
-) -> Ended
+) -> impl std::future::Future<Output = Ended>
 where
     S: AsyncRead + AsyncWrite + Unpin,
 {
-    serve_limited(stream, peer, s, lookup, handler, Held::default()).await
+    serve_limited(stream, peer, s, lookup, handler, Held::default())
 }
 
 /// What a listener holds over one connection besides its socket.
@@ -127,14 +127,19 @@ pub struct Held {
 }
 
 /// [`serve`], with what the listener holds over the connection ([`Held`]).
-pub async fn serve_limited<S>(
+///
+/// Not an `async fn`: one would keep its arguments (the connection, ~1 KiB) in the future
+/// beside the driver they are moved into, for the connection's whole life. The driver is
+/// built here and the future owns only it (and the stream): a held connection's task is that
+/// much smaller.
+pub fn serve_limited<S>(
     mut stream: S,
     peer: SocketAddr,
     s: ServerConnection,
     lookup: Arc<dyn KeyLookup>,
     handler: Arc<dyn SessionHandler>,
     held: Held,
-) -> Ended
+) -> impl std::future::Future<Output = Ended>
 where
     S: AsyncRead + AsyncWrite + Unpin,
 {
@@ -161,34 +166,36 @@ where
         stop: held.stop,
         fwd: forward::Forwarding::default(),
     };
-    let ended = engine::run(&mut stream, &mut d).await;
-    // Whatever still runs sees its input end (EOF on stdin), while its output stays open until
-    // the task ended: a git stopping on EOF can still write its last words instead of dying of
-    // SIGPIPE (a receive-pack killed by a signal leaves its quarantine behind).
-    let mut outputs = Vec::new();
-    for sess in d.sessions.values().chain(d.detached.values()) {
-        sess.stdin.close_write();
-        sess.stdin.release_sink();
-        outputs.push(sess.stdout.clone());
-        outputs.push(sess.stderr.clone());
+    async move {
+        let ended = engine::run(&mut stream, &mut d).await;
+        // Whatever still runs sees its input end (EOF on stdin), while its output stays open
+        // until the task ended: a git stopping on EOF can still write its last words instead
+        // of dying of SIGPIPE (a receive-pack killed by a signal leaves its quarantine behind).
+        let mut outputs = Vec::new();
+        for sess in d.sessions.values().chain(d.detached.values()) {
+            sess.stdin.close_write();
+            sess.stdin.release_sink();
+            outputs.push(sess.stdout.clone());
+            outputs.push(sess.stderr.clone());
+        }
+        // Then the sessions go, so each task's `gone` fires, and the tasks get to finish: a git
+        // task kills its process group (hooks, pack-objects) and logs its session line.
+        // Dropping the tasks instead would abort them mid-await and skip both. Bounded: a
+        // handler that ignores `gone` is aborted after TASK_CLEANUP.
+        d.sessions.clear();
+        d.detached.clear();
+        let drained = tokio::time::timeout(crate::limits::TASK_CLEANUP, async {
+            while d.tasks.join_next().await.is_some() {}
+        })
+        .await;
+        if drained.is_err() {
+            tracing::warn!(peer = %d.peer, tasks = d.tasks.len(), "session tasks did not end in time; aborted");
+        }
+        for p in outputs {
+            p.close_read();
+        }
+        ended
     }
-    // Then the sessions go, so each task's `gone` fires, and the tasks get to finish: a git task
-    // kills its process group (hooks, pack-objects) and logs its session line. Dropping the
-    // tasks instead would abort them mid-await and skip both. Bounded: a handler that ignores
-    // `gone` is aborted after TASK_CLEANUP.
-    d.sessions.clear();
-    d.detached.clear();
-    let drained = tokio::time::timeout(crate::limits::TASK_CLEANUP, async {
-        while d.tasks.join_next().await.is_some() {}
-    })
-    .await;
-    if drained.is_err() {
-        tracing::warn!(peer = %d.peer, tasks = d.tasks.len(), "session tasks did not end in time; aborted");
-    }
-    for p in outputs {
-        p.close_read();
-    }
-    ended
 }
 
 /// The server's part of the connection loop: authentication decided as requests come, session
@@ -362,6 +369,9 @@ impl Driver {
                         self.identity = Some((user, id, key));
                     }
                     self.unauthenticated = None;
+                    // No request is looked up after success [RFC4252 §5.1]: a held
+                    // connection keeps no cache.
+                    self.looked_up = Vec::new();
                 }
                 ServerEvent::Channel(ChannelEvent::GlobalRequest {
                     request,
