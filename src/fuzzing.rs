@@ -654,7 +654,14 @@ fn exchange<S: crate::endpoint::Side>(
         }
         let mut rest = &to_ep[..];
         while !rest.is_empty() {
-            match ep.handle_input(rest, now) {
+            // As the server driver feeds it: light input inline, a possibly expensive
+            // exchange message through the full path.
+            let fed = if ep.transport().kex_may_be_heavy() {
+                ep.handle_input(rest, now)
+            } else {
+                ep.handle_input_light(rest, now)
+            };
+            match fed {
                 Ok(n) => rest = &rest[n..],
                 Err(_) => return false,
             }
