@@ -122,7 +122,7 @@ async fn start(mut sock: TcpStream, tcp_peer: SocketAddr, shared: &Shared, polic
     let (lookup, handler) = (shared.lookup.clone(), shared.handler.clone());
     let mut active = METRICS.opened();
     let ended = serve_limited(
-        QuickAck(sock),
+        QuickAck::new(sock),
         peer,
         s,
         lookup,

@@ -4,8 +4,10 @@
 //! client does, outside interactive sessions: NEWKEYS then SERVICE_REQUEST) holds the second
 //! until the first is acknowledged. Our kernel delays that ACK by up to 40 ms when it has no
 //! reply to piggyback it on, so every handshake lost ~40 ms waiting on itself. After a small
-//! read (a protocol message, not a stream) we ask for a quick ACK, which sends the pending one
-//! now; bulk reads are left to the kernel's usual delayed ACKs.
+//! read (a protocol message, not a stream) that we do not answer, we ask for a quick ACK,
+//! which sends the pending one now: when the connection goes back to reading without having
+//! written. A small read we answer gets its ACK on the answer, with no extra segment and no
+//! system call; bulk reads are left to the kernel's usual delayed ACKs.
 
 use std::io;
 use std::pin::Pin;
@@ -17,9 +19,23 @@ use tokio::net::TcpStream;
 /// Reads at most this large are protocol messages, answered by a quick ACK.
 const SMALL_READ: usize = 4096;
 
-/// A [`TcpStream`] that quick-ACKs small reads.
+/// A [`TcpStream`] that quick-ACKs small reads left unanswered.
 #[derive(Debug)]
-pub struct QuickAck(pub TcpStream);
+pub struct QuickAck {
+    stream: TcpStream,
+    /// A small read came and nothing was written since.
+    unanswered: bool,
+}
+
+impl QuickAck {
+    /// Wraps an accepted or connected stream.
+    pub const fn new(stream: TcpStream) -> Self {
+        Self {
+            stream,
+            unanswered: false,
+        }
+    }
+}
 
 impl AsyncRead for QuickAck {
     fn poll_read(
@@ -27,12 +43,17 @@ impl AsyncRead for QuickAck {
         cx: &mut Context<'_>,
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
+        if self.unanswered {
+            // Back to reading with nothing written: the peer may be waiting on our ACK.
+            // Best effort: a failure only leaves the kernel's default in place.
+            self.unanswered = false;
+            let _ = self.stream.set_quickack(true);
+        }
         let before = buf.filled().len();
-        let r = Pin::new(&mut self.0).poll_read(cx, buf);
+        let r = Pin::new(&mut self.stream).poll_read(cx, buf);
         let n = buf.filled().len().saturating_sub(before);
         if matches!(r, Poll::Ready(Ok(()))) && (1..=SMALL_READ).contains(&n) {
-            // Best effort: a failure only leaves the kernel's default in place.
-            let _ = self.0.set_quickack(true);
+            self.unanswered = true;
         }
         r
     }
@@ -44,14 +65,19 @@ impl AsyncWrite for QuickAck {
         cx: &mut Context<'_>,
         data: &[u8],
     ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.0).poll_write(cx, data)
+        let r = Pin::new(&mut self.stream).poll_write(cx, data);
+        if matches!(r, Poll::Ready(Ok(n)) if n > 0) {
+            // The ACK rides on this segment.
+            self.unanswered = false;
+        }
+        r
     }
 
     fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.0).poll_flush(cx)
+        Pin::new(&mut self.stream).poll_flush(cx)
     }
 
     fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.0).poll_shutdown(cx)
+        Pin::new(&mut self.stream).poll_shutdown(cx)
     }
 }
