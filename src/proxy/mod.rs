@@ -252,7 +252,7 @@ impl Upstream {
                 std::time::Instant::now(),
             )
             .map_err(|e| UpstreamError::Lost(e.to_string()))?;
-            connect(crate::driver::tcp::QuickAck::new(sock), conn)
+            connect(crate::driver::tcp::QuickAck::batched(sock), conn)
                 .await
                 .map_err(UpstreamError::from)
         };
