@@ -30,6 +30,20 @@ pub fn connection_labels() -> Vec<(&'static str, Vec<String>)> {
     ]
 }
 
+/// Wall milliseconds of one `git ls-remote` of small.git through `ssh` with `extra` options.
+pub fn ls_remote_ms(f: &Fixtures, s: &Server, extra: &[String]) -> f64 {
+    let t = Instant::now();
+    let st = git(&f.work)
+        .args(["ls-remote", &s.url("small.git")])
+        .env("GIT_SSH_COMMAND", git_ssh(f, extra))
+        .stdout(Stdio::null())
+        .stdin(Stdio::null())
+        .status()
+        .unwrap();
+    assert!(st.success());
+    t.elapsed().as_secs_f64() * 1000.0
+}
+
 /// Server CPU, latency and client CPU of `n` sequential `ls-remote`s, alternating servers.
 pub fn connection_cost(
     r: &mut Report,
@@ -61,16 +75,7 @@ pub fn connection_cost(
             let cpu0 = s.cpu();
             let client0 = procs::children_cpu();
             for _ in 0..n {
-                let t = Instant::now();
-                let st = git(&f.work)
-                    .args(["ls-remote", &s.url("small.git")])
-                    .env("GIT_SSH_COMMAND", git_ssh(f, extra))
-                    .stdout(Stdio::null())
-                    .stdin(Stdio::null())
-                    .status()
-                    .unwrap();
-                assert!(st.success());
-                walls.push(t.elapsed().as_secs_f64() * 1000.0);
+                walls.push(ls_remote_ms(f, s, extra));
             }
             s.settle(resident(s));
             let per = (s.cpu() - cpu0) / n as f64 * 1000.0;

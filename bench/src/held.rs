@@ -6,8 +6,8 @@
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-use crate::setup::{self, Fixtures, Server, git};
-use crate::{Report, fmt, git_ssh, kex_opt, median, resident};
+use crate::setup::{self, Fixtures, Server};
+use crate::{Report, fmt, kex_opt, median, resident};
 
 /// Descriptors the bench gives itself (and so the server it starts): a held connection costs
 /// one socket on each side. As root the hard limit is raised too (up to `fs.nr_open`).
@@ -89,19 +89,9 @@ fn hold_in_helpers(port: u16, k: usize) -> (Vec<std::process::Child>, usize, usi
 /// p50 wall time of `n` sequential `ls-remote`s of small.git (OpenSSH client, curve25519).
 fn ls_remote_p50(f: &Fixtures, s: &Server, n: usize) -> f64 {
     let extra = kex_opt("curve25519-sha256");
-    let mut walls = Vec::with_capacity(n);
-    for _ in 0..n {
-        let t = Instant::now();
-        let st = git(&f.work)
-            .args(["ls-remote", &s.url("small.git")])
-            .env("GIT_SSH_COMMAND", git_ssh(f, &extra))
-            .stdout(Stdio::null())
-            .stdin(Stdio::null())
-            .status()
-            .unwrap();
-        assert!(st.success());
-        walls.push(t.elapsed().as_secs_f64() * 1000.0);
-    }
+    let walls: Vec<f64> = (0..n)
+        .map(|_| crate::connections::ls_remote_ms(f, s, &extra))
+        .collect();
     median(&walls)
 }
 
