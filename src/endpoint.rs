@@ -121,9 +121,7 @@ impl<S: Side> Endpoint<S> {
     fn input(&mut self, bytes: &[u8], now: Instant, light_only: bool) -> Result<usize, Error> {
         let mut used = 0usize;
         while used < bytes.len() && !self.side.paused() && !self.t.is_closed() {
-            if light_only && self.t.kex_may_be_heavy() {
-                break;
-            }
+            // (`read_light` takes nothing before an expensive packet: the loop ends below.)
             // Events first: a read may finish an exchange and then fail on what follows.
             let rest = bytes.get(used..).unwrap_or_default();
             let read = if light_only {

@@ -16,6 +16,7 @@ use nix::time::{ClockId, clock_gettime};
 use portcullis::client::{ClientConfig, ClientConnection, ClientEvent};
 use portcullis::connection::ChannelEvent;
 use portcullis::driver::os_rng;
+use portcullis::endpoint::{Endpoint, Side};
 use portcullis::keys::{PrivateKey, key_file};
 use portcullis::server::{ServerConfig, ServerConnection, ServerEvent};
 use portcullis::transport::{CipherAlg, Pinned, TransportConfig};
@@ -84,39 +85,44 @@ impl ThreadSet {
 type Server = ServerConnection;
 type Client = ClientConnection;
 
-/// Feeds `bytes` to `into` whole, answering what the setup needs (authentication, the session
-/// channel) on the way.
-fn feed_server(s: &mut Server, mut bytes: &[u8], now: Instant, channel: &mut Option<u32>) {
+/// Feeds `bytes` to `ep` whole, handing each event to `react`.
+fn feed<S: Side>(
+    ep: &mut Endpoint<S>,
+    mut bytes: &[u8],
+    now: Instant,
+    mut react: impl FnMut(&mut Endpoint<S>, S::Event),
+) {
     while !bytes.is_empty() {
-        let n = s.handle_input(bytes, now).expect("server input");
+        let n = ep.handle_input(bytes, now).expect("input");
         bytes = &bytes[n..];
-        while let Some(e) = s.poll_event() {
-            match e {
-                ServerEvent::AuthRequest(_) => s.accept_auth().expect("accept"),
-                ServerEvent::Channel(ChannelEvent::OpenRequest { id, .. }) => {
-                    s.accept_open(id).expect("accept open");
-                    *channel = Some(id);
-                }
-                _ => {}
-            }
+        while let Some(e) = ep.poll_event() {
+            react(ep, e);
         }
     }
 }
 
-fn feed_client(c: &mut Client, mut bytes: &[u8], now: Instant, channel: &mut Option<u32>) {
-    while !bytes.is_empty() {
-        let n = c.handle_input(bytes, now).expect("client input");
-        bytes = &bytes[n..];
-        while let Some(e) = c.poll_event() {
-            match e {
-                ClientEvent::Authenticated => {
-                    c.open_session().expect("open");
-                }
-                ClientEvent::Channel(ChannelEvent::Opened { id }) => *channel = Some(id),
-                _ => {}
-            }
+/// The server's part of the setup: accept the key and the session channel (noted in
+/// `channel`).
+fn serve(s: &mut Server, bytes: &[u8], now: Instant, channel: &mut Option<u32>) {
+    feed(s, bytes, now, |s, e| match e {
+        ServerEvent::AuthRequest(_) => s.accept_auth().expect("accept"),
+        ServerEvent::Channel(ChannelEvent::OpenRequest { id, .. }) => {
+            s.accept_open(id).expect("accept open");
+            *channel = Some(id);
         }
-    }
+        _ => {}
+    });
+}
+
+/// The client's part: open a session once logged in, note its channel.
+fn client(c: &mut Client, bytes: &[u8], now: Instant, channel: &mut Option<u32>) {
+    feed(c, bytes, now, |c, e| match e {
+        ClientEvent::Authenticated => {
+            c.open_session().expect("open");
+        }
+        ClientEvent::Channel(ChannelEvent::Opened { id }) => *channel = Some(id),
+        _ => {}
+    });
 }
 
 /// Our server sending `bytes` of channel data to our client in memory with `cipher`.
@@ -154,10 +160,10 @@ pub fn in_process(host: PrivateKey, user: PrivateKey, cipher: CipherAlg, bytes: 
             break;
         }
         c.poll_transmit(&mut up);
-        feed_server(&mut s, &up, now, &mut sid);
+        serve(&mut s, &up, now, &mut sid);
         up.clear();
         s.poll_transmit(&mut down);
-        feed_client(&mut c, &down, now, &mut cid);
+        client(&mut c, &down, now, &mut cid);
         down.clear();
     }
     let (sid, cid) = (sid.expect("server channel"), cid.expect("client channel"));
@@ -168,7 +174,7 @@ pub fn in_process(host: PrivateKey, user: PrivateKey, cipher: CipherAlg, bytes: 
     let mut ignored = None;
     while got < bytes {
         let t0 = this_thread();
-        feed_server(&mut s, &up, now, &mut ignored);
+        serve(&mut s, &up, now, &mut ignored);
         up.clear();
         loop {
             let room = s.write_room(sid).min(data.len());
@@ -180,7 +186,7 @@ pub fn in_process(host: PrivateKey, user: PrivateKey, cipher: CipherAlg, bytes: 
         }
         s.poll_transmit(&mut down);
         let t1 = this_thread();
-        feed_client(&mut c, &down, now, &mut ignored);
+        client(&mut c, &down, now, &mut ignored);
         down.clear();
         got += c.read_with(cid, false, usize::MAX, <[u8]>::len).unwrap() as u64;
         c.poll_transmit(&mut up);

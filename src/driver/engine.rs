@@ -108,20 +108,27 @@ where
 /// connection waits) or to `READ_CHUNK` (the tail of a stream).
 fn size_input(inbuf: &mut Vec<u8>, n: usize, filled: bool, may_stream: bool) {
     let cap = inbuf.capacity();
-    let want = if filled && cap < READ_CHUNK {
-        READ_CHUNK
-    } else if filled && may_stream && cap < STREAM_READ_CHUNK {
-        STREAM_READ_CHUNK
-    } else if inbuf.is_empty() && n <= IDLE_READ_CHUNK && cap > IDLE_READ_CHUNK {
-        *inbuf = Vec::with_capacity(IDLE_READ_CHUNK);
-        return;
-    } else if inbuf.is_empty() && n < READ_CHUNK / 4 && cap > READ_CHUNK {
-        *inbuf = Vec::with_capacity(READ_CHUNK);
-        return;
-    } else {
-        return;
-    };
-    inbuf.reserve_exact(want.saturating_sub(inbuf.len()));
+    if filled {
+        let want = if cap < READ_CHUNK {
+            READ_CHUNK
+        } else if may_stream {
+            STREAM_READ_CHUNK
+        } else {
+            return;
+        };
+        inbuf.reserve_exact(want.saturating_sub(inbuf.len()));
+    } else if inbuf.is_empty() {
+        let keep = if n <= IDLE_READ_CHUNK {
+            IDLE_READ_CHUNK
+        } else if n < READ_CHUNK / 4 {
+            READ_CHUNK
+        } else {
+            return;
+        };
+        if cap > keep {
+            *inbuf = Vec::with_capacity(keep);
+        }
+    }
 }
 
 /// Feeds `inbuf` to `handle` until it is all taken or `handle` takes nothing (a partial

@@ -67,13 +67,13 @@ impl AsyncRead for QuickAck {
         cx: &mut Context<'_>,
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
-        if self.unanswered {
+        let this = &mut *self;
+        if this.unanswered {
             // Back to reading with nothing written: the peer may be waiting on our ACK.
             // Best effort: a failure only leaves the kernel's default in place.
-            self.unanswered = false;
-            let _ = self.stream.set_quickack(true);
+            this.unanswered = false;
+            let _ = this.stream.set_quickack(true);
         }
-        let this = &mut *self;
         if this.holding
             && let Some(wait) = this.batch.as_mut()
         {

@@ -14,6 +14,10 @@ use crate::wire::Writer;
 /// Smallest legal `packet_length`: the padding-length byte, one payload byte, four of padding.
 const MIN_PACKET_LEN: u32 = 6;
 
+/// What an empty output buffer is given before a packet is written into it: a control
+/// message with its framing and tag (a bigger packet grows it once more).
+const SMALL_PACKET: usize = 256;
+
 /// Traffic carried under the current keys, for rekey decisions [RFC4253 §9, RFC4344 §3].
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Counters {
@@ -394,6 +398,9 @@ impl PacketEncoder {
         write: impl FnOnce(&mut Writer<'_>),
     ) -> Result<u32, Error> {
         let start = out.len();
+        // The driver gives its output buffer back after each small write (a held connection
+        // keeps none): room for a control message at once, not a doubling per field.
+        out.reserve(SMALL_PACKET);
         out.extend_from_slice(&[0; 5]);
         write(&mut Writer::new(out));
         let payload_len = out.len().saturating_sub(start).saturating_sub(5);
