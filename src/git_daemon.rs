@@ -245,7 +245,7 @@ impl GitDaemon {
         };
         // From here on the connection's driver moves the bytes itself, both ways.
         let fed = io.stdin.attach(to_daemon);
-        let out = io.stdout.attach(from_daemon);
+        let out = io.stdout.attach_remote(from_daemon);
         let (watched_in, watched_out) = (fed.clone(), out.clone());
         let moved = move || watched_in.moved().saturating_add(watched_out.moved());
         let outcome: Result<(), (String, &'static str)> = tokio::select! {

@@ -157,6 +157,12 @@ pub const HTTP_TOKEN_LIFETIME: std::time::Duration = std::time::Duration::from_s
 /// between reads (OpenSSH reads 32 KiB at a time).
 pub const READ_CHUNK: usize = 64 * 1024;
 
+/// The smallest channel window (the most a peer ever gave) whose peer may wait for our next
+/// socket read while it is more than half a window behind (`ReadHold` in `driver/engine.rs`):
+/// at the hold of 1 ms, half of it lasts the peer down to 512 MiB/s. OpenSSH grants 2 MiB; a
+/// peer with a small window is read at once.
+pub const BEHIND_MIN_WINDOW: u32 = 1024 * 1024;
+
 /// What a socket read asks for at first and after a small read left nothing buffered (an
 /// idle connection): a KEXINIT, an authentication request, a keepalive fit. A read that fills
 /// it grows the buffer to [`READ_CHUNK`], so a held connection keeps 2 KiB of input buffer,

@@ -2,6 +2,8 @@
 
 use std::collections::VecDeque;
 
+use crate::limits::BEHIND_MIN_WINDOW;
+
 /// Where a channel is in its lifecycle.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ChanState {
@@ -26,6 +28,10 @@ pub struct Channel {
     pub(crate) close_rcvd: bool,
     /// Bytes we may still send [RFC4254 §5.2].
     pub(crate) send_window: u32,
+    /// The largest `send_window` the peer ever gave us.
+    pub(crate) send_peak: u32,
+    /// The credit of the peer's latest WINDOW_ADJUST.
+    pub(crate) last_credit: u32,
     /// Largest data payload the peer accepts in one message.
     pub(crate) peer_max_packet: u32,
     /// Bytes the peer may still send us.
@@ -56,6 +62,8 @@ impl Channel {
             close_sent: false,
             close_rcvd: false,
             send_window: 0,
+            send_peak: 0,
+            last_credit: 0,
             peer_max_packet: 0,
             recv_window: window,
             recv_max: window,
@@ -92,6 +100,22 @@ impl Channel {
         self.send_window
     }
 
+    /// Sets the window the peer gave us (at open, or after a WINDOW_ADJUST).
+    pub(crate) fn set_send_window(&mut self, window: u32) {
+        self.send_window = window;
+        self.send_peak = self.send_peak.max(window);
+    }
+
+    /// Whether the peer is behind what we send and returns credit in small steps: more than
+    /// half of the largest window it ever gave us is in flight, that window is at least
+    /// [`BEHIND_MIN_WINDOW`], and its latest WINDOW_ADJUST gave less than one of its packets.
+    /// Such a peer has half a window in hand, and none of its adjusts is urgent.
+    pub fn peer_behind(&self) -> bool {
+        self.send_peak >= BEHIND_MIN_WINDOW
+            && self.send_window < self.send_peak / 2
+            && self.last_credit < self.peer_max_packet
+    }
+
     /// Extended-data bytes (type 1) buffered and unread.
     pub fn extended_buffered(&self) -> usize {
         self.ext.len()
@@ -119,5 +143,38 @@ impl Channel {
     /// Whether the slot can be reused: CLOSE went both ways and nothing is left to read.
     pub(crate) fn is_finished(&self) -> bool {
         self.close_sent && self.close_rcvd && self.data.is_empty() && self.ext.is_empty()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_peer_is_behind_only_past_half_a_large_window_and_crediting_in_small_steps() {
+        let mut ch = Channel::new(b"session".to_vec(), ChanState::Open, 0);
+        ch.peer_max_packet = 32 * 1024;
+        ch.set_send_window(2 * 1024 * 1024);
+        assert!(!ch.peer_behind(), "a full window");
+        ch.send_window = 900 * 1024;
+        assert!(ch.peer_behind(), "more than half in flight, no adjust yet");
+        // An adjust worth a full packet: the peer is keeping up.
+        ch.set_send_window(ch.send_window + 64 * 1024);
+        ch.last_credit = 64 * 1024;
+        assert!(!ch.peer_behind());
+        ch.set_send_window(ch.send_window + 8 * 1024);
+        ch.last_credit = 8 * 1024;
+        assert!(ch.peer_behind());
+        assert_eq!(
+            ch.send_peak,
+            2 * 1024 * 1024,
+            "the peak is the largest window seen"
+        );
+        // A small window's peer is never paced: half of it would not last.
+        let mut small = Channel::new(b"session".to_vec(), ChanState::Open, 0);
+        small.peer_max_packet = 32 * 1024;
+        small.set_send_window(256 * 1024);
+        small.send_window = 0;
+        assert!(!small.peer_behind());
     }
 }

@@ -290,10 +290,12 @@ impl Connection {
             Message::ChannelWindowAdjust(m) => {
                 let ch = self.open_chan(m.recipient, MsgNum::CHANNEL_WINDOW_ADJUST)?;
                 // The window MUST NOT pass 2^32-1 [RFC4254 §5.2]: an error, never a clamp.
-                ch.send_window = ch
+                let window = ch
                     .send_window
                     .checked_add(m.bytes)
                     .ok_or(ProtocolError::WindowOverflow { id: m.recipient })?;
+                ch.set_send_window(window);
+                ch.last_credit = m.bytes;
                 self.events
                     .push_back(ChannelEvent::Writable { id: m.recipient });
                 Ok(())
@@ -340,7 +342,7 @@ impl Connection {
             self.window_for_new(),
         );
         ch.remote = m.sender;
-        ch.send_window = m.window;
+        ch.set_send_window(m.window);
         ch.peer_max_packet = m.max_packet;
         match self.allocate(ch) {
             Some(id) => {
@@ -368,7 +370,7 @@ impl Connection {
         }
         ch.state = ChanState::Open;
         ch.remote = m.sender;
-        ch.send_window = m.window;
+        ch.set_send_window(m.window);
         ch.peer_max_packet = m.max_packet;
         self.events.push_back(ChannelEvent::Opened { id });
         Ok(())

@@ -40,12 +40,19 @@ pub(crate) trait Role {
         let _ = writing;
         std::future::pending().await
     }
+    /// Whether output streams to a peer that is behind (asked after each read): the loop then
+    /// lets the socket pace its reads (see [`run`]).
+    fn peer_behind(&self) -> bool {
+        false
+    }
 }
 
 /// Runs `role` over `stream` until it ends. Output is written before anything more is read,
 /// a part at a time inside the select so timers fire while a peer does not read; after an
-/// error what is pending is flushed (bounded) so the peer sees our DISCONNECT.
-pub(crate) async fn run<S, R>(stream: &mut S, role: &mut R) -> Ended
+/// error what is pending is flushed (bounded) so the peer sees our DISCONNECT. After a read
+/// that leaves the role streaming to a peer that is behind ([`Role::peer_behind`]), `pace`
+/// may make the stream's next read wait (a TCP socket's [`QuickAck::pace`](super::tcp::QuickAck::pace)).
+pub(crate) async fn run<S, R>(stream: &mut S, role: &mut R, mut pace: impl FnMut(&mut S)) -> Ended
 where
     S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
     R: Role,
@@ -53,9 +60,13 @@ where
     let mut inbuf: Vec<u8> = Vec::with_capacity(IDLE_READ_CHUNK);
     let mut out = Outbox::default();
     let mut deadline = Deadline::new();
+    let mut read = false;
     let failed = loop {
         if let Err(e) = role.pump() {
             break e;
+        }
+        if std::mem::take(&mut read) && role.peer_behind() {
+            pace(stream);
         }
         if out.is_empty() {
             out.refill(|b| role.conn_mut().poll_transmit(b));
@@ -76,6 +87,7 @@ where
                 }
                 Io::Read(Ok(0)) => return Ended::Eof,
                 Io::Read(Ok(n)) => {
+                    read = true;
                     let filled = inbuf.len() == inbuf.capacity();
                     // Boxed while it runs: its state (lookups, a key exchange) would otherwise
                     // sit in every connection's task for its whole life, idle or not.

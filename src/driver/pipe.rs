@@ -52,6 +52,9 @@ pub(crate) struct PipeState {
     sink: Option<Sink>,
     /// Bytes ever pushed, read from the source or written to the sink, for logs and idle clocks.
     moved: u64,
+    /// The output comes from the network (a storage host, an upstream channel), where it
+    /// waits at no cost here: the driver may pace its reads of a client that is behind.
+    remote: bool,
 }
 
 /// One pipe: the shared state plus the driver's wake-up.
@@ -75,6 +78,7 @@ impl Pipe {
             source: None,
             sink: None,
             moved: 0,
+            remote: false,
         };
         Self {
             state: Arc::new(Mutex::new(state)),
@@ -207,6 +211,13 @@ impl Pipe {
     /// Driver side: whether the output comes from an attached source.
     pub(crate) fn has_source(&self) -> bool {
         self.lock().source.is_some()
+    }
+
+    /// Driver side: whether output from the network may be waiting (bytes in the pipe, or an
+    /// attached source): see [`PipeWriter::attach_remote`].
+    pub(crate) fn remote_output(&self) -> bool {
+        let s = self.lock();
+        s.remote && (!s.buf.is_empty() || s.source.is_some())
     }
 
     /// Driver side: reads the attached source into `buf` once earlier bytes are all taken.
@@ -483,6 +494,15 @@ impl PipeWriter {
     pub fn attach(self, source: impl AsyncRead + Send + Unpin + 'static) -> Attached {
         Attached(attach(self, source))
     }
+
+    /// [`attach`](Self::attach) for a source on the network (a storage host's socket): its
+    /// bytes wait there at no cost here, so while the client is behind the connection's reads
+    /// of it are paced. (A local process is not: held back, it blocks on its full pipe and is
+    /// woken again, costing this host what pacing saves; measured on a local clone, +8 % wall.)
+    pub fn attach_remote(self, source: impl AsyncRead + Send + Unpin + 'static) -> Attached {
+        self.0.lock().remote = true;
+        self.attach(source)
+    }
 }
 
 /// A stream handed over with [`PipeWriter::attach`], for its task to watch.
@@ -550,6 +570,8 @@ pub(crate) fn splice(from: PipeReader, into: PipeWriter) -> Pipe {
         }
         f.buf.clear();
         t.write_closed |= f.write_closed;
+        // An upstream channel's output waits in the upstream's window (see `attach_remote`).
+        t.remote = true;
         t.bridge = Some(from.0.driver.clone());
         f.forward_to = Some(into);
     }

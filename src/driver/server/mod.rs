@@ -14,10 +14,11 @@ use tokio::sync::{Notify, oneshot, watch};
 use tokio::task::JoinSet;
 
 use crate::auth::server::AuthRequest;
-use crate::connection::{ChannelEvent, ChannelRequest, reason};
+use crate::connection::{Channel, ChannelEvent, ChannelRequest, reason};
 use crate::driver::attached;
 use crate::driver::engine::{self, Role};
 use crate::driver::pipe::{Pipe, PipeReader, PipeWriter};
+use crate::driver::tcp::QuickAck;
 use crate::driver::{Ended, stopped};
 use crate::error::{AuthError, ChannelError, Error};
 use crate::keys::PublicKey;
@@ -112,7 +113,7 @@ pub fn serve<S>(
 where
     S: AsyncRead + AsyncWrite + Unpin,
 {
-    serve_limited(stream, peer, s, lookup, handler, Held::default())
+    serve_with(stream, peer, s, lookup, handler, Held::default(), |_| {})
 }
 
 /// What a listener holds over one connection besides its socket.
@@ -126,19 +127,33 @@ pub struct Held {
     pub stop: Option<watch::Receiver<bool>>,
 }
 
-/// [`serve`], with what the listener holds over the connection ([`Held`]).
+/// [`serve`] over TCP, with what the listener holds over the connection ([`Held`]); the
+/// socket's reads are paced while the client is behind a stream ([`QuickAck::pace`]).
+pub fn serve_limited(
+    stream: QuickAck,
+    peer: SocketAddr,
+    s: ServerConnection,
+    lookup: Arc<dyn KeyLookup>,
+    handler: Arc<dyn SessionHandler>,
+    held: Held,
+) -> impl std::future::Future<Output = Ended> {
+    serve_with(stream, peer, s, lookup, handler, held, QuickAck::pace)
+}
+
+/// Serves one connection: [`serve`] and [`serve_limited`].
 ///
 /// Not an `async fn`: one would keep its arguments (the connection, ~1 KiB) in the future
 /// beside the driver they are moved into, for the connection's whole life. The driver is
 /// built here and the future owns only it (and the stream): a held connection's task is that
 /// much smaller.
-pub fn serve_limited<S>(
+fn serve_with<S>(
     mut stream: S,
     peer: SocketAddr,
     s: ServerConnection,
     lookup: Arc<dyn KeyLookup>,
     handler: Arc<dyn SessionHandler>,
     held: Held,
+    pace: fn(&mut S),
 ) -> impl std::future::Future<Output = Ended>
 where
     S: AsyncRead + AsyncWrite + Unpin,
@@ -167,7 +182,7 @@ where
         fwd: forward::Forwarding::default(),
     };
     async move {
-        let ended = engine::run(&mut stream, &mut d).await;
+        let ended = engine::run(&mut stream, &mut d, pace).await;
         // Whatever still runs sees its input end (EOF on stdin), while its output stays open
         // until the task ended: a git stopping on EOF can still write its last words instead
         // of dying of SIGPIPE (a receive-pack killed by a signal leaves its quarantine behind).
@@ -221,6 +236,17 @@ impl Role for Driver {
     }
     async fn input(&mut self, inbuf: &mut Vec<u8>) -> Result<(), Error> {
         self.feed(inbuf).await
+    }
+    fn peer_behind(&self) -> bool {
+        self.sessions.iter().any(|(&id, sess)| {
+            !sess.done
+                && self
+                    .s
+                    .channels()
+                    .channel(id)
+                    .is_some_and(Channel::peer_behind)
+                && sess.stdout.remote_output()
+        })
     }
     async fn wake(&mut self, writing: bool) -> Result<(), Error> {
         tokio::select! {
