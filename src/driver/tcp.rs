@@ -186,7 +186,9 @@ impl AsyncRead for QuickAck {
                 this.unanswered = true;
             }
             if this.batched && n >= STREAM_READ && buf.remaining() > 0 {
-                this.hold();
+                // The upstream streams: out of epoll too, or each of its segments would wake
+                // us during the wait for nothing.
+                this.pace();
             }
         }
         r
