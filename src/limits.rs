@@ -158,10 +158,15 @@ pub const HTTP_TOKEN_LIFETIME: std::time::Duration = std::time::Duration::from_s
 pub const READ_CHUNK: usize = 64 * 1024;
 
 /// The smallest channel window (the most a peer ever gave) whose peer may wait for our next
-/// socket read while it is more than half a window behind (`ReadHold` in `driver/engine.rs`):
-/// at the hold of 1 ms, half of it lasts the peer down to 512 MiB/s. OpenSSH grants 2 MiB; a
-/// peer with a small window is read at once.
+/// socket read while it is more than half a window behind (`QuickAck::pace` in
+/// `driver/tcp.rs`): at the wait of 1 ms, half of it lasts the peer down to 512 MiB/s. OpenSSH
+/// grants 2 MiB; a peer with a small window is read at once.
 pub const BEHIND_MIN_WINDOW: u32 = 1024 * 1024;
+
+/// Paced socket reads in a row that may find nothing (each after a 1 ms wait) before the
+/// socket goes back to epoll: a peer that consumes slowly credits less often than every
+/// millisecond, one that stopped is then waited for without a timer.
+pub const PACED_EMPTY_POLLS: u8 = 4;
 
 /// What a socket read asks for at first and after a small read left nothing buffered (an
 /// idle connection): a KEXINIT, an authentication request, a keepalive fit. A read that fills

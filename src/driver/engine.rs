@@ -51,8 +51,9 @@ pub(crate) trait Role {
 /// a part at a time inside the select so timers fire while a peer does not read; after an
 /// error what is pending is flushed (bounded) so the peer sees our DISCONNECT. After a read
 /// that leaves the role streaming to a peer that is behind ([`Role::peer_behind`]), `pace`
-/// may make the stream's next read wait (a TCP socket's [`QuickAck::pace`](super::tcp::QuickAck::pace)).
-pub(crate) async fn run<S, R>(stream: &mut S, role: &mut R, mut pace: impl FnMut(&mut S)) -> Ended
+/// (if any) makes the stream's next read wait (a TCP socket's
+/// [`QuickAck::pace`](super::tcp::QuickAck::pace)).
+pub(crate) async fn run<S, R>(stream: &mut S, role: &mut R, pace: Option<fn(&mut S)>) -> Ended
 where
     S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
     R: Role,
@@ -65,7 +66,10 @@ where
         if let Err(e) = role.pump() {
             break e;
         }
-        if std::mem::take(&mut read) && role.peer_behind() {
+        if std::mem::take(&mut read)
+            && let Some(pace) = pace
+            && role.peer_behind()
+        {
             pace(stream);
         }
         if out.is_empty() {

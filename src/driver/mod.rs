@@ -127,7 +127,7 @@ where
     S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
     C: Connection,
 {
-    engine::run(stream, &mut Bare(conn), |_| {}).await
+    engine::run(stream, &mut Bare(conn), None).await
 }
 
 /// A [`Connection`] with nothing around it, as a [`engine::Role`].

@@ -12,9 +12,9 @@
 //!
 //! A connection to an upstream that streams a pack to us ([`QuickAck::batched`]) reads it in
 //! batches, as [`BatchReader`](super::batch_read::BatchReader) reads git's pipe: after a read
-//! that brought a stream's worth without filling the buffer, the next read waits
-//! [`DELAY`], so a wake-up carries what arrived meanwhile instead of
-//! one of the upstream's 16–32 KiB writes. Writes are never held.
+//! that brought a stream's worth without filling the buffer, the next read waits [`DELAY`]
+//! with the socket out of epoll (paced, below), so a wake-up carries what arrived meanwhile
+//! instead of one of the upstream's 16–32 KiB writes. Writes are never held.
 //!
 //! A client that consumes slower than we send (git's index-pack behind a fast link) returns
 //! window credit as it goes: OpenSSH sends a WINDOW_ADJUST for each batch it has taken once
@@ -34,13 +34,10 @@ use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
 
 use super::batch_read::DELAY;
-use crate::limits::READ_CHUNK;
+use crate::limits::{PACED_EMPTY_POLLS, READ_CHUNK};
 
 /// Reads at most this large are protocol messages, answered by a quick ACK.
 const SMALL_READ: usize = 4096;
-
-/// Paced reads in a row that may find nothing before the socket goes back to epoll.
-const EMPTY_POLLS: u8 = 4;
 
 /// Reads at least this large, not filling the buffer, mark a stream on a batched connection.
 const STREAM_READ: usize = 16 * 1024;
@@ -118,11 +115,11 @@ impl QuickAck {
 
     /// Puts a paced socket back in epoll.
     fn watch(&mut self) -> io::Result<&mut TcpStream> {
-        if let Sock::Paced(_) | Sock::Gone = self.sock {
-            self.sock = match std::mem::replace(&mut self.sock, Sock::Gone) {
-                Sock::Paced(s) => Sock::Watched(TcpStream::from_std(s)?),
-                other => other,
-            };
+        if let Sock::Paced(_) = self.sock
+            && let Sock::Paced(s) = std::mem::replace(&mut self.sock, Sock::Gone)
+        {
+            // On failure the socket is gone: this and every later call says so.
+            self.sock = Sock::Watched(TcpStream::from_std(s)?);
         }
         match &mut self.sock {
             Sock::Watched(s) => Ok(s),
@@ -161,7 +158,7 @@ impl AsyncRead for QuickAck {
                 Err(e) if e.kind() != io::ErrorKind::WouldBlock => return Poll::Ready(Err(e)),
                 // Nothing gathered: look again a few times (a peer that consumes slowly
                 // credits less often), then wait for the peer in epoll.
-                Err(_) if this.empty_polls < EMPTY_POLLS => {
+                Err(_) if this.empty_polls < PACED_EMPTY_POLLS => {
                     this.empty_polls = this.empty_polls.saturating_add(1);
                     this.hold();
                 }

@@ -414,7 +414,7 @@ impl Role for Task {
 
 impl Task {
     async fn run<S: AsyncRead + AsyncWrite + Unpin>(mut self, mut stream: S) {
-        let ended = engine::run(&mut stream, &mut self, |_| {}).await;
+        let ended = engine::run(&mut stream, &mut self, None).await;
         let why = ended.to_string();
         if let Some(ready) = self.ready.take() {
             let _ = ready.send(Err(match ended {

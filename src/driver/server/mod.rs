@@ -113,7 +113,7 @@ pub fn serve<S>(
 where
     S: AsyncRead + AsyncWrite + Unpin,
 {
-    serve_with(stream, peer, s, lookup, handler, Held::default(), |_| {})
+    serve_with(stream, peer, s, lookup, handler, Held::default(), None)
 }
 
 /// What a listener holds over one connection besides its socket.
@@ -137,7 +137,7 @@ pub fn serve_limited(
     handler: Arc<dyn SessionHandler>,
     held: Held,
 ) -> impl std::future::Future<Output = Ended> {
-    serve_with(stream, peer, s, lookup, handler, held, QuickAck::pace)
+    serve_with(stream, peer, s, lookup, handler, held, Some(QuickAck::pace))
 }
 
 /// Serves one connection: [`serve`] and [`serve_limited`].
@@ -153,7 +153,7 @@ fn serve_with<S>(
     lookup: Arc<dyn KeyLookup>,
     handler: Arc<dyn SessionHandler>,
     held: Held,
-    pace: fn(&mut S),
+    pace: Option<fn(&mut S)>,
 ) -> impl std::future::Future<Output = Ended>
 where
     S: AsyncRead + AsyncWrite + Unpin,
