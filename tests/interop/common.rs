@@ -498,6 +498,23 @@ pub fn example_binary(name: &str) -> PathBuf {
     path
 }
 
+/// A port on 127.0.0.1 that refuses connections for as long as the value lives: a socket is
+/// bound to it without listening and without `SO_REUSEADDR`, so no other test (nor another
+/// server's `free_port`) can take it. A port from `free_port` is only free for a moment: a
+/// test that wants "nothing listens here" and uses one can find another test's server there.
+pub struct ClosedPort {
+    _held: socket2::Socket,
+    pub port: u16,
+}
+
+pub fn closed_port() -> ClosedPort {
+    let sock = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
+    let any: std::net::SocketAddr = "127.0.0.1:0".parse().unwrap();
+    sock.bind(&any.into()).unwrap();
+    let port = sock.local_addr().unwrap().as_socket().unwrap().port();
+    ClosedPort { _held: sock, port }
+}
+
 pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()

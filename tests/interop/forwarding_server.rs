@@ -148,7 +148,8 @@ async fn echo_through(port: u16, mib: usize, seed: u32) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ssh_local_forwards_reach_allowed_targets_and_refused_ones_are_prohibited() {
     let echo = echo_service().await;
-    let dead = free_port();
+    let dead_port = crate::common::closed_port();
+    let dead = dead_port.port;
     let s = server(vec![echo, dead]).await;
     let (allowed, refused, unreachable) = (free_port(), free_port(), free_port());
     let l = |local: u16, target: u16| format!("127.0.0.1:{local}:127.0.0.1:{target}");

@@ -117,7 +117,8 @@ fn push_and_clone_through_a_storage_hosts_git_daemon() {
 #[test]
 fn an_unreachable_daemon_is_named_and_an_http_backend_routes_to_a_daemon() {
     // Nothing listens on `dead`: the user is told which storage host failed.
-    let dead = free_port();
+    let dead_port = crate::common::closed_port();
+    let dead = dead_port.port;
     let s = start(&(config(EVERYONE_WRITES) + &daemon_config(dead)));
     let alice = Git::as_user(&s, "alice");
     let work = tempfile::tempdir().unwrap();

@@ -289,7 +289,8 @@ fn upstream_down_or_with_the_wrong_host_key_fails_fast_and_clearly() {
     let (keys, public) = proxy_key();
     let store = Storage::start(&public, "");
     store.bare("good/app.git");
-    let closed_port = crate::common::free_port();
+    let closed = crate::common::closed_port();
+    let closed_port = closed.port;
     let wrong_key = {
         let other = Storage::start("", "");
         other.sshd.host_key.to_openssh()
