@@ -8,7 +8,7 @@ use std::collections::VecDeque;
 use std::time::Instant;
 
 use crate::connection::keepalive::Keepalive;
-use crate::connection::{ChannelEvent, Connection};
+use crate::connection::{ChannelEvent, Connection, Deliver};
 use crate::error::{DisconnectReason, Error, ProtocolError};
 use crate::msg::{ChannelKind, GlobalRequestKind, MsgNum, Ping, Pong, Unimplemented};
 use crate::transport::{Transport, TransportEvent};
@@ -108,17 +108,34 @@ impl<S: Side> Endpoint<S> {
     /// Consumes input; returns how many bytes were taken. Stops early while input is paused
     /// ([`Side::paused`]).
     pub fn handle_input(&mut self, bytes: &[u8], now: Instant) -> Result<usize, Error> {
-        self.input(bytes, now, false)
+        self.input(bytes, now, false, None)
+    }
+
+    /// [`Endpoint::handle_input`], offering channel data to `deliver` before the channel
+    /// buffers it (see [`Deliver`]).
+    pub fn handle_input_with(
+        &mut self,
+        bytes: &[u8],
+        now: Instant,
+        deliver: Deliver<'_>,
+    ) -> Result<usize, Error> {
+        self.input(bytes, now, false, Some(deliver))
     }
 
     /// [`Endpoint::handle_input`] that stops before input that may cost expensive
     /// key-exchange work ([`Transport::kex_may_be_heavy`]); the driver feeds the rest through
     /// `handle_input` off its I/O workers.
     pub fn handle_input_light(&mut self, bytes: &[u8], now: Instant) -> Result<usize, Error> {
-        self.input(bytes, now, true)
+        self.input(bytes, now, true, None)
     }
 
-    fn input(&mut self, bytes: &[u8], now: Instant, light_only: bool) -> Result<usize, Error> {
+    fn input(
+        &mut self,
+        bytes: &[u8],
+        now: Instant,
+        light_only: bool,
+        mut deliver: Option<Deliver<'_>>,
+    ) -> Result<usize, Error> {
         let mut used = 0usize;
         while used < bytes.len() && !self.side.paused() && !self.t.is_closed() {
             // (`read_light` takes nothing before an expensive packet: the loop ends below.)
@@ -136,7 +153,12 @@ impl<S: Side> Endpoint<S> {
             let (n, pkt) = read?;
             used = used.saturating_add(n);
             if let Some(p) = pkt {
-                let result = self.dispatch(p.payload(), p.seq);
+                // A reborrow that also shortens the closure's lifetime (`as_deref_mut` cannot).
+                let d: Option<Deliver<'_>> = match &mut deliver {
+                    Some(d) => Some(&mut **d),
+                    None => None,
+                };
+                let result = self.dispatch(p.payload(), p.seq, d);
                 self.t.recycle(p);
                 if let Err(e) = result {
                     self.t.fail(&e);
@@ -153,7 +175,12 @@ impl<S: Side> Endpoint<S> {
     }
 
     /// One message for the layers above the transport, by number [RFC4251 §7].
-    fn dispatch(&mut self, payload: &[u8], seq: u32) -> Result<(), Error> {
+    fn dispatch(
+        &mut self,
+        payload: &[u8],
+        seq: u32,
+        deliver: Option<Deliver<'_>>,
+    ) -> Result<(), Error> {
         let num = MsgNum(payload.first().copied().unwrap_or(0));
         if S::is_auth(num) {
             return self.side.auth(&mut self.t, payload, &mut self.events);
@@ -168,7 +195,7 @@ impl<S: Side> Endpoint<S> {
                     }
                     .into());
                 }
-                self.conn.handle(&mut self.t, payload)?;
+                self.conn.handle_into(&mut self.t, payload, deliver)?;
                 while let Some(e) = self.conn.poll_event() {
                     self.events.push_back(S::channel_event(e));
                 }

@@ -163,6 +163,26 @@ pub struct Connection {
     no_more_sessions: bool,
 }
 
+/// Where channel data may go as it is decoded, before the channel buffers it: called with the
+/// channel's id, whether the data is stderr (extended data type 1), and the bytes; returns how
+/// many it took (the rest is buffered for [`Connection::read_with`]). It is only offered data
+/// when nothing of that stream is buffered, so order is kept, and what it takes earns window
+/// credit as a read does. A driver that moves bytes into a pipe saves one copy per byte.
+pub type Deliver<'a> = &'a mut dyn FnMut(u32, bool, &[u8]) -> usize;
+
+/// Returns window credit once a channel's reader has taken enough [RFC4254 §5.2].
+fn send_due_credit(t: &mut Transport, ch: &mut Channel) -> Result<(), Error> {
+    if let Some(grant) = ch.due_credit() {
+        ch.recv_window = ch.recv_window.saturating_add(grant);
+        let recipient = ch.remote;
+        t.send_msg(&ChannelWindowAdjust {
+            recipient,
+            bytes: grant,
+        })?;
+    }
+    Ok(())
+}
+
 fn protocol(phase: &'static str, num: MsgNum) -> Error {
     ProtocolError::UnexpectedMessage { phase, msg: num.0 }.into()
 }
@@ -280,6 +300,17 @@ impl Connection {
 
     /// Handles one message of the connection range (80–127).
     pub fn handle(&mut self, t: &mut Transport, payload: &[u8]) -> Result<(), Error> {
+        self.handle_into(t, payload, None)
+    }
+
+    /// [`Connection::handle`], offering channel data to `deliver` as it is decoded: see
+    /// [`Deliver`].
+    pub fn handle_into(
+        &mut self,
+        t: &mut Transport,
+        payload: &[u8],
+        deliver: Option<Deliver<'_>>,
+    ) -> Result<(), Error> {
         match Message::decode(payload)? {
             Message::GlobalRequest(m) => self.on_global_request(t, &m),
             Message::RequestSuccess(m) => self.on_global_reply(MsgNum::REQUEST_SUCCESS, m.data.0),
@@ -300,8 +331,10 @@ impl Connection {
                     .push_back(ChannelEvent::Writable { id: m.recipient });
                 Ok(())
             }
-            Message::ChannelData(m) => self.on_data(m.recipient, None, m.data),
-            Message::ChannelExtendedData(m) => self.on_data(m.recipient, Some(m.code), m.data),
+            Message::ChannelData(m) => self.on_data(t, m.recipient, None, m.data, deliver),
+            Message::ChannelExtendedData(m) => {
+                self.on_data(t, m.recipient, Some(m.code), m.data, deliver)
+            }
             Message::ChannelEof(ChannelEof { recipient: id }) => {
                 let ch = self.open_chan(id, MsgNum::CHANNEL_EOF)?;
                 if !ch.eof_rcvd && !ch.close_sent {
@@ -446,7 +479,14 @@ impl Connection {
         Ok(())
     }
 
-    fn on_data(&mut self, id: u32, code: Option<u32>, data: &[u8]) -> Result<(), Error> {
+    fn on_data(
+        &mut self,
+        t: &mut Transport,
+        id: u32,
+        code: Option<u32>,
+        data: &[u8],
+        deliver: Option<Deliver<'_>>,
+    ) -> Result<(), Error> {
         let num = if code.is_some() {
             MsgNum::CHANNEL_EXTENDED_DATA
         } else {
@@ -476,11 +516,23 @@ impl Connection {
                 return Err(ProtocolError::WindowExceeded { id }.into());
             }
         }
-        match code {
-            None => ch.data.extend(data),
-            Some(1) => ch.ext.extend(data),
+        let buf = match code {
+            None => &mut ch.data,
+            Some(1) => &mut ch.ext,
             // Unknown extended data types consume window and are dropped.
-            Some(_) => {}
+            Some(_) => return Ok(()),
+        };
+        // Nothing waits before these bytes: they may go straight to their reader.
+        let taken = match deliver {
+            Some(d) if buf.is_empty() && !data.is_empty() => {
+                d(id, code.is_some(), data).min(data.len())
+            }
+            _ => 0,
+        };
+        let rest = data.get(taken..).unwrap_or_default();
+        buf.extend(rest);
+        if taken > 0 {
+            send_due_credit(t, ch)?;
         }
         if !data.is_empty() {
             self.events.push_back(ChannelEvent::Readable { id });
@@ -703,14 +755,7 @@ impl Connection {
             n = n.saturating_add(sink(k).min(k.len()));
         }
         src.drain(..n);
-        if let Some(grant) = ch.due_credit() {
-            ch.recv_window = ch.recv_window.saturating_add(grant);
-            let recipient = ch.remote;
-            t.send_msg(&ChannelWindowAdjust {
-                recipient,
-                bytes: grant,
-            })?;
-        }
+        send_due_credit(t, ch)?;
         self.release_if_finished(id);
         Ok(n)
     }

@@ -440,3 +440,66 @@ fn a_write_larger_than_4_gib_is_split_by_the_window() {
     // Transport backpressure stops it: its soft queue (256 KiB) plus at most one packet.
     assert!(n > 0 && n <= 256 * 1024 + 32768);
 }
+
+#[test]
+fn data_offered_as_it_is_decoded_keeps_its_order_and_earns_credit() {
+    let mut s = Session::logged_in(small_window());
+    open_session(&mut s, 1 << 20);
+    // Four packets at once: 32 KiB of 1s, 20000 2s, 1000 3s, then 1000 4s on stderr.
+    for (byte, len) in [(1u8, 32768), (2, 20000), (3, 1000)] {
+        s.client
+            .send_with(|w| {
+                w.u8(94).u32(0).string(&vec![byte; len]);
+            })
+            .unwrap();
+    }
+    s.client
+        .send_with(|w| {
+            w.u8(95).u32(0).u32(1).string(&[4u8; 1000]);
+        })
+        .unwrap();
+    let mut bytes = Vec::new();
+    s.client.poll_transmit(&mut bytes);
+    // The reader takes everything of the first packet, 5000 of the second, and any stderr.
+    let (mut out, mut err, mut offers) = (Vec::new(), Vec::new(), 0);
+    let mut deliver = |id: u32, ext: bool, data: &[u8]| {
+        assert_eq!(id, 0);
+        offers += 1;
+        if ext {
+            err.extend_from_slice(data);
+            return data.len();
+        }
+        let take = data.len().min(32768 + 5000 - out.len());
+        out.extend_from_slice(&data[..take]);
+        take
+    };
+    let mut rest = &bytes[..];
+    while !rest.is_empty() {
+        let n = s
+            .server
+            .handle_input_with(rest, s.now, &mut deliver)
+            .unwrap();
+        assert!(n > 0);
+        rest = &rest[n..];
+    }
+    // The third packet waited behind the second's rest: it was never offered.
+    assert_eq!(offers, 3);
+    assert_eq!(out.len(), 32768 + 5000);
+    assert!(out[..32768].iter().all(|&b| b == 1) && out[32768..].iter().all(|&b| b == 2));
+    assert_eq!(err, [4u8; 1000]);
+    // What was taken earned credit as a read does: half the window went back at once.
+    s.drive();
+    let adjust = s
+        .to_client
+        .iter()
+        .find(|m| m[0] == 93)
+        .expect("WINDOW_ADJUST");
+    let mut r = Reader::new(&adjust[1..]);
+    r.u32().unwrap();
+    assert_eq!(r.u32().unwrap(), 32768);
+    // The rest is buffered in order.
+    assert_eq!(s.server.channels().channel(0).unwrap().buffered(), 16000);
+    let mut buf = vec![0u8; 16000];
+    assert_eq!(s.server.read(0, &mut buf).unwrap(), 16000);
+    assert!(buf[..15000].iter().all(|&b| b == 2) && buf[15000..].iter().all(|&b| b == 3));
+}

@@ -387,7 +387,21 @@ impl Role for Task {
             if self.c.is_closed() {
                 return Ok(0);
             }
-            let n = self.c.handle_input(bytes, Instant::now())?;
+            // The server's output goes straight into its pipe as each packet is decoded,
+            // while the pipe has room (one copy less than through the channel's buffer).
+            let chans = &self.chans;
+            let mut deliver = |id: u32, ext: bool, data: &[u8]| {
+                chans.get(&id).map_or(0, |ch| {
+                    let pipe = if ext { &ch.stderr } else { &ch.stdout };
+                    match data.len().min(pipe.room()) {
+                        0 => 0,
+                        take => pipe.push(data.get(..take).unwrap_or_default()),
+                    }
+                })
+            };
+            let n = self
+                .c
+                .handle_input_with(bytes, Instant::now(), &mut deliver)?;
             self.events()?;
             Ok(n)
         })
