@@ -117,6 +117,13 @@ fn main() {
             );
             r.row("  failures", "count", &failures, None);
         }
+        // The idle memory rows alone: `portcullis-bench idle K`.
+        Some("idle") => {
+            let k: usize = args.get(2).and_then(|v| v.parse().ok()).unwrap_or(200);
+            let (f, openssh, ours) = start_both(&PathBuf::from("target/release/portcullis"));
+            let mut r = Report { rows: Vec::new() };
+            idle_rows(&mut r, &f, &[&openssh, &ours], k);
+        }
         // The connection-cost rows alone: `portcullis-bench kex REPS`.
         Some("kex") => {
             let reps: usize = args.get(2).and_then(|v| v.parse().ok()).unwrap_or(3);
@@ -506,6 +513,29 @@ fn proxy_only(portcullis: &std::path::Path, reps: usize) {
     proxy::figures(&mut r, &f, &openssh, &ours, reps, 256);
 }
 
+/// Idle memory: K `ssh -N` connections, then K/2 sessions with upload-pack waiting. Measured
+/// on freshly started servers, before any transfer: afterwards portcullis' allocator holds
+/// freed memory from the clones, new connections reuse it, and its PSS does not grow at all.
+fn idle_rows(r: &mut Report, f: &Fixtures, servers: &[&Server; 2], k: usize) {
+    let idle = alternate(servers, 1, |s| idle_ssh_n(f, s, k));
+    r.row(
+        &format!("idle memory per `ssh -N` connection, K = {k} (fresh servers)"),
+        "KiB",
+        &idle,
+        Some((0.02, false)),
+    );
+    let waiting = alternate(servers, 1, |s| idle_sessions(f, s, k / 2));
+    r.row(
+        &format!(
+            "memory per session with `git-upload-pack` waiting, K = {}",
+            k / 2
+        ),
+        "KiB",
+        &waiting,
+        None,
+    );
+}
+
 fn run(o: &Opts) {
     let started = Instant::now();
     let work = std::env::temp_dir().join("portcullis-bench");
@@ -537,6 +567,8 @@ fn run(o: &Opts) {
     r.line(String::new());
     r.line("| figure | unit | OpenSSH median (min–max) | portcullis median (min–max) | ratio | target |".into());
     r.line("|---|---|---|---|---|---|".into());
+
+    idle_rows(&mut r, &f, &servers, if o.quick { 50 } else { 200 });
 
     // Local baseline: upload-pack without SSH, CPU per run.
     let local_cpu = local_upload_pack_cpu(&f, o.reps);
@@ -628,25 +660,6 @@ fn run(o: &Opts) {
         r.row(&format!("  failures, C = {c}"), "count", &failures, None);
     }
 
-    // Idle memory: K `ssh -N` connections, then K sessions with upload-pack waiting.
-    let k = if o.quick { 50 } else { 200 };
-    let idle = alternate(&servers, 1, |s| idle_ssh_n(&f, s, k));
-    r.row(
-        &format!("idle memory per `ssh -N` connection, K = {k}"),
-        "KiB",
-        &idle,
-        Some((0.02, false)),
-    );
-    let waiting = alternate(&servers, 1, |s| idle_sessions(&f, s, k / 2));
-    r.row(
-        &format!(
-            "memory per session with `git-upload-pack` waiting, K = {}",
-            k / 2
-        ),
-        "KiB",
-        &waiting,
-        None,
-    );
     // Held connections: 100,000 idle ones, memory each, and new clients' latency meanwhile.
     held::figures(&mut r, &f, &ours, if o.quick { 2000 } else { 100_000 });
 
