@@ -74,6 +74,11 @@ fn local_target(
     path: &str,
 ) -> Result<Target, String> {
     let repo = root.resolve(path).map_err(|e| e.to_string())?;
+    local_repo(repo, create_on_push, service)
+}
+
+/// [`local_target`] for a repository already resolved.
+fn local_repo(repo: Repo, create_on_push: bool, service: Service) -> Result<Target, String> {
     let create = !repo.exists && service == Service::ReceivePack && create_on_push;
     if !repo.exists && !create {
         return Err("no such repository".into());
@@ -216,7 +221,7 @@ impl FrontDoor {
         if !allowed(&repo.name) {
             return Err("access denied".into());
         }
-        local_target(&self.root, self.create_on_push, cmd.service, &cmd.path)
+        local_repo(repo, self.create_on_push, cmd.service)
     }
 
     fn runner(&self) -> Runner {
