@@ -319,7 +319,7 @@ pub fn server_session(data: &[u8]) {
         now,
     );
     let exchange = |client: &mut Transport, server: &mut ServerConnection| {
-        exchange(server, client, now, window, |server, ev| match ev {
+        exchange(server, client, now, window, None, |server, ev| match ev {
             ServerEvent::AuthRequest(req) if req.key == keys.user_public => server.accept_auth(),
             ServerEvent::AuthRequest(_) => server.reject_auth(),
             ServerEvent::Channel(ChannelEvent::OpenRequest { id, .. }) => server.accept_open(id),
@@ -549,16 +549,27 @@ pub fn client_session(data: &[u8]) {
         Box::new(DeterministicRng::new(4)),
         now,
     );
-    let exchange = |client: &mut ClientConnection, server: &mut Transport| {
-        exchange(client, server, now, window, |client, ev| match ev {
-            ClientEvent::Authenticated => client.open_session().map(|_| ()),
-            ClientEvent::Channel(crate::connection::ChannelEvent::Opened { id }) => client.request(
-                id,
-                &ChannelRequest::Exec(b"git-upload-pack 'r'".to_vec()),
-                true,
-            ),
-            _ => Ok(()),
-        })
+    // The reader takes half of what it is offered (a pipe with some room); the rest is
+    // buffered behind it.
+    let mut half = |_: u32, _: bool, data: &[u8]| data.len().div_ceil(2);
+    let mut exchange = |client: &mut ClientConnection, server: &mut Transport| {
+        exchange(
+            client,
+            server,
+            now,
+            window,
+            Some(&mut half),
+            |client, ev| match ev {
+                ClientEvent::Authenticated => client.open_session().map(|_| ()),
+                ClientEvent::Channel(crate::connection::ChannelEvent::Opened { id }) => client
+                    .request(
+                        id,
+                        &ChannelRequest::Exec(b"git-upload-pack 'r'".to_vec()),
+                        true,
+                    ),
+                _ => Ok(()),
+            },
+        )
     };
     if !exchange(&mut client, &mut server) {
         return;
@@ -634,12 +645,15 @@ fn fast_transport() -> crate::transport::TransportConfig {
 
 /// Moves bytes between `ep` (the role under test) and `peer` (a bare transport of the other
 /// role) until both are quiet, at most 50 rounds, `react` answering each of `ep`'s events and
-/// every channel checked against `window` after each read. `false`: the connection ended.
+/// every channel checked against `window` after each read; channel data is offered to
+/// `deliver` as it is decoded when there is one (as the client driver does). `false`: the
+/// connection ended.
 fn exchange<S: crate::endpoint::Side>(
     ep: &mut crate::endpoint::Endpoint<S>,
     peer: &mut crate::transport::Transport,
     now: std::time::Instant,
     window: usize,
+    mut deliver: Option<crate::connection::Deliver<'_>>,
     mut react: impl FnMut(
         &mut crate::endpoint::Endpoint<S>,
         S::Event,
@@ -656,10 +670,10 @@ fn exchange<S: crate::endpoint::Side>(
         while !rest.is_empty() {
             // As the server driver feeds it: light input inline, a possibly expensive
             // exchange message through the full path.
-            let fed = if ep.transport().kex_may_be_heavy() {
-                ep.handle_input(rest, now)
-            } else {
-                ep.handle_input_light(rest, now)
+            let fed = match &mut deliver {
+                Some(d) => ep.handle_input_with(rest, now, &mut **d),
+                None if ep.transport().kex_may_be_heavy() => ep.handle_input(rest, now),
+                None => ep.handle_input_light(rest, now),
             };
             match fed {
                 Ok(n) => rest = &rest[n..],
