@@ -515,12 +515,23 @@ pub fn closed_port() -> ClosedPort {
     ClosedPort { _held: sock, port }
 }
 
+/// A port on 127.0.0.1 nothing listens on now, for a server a test is about to start. Never
+/// the same one twice in a run: once released, a port handed out earlier may come back from
+/// the kernel while the server it was meant for is still starting.
 pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+    static HANDED_OUT: std::sync::Mutex<Vec<u16>> = std::sync::Mutex::new(Vec::new());
+    loop {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let mut handed = HANDED_OUT.lock().unwrap_or_else(|e| e.into_inner());
+        if !handed.contains(&port) {
+            handed.push(port);
+            return port;
+        }
+    }
 }
 
 /// Appends a USERAUTH_REQUEST for the "none" method [RFC4252 §5.2].
