@@ -108,7 +108,8 @@ pub enum ChannelEvent {
         /// CHANNEL_SUCCESS or not.
         ok: bool,
     },
-    /// Data (or stderr) arrived and can be read.
+    /// Data (or stderr) arrived and waits in the channel to be read (not raised for bytes a
+    /// [`Deliver`] took).
     Readable {
         /// Channel.
         id: u32,
@@ -534,7 +535,7 @@ impl Connection {
         if taken > 0 {
             send_due_credit(t, ch)?;
         }
-        if !data.is_empty() {
+        if !rest.is_empty() {
             self.events.push_back(ChannelEvent::Readable { id });
         }
         Ok(())

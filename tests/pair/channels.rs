@@ -492,6 +492,15 @@ fn data_offered_as_it_is_decoded_keeps_its_order_and_earns_credit() {
     assert_eq!(out.len(), 32768 + 5000);
     assert!(out[..32768].iter().all(|&b| b == 1) && out[32768..].iter().all(|&b| b == 2));
     assert_eq!(err, [4u8; 1000]);
+    // Readable only for what waits in the channel: the second packet's rest and the third.
+    let mut readable = 0;
+    while let Some(ev) = s.server.poll_event() {
+        readable += usize::from(matches!(
+            ev,
+            ServerEvent::Channel(ChannelEvent::Readable { .. })
+        ));
+    }
+    assert_eq!(readable, 2);
     // What was taken earned credit as a read does: half the window went back at once.
     s.drive();
     assert_eq!(last_adjust(&s), 32768);
