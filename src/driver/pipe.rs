@@ -57,6 +57,20 @@ pub(crate) struct PipeState {
     remote: bool,
 }
 
+impl PipeState {
+    /// Room left for a push into this pipe itself (not following a splice): everything once
+    /// nobody reads (it is dropped), nothing while the driver writes to an attached sink.
+    fn room(&self) -> usize {
+        if self.read_closed {
+            usize::MAX
+        } else if self.sink.is_some() {
+            0
+        } else {
+            self.cap.saturating_sub(self.buf.len())
+        }
+    }
+}
+
 /// One pipe: the shared state plus the driver's wake-up.
 #[derive(Clone, Debug)]
 pub(crate) struct Pipe {
@@ -98,16 +112,9 @@ impl Pipe {
     /// Driver side: room left for `push`.
     pub(crate) fn room(&self) -> usize {
         let s = self.lock();
-        if let Some(t) = &s.forward_to {
-            return t.0.room();
-        }
-        if s.read_closed {
-            usize::MAX
-        } else if s.sink.is_some() {
-            // The driver writes the channel's data to the sink itself.
-            0
-        } else {
-            s.cap.saturating_sub(s.buf.len())
+        match &s.forward_to {
+            Some(t) => t.0.room(),
+            None => s.room(),
         }
     }
 
@@ -123,10 +130,30 @@ impl Pipe {
     /// Driver side: appends bytes for the task (dropped if the task stopped reading);
     /// takes all of `data`, so returns its length.
     pub(crate) fn push(&self, data: &[u8]) -> usize {
-        let mut s = self.lock();
+        let s = self.lock();
         if let Some(t) = &s.forward_to {
             return t.0.push(data);
         }
+        self.append(s, data);
+        data.len()
+    }
+
+    /// Driver side: [`Pipe::push`] of as much of `data` as there is [`Pipe::room`] for, under
+    /// one lock; returns how much it took.
+    pub(crate) fn offer(&self, data: &[u8]) -> usize {
+        let s = self.lock();
+        if let Some(t) = &s.forward_to {
+            return t.0.offer(data);
+        }
+        let take = data.len().min(s.room());
+        if take > 0 {
+            self.append(s, data.get(..take).unwrap_or_default());
+        }
+        take
+    }
+
+    /// Appends `data` under the lock `s` and wakes whoever reads this pipe.
+    fn append(&self, mut s: MutexGuard<'_, PipeState>, data: &[u8]) {
         if !s.read_closed {
             s.buf.extend(data);
             s.moved = s
@@ -140,7 +167,6 @@ impl Pipe {
             drop(s);
             self.driver.notify_one();
         }
-        data.len()
     }
 
     /// Bytes ever pushed (through a splice too).
@@ -728,5 +754,24 @@ mod tests {
         // The session's reader going away is what the client driver sees.
         session.close_read();
         assert!(upstream.reader_gone());
+    }
+
+    #[test]
+    fn an_offer_takes_what_the_room_allows_through_a_splice_and_all_once_unread() {
+        let upstream = Pipe::new(Arc::new(Notify::new()));
+        let session = Pipe::new(Arc::new(Notify::new()));
+        let _joined = splice(PipeReader(upstream.clone()), PipeWriter(session.clone()));
+        let big = vec![5u8; PIPE_CAPACITY + 100];
+        assert_eq!(
+            upstream.offer(&big),
+            PIPE_CAPACITY,
+            "the session pipe's room"
+        );
+        assert_eq!(upstream.offer(b"more"), 0, "full");
+        assert_eq!(session.lock().buf.len(), PIPE_CAPACITY);
+        // Nobody reads: everything is taken and dropped (its window credit goes back).
+        session.close_read();
+        assert_eq!(upstream.offer(&big), big.len());
+        assert!(session.lock().buf.is_empty());
     }
 }

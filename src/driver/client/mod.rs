@@ -392,11 +392,7 @@ impl Role for Task {
             let chans = &self.chans;
             let mut deliver = |id: u32, ext: bool, data: &[u8]| {
                 chans.get(&id).map_or(0, |ch| {
-                    let pipe = if ext { &ch.stderr } else { &ch.stdout };
-                    match data.len().min(pipe.room()) {
-                        0 => 0,
-                        take => pipe.push(data.get(..take).unwrap_or_default()),
-                    }
+                    if ext { &ch.stderr } else { &ch.stdout }.offer(data)
                 })
             };
             let n = self
