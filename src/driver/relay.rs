@@ -7,6 +7,8 @@ use std::time::Duration;
 
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
+use crate::limits::{FIRST_SOURCE_READ, STREAM_SOURCE_READ};
+
 /// Stops the stdin copy when the session ends, whichever way.
 pub struct AbortOnDrop(pub tokio::task::JoinHandle<()>);
 
@@ -26,7 +28,10 @@ pub async fn copy<R: AsyncRead + Unpin, W: AsyncWrite + Unpin>(
     inbound: bool,
     close: bool,
 ) {
-    let mut buf = vec![0u8; 256 * 1024];
+    // Most of these streams are a process's stderr, a few lines if anything: the buffer
+    // starts small (a zeroed 256 KiB per session cost a 256 KiB memset per connection) and
+    // grows once a read fills it.
+    let mut buf = vec![0u8; FIRST_SOURCE_READ];
     loop {
         let n = match r.read(&mut buf).await {
             Ok(0) | Err(_) => break,
@@ -34,6 +39,9 @@ pub async fn copy<R: AsyncRead + Unpin, W: AsyncWrite + Unpin>(
         };
         if w.write_all(buf.get(..n).unwrap_or_default()).await.is_err() {
             break;
+        }
+        if n == buf.len() && buf.len() < STREAM_SOURCE_READ {
+            buf = vec![0u8; STREAM_SOURCE_READ];
         }
         let n = u64::try_from(n).unwrap_or(0);
         if inbound {
