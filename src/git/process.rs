@@ -5,14 +5,14 @@
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use tokio::io::AsyncWriteExt;
 
 use crate::driver::batch_read::BatchReader;
 use crate::driver::pipe::{Attached, AttachedInput};
-use crate::driver::relay::{AbortOnDrop, copy, idle_watch};
+use crate::driver::relay::{copy, idle_watch};
 use crate::git::command::Service;
 use crate::limits::GIT_STOP_GRACE;
 use crate::session::{ExitStatus, SessionIo};
@@ -213,16 +213,19 @@ async fn run_git(
     };
     let out = io.stdout.attach(stdout);
     *pack = Some(out.clone());
-    // A task of its own: when the session is cut it keeps reading while git stops (see
-    // `stop_git`), so git does not die of SIGPIPE on its last words.
-    let mut errors = AbortOnDrop(tokio::spawn(copy(
-        stderr,
-        io.stderr,
-        counters.clone(),
-        activity.clone(),
-        false,
-        true,
-    )));
+    // Polled alongside git's exit, and when the session is cut alongside `stop_git` too, so
+    // git does not die of SIGPIPE on its last words. In this task, not a task of its own: a
+    // spawn per session cost a hand-off to the other worker thread and back.
+    let errors_done = AtomicBool::new(false);
+    let errors = {
+        let (out, counters, activity, done) =
+            (io.stderr, counters.clone(), activity.clone(), &errors_done);
+        async move {
+            copy(stderr, out, counters, activity, false, true).await;
+            done.store(true, Ordering::Relaxed);
+        }
+    };
+    tokio::pin!(errors);
     let (watched, fed) = (out.clone(), to_git.clone());
     let idle = idle_watch(
         move || {
@@ -234,7 +237,7 @@ async fn run_git(
         job.idle_timeout,
     );
     let wait = async {
-        let (_, status) = tokio::join!(&mut errors.0, child.wait());
+        let (_, status) = tokio::join!(errors.as_mut(), child.wait());
         // Whatever still holds git's stdout (a hook's background job) keeps the session
         // open, as with sshd; the idle clock still runs meanwhile.
         out.ended().await;
@@ -251,8 +254,14 @@ async fn run_git(
             GitEnd::Idle
         }
     };
-    let status = stop_git(pid, &mut child, &to_git).await;
-    drop(errors);
+    let stop = stop_git(pid, &mut child, &to_git);
+    tokio::pin!(stop);
+    let status = loop {
+        tokio::select! {
+            status = &mut stop => break status,
+            () = errors.as_mut(), if !errors_done.load(Ordering::Relaxed) => {}
+        }
+    };
     cut(status)
 }
 
