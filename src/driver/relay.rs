@@ -9,15 +9,6 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
 use crate::limits::{FIRST_SOURCE_READ, STREAM_SOURCE_READ};
 
-/// Stops the stdin copy when the session ends, whichever way.
-pub struct AbortOnDrop(pub tokio::task::JoinHandle<()>);
-
-impl Drop for AbortOnDrop {
-    fn drop(&mut self) {
-        self.0.abort();
-    }
-}
-
 /// Copies until EOF, counting bytes (into `counters.0` when `inbound`, else `.1`) and noting
 /// activity; closes the writer at the end when `close` (else the caller writes more).
 pub async fn copy<R: AsyncRead + Unpin, W: AsyncWrite + Unpin>(
