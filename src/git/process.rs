@@ -2,6 +2,7 @@
 //! process group (killed with everything in it when the client goes away or falls idle), and
 //! its stdio piped through the channel with backpressure both ways.
 
+use std::os::fd::OwnedFd;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::sync::Arc;
@@ -152,7 +153,7 @@ enum GitEnd {
 
 /// Creates the repository if the job says so, then starts git on it; or the line the client
 /// gets on stderr instead.
-async fn start(job: &GitRun) -> Result<tokio::process::Child, &'static str> {
+async fn start(job: &GitRun) -> Result<(tokio::process::Child, OwnedFd), &'static str> {
     if job.create {
         let init = command(&job.git, &job.env)
             .args(["init", "--bare", "--quiet"])
@@ -164,12 +165,22 @@ async fn start(job: &GitRun) -> Result<tokio::process::Child, &'static str> {
             return Err("portcullis: could not create the repository\n");
         }
     }
-    let mut cmd = command(&job.git, &job.env);
-    cmd.arg(job.service.subcommand()).arg(&job.repo);
-    cmd.spawn().map_err(|e| {
+    let failed = |e: std::io::Error| {
         tracing::error!(error = %e, git = %job.git.display(), "cannot start git");
         "portcullis: internal error starting git\n"
-    })
+    };
+    // git's stdout is a pipe of our own, read by `BatchReader`: one tokio would make is
+    // registered with epoll and made non-blocking, then taken back out (6 system calls).
+    let (ours, theirs) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)
+        .map_err(|e| failed(std::io::Error::from(e)))?;
+    let mut cmd = command(&job.git, &job.env);
+    cmd.arg(job.service.subcommand())
+        .arg(&job.repo)
+        .stdout(Stdio::from(theirs));
+    let child = cmd.spawn().map_err(failed)?;
+    // Our copy of git's end closes with `cmd`: EOF comes when git (and what it started) exits.
+    drop(cmd);
+    Ok((child, ours))
 }
 
 /// Runs git for the session: its stdin from the client, its output to the client (the pack
@@ -181,17 +192,15 @@ async fn run_git(
     counters: Arc<(AtomicU64, AtomicU64)>,
     (pack, input): (&mut Option<Attached>, &mut Option<AttachedInput>),
 ) -> GitEnd {
-    let mut child = match start(job).await {
-        Ok(c) => c,
+    let (mut child, stdout) = match start(job).await {
+        Ok(started) => started,
         Err(why) => {
             let _ = io.stderr.write_all(why.as_bytes()).await;
             return GitEnd::Exited(ExitStatus::Code(1));
         }
     };
     let pid = child.id();
-    let (Some(stdin), Some(stdout), Some(stderr)) =
-        (child.stdin.take(), child.stdout.take(), child.stderr.take())
-    else {
+    let (Some(stdin), Some(stderr)) = (child.stdin.take(), child.stderr.take()) else {
         kill_group(pid);
         return GitEnd::Exited(ExitStatus::Code(1));
     };
@@ -203,7 +212,7 @@ async fn run_git(
     *input = Some(to_git.clone());
     // The pack comes from here: the connection's driver reads it itself (see
     // `PipeWriter::attach`), in batches (see `BatchReader`).
-    let stdout = match stdout.into_owned_fd().and_then(BatchReader::new) {
+    let stdout = match BatchReader::new(stdout) {
         Ok(r) => r,
         Err(e) => {
             tracing::error!(error = %e, "cannot read git's output");
