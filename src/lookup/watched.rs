@@ -1,16 +1,40 @@
 //! A file the server trusts (authorized_keys, CA keys, principals, revocations), parsed once
-//! and again whenever its size, modification time or inode changes; refused while group or
-//! others may write it (sshd's StrictModes: such a file could be made to admit anyone).
+//! and again whenever it changes; refused while group or others may write it (sshd's
+//! StrictModes: such a file could be made to admit anyone).
+//!
+//! A change is seen in the file's stamp: size, modification and status-change times to the
+//! nanosecond, inode and device. The status-change time cannot be set by a writer (`touch -d`,
+//! `cp -p`, `rsync -t` set the modification time), but it ticks as coarsely as the
+//! filesystem's clock, so a change made within [`RACY`] of a read could leave the stamp as it
+//! was: until a read comes that long after the last change, each lookup reads the text again
+//! and compares its digest (git's "racy clean" rule for its index).
 
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, OnceLock};
+use std::time::{Duration, SystemTime};
+
+use sha2::{Digest, Sha256};
 
 use tokio::sync::Mutex;
 
 use crate::lookup::LookupError;
 
-type Stamp = (u64, i64, i64, u64);
+/// Size, modification time, status-change time (seconds and nanoseconds), inode, device.
+type Stamp = (u64, i64, i64, i64, i64, u64, u64);
+
+/// How long after the file's last change its stamp alone is not trusted: longer than any
+/// filesystem's timestamp tick (a jiffy locally, up to a second on some network servers).
+const RACY: Duration = Duration::from_secs(1);
+
+/// The parsed form of one version of the file.
+struct Cached<T> {
+    stamp: Stamp,
+    digest: [u8; 32],
+    parsed: Arc<T>,
+    /// Read more than [`RACY`] after the change that made this version: the stamp suffices.
+    settled: bool,
+}
 
 /// How a watched file's text becomes its parsed form.
 type Parse<T> = Box<dyn Fn(&str) -> Result<T, String> + Send + Sync>;
@@ -19,7 +43,7 @@ type Parse<T> = Box<dyn Fn(&str) -> Result<T, String> + Send + Sync>;
 pub struct Watched<T> {
     path: PathBuf,
     parse: Parse<T>,
-    cache: Mutex<Option<(Stamp, Arc<T>)>>,
+    cache: Mutex<Option<Cached<T>>>,
     /// Whether the file lives on a local filesystem (see [`on_local_fs`]), learnt at first use.
     local: OnceLock<bool>,
 }
@@ -91,21 +115,61 @@ impl<T> Watched<T> {
                 meta.mode() & 0o777
             )));
         }
-        let stamp = (meta.len(), meta.mtime(), meta.mtime_nsec(), meta.ino());
+        let stamp = (
+            meta.len(),
+            meta.mtime(),
+            meta.mtime_nsec(),
+            meta.ctime(),
+            meta.ctime_nsec(),
+            meta.ino(),
+            meta.dev(),
+        );
         let mut cache = self.cache.lock().await;
-        if let Some((s, parsed)) = cache.as_ref()
-            && *s == stamp
+        if let Some(c) = cache.as_ref()
+            && c.stamp == stamp
+            && c.settled
         {
-            return Ok(parsed.clone());
+            return Ok(c.parsed.clone());
         }
+        let read_at = SystemTime::now();
         let text = tokio::fs::read_to_string(&self.path).await.map_err(named)?;
+        let digest: [u8; 32] = Sha256::digest(text.as_bytes()).into();
+        let settled = settled(changed_at(&meta), read_at);
+        if let Some(c) = cache.as_mut()
+            && c.stamp == stamp
+            && c.digest == digest
+        {
+            c.settled = settled;
+            return Ok(c.parsed.clone());
+        }
         let parsed = Arc::new(
             (self.parse)(&text)
                 .map_err(|e| LookupError::Failed(format!("{}: {e}", self.path.display())))?,
         );
-        *cache = Some((stamp, parsed.clone()));
+        *cache = Some(Cached {
+            stamp,
+            digest,
+            parsed: parsed.clone(),
+            settled,
+        });
         Ok(parsed)
     }
+}
+
+/// When the file's status last changed (its ctime), if representable.
+fn changed_at(meta: &std::fs::Metadata) -> Option<SystemTime> {
+    let secs = u64::try_from(meta.ctime()).ok()?;
+    let nanos = u32::try_from(meta.ctime_nsec()).ok()?;
+    SystemTime::UNIX_EPOCH.checked_add(Duration::new(secs, nanos))
+}
+
+/// Whether a read at `read_at` of a version changed at `changed` can be trusted to be the
+/// last one with its stamp: any later change would carry a later status-change time. Not
+/// when the change is within [`RACY`] of the read, in the future, or unknown.
+fn settled(changed: Option<SystemTime>, read_at: SystemTime) -> bool {
+    changed
+        .and_then(|c| c.checked_add(RACY))
+        .is_some_and(|c| c <= read_at)
 }
 
 /// Whether `path` (or, while it does not exist, its directory) is on a filesystem whose `stat`
@@ -143,6 +207,43 @@ mod tests {
         assert!(on_local_fs(Path::new("/dev/shm")));
         assert!(on_local_fs(Path::new("/dev/shm/not-there-yet")));
         assert!(!on_local_fs(Path::new("/proc/self/status")));
+    }
+
+    #[test]
+    fn only_a_read_well_after_the_last_change_is_settled() {
+        let now = SystemTime::now();
+        let ago = |ms: u64| now.checked_sub(Duration::from_millis(ms));
+        assert!(settled(ago(1500), now));
+        assert!(!settled(ago(500), now), "a change within a tick could hide");
+        assert!(
+            !settled(now.checked_add(Duration::from_secs(5)), now),
+            "a clock ahead"
+        );
+        assert!(!settled(None, now));
+    }
+
+    #[tokio::test]
+    async fn a_rewrite_that_keeps_size_and_modification_time_is_seen() {
+        let dir = std::env::temp_dir().join(format!("watched-racy-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("dir");
+        let path = dir.join("list");
+        std::fs::write(&path, "key-a").expect("write");
+        let w = Watched::new(&path, |t| Ok(t.to_owned()));
+        assert_eq!(*w.current().await.expect("first"), "key-a");
+        // Key rotation in place with the old modification time kept (`cp -p`, `touch -d`):
+        // same size, same mtime, same inode.
+        let mtime = std::fs::metadata(&path)
+            .expect("meta")
+            .modified()
+            .expect("mtime");
+        std::fs::write(&path, "key-b").expect("write");
+        std::fs::File::options()
+            .write(true)
+            .open(&path)
+            .and_then(|f| f.set_modified(mtime))
+            .expect("set mtime");
+        assert_eq!(*w.current().await.expect("second"), "key-b");
+        std::fs::remove_dir_all(&dir).expect("cleanup");
     }
 
     #[tokio::test]
