@@ -222,14 +222,20 @@ mod tests {
         assert!(!settled(None, now));
     }
 
-    #[tokio::test]
-    async fn a_rewrite_that_keeps_size_and_modification_time_is_seen() {
-        let dir = std::env::temp_dir().join(format!("watched-racy-{}", std::process::id()));
+    /// A fresh directory holding a file with `text`, watched and read once.
+    async fn watched_file(tag: &str, text: &str) -> (PathBuf, PathBuf, Watched<String>) {
+        let dir = std::env::temp_dir().join(format!("watched-{tag}-{}", std::process::id()));
         std::fs::create_dir_all(&dir).expect("dir");
         let path = dir.join("list");
-        std::fs::write(&path, "key-a").expect("write");
+        std::fs::write(&path, text).expect("write");
         let w = Watched::new(&path, |t| Ok(t.to_owned()));
-        assert_eq!(*w.current().await.expect("first"), "key-a");
+        assert_eq!(*w.current().await.expect("first"), text);
+        (dir, path, w)
+    }
+
+    #[tokio::test]
+    async fn a_rewrite_that_keeps_size_and_modification_time_is_seen() {
+        let (dir, path, w) = watched_file("racy", "key-a").await;
         // Key rotation in place with the old modification time kept (`cp -p`, `touch -d`):
         // same size, same mtime, same inode.
         let mtime = std::fs::metadata(&path)
@@ -248,12 +254,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_change_is_seen_by_the_very_next_lookup() {
-        let dir = std::env::temp_dir().join(format!("watched-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).expect("dir");
-        let path = dir.join("list");
-        std::fs::write(&path, "a").expect("write");
-        let w = Watched::new(&path, |t| Ok(t.to_owned()));
-        assert_eq!(*w.current().await.expect("first"), "a");
+        let (dir, path, w) = watched_file("next", "a").await;
         // Rewritten in place, then replaced by a rename (a new inode), as editors do.
         std::fs::write(&path, "bb").expect("write");
         assert_eq!(*w.current().await.expect("second"), "bb");
