@@ -8,9 +8,9 @@ use std::time::Instant;
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
+use crate::driver::inbuf::InBuf;
 use crate::driver::{Connection, Ended};
 use crate::error::Error;
-use crate::limits::{IDLE_READ_CHUNK, READ_CHUNK, STREAM_READ_CHUNK};
 
 /// A role's part of the loop. Every hook runs on the loop's task, never concurrently; an
 /// error from any of them ends the connection with our DISCONNECT flushed (bounded).
@@ -32,7 +32,7 @@ pub(crate) trait Role {
     }
     /// Feeds what was read to the core and handles the events it queues; leaves in `inbuf`
     /// only what the core did not take yet (a partial packet).
-    async fn input(&mut self, inbuf: &mut Vec<u8>) -> Result<(), Error>;
+    async fn input(&mut self, inbuf: &mut InBuf) -> Result<(), Error>;
     /// Resolves when one of the role's own sources has something (a session task ended, a
     /// pipe has room or data, a command arrived, the stop signal). `writing`: output is still
     /// waiting for the socket, so produce no more. Never resolving is fine.
@@ -58,7 +58,7 @@ where
     S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
     R: Role,
 {
-    let mut inbuf: Vec<u8> = Vec::with_capacity(IDLE_READ_CHUNK);
+    let mut inbuf = InBuf::new();
     let mut out = Outbox::default();
     let mut deadline = Deadline::new();
     let mut read = false;
@@ -92,11 +92,12 @@ where
                 Io::Read(Ok(0)) => return Ended::Eof,
                 Io::Read(Ok(n)) => {
                     read = true;
-                    let filled = inbuf.len() == inbuf.capacity();
+                    inbuf.filled(n);
+                    let full = inbuf.is_full();
                     // Boxed while it runs: its state (lookups, a key exchange) would otherwise
                     // sit in every connection's task for its whole life, idle or not.
                     let r = Box::pin(role.input(&mut inbuf)).await;
-                    size_input(&mut inbuf, n, filled, role.conn().may_stream());
+                    inbuf.resize_after(n, full, role.conn().may_stream());
                     r
                 }
                 Io::Wrote(Err(e)) | Io::Read(Err(e)) => return Ended::Io(e),
@@ -117,45 +118,15 @@ where
     .await
 }
 
-/// Sizes the input buffer for the next read, after a read of `n` bytes was fed. A read that
-/// filled it asks for more next time: [`READ_CHUNK`], then, for a peer that may stream
-/// (`may_stream`: authenticated), [`STREAM_READ_CHUNK`]. A small read that left nothing
-/// behind gives the buffer back down to [`IDLE_READ_CHUNK`] (a protocol message: the
-/// connection waits) or to `READ_CHUNK` (the tail of a stream).
-fn size_input(inbuf: &mut Vec<u8>, n: usize, filled: bool, may_stream: bool) {
-    let cap = inbuf.capacity();
-    if filled {
-        let want = if cap < READ_CHUNK {
-            READ_CHUNK
-        } else if may_stream {
-            STREAM_READ_CHUNK
-        } else {
-            return;
-        };
-        inbuf.reserve_exact(want.saturating_sub(inbuf.len()));
-    } else if inbuf.is_empty() {
-        let keep = if n <= IDLE_READ_CHUNK {
-            IDLE_READ_CHUNK
-        } else if n < READ_CHUNK / 4 {
-            READ_CHUNK
-        } else {
-            return;
-        };
-        if cap > keep {
-            *inbuf = Vec::with_capacity(keep);
-        }
-    }
-}
-
 /// Feeds `inbuf` to `handle` until it is all taken or `handle` takes nothing (a partial
 /// packet, or the connection ended), then drops what was taken, also after an error.
 pub(crate) fn feed(
-    inbuf: &mut Vec<u8>,
+    inbuf: &mut InBuf,
     mut handle: impl FnMut(&[u8]) -> Result<usize, Error>,
 ) -> Result<(), Error> {
     let mut at = 0usize;
     let result = loop {
-        let Some(rest) = inbuf.get(at..).filter(|r| !r.is_empty()) else {
+        let Some(rest) = inbuf.data().get(at..).filter(|r| !r.is_empty()) else {
             break Ok(());
         };
         match handle(rest) {
@@ -164,7 +135,7 @@ pub(crate) fn feed(
             Err(e) => break Err(e),
         }
     };
-    inbuf.drain(..at.min(inbuf.len()));
+    inbuf.consume(at);
     result
 }
 
@@ -281,12 +252,13 @@ enum Io {
 
 /// Writes what is pending, or else reads: a connection reads nothing more while its output
 /// waits, so a peer that does not read cannot make us produce more.
-async fn io_step<S>(stream: &mut S, out: &Outbox, inbuf: &mut Vec<u8>) -> Io
+async fn io_step<S>(stream: &mut S, out: &Outbox, inbuf: &mut InBuf) -> Io
 where
     S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
 {
     if out.is_empty() {
-        Io::Read(stream.read_buf(inbuf).await)
+        // Into initialized room ([`InBuf`]): nothing is cleared before the read.
+        Io::Read(stream.read(inbuf.room()).await)
     } else {
         match stream.write(out.pending()).await {
             Ok(0) => Io::Wrote(Err(std::io::ErrorKind::WriteZero.into())),
@@ -322,39 +294,5 @@ fn recycle(out: &mut Vec<u8>) {
         *out = Vec::new();
     } else {
         out.clear();
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn input_buffer_grows_for_what_arrives_and_is_given_back_when_idle() {
-        let mut inbuf: Vec<u8> = Vec::with_capacity(IDLE_READ_CHUNK);
-        // A read that fills the idle buffer (a big KEXINIT): READ_CHUNK next, authenticated
-        // or not.
-        inbuf.extend_from_slice(&[0u8; 100]);
-        size_input(&mut inbuf, IDLE_READ_CHUNK, true, false);
-        assert!(inbuf.capacity() >= READ_CHUNK);
-        assert_eq!(inbuf.len(), 100, "a partial packet stays");
-        // A full READ_CHUNK before authentication: no more growth.
-        size_input(&mut inbuf, READ_CHUNK, true, false);
-        assert!(inbuf.capacity() < STREAM_READ_CHUNK);
-        // A full read of a streaming peer: the next read asks for STREAM_READ_CHUNK.
-        size_input(&mut inbuf, READ_CHUNK, true, true);
-        assert!(inbuf.capacity() >= STREAM_READ_CHUNK);
-        // Big reads keep it; a short read that left nothing gives back down to READ_CHUNK,
-        // a protocol message's down to IDLE_READ_CHUNK.
-        inbuf.clear();
-        size_input(&mut inbuf, 100 * 1024, false, true);
-        assert!(inbuf.capacity() >= STREAM_READ_CHUNK);
-        size_input(&mut inbuf, 8 * 1024, false, true);
-        assert_eq!(inbuf.capacity(), READ_CHUNK);
-        size_input(&mut inbuf, 100, false, true);
-        assert_eq!(inbuf.capacity(), IDLE_READ_CHUNK);
-        // Small reads leave it there.
-        size_input(&mut inbuf, 100, false, true);
-        assert_eq!(inbuf.capacity(), IDLE_READ_CHUNK);
     }
 }

@@ -6,6 +6,7 @@ mod attached;
 pub mod batch_read;
 pub mod client;
 mod engine;
+mod inbuf;
 pub mod listener;
 pub mod pipe;
 pub mod proxy_header;
@@ -141,7 +142,7 @@ impl<C: Connection> engine::Role for Bare<'_, C> {
     fn conn_mut(&mut self) -> &mut C {
         self.0
     }
-    async fn input(&mut self, inbuf: &mut Vec<u8>) -> Result<(), Error> {
+    async fn input(&mut self, inbuf: &mut inbuf::InBuf) -> Result<(), Error> {
         let now = Instant::now();
         let conn = &mut *self.0;
         engine::feed(inbuf, |bytes| {

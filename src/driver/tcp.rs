@@ -34,7 +34,7 @@ use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
 
 use super::batch_read::DELAY;
-use crate::limits::{PACED_EMPTY_POLLS, READ_CHUNK};
+use crate::limits::PACED_EMPTY_POLLS;
 
 /// Reads at most this large are protocol messages, answered by a quick ACK.
 const SMALL_READ: usize = 4096;
@@ -148,8 +148,9 @@ impl AsyncRead for QuickAck {
             if buf.remaining() == 0 {
                 break;
             }
-            let room = buf.remaining().min(READ_CHUNK);
-            match s.read(buf.initialize_unfilled_to(room)) {
+            // The whole room: the engine's buffer is initialized (`InBuf`), so this clears
+            // nothing; a reader with an uninitialized one pays a clear of what it offers.
+            match s.read(buf.initialize_unfilled()) {
                 Ok(n) => {
                     this.empty_polls = 0;
                     buf.advance(n);

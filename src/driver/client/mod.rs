@@ -18,6 +18,7 @@ use crate::client::{ClientConnection, ClientEvent};
 use crate::connection::{ChanState, ChannelEvent, ChannelRequest};
 use crate::driver::Ended;
 use crate::driver::engine::{self, Role};
+use crate::driver::inbuf::InBuf;
 use crate::driver::pipe::{Pipe, PipeReader, PipeWriter};
 use crate::error::{DisconnectReason, Error};
 use crate::msg::{ChannelKind, GlobalRequestKind, TcpipEnds};
@@ -382,7 +383,7 @@ impl Role for Task {
     fn pump(&mut self) -> Result<(), Error> {
         self.pump_channels()
     }
-    async fn input(&mut self, inbuf: &mut Vec<u8>) -> Result<(), Error> {
+    async fn input(&mut self, inbuf: &mut InBuf) -> Result<(), Error> {
         engine::feed(inbuf, |bytes| {
             if self.c.is_closed() {
                 return Ok(0);

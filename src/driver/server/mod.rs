@@ -17,6 +17,7 @@ use crate::auth::server::AuthRequest;
 use crate::connection::{Channel, ChannelEvent, ChannelRequest, reason};
 use crate::driver::attached;
 use crate::driver::engine::{self, Role};
+use crate::driver::inbuf::InBuf;
 use crate::driver::pipe::{Pipe, PipeReader, PipeWriter};
 use crate::driver::tcp::QuickAck;
 use crate::driver::{Ended, stopped};
@@ -234,7 +235,7 @@ impl Role for Driver {
             .flatten()
             .min()
     }
-    async fn input(&mut self, inbuf: &mut Vec<u8>) -> Result<(), Error> {
+    async fn input(&mut self, inbuf: &mut InBuf) -> Result<(), Error> {
         self.feed(inbuf).await
     }
     fn peer_behind(&self) -> bool {
@@ -311,10 +312,10 @@ impl Role for Driver {
 
 impl Driver {
     /// Feeds buffered input, deciding authentication requests (awaiting the lookup) as they come.
-    async fn feed(&mut self, inbuf: &mut Vec<u8>) -> Result<(), Error> {
+    async fn feed(&mut self, inbuf: &mut InBuf) -> Result<(), Error> {
         let mut at = 0;
-        while at < inbuf.len() && !self.s.is_closed() {
-            let input = inbuf.get(at..).unwrap_or_default();
+        while at < inbuf.data().len() && !self.s.is_closed() {
+            let input = inbuf.data().get(at..).unwrap_or_default();
             // Only a packet that may cost expensive exchange work goes off the I/O worker;
             // light input (KEXINIT, X25519 with Ed25519, NEWKEYS, …) runs inline: a hand-off
             // to another thread costs more than it does.
@@ -330,7 +331,7 @@ impl Driver {
                 break;
             }
         }
-        inbuf.drain(..at.min(inbuf.len()));
+        inbuf.consume(at);
         Ok(())
     }
 
