@@ -255,6 +255,31 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_touch_keeps_the_parse() {
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        let dir = std::env::temp_dir().join(format!("watched-touch-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("dir");
+        let path = dir.join("list");
+        std::fs::write(&path, "key").expect("write");
+        let parses = Arc::new(AtomicUsize::new(0));
+        let counted = parses.clone();
+        let w = Watched::new(&path, move |t| {
+            counted.fetch_add(1, Ordering::Relaxed);
+            Ok(t.to_owned())
+        });
+        assert_eq!(*w.current().await.expect("first"), "key");
+        // A new modification time, the same text: read and hashed again, not parsed again.
+        std::fs::File::options()
+            .write(true)
+            .open(&path)
+            .and_then(|f| f.set_modified(SystemTime::UNIX_EPOCH + Duration::from_secs(1000)))
+            .expect("touch");
+        assert_eq!(*w.current().await.expect("second"), "key");
+        assert_eq!(parses.load(Ordering::Relaxed), 1);
+        std::fs::remove_dir_all(&dir).expect("cleanup");
+    }
+
+    #[tokio::test]
     async fn a_change_is_seen_by_the_very_next_lookup() {
         let (dir, path, w) = watched_file("next", "a").await;
         // Rewritten in place, then replaced by a rename (a new inode), as editors do.
