@@ -11,7 +11,7 @@ use crate::connection::keepalive::Keepalive;
 use crate::connection::{ChannelEvent, Connection, Deliver};
 use crate::error::{DisconnectReason, Error, ProtocolError};
 use crate::msg::{ChannelKind, GlobalRequestKind, MsgNum, Ping, Pong, Unimplemented};
-use crate::transport::{Transport, TransportEvent};
+use crate::transport::{Input, Transport, TransportEvent};
 use crate::wire::Decode;
 
 /// What differs between the roles: authentication, and the events the application sees.
@@ -106,16 +106,22 @@ impl<S: Side> Endpoint<S> {
     }
 
     /// Consumes input; returns how many bytes were taken. Stops early while input is paused
-    /// ([`Side::paused`]).
-    pub fn handle_input(&mut self, bytes: &[u8], now: Instant) -> Result<usize, Error> {
+    /// ([`Side::paused`]). From a mutable slice (the drivers' input buffer), a packet that
+    /// arrived whole is decrypted where it lies: the bytes taken are overwritten, the rest are
+    /// left as they were.
+    pub fn handle_input<'a>(
+        &mut self,
+        bytes: impl Input<'a>,
+        now: Instant,
+    ) -> Result<usize, Error> {
         self.input(bytes, now, false, None)
     }
 
     /// [`Endpoint::handle_input`], offering channel data to `deliver` before the channel
     /// buffers it (see [`Deliver`]).
-    pub fn handle_input_with(
+    pub fn handle_input_with<'a>(
         &mut self,
-        bytes: &[u8],
+        bytes: impl Input<'a>,
         now: Instant,
         deliver: Deliver<'_>,
     ) -> Result<usize, Error> {
@@ -125,32 +131,33 @@ impl<S: Side> Endpoint<S> {
     /// [`Endpoint::handle_input`] that stops before input that may cost expensive
     /// key-exchange work ([`Transport::kex_may_be_heavy`]); the driver feeds the rest through
     /// `handle_input` off its I/O workers.
-    pub fn handle_input_light(&mut self, bytes: &[u8], now: Instant) -> Result<usize, Error> {
+    pub fn handle_input_light<'a>(
+        &mut self,
+        bytes: impl Input<'a>,
+        now: Instant,
+    ) -> Result<usize, Error> {
         self.input(bytes, now, true, None)
     }
 
-    fn input(
+    fn input<'a>(
         &mut self,
-        bytes: &[u8],
+        bytes: impl Input<'a>,
         now: Instant,
         light_only: bool,
         mut deliver: Option<Deliver<'_>>,
     ) -> Result<usize, Error> {
         let mut used = 0usize;
-        while used < bytes.len() && !self.side.paused() && !self.t.is_closed() {
+        let mut rest = bytes;
+        while !rest.bytes().is_empty() && !self.side.paused() && !self.t.is_closed() {
             // (`read_light` takes nothing before an expensive packet: the loop ends below.)
             // Events first: a read may finish an exchange and then fail on what follows.
-            let rest = bytes.get(used..).unwrap_or_default();
-            let read = if light_only {
-                self.t.read_light(rest, now)
-            } else {
-                self.t.read(rest, now)
-            };
+            let read = self.t.read_from(rest, now, light_only);
             while let Some(e) = self.t.poll_event() {
                 self.side.on_transport(&e);
                 self.events.push_back(S::transport_event(e));
             }
-            let (n, pkt) = read?;
+            let (n, pkt, tail) = read?;
+            rest = tail;
             used = used.saturating_add(n);
             if let Some(p) = pkt {
                 // A reborrow that also shortens the closure's lifetime (`as_deref_mut` cannot).

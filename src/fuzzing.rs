@@ -96,6 +96,55 @@ fn run(mut d: PacketDecoder, stream: &[u8], mut chunk: impl FnMut() -> usize) ->
     }
 }
 
+/// [`run`] as the drivers decode: each chunk lands in a mutable buffer and packets that came
+/// whole are opened in place. Bytes a call did not take must come back untouched.
+fn run_in_place(mut d: PacketDecoder, stream: &[u8], mut chunk: impl FnMut() -> usize) -> Outcome {
+    let bound = usize::try_from(MAX_PACKET_LEN).unwrap() + 4 + MAX_TAG_LEN;
+    let mut packets = Vec::new();
+    let mut rest = stream;
+    while !rest.is_empty() {
+        let n = chunk().clamp(1, rest.len());
+        let (piece, tail) = rest.split_at(n);
+        rest = tail;
+        let mut buf = piece.to_vec();
+        let mut at = 0;
+        while at < buf.len() {
+            let left = buf.len() - at;
+            match d.decode_in_place(&mut buf[at..]) {
+                Ok((used, pkt, after)) => {
+                    assert_eq!(after.len(), left - used, "the rest is not what follows");
+                    if let Some(p) = pkt {
+                        packets.push((p.seq, p.payload().to_vec()));
+                    } else {
+                        assert_eq!(used, left, "no packet but input left unconsumed");
+                    }
+                    assert_eq!(
+                        buf[at + used..],
+                        piece[at + used..],
+                        "bytes not taken changed"
+                    );
+                    at += used;
+                }
+                Err(error) => {
+                    return Outcome {
+                        packets,
+                        error: Some(error),
+                    };
+                }
+            }
+            assert!(
+                d.buffered() <= bound,
+                "decoder buffered {} bytes",
+                d.buffered()
+            );
+        }
+    }
+    Outcome {
+        packets,
+        error: None,
+    }
+}
+
 /// Arbitrary bytes through the incoming packet parser: it must never panic, must buffer at most
 /// one maximum-size packet, and must produce the same packets however the input is chunked.
 /// Each payload also goes through the message decoder.
@@ -117,6 +166,19 @@ pub fn packet_parser(data: &[u8]) {
         usize::try_from(state % 64).unwrap()
     });
     assert_eq!(whole, chunked, "chunking changed the result");
+    let in_place = run_in_place(decoder(*selector), stream, || usize::MAX);
+    assert_eq!(whole, in_place, "opening in place changed the result");
+    let mut state = u32::from(*chunk_seed) | 1;
+    let in_place_chunked = run_in_place(decoder(*selector), stream, || {
+        state ^= state << 13;
+        state ^= state >> 17;
+        state ^= state << 5;
+        usize::try_from(state % 64).unwrap()
+    });
+    assert_eq!(
+        whole, in_place_chunked,
+        "opening chunks in place changed the result"
+    );
     if let Some((_, payloads)) = &sealed {
         assert_eq!(whole.error, None);
         let sent: Vec<&[u8]> = payloads.iter().map(Vec::as_slice).collect();
@@ -666,17 +728,19 @@ fn exchange<S: crate::endpoint::Side>(
         if to_ep.is_empty() && to_peer.is_empty() {
             return true;
         }
-        let mut rest = &to_ep[..];
-        while !rest.is_empty() {
-            // As the server driver feeds it: light input inline, a possibly expensive
-            // exchange message through the full path.
+        let mut at = 0;
+        while at < to_ep.len() {
+            // As the drivers feed it: from their mutable input buffer (packets are opened in
+            // place), light input inline, a possibly expensive exchange message through the
+            // full path.
+            let rest = &mut to_ep[at..];
             let fed = match &mut deliver {
                 Some(d) => ep.handle_input_with(rest, now, &mut **d),
                 None if ep.transport().kex_may_be_heavy() => ep.handle_input(rest, now),
                 None => ep.handle_input_light(rest, now),
             };
             match fed {
-                Ok(n) => rest = &rest[n..],
+                Ok(n) => at += n,
                 Err(_) => return false,
             }
             while let Some(ev) = ep.poll_event() {

@@ -119,14 +119,15 @@ where
 }
 
 /// Feeds `inbuf` to `handle` until it is all taken or `handle` takes nothing (a partial
-/// packet, or the connection ended), then drops what was taken, also after an error.
+/// packet, or the connection ended), then drops what was taken, also after an error. `handle`
+/// may overwrite the bytes it takes (packets are decrypted in place), never the others.
 pub(crate) fn feed(
     inbuf: &mut InBuf,
-    mut handle: impl FnMut(&[u8]) -> Result<usize, Error>,
+    mut handle: impl FnMut(&mut [u8]) -> Result<usize, Error>,
 ) -> Result<(), Error> {
     let mut at = 0usize;
     let result = loop {
-        let Some(rest) = inbuf.data().get(at..).filter(|r| !r.is_empty()) else {
+        let Some(rest) = inbuf.data_mut().get_mut(at..).filter(|r| !r.is_empty()) else {
             break Ok(());
         };
         match handle(rest) {

@@ -37,6 +37,11 @@ impl InBuf {
         self.buf.get(..self.len).unwrap_or_default()
     }
 
+    /// The bytes waiting for the core, which may decrypt the packets it takes in place.
+    pub(crate) fn data_mut(&mut self) -> &mut [u8] {
+        self.buf.get_mut(..self.len).unwrap_or_default()
+    }
+
     /// Whether no byte waits.
     pub(crate) const fn is_empty(&self) -> bool {
         self.len == 0

@@ -22,8 +22,9 @@ use crate::error::Error;
 
 /// What the driver needs from a sans-IO connection (see ARCHITECTURE.md §3).
 pub trait Connection {
-    /// Consumes input; returns how many bytes were taken.
-    fn handle_input(&mut self, bytes: &[u8], now: Instant) -> Result<usize, Error>;
+    /// Consumes input; returns how many bytes were taken. The bytes taken may be overwritten
+    /// (a packet decrypted where it lies); the rest must be left as they were.
+    fn handle_input(&mut self, bytes: &mut [u8], now: Instant) -> Result<usize, Error>;
     /// Moves bytes ready for the socket into `out`.
     fn poll_transmit(&mut self, out: &mut Vec<u8>);
     /// When [`Connection::handle_timeout`] next needs calling.
@@ -45,7 +46,7 @@ pub trait Connection {
 
 /// Both roles' connections, as the drivers drive them.
 impl<S: crate::endpoint::Side> Connection for crate::endpoint::Endpoint<S> {
-    fn handle_input(&mut self, bytes: &[u8], now: Instant) -> Result<usize, Error> {
+    fn handle_input(&mut self, bytes: &mut [u8], now: Instant) -> Result<usize, Error> {
         crate::endpoint::Endpoint::handle_input(self, bytes, now)
     }
     fn poll_transmit(&mut self, out: &mut Vec<u8>) {

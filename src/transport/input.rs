@@ -7,7 +7,7 @@ use crate::error::{Error, KexError, LimitExceeded, ProtocolError};
 use crate::msg::{Debug as DebugMsg, Disconnect, ExtInfo, KexInit, MsgNum, Unimplemented};
 use crate::transport::kex::negotiate::{self, EXT_INFO_C, EXT_INFO_S, KexAlg, STRICT_C, STRICT_S};
 use crate::transport::kex::{KexPhase, Negotiated};
-use crate::transport::{OwnedPacket, Role, Transport, TransportEvent};
+use crate::transport::{InPacket, Input, Role, Transport, TransportEvent};
 use crate::wire::{Decode, Encode, Reader};
 
 /// Messages that belong to a key exchange: what strict kex allows during the first one.
@@ -20,31 +20,34 @@ impl Transport {
     /// messages are handled here; anything for the layers above is returned. After an error a
     /// DISCONNECT is queued and the transport is closed: flush [`Transport::poll_transmit`]
     /// and drop the connection.
-    pub fn read(
+    pub fn read<'a>(
         &mut self,
-        input: &[u8],
+        input: &'a [u8],
         now: Instant,
-    ) -> Result<(usize, Option<OwnedPacket>), Error> {
-        self.read_checked(input, now, false)
+    ) -> Result<(usize, Option<InPacket<'a>>), Error> {
+        self.read_from(input, now, false).map(|(n, p, _)| (n, p))
     }
 
     /// [`Transport::read`] that stops before a packet that may cost expensive key-exchange
     /// work ([`Transport::kex_may_be_heavy`]), leaving it unread: the driver runs light input
     /// inline on its I/O worker and hands the rest to [`kex_work`](crate::driver::kex_work).
-    pub fn read_light(
+    pub fn read_light<'a>(
         &mut self,
-        input: &[u8],
+        input: &'a [u8],
         now: Instant,
-    ) -> Result<(usize, Option<OwnedPacket>), Error> {
-        self.read_checked(input, now, true)
+    ) -> Result<(usize, Option<InPacket<'a>>), Error> {
+        self.read_from(input, now, true).map(|(n, p, _)| (n, p))
     }
 
-    fn read_checked(
+    /// [`Transport::read`] (or, `light_only`, [`Transport::read_light`]) from any [`Input`]:
+    /// from a mutable slice, a packet that arrived whole is opened where it lies. Returns the
+    /// rest of the input too.
+    pub fn read_from<'a, I: Input<'a>>(
         &mut self,
-        input: &[u8],
+        input: I,
         now: Instant,
         light_only: bool,
-    ) -> Result<(usize, Option<OwnedPacket>), Error> {
+    ) -> Result<(usize, Option<InPacket<'a>>, I), Error> {
         match self.read_inner(input, now, light_only) {
             Ok(r) => Ok(r),
             Err(e) => {
@@ -55,26 +58,30 @@ impl Transport {
     }
 
     /// Returns a packet's buffer for reuse.
-    pub fn recycle(&mut self, packet: OwnedPacket) {
-        self.dec.recycle(packet.into_buffer());
+    pub fn recycle(&mut self, packet: InPacket<'_>) {
+        if let Some(buf) = packet.into_buffer() {
+            self.dec.recycle(buf);
+        }
     }
 
-    fn read_inner(
+    fn read_inner<'a, I: Input<'a>>(
         &mut self,
-        input: &[u8],
+        input: I,
         now: Instant,
         light_only: bool,
-    ) -> Result<(usize, Option<OwnedPacket>), Error> {
+    ) -> Result<(usize, Option<InPacket<'a>>, I), Error> {
         if self.closed {
             return Err(Error::Closed);
         }
         self.now = now;
         let mut used = 0usize;
+        let mut rest = input;
         if let Some(v) = &mut self.version {
-            let (n, line) = v.read(input)?;
+            let (n, line) = v.read(rest.bytes())?;
             used = n;
+            rest = rest.advance(n);
             match line {
-                None => return Ok((used, None)),
+                None => return Ok((used, None, rest)),
                 Some(line) => {
                     self.peer_version = Some(line);
                     self.version = None;
@@ -83,19 +90,19 @@ impl Transport {
         }
         loop {
             if light_only && self.kex_may_be_heavy() {
-                return Ok((used, None));
+                return Ok((used, None, rest));
             }
-            let rest = input.get(used..).unwrap_or_default();
-            let (n, pkt) = self.dec.decode_owned(rest)?;
+            let (n, pkt, tail) = rest.decode_with(&mut self.dec)?;
+            rest = tail;
             used = used.saturating_add(n);
             let Some(pkt) = pkt else {
-                return Ok((used, None));
+                return Ok((used, None, rest));
             };
             if let Some(up) = self.dispatch(pkt, now)? {
-                return Ok((used, Some(up)));
+                return Ok((used, Some(up), rest));
             }
             if self.closed {
-                return Ok((used, None));
+                return Ok((used, None, rest));
             }
         }
     }
@@ -121,7 +128,11 @@ impl Transport {
         Ok(true)
     }
 
-    fn dispatch(&mut self, pkt: OwnedPacket, now: Instant) -> Result<Option<OwnedPacket>, Error> {
+    fn dispatch<'a>(
+        &mut self,
+        pkt: InPacket<'a>,
+        now: Instant,
+    ) -> Result<Option<InPacket<'a>>, Error> {
         let num = MsgNum(pkt.payload().first().copied().unwrap_or(0));
         if !self.screen(num, pkt.seq)? {
             return Ok(None);

@@ -15,7 +15,7 @@ mod input;
 pub use cipher::{Cleartext, Framing, OpeningKey, SealingKey};
 pub use hostkey::{HostKeyVerifier, Pinned};
 pub use kex::negotiate::{Algorithms, KexAlg, Preferences};
-pub use packet::{Counters, OwnedPacket, Packet, PacketDecoder, PacketEncoder};
+pub use packet::{Counters, InPacket, Input, Packet, PacketDecoder, PacketEncoder};
 pub use suite::{CipherAlg, DirectionKeys, MacAlg};
 
 use std::collections::VecDeque;

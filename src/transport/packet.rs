@@ -3,7 +3,9 @@
 //!
 //! The decoder reads the length from the first block, checks it against the cap and the
 //! alignment rule *before* buffering the body, then buffers exactly one packet, so the memory a
-//! peer can make us hold is bounded by the configured maximum packet length.
+//! peer can make us hold is bounded by the configured maximum packet length. Given mutable
+//! input (the drivers' read buffer), a packet that arrived whole is not buffered at all: it is
+//! authenticated and decrypted where it lies, and only a packet split across reads is copied.
 
 use crate::crypto::rng::SecureRandom;
 use crate::error::{Error, LimitExceeded, ProtocolError};
@@ -57,26 +59,114 @@ enum State {
     Failed(Error),
 }
 
-/// A complete, authenticated packet that owns its buffer, so the caller may keep it while it
-/// uses the connection; hand the buffer back with [`PacketDecoder::recycle`] to reuse it.
+/// A complete, authenticated packet handed to the layers above: opened where it arrived (the
+/// caller's input, when the packet came whole in it) or in the decoder's buffer, which it
+/// then takes along; hand that back with [`PacketDecoder::recycle`] to reuse it.
 #[derive(Debug)]
-pub struct OwnedPacket {
+pub struct InPacket<'a> {
     /// The sequence number it was received under.
     pub seq: u32,
-    buf: Vec<u8>,
-    range: std::ops::Range<usize>,
+    body: Body<'a>,
 }
 
-impl OwnedPacket {
+#[derive(Debug)]
+enum Body<'a> {
+    /// The payload, decrypted inside the caller's input.
+    InPlace(&'a [u8]),
+    /// The decoder's buffer and the payload's range in it.
+    Buffered {
+        buf: Vec<u8>,
+        range: std::ops::Range<usize>,
+    },
+}
+
+impl InPacket<'_> {
     /// The payload.
     pub fn payload(&self) -> &[u8] {
-        self.buf.get(self.range.clone()).unwrap_or_default()
+        match &self.body {
+            Body::InPlace(p) => p,
+            Body::Buffered { buf, range } => buf.get(range.clone()).unwrap_or_default(),
+        }
     }
 
-    /// The buffer, for [`PacketDecoder::recycle`].
-    pub fn into_buffer(self) -> Vec<u8> {
-        self.buf
+    /// Whether the packet was opened in the decoder's buffer (not in place).
+    pub fn is_buffered(&self) -> bool {
+        matches!(self.body, Body::Buffered { .. })
     }
+
+    /// The decoder's buffer, if the packet was opened there (for [`PacketDecoder::recycle`]).
+    pub fn into_buffer(self) -> Option<Vec<u8>> {
+        match self.body {
+            Body::InPlace(_) => None,
+            Body::Buffered { buf, .. } => Some(buf),
+        }
+    }
+}
+
+/// Input the decoder may read packets from: a shared slice (each packet is copied into the
+/// decoder's buffer and opened there) or a mutable one (a packet that arrived whole is opened
+/// where it lies, one copy less per packet). Either is split as it is consumed, so a packet
+/// borrowed from the front never holds the rest.
+pub trait Input<'a>: Sized + sealed::Sealed {
+    /// The bytes not consumed yet.
+    fn bytes(&self) -> &[u8];
+    /// Drops the first `n` bytes.
+    fn advance(self, n: usize) -> Self;
+    /// Decodes at most one packet from the front: bytes taken, the packet, and the rest.
+    fn decode_with(
+        self,
+        dec: &mut PacketDecoder,
+    ) -> Result<(usize, Option<InPacket<'a>>, Self), Error>;
+}
+
+mod sealed {
+    pub trait Sealed {}
+    impl Sealed for &[u8] {}
+    impl Sealed for &mut [u8] {}
+}
+
+impl<'a> Input<'a> for &'a [u8] {
+    fn bytes(&self) -> &[u8] {
+        self
+    }
+    fn advance(self, n: usize) -> Self {
+        self.get(n..).unwrap_or_default()
+    }
+    fn decode_with(
+        self,
+        dec: &mut PacketDecoder,
+    ) -> Result<(usize, Option<InPacket<'a>>, Self), Error> {
+        let (n, pkt) = dec.decode_owned(self)?;
+        Ok((n, pkt, self.advance(n)))
+    }
+}
+
+impl<'a> Input<'a> for &'a mut [u8] {
+    fn bytes(&self) -> &[u8] {
+        self
+    }
+    fn advance(self, n: usize) -> Self {
+        let at = n.min(self.len());
+        self.split_at_mut(at).1
+    }
+    fn decode_with(
+        self,
+        dec: &mut PacketDecoder,
+    ) -> Result<(usize, Option<InPacket<'a>>, Self), Error> {
+        dec.decode_in_place(self)
+    }
+}
+
+/// What [`PacketDecoder::open_in_place`] did with the front of the input.
+enum InPlace {
+    /// A whole packet was opened in `..total`; the payload is at `range`.
+    Opened {
+        total: usize,
+        seq: u32,
+        range: std::ops::Range<usize>,
+    },
+    /// No packet was opened there; `used` bytes (a head already read) went to the buffer.
+    Buffered { used: usize },
 }
 
 /// A completed packet inside the decode buffer: its sequence number and payload range.
@@ -168,31 +258,58 @@ impl PacketDecoder {
                 let payload = self.buf.get(range).unwrap_or_default();
                 Ok((used, Some(Packet { seq, payload })))
             }
-            Err(e) => {
-                self.buf = Vec::new();
-                self.state = State::Failed(e.clone());
-                Err(e)
-            }
+            Err(e) => Err(self.failed(e)),
         }
     }
 
     /// Like [`PacketDecoder::decode`], but the packet takes the buffer with it.
-    pub fn decode_owned(&mut self, input: &[u8]) -> Result<(usize, Option<OwnedPacket>), Error> {
+    pub fn decode_owned(
+        &mut self,
+        input: &[u8],
+    ) -> Result<(usize, Option<InPacket<'static>>), Error> {
         match self.step(input) {
             Ok((used, None)) => Ok((used, None)),
             Ok((used, Some((seq, range)))) => {
                 let buf = std::mem::take(&mut self.buf);
-                Ok((used, Some(OwnedPacket { seq, buf, range })))
+                let body = Body::Buffered { buf, range };
+                Ok((used, Some(InPacket { seq, body })))
             }
-            Err(e) => {
-                self.buf = Vec::new();
-                self.state = State::Failed(e.clone());
-                Err(e)
-            }
+            Err(e) => Err(self.failed(e)),
         }
     }
 
-    /// Takes back a buffer from an [`OwnedPacket`] so the next packet needs no allocation.
+    /// Like [`PacketDecoder::decode_owned`], but a packet that arrived whole is authenticated
+    /// and decrypted where it lies in `input`, and borrows it: the bytes of a packet taken
+    /// are overwritten (with its plaintext), the rest are left as they were. Returns the bytes
+    /// taken, the packet, and the rest of `input`.
+    pub fn decode_in_place<'a>(
+        &mut self,
+        input: &'a mut [u8],
+    ) -> Result<(usize, Option<InPacket<'a>>, &'a mut [u8]), Error> {
+        match self.open_in_place(input) {
+            Ok(InPlace::Opened { total, seq, range }) => {
+                let (packet, rest) = input.split_at_mut(total.min(input.len()));
+                let packet: &'a [u8] = packet;
+                let body = Body::InPlace(packet.get(range).unwrap_or_default());
+                Ok((total, Some(InPacket { seq, body }), rest))
+            }
+            Ok(InPlace::Buffered { used }) => {
+                let (n, pkt) = self.decode_owned(input.get(used..).unwrap_or_default())?;
+                let used = used.saturating_add(n);
+                Ok((used, pkt, input.advance(used)))
+            }
+            Err(e) => Err(self.failed(e)),
+        }
+    }
+
+    /// Puts the decoder in its failed state and returns `e`.
+    fn failed(&mut self, e: Error) -> Error {
+        self.buf = Vec::new();
+        self.state = State::Failed(e.clone());
+        e
+    }
+
+    /// Takes back a buffer from an [`InPacket`] so the next packet needs no allocation.
     pub fn recycle(&mut self, mut buf: Vec<u8>) {
         if self.buf.is_empty()
             && self.buf.capacity() < buf.capacity()
@@ -203,18 +320,53 @@ impl PacketDecoder {
         }
     }
 
+    /// After a delivered packet: the buffer is emptied (and let go if it grew large).
+    fn settle(&mut self) {
+        if matches!(self.state, State::Delivered) {
+            if self.buf.capacity() > RETAIN_BUFFER_MAX {
+                self.buf = Vec::new();
+            }
+            self.buf.clear();
+            self.state = State::Head;
+        }
+    }
+
+    /// Opens the packet at the front of `input` where it lies, if nothing of it is buffered
+    /// and all of it is there. A packet only partly there leaves its head (read, and for
+    /// `Whole` keys decrypted) in the buffer, and the body follows it there.
+    fn open_in_place(&mut self, input: &mut [u8]) -> Result<InPlace, Error> {
+        self.settle();
+        if !matches!(self.state, State::Head) || !self.buf.is_empty() {
+            return Ok(InPlace::Buffered { used: 0 });
+        }
+        let head = self.key.framing().head_len(self.key.block_len());
+        let Some(head_bytes) = input.get_mut(..head) else {
+            return Ok(InPlace::Buffered { used: 0 });
+        };
+        let packet_len = self.key.open_length(self.seq, head_bytes)?;
+        let total = self.check_len(packet_len, head)?;
+        if input.len() < total {
+            self.buf.reserve_exact(total);
+            self.buf
+                .extend_from_slice(input.get(..head).unwrap_or_default());
+            self.state = State::Body { packet_len, total };
+            return Ok(InPlace::Buffered { used: head });
+        }
+        let whole = input.get_mut(..total).unwrap_or_default();
+        let range = open(&mut *self.key, self.seq, packet_len, whole)?;
+        let seq = self.seq;
+        self.seq = self.seq.wrapping_add(1);
+        self.counters.add(total);
+        Ok(InPlace::Opened { total, seq, range })
+    }
+
     fn step(&mut self, input: &[u8]) -> Result<(usize, Option<Delivered>), Error> {
         let mut used = 0usize;
         loop {
+            self.settle();
             match self.state.clone() {
                 State::Failed(e) => return Err(e),
-                State::Delivered => {
-                    if self.buf.capacity() > RETAIN_BUFFER_MAX {
-                        self.buf = Vec::new();
-                    }
-                    self.buf.clear();
-                    self.state = State::Head;
-                }
+                State::Delivered => {}
                 State::Head => {
                     let head = self.key.framing().head_len(self.key.block_len());
                     used = used
@@ -234,7 +386,8 @@ impl PacketDecoder {
                     if self.buf.len() < total {
                         return Ok((used, None));
                     }
-                    let range = self.open(packet_len, total)?;
+                    let whole = self.buf.get_mut(..total).unwrap_or_default();
+                    let range = open(&mut *self.key, self.seq, packet_len, whole)?;
                     let seq = self.seq;
                     self.seq = self.seq.wrapping_add(1);
                     self.counters.add(total);
@@ -285,28 +438,34 @@ impl PacketDecoder {
         }
         Ok(with_len.saturating_add(self.key.tag_len()))
     }
+}
 
-    /// Authenticates and decrypts the buffered packet; returns the payload's range in `buf`.
-    fn open(&mut self, packet_len: u32, total: usize) -> Result<std::ops::Range<usize>, Error> {
-        let tag_len = self.key.tag_len();
-        let (packet, tag) = self.buf.split_at_mut(total.saturating_sub(tag_len));
-        self.key.open(self.seq, packet, tag)?;
-        let padding = *packet
-            .get(4)
-            .ok_or(ProtocolError::PacketTooSmall { len: packet_len })?;
-        let bad = ProtocolError::BadPadding {
-            padding,
-            len: packet_len,
-        };
-        // padding_length ≥ 4, and at least one payload byte [RFC4253 §6].
-        let payload_len = usize::try_from(packet_len)
-            .ok()
-            .and_then(|l| l.checked_sub(1))
-            .and_then(|l| l.checked_sub(usize::from(padding)))
-            .filter(|&l| l >= 1 && padding >= 4)
-            .ok_or(bad)?;
-        Ok(5..payload_len.saturating_add(5))
-    }
+/// Authenticates and decrypts one whole packet (`total` bytes: length, body, tag) in place;
+/// returns the payload's range in it.
+fn open(
+    key: &mut dyn OpeningKey,
+    seq: u32,
+    packet_len: u32,
+    whole: &mut [u8],
+) -> Result<std::ops::Range<usize>, Error> {
+    let tag_len = key.tag_len();
+    let (packet, tag) = whole.split_at_mut(whole.len().saturating_sub(tag_len));
+    key.open(seq, packet, tag)?;
+    let padding = *packet
+        .get(4)
+        .ok_or(ProtocolError::PacketTooSmall { len: packet_len })?;
+    let bad = ProtocolError::BadPadding {
+        padding,
+        len: packet_len,
+    };
+    // padding_length ≥ 4, and at least one payload byte [RFC4253 §6].
+    let payload_len = usize::try_from(packet_len)
+        .ok()
+        .and_then(|l| l.checked_sub(1))
+        .and_then(|l| l.checked_sub(usize::from(padding)))
+        .filter(|&l| l >= 1 && padding >= 4)
+        .ok_or(bad)?;
+    Ok(5..payload_len.saturating_add(5))
 }
 
 /// Outgoing half of the binary packet protocol.

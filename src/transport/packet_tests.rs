@@ -413,3 +413,105 @@ fn large_buffers_are_released_after_use() {
     assert_eq!(got.len(), 2);
     assert!(d.buf.capacity() <= RETAIN_BUFFER_MAX);
 }
+
+/// [`decode_all`] as the drivers decode: each chunk is a mutable buffer, and packets that
+/// came whole in it are opened where they lie. Checks that bytes not taken are left as they
+/// were and that the rest handed back is what follows.
+fn decode_all_in_place(
+    d: &mut PacketDecoder,
+    wire: &[u8],
+    chunk: usize,
+) -> Result<(Vec<(u32, Vec<u8>)>, usize), Error> {
+    let (mut out, mut in_place) = (Vec::new(), 0);
+    for piece in wire.chunks(chunk.max(1)) {
+        let mut buf = piece.to_vec();
+        let mut at = 0;
+        while at < buf.len() {
+            let left = buf.len() - at;
+            let (used, pkt, rest) = d.decode_in_place(&mut buf[at..])?;
+            assert_eq!(rest.len(), left - used);
+            if let Some(p) = pkt {
+                in_place += usize::from(!p.is_buffered());
+                out.push((p.seq, p.payload().to_vec()));
+            } else {
+                assert_eq!(used, left, "decoder stopped early without a packet");
+            }
+            assert_eq!(
+                buf[at + used..],
+                piece[at + used..],
+                "bytes not taken changed"
+            );
+            at += used;
+        }
+    }
+    Ok((out, in_place))
+}
+
+#[test]
+fn opening_in_place_gives_the_same_packets_under_any_chunking() {
+    for toy in [None].into_iter().chain(TOYS.map(Some)) {
+        let (mut e, _) = pair(toy);
+        let mut rng = DeterministicRng::new(7);
+        let mut wire = Vec::new();
+        for p in payloads() {
+            e.encode(&p, &mut rng, &mut wire).unwrap();
+        }
+        let want = decode_all(&mut pair(toy).1, &wire, wire.len()).unwrap();
+        for chunk in [1, 3, 17, 100, 4096, wire.len()] {
+            let (_, mut d) = pair(toy);
+            let (got, in_place) = decode_all_in_place(&mut d, &wire, chunk).unwrap();
+            assert_eq!(got, want, "chunk {chunk}");
+            assert!(!d.mid_packet());
+            assert_eq!(d.counters(), e.counters());
+            if chunk == wire.len() {
+                // All of it in one buffer: every packet opened in place, none copied.
+                assert_eq!(in_place, want.len());
+                assert_eq!(d.buf.capacity(), 0);
+            }
+        }
+    }
+}
+
+#[test]
+fn buffered_and_in_place_decoding_interleave() {
+    for toy in [None].into_iter().chain(TOYS.map(Some)) {
+        let (mut e, mut d) = pair(toy);
+        let mut rng = DeterministicRng::new(5);
+        let mut got = Vec::new();
+        for (i, p) in payloads().iter().enumerate() {
+            let mut wire = Vec::new();
+            e.encode(p, &mut rng, &mut wire).unwrap();
+            // Half a packet through the buffered path, the rest in place, and every other
+            // packet whole in place.
+            let split = if i % 2 == 0 { wire.len() / 2 } else { 0 };
+            let (used, pkt) = d.decode_owned(&wire[..split]).unwrap();
+            assert_eq!((used, pkt.is_none()), (split, true));
+            let len = wire.len();
+            let (used, pkt, _) = d.decode_in_place(&mut wire[split..]).unwrap();
+            assert_eq!(used, len - split);
+            got.push(pkt.unwrap().payload().to_vec());
+        }
+        assert_eq!(got, payloads());
+    }
+}
+
+#[test]
+fn a_bad_tag_opened_in_place_is_fatal_and_sticky() {
+    for toy in TOYS {
+        let (mut e, mut d) = pair(Some(toy));
+        let mut wire = Vec::new();
+        e.encode(b"payload", &mut DeterministicRng::new(1), &mut wire)
+            .unwrap();
+        let last = wire.len() - 1;
+        wire[last] ^= 1;
+        assert_eq!(
+            d.decode_in_place(&mut wire).unwrap_err(),
+            Error::Crypto(CryptoError::BadMac)
+        );
+        let (mut e2, _) = pair(Some(toy));
+        let mut good = Vec::new();
+        e2.encode(b"x", &mut DeterministicRng::new(1), &mut good)
+            .unwrap();
+        assert!(d.decode_in_place(&mut good).is_err());
+    }
+}

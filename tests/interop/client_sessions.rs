@@ -100,7 +100,7 @@ impl Exec {
 }
 
 impl Connection for Exec {
-    fn handle_input(&mut self, bytes: &[u8], now: Instant) -> Result<usize, Error> {
+    fn handle_input(&mut self, bytes: &mut [u8], now: Instant) -> Result<usize, Error> {
         let n = self.c.handle_input(bytes, now)?;
         self.pump()?;
         Ok(n)

@@ -67,7 +67,7 @@ struct RefuseAuth {
 const CHANNEL_REFUSAL_DELAY: Duration = Duration::from_millis(2500);
 
 impl Connection for RefuseAuth {
-    fn handle_input(&mut self, bytes: &[u8], now: Instant) -> Result<usize, Error> {
+    fn handle_input(&mut self, bytes: &mut [u8], now: Instant) -> Result<usize, Error> {
         // Events first: a read can finish an exchange and then hit the peer's DISCONNECT.
         let read = self.t.read(bytes, now);
         while let Some(ev) = self.t.poll_event() {

@@ -64,7 +64,7 @@ impl Script {
 }
 
 impl Connection for Script {
-    fn handle_input(&mut self, bytes: &[u8], now: Instant) -> Result<usize, Error> {
+    fn handle_input(&mut self, bytes: &mut [u8], now: Instant) -> Result<usize, Error> {
         let (used, pkt) = self.t.read(bytes, now)?;
         while let Some(ev) = self.t.poll_event() {
             if let TransportEvent::KexDone {

@@ -316,7 +316,7 @@ impl SendAndClose {
 impl portcullis::driver::Connection for SendAndClose {
     fn handle_input(
         &mut self,
-        bytes: &[u8],
+        bytes: &mut [u8],
         now: Instant,
     ) -> Result<usize, portcullis::error::Error> {
         let n = self.c.handle_input(bytes, now)?;

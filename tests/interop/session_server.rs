@@ -232,7 +232,7 @@ impl App {
 }
 
 impl Connection for App {
-    fn handle_input(&mut self, bytes: &[u8], now: Instant) -> Result<usize, Error> {
+    fn handle_input(&mut self, bytes: &mut [u8], now: Instant) -> Result<usize, Error> {
         let mut used = 0;
         while used < bytes.len() && !self.s.is_closed() {
             let n = self.s.handle_input(&bytes[used..], now)?;

@@ -204,7 +204,7 @@ fn tcpip_forward_replies_come_back_in_order_with_the_bound_port() {
     p.server.send_msg(&RequestFailure {}).unwrap();
     let mut s2c = Vec::new();
     p.server.poll_transmit(&mut s2c);
-    assert!(p.client.handle_input(&s2c, p.now).is_err());
+    assert!(p.client.handle_input(&s2c[..], p.now).is_err());
 }
 
 #[test]

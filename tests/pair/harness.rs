@@ -6,7 +6,7 @@ use std::time::Instant;
 use portcullis::Error;
 use portcullis::crypto::rng::DeterministicRng;
 use portcullis::keys::PrivateKey;
-use portcullis::transport::{OwnedPacket, Pinned, Transport, TransportConfig, TransportEvent};
+use portcullis::transport::{InPacket, Pinned, Transport, TransportConfig, TransportEvent};
 
 pub struct Pair {
     pub client: Transport,
@@ -140,7 +140,7 @@ fn feed(
     }
 }
 
-fn recycle(t: &mut Transport, p: OwnedPacket) {
+fn recycle(t: &mut Transport, p: InPacket<'_>) {
     t.recycle(p);
 }
 

@@ -315,7 +315,7 @@ impl Driver {
     async fn feed(&mut self, inbuf: &mut InBuf) -> Result<(), Error> {
         let mut at = 0;
         while at < inbuf.data().len() && !self.s.is_closed() {
-            let input = inbuf.data().get(at..).unwrap_or_default();
+            let input = inbuf.data_mut().get_mut(at..).unwrap_or_default();
             // Only a packet that may cost expensive exchange work goes off the I/O worker;
             // light input (KEXINIT, X25519 with Ed25519, NEWKEYS, …) runs inline: a hand-off
             // to another thread costs more than it does.
