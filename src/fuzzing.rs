@@ -58,47 +58,16 @@ struct Outcome {
     error: Option<crate::Error>,
 }
 
-fn run(mut d: PacketDecoder, stream: &[u8], mut chunk: impl FnMut() -> usize) -> Outcome {
-    let bound = usize::try_from(MAX_PACKET_LEN).unwrap() + 4 + MAX_TAG_LEN;
-    let mut packets = Vec::new();
-    let mut rest = stream;
-    while !rest.is_empty() {
-        let n = chunk().clamp(1, rest.len());
-        let (mut piece, tail) = rest.split_at(n);
-        rest = tail;
-        while !piece.is_empty() {
-            match d.decode(piece) {
-                Ok((used, pkt)) => {
-                    if let Some(p) = pkt {
-                        packets.push((p.seq, p.payload.to_vec()));
-                    } else {
-                        assert_eq!(used, piece.len(), "no packet but input left unconsumed");
-                    }
-                    piece = &piece[used..];
-                }
-                Err(error) => {
-                    return Outcome {
-                        packets,
-                        error: Some(error),
-                    };
-                }
-            }
-            assert!(
-                d.buffered() <= bound,
-                "decoder buffered {} bytes",
-                d.buffered()
-            );
-        }
-    }
-    Outcome {
-        packets,
-        error: None,
-    }
-}
-
-/// [`run`] as the drivers decode: each chunk lands in a mutable buffer and packets that came
-/// whole are opened in place. Bytes a call did not take must come back untouched.
-fn run_in_place(mut d: PacketDecoder, stream: &[u8], mut chunk: impl FnMut() -> usize) -> Outcome {
+/// Decodes `stream` fed in pieces of `chunk()` bytes, each piece landing in a buffer of its
+/// own: read through a shared slice (the buffered path), or, `in_place`, as the drivers decode,
+/// with packets that came whole opened where they lie. Either way the decoder must take every
+/// byte or deliver a packet, and bytes a call did not take must come back untouched.
+fn run(
+    mut d: PacketDecoder,
+    stream: &[u8],
+    mut chunk: impl FnMut() -> usize,
+    in_place: bool,
+) -> Outcome {
     let bound = usize::try_from(MAX_PACKET_LEN).unwrap() + 4 + MAX_TAG_LEN;
     let mut packets = Vec::new();
     let mut rest = stream;
@@ -110,33 +79,34 @@ fn run_in_place(mut d: PacketDecoder, stream: &[u8], mut chunk: impl FnMut() -> 
         let mut at = 0;
         while at < buf.len() {
             let left = buf.len() - at;
-            match d.decode_in_place(&mut buf[at..]) {
-                Ok((used, pkt, after)) => {
+            let step = if in_place {
+                d.decode_in_place(&mut buf[at..]).map(|(used, pkt, after)| {
                     assert_eq!(after.len(), left - used, "the rest is not what follows");
-                    if let Some(p) = pkt {
-                        packets.push((p.seq, p.payload().to_vec()));
-                    } else {
-                        assert_eq!(used, left, "no packet but input left unconsumed");
-                    }
-                    assert_eq!(
-                        buf[at + used..],
-                        piece[at + used..],
-                        "bytes not taken changed"
-                    );
-                    at += used;
-                }
+                    (used, pkt.map(|p| (p.seq, p.payload().to_vec())))
+                })
+            } else {
+                let pkt = d.decode(&buf[at..]);
+                pkt.map(|(used, pkt)| (used, pkt.map(|p| (p.seq, p.payload.to_vec()))))
+            };
+            let (used, pkt) = match step {
+                Ok(step) => step,
                 Err(error) => {
                     return Outcome {
                         packets,
                         error: Some(error),
                     };
                 }
+            };
+            match pkt {
+                Some(p) => packets.push(p),
+                None => assert_eq!(used, left, "no packet but input left unconsumed"),
             }
             assert!(
-                d.buffered() <= bound,
-                "decoder buffered {} bytes",
-                d.buffered()
+                buf[at + used..] == piece[at + used..],
+                "bytes not taken changed"
             );
+            assert!(d.buffered() <= bound, "decoder buffered {}", d.buffered());
+            at += used;
         }
     }
     Outcome {
@@ -157,28 +127,27 @@ pub fn packet_parser(data: &[u8]) {
     };
     let sealed = (selector & 0x80 != 0).then(|| seal_payloads(*selector, input));
     let stream = sealed.as_ref().map_or(input, |(wire, _)| &wire[..]);
-    let whole = run(decoder(*selector), stream, || usize::MAX);
-    let mut state = u32::from(*chunk_seed) | 1;
-    let chunked = run(decoder(*selector), stream, || {
-        state ^= state << 13;
-        state ^= state >> 17;
-        state ^= state << 5;
-        usize::try_from(state % 64).unwrap()
-    });
-    assert_eq!(whole, chunked, "chunking changed the result");
-    let in_place = run_in_place(decoder(*selector), stream, || usize::MAX);
+    let whole = run(decoder(*selector), stream, || usize::MAX, false);
+    for in_place in [false, true] {
+        let mut state = u32::from(*chunk_seed) | 1;
+        let chunked = run(
+            decoder(*selector),
+            stream,
+            || {
+                state ^= state << 13;
+                state ^= state >> 17;
+                state ^= state << 5;
+                usize::try_from(state % 64).unwrap()
+            },
+            in_place,
+        );
+        assert_eq!(
+            whole, chunked,
+            "chunking (in place: {in_place}) changed the result"
+        );
+    }
+    let in_place = run(decoder(*selector), stream, || usize::MAX, true);
     assert_eq!(whole, in_place, "opening in place changed the result");
-    let mut state = u32::from(*chunk_seed) | 1;
-    let in_place_chunked = run_in_place(decoder(*selector), stream, || {
-        state ^= state << 13;
-        state ^= state >> 17;
-        state ^= state << 5;
-        usize::try_from(state % 64).unwrap()
-    });
-    assert_eq!(
-        whole, in_place_chunked,
-        "opening chunks in place changed the result"
-    );
     if let Some((_, payloads)) = &sealed {
         assert_eq!(whole.error, None);
         let sent: Vec<&[u8]> = payloads.iter().map(Vec::as_slice).collect();

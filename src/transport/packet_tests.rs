@@ -144,26 +144,55 @@ fn pair(toy: Option<Toy>) -> (PacketEncoder, PacketDecoder) {
     (e, d)
 }
 
+/// Packets decoded: sequence number and payload.
+type Decoded = Vec<(u32, Vec<u8>)>;
+
 /// Decodes everything in `wire`, feeding it in chunks of `chunk` bytes.
 fn decode_all(
     d: &mut PacketDecoder,
     wire: &[u8],
     chunk: usize,
 ) -> Result<Vec<(u32, Vec<u8>)>, Error> {
-    let mut out = Vec::new();
+    decode_chunks(d, wire, chunk, false).map(|(packets, _)| packets)
+}
+
+/// [`decode_all`], each chunk a buffer of its own; `in_place`: as the drivers decode, packets
+/// that came whole in it are opened where they lie (how many is returned too). Checks that
+/// bytes not taken are left as they were and that the rest handed back is what follows.
+fn decode_chunks(
+    d: &mut PacketDecoder,
+    wire: &[u8],
+    chunk: usize,
+    in_place: bool,
+) -> Result<(Decoded, usize), Error> {
+    let (mut out, mut opened_in_place) = (Vec::new(), 0);
     for piece in wire.chunks(chunk.max(1)) {
+        let mut buf = piece.to_vec();
         let mut at = 0;
-        while at < piece.len() {
-            let (used, pkt) = d.decode(&piece[at..])?;
-            at += used;
-            if let Some(p) = pkt {
-                out.push((p.seq, p.payload.to_vec()));
+        while at < buf.len() {
+            let left = buf.len() - at;
+            let (used, pkt) = if in_place {
+                let (used, pkt, rest) = d.decode_in_place(&mut buf[at..])?;
+                assert_eq!(rest.len(), left - used);
+                opened_in_place += usize::from(pkt.as_ref().is_some_and(|p| !p.is_buffered()));
+                (used, pkt.map(|p| (p.seq, p.payload().to_vec())))
             } else {
-                assert_eq!(at, piece.len(), "decoder stopped early without a packet");
+                let (used, pkt) = d.decode(&buf[at..])?;
+                (used, pkt.map(|p| (p.seq, p.payload.to_vec())))
+            };
+            match pkt {
+                Some(p) => out.push(p),
+                None => assert_eq!(used, left, "decoder stopped early without a packet"),
             }
+            assert_eq!(
+                buf[at + used..],
+                piece[at + used..],
+                "bytes not taken changed"
+            );
+            at += used;
         }
     }
-    Ok(out)
+    Ok((out, opened_in_place))
 }
 
 fn payloads() -> Vec<Vec<u8>> {
@@ -178,25 +207,52 @@ fn roundtrips_every_framing_under_any_chunking() {
     for toy in [None].into_iter().chain(TOYS.map(Some)) {
         let (mut e, mut d) = pair(toy);
         let mut rng = DeterministicRng::new(7);
-        let mut wire = Vec::new();
-        for p in payloads() {
-            e.encode(&p, &mut rng, &mut wire).unwrap();
-        }
-        for chunk in [1, 3, 17, 4096, wire.len()] {
+        let packets: Vec<Vec<u8>> = payloads()
+            .iter()
+            .map(|p| {
+                let mut one = Vec::new();
+                e.encode(p, &mut rng, &mut one).unwrap();
+                one
+            })
+            .collect();
+        let wire = packets.concat();
+        let want: Vec<_> = payloads()
+            .into_iter()
+            .enumerate()
+            .map(|(i, p)| (i as u32, p))
+            .collect();
+        // Through a shared slice (buffered), and as the drivers decode (opened in place).
+        for (chunk, in_place) in [1, 3, 17, 100, 4096, wire.len()]
+            .into_iter()
+            .flat_map(|c| [(c, false), (c, true)])
+        {
             let (_, mut d2) = pair(toy);
-            let got = decode_all(&mut d2, &wire, chunk).unwrap();
-            let want: Vec<_> = payloads()
-                .into_iter()
-                .enumerate()
-                .map(|(i, p)| (i as u32, p))
-                .collect();
-            assert_eq!(got, want, "chunk {chunk}");
+            let (got, opened) = decode_chunks(&mut d2, &wire, chunk, in_place).unwrap();
+            assert_eq!(got, want, "chunk {chunk}, in place: {in_place}");
             assert!(!d2.mid_packet());
+            assert_eq!(d2.counters(), e.counters());
+            if in_place && chunk == wire.len() {
+                // All of it in one buffer: every packet opened where it lies, none copied.
+                assert_eq!(opened, want.len());
+                assert_eq!(d2.buf.capacity(), 0);
+            }
         }
         let got = decode_all(&mut d, &wire, wire.len()).unwrap();
         assert_eq!(got.len(), payloads().len());
         assert_eq!(d.counters().bytes, wire.len() as u64);
         assert_eq!(e.counters(), d.counters());
+        // The two paths interleaved: every other packet half through the buffered path and
+        // the rest in place, the others whole in place.
+        let (_, mut d) = pair(toy);
+        for (i, mut packet) in packets.into_iter().enumerate() {
+            let split = if i % 2 == 0 { packet.len() / 2 } else { 0 };
+            let (used, pkt) = d.decode_owned(&packet[..split]).unwrap();
+            assert_eq!((used, pkt.is_none()), (split, true));
+            let len = packet.len();
+            let (used, pkt, _) = d.decode_in_place(&mut packet[split..]).unwrap();
+            assert_eq!(used, len - split);
+            assert_eq!(pkt.unwrap().payload(), want[i].1);
+        }
     }
 }
 
@@ -341,15 +397,17 @@ fn truncated_input_waits_without_error() {
 
 #[test]
 fn bad_tag_is_fatal_and_sticky() {
-    for toy in TOYS {
+    for (toy, in_place) in TOYS.into_iter().flat_map(|t| [(t, false), (t, true)]) {
         let (mut e, mut d) = pair(Some(toy));
         let mut wire = Vec::new();
         e.encode(b"payload", &mut DeterministicRng::new(1), &mut wire)
             .unwrap();
         let last = wire.len() - 1;
         wire[last] ^= 1;
+        // In place: the whole packet in one buffer, opened where it lies.
+        let chunk = if in_place { wire.len() } else { 5 };
         assert_eq!(
-            decode_all(&mut d, &wire, 5).unwrap_err(),
+            decode_chunks(&mut d, &wire, chunk, in_place).unwrap_err(),
             Error::Crypto(CryptoError::BadMac),
             "{:?}",
             toy.framing
@@ -360,6 +418,7 @@ fn bad_tag_is_fatal_and_sticky() {
         e2.encode(b"x", &mut DeterministicRng::new(1), &mut good)
             .unwrap();
         assert!(d.decode(&good).is_err());
+        assert!(d.decode_in_place(&mut good).is_err());
         assert_eq!(d.buffered(), 0);
     }
 }
@@ -412,106 +471,4 @@ fn large_buffers_are_released_after_use() {
     let got = decode_all(&mut d, &wire, wire.len()).unwrap();
     assert_eq!(got.len(), 2);
     assert!(d.buf.capacity() <= RETAIN_BUFFER_MAX);
-}
-
-/// [`decode_all`] as the drivers decode: each chunk is a mutable buffer, and packets that
-/// came whole in it are opened where they lie. Checks that bytes not taken are left as they
-/// were and that the rest handed back is what follows.
-fn decode_all_in_place(
-    d: &mut PacketDecoder,
-    wire: &[u8],
-    chunk: usize,
-) -> Result<(Vec<(u32, Vec<u8>)>, usize), Error> {
-    let (mut out, mut in_place) = (Vec::new(), 0);
-    for piece in wire.chunks(chunk.max(1)) {
-        let mut buf = piece.to_vec();
-        let mut at = 0;
-        while at < buf.len() {
-            let left = buf.len() - at;
-            let (used, pkt, rest) = d.decode_in_place(&mut buf[at..])?;
-            assert_eq!(rest.len(), left - used);
-            if let Some(p) = pkt {
-                in_place += usize::from(!p.is_buffered());
-                out.push((p.seq, p.payload().to_vec()));
-            } else {
-                assert_eq!(used, left, "decoder stopped early without a packet");
-            }
-            assert_eq!(
-                buf[at + used..],
-                piece[at + used..],
-                "bytes not taken changed"
-            );
-            at += used;
-        }
-    }
-    Ok((out, in_place))
-}
-
-#[test]
-fn opening_in_place_gives_the_same_packets_under_any_chunking() {
-    for toy in [None].into_iter().chain(TOYS.map(Some)) {
-        let (mut e, _) = pair(toy);
-        let mut rng = DeterministicRng::new(7);
-        let mut wire = Vec::new();
-        for p in payloads() {
-            e.encode(&p, &mut rng, &mut wire).unwrap();
-        }
-        let want = decode_all(&mut pair(toy).1, &wire, wire.len()).unwrap();
-        for chunk in [1, 3, 17, 100, 4096, wire.len()] {
-            let (_, mut d) = pair(toy);
-            let (got, in_place) = decode_all_in_place(&mut d, &wire, chunk).unwrap();
-            assert_eq!(got, want, "chunk {chunk}");
-            assert!(!d.mid_packet());
-            assert_eq!(d.counters(), e.counters());
-            if chunk == wire.len() {
-                // All of it in one buffer: every packet opened in place, none copied.
-                assert_eq!(in_place, want.len());
-                assert_eq!(d.buf.capacity(), 0);
-            }
-        }
-    }
-}
-
-#[test]
-fn buffered_and_in_place_decoding_interleave() {
-    for toy in [None].into_iter().chain(TOYS.map(Some)) {
-        let (mut e, mut d) = pair(toy);
-        let mut rng = DeterministicRng::new(5);
-        let mut got = Vec::new();
-        for (i, p) in payloads().iter().enumerate() {
-            let mut wire = Vec::new();
-            e.encode(p, &mut rng, &mut wire).unwrap();
-            // Half a packet through the buffered path, the rest in place, and every other
-            // packet whole in place.
-            let split = if i % 2 == 0 { wire.len() / 2 } else { 0 };
-            let (used, pkt) = d.decode_owned(&wire[..split]).unwrap();
-            assert_eq!((used, pkt.is_none()), (split, true));
-            let len = wire.len();
-            let (used, pkt, _) = d.decode_in_place(&mut wire[split..]).unwrap();
-            assert_eq!(used, len - split);
-            got.push(pkt.unwrap().payload().to_vec());
-        }
-        assert_eq!(got, payloads());
-    }
-}
-
-#[test]
-fn a_bad_tag_opened_in_place_is_fatal_and_sticky() {
-    for toy in TOYS {
-        let (mut e, mut d) = pair(Some(toy));
-        let mut wire = Vec::new();
-        e.encode(b"payload", &mut DeterministicRng::new(1), &mut wire)
-            .unwrap();
-        let last = wire.len() - 1;
-        wire[last] ^= 1;
-        assert_eq!(
-            d.decode_in_place(&mut wire).unwrap_err(),
-            Error::Crypto(CryptoError::BadMac)
-        );
-        let (mut e2, _) = pair(Some(toy));
-        let mut good = Vec::new();
-        e2.encode(b"x", &mut DeterministicRng::new(1), &mut good)
-            .unwrap();
-        assert!(d.decode_in_place(&mut good).is_err());
-    }
 }
