@@ -35,9 +35,12 @@
 //! # One packet, from the socket to git and back
 //!
 //! 1. `driver::engine` reads the socket into its input buffer; the server's role
-//!    (`driver::server`) hands the bytes to [`server::ServerConnection::handle_input`].
-//! 2. `transport::input` (`Transport::read`) finds one packet, which `transport::packet`
-//!    decrypts and authenticates in place; transport messages (KEXINIT, IGNORE, …) stop here.
+//!    (`driver::server`) hands the bytes, mutably, to
+//!    [`server::ServerConnection::handle_input`].
+//! 2. `transport::input` (`Transport::read_from`) finds one packet, which `transport::packet`
+//!    authenticates and decrypts where it lies in that buffer (a packet split across two reads
+//!    is first gathered in the decoder's own); transport messages (KEXINIT, IGNORE, …) stop
+//!    here.
 //! 3. `ServerConnection` dispatches the payload by number: 50–79 to `auth::server`, 80–127 to
 //!    [`connection::Connection::handle`], which decodes it with [`msg::Message::decode`].
 //!    CHANNEL_DATA is appended to the channel's buffer (window checked) and raises
