@@ -363,10 +363,9 @@ impl PacketDecoder {
     fn step(&mut self, input: &[u8]) -> Result<(usize, Option<Delivered>), Error> {
         let mut used = 0usize;
         loop {
-            self.settle();
             match self.state.clone() {
                 State::Failed(e) => return Err(e),
-                State::Delivered => {}
+                State::Delivered => self.settle(),
                 State::Head => {
                     let head = self.key.framing().head_len(self.key.block_len());
                     used = used
