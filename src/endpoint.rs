@@ -223,7 +223,7 @@ impl<S: Side> Endpoint<S> {
     }
 
     /// Opens a channel of `kind` (with its type-specific data); wait for
-    /// [`ChannelEvent::Opened`](crate::connection::ChannelEvent::Opened) or `OpenFailed`.
+    /// [`ChannelEvent::Opened`] or `OpenFailed`.
     pub fn open_channel(&mut self, kind: &ChannelKind) -> Result<u32, Error> {
         self.conn.open(&mut self.t, kind)
     }

@@ -1,4 +1,4 @@
-//! Server side of user authentication [RFC4252]: the `ssh-userauth` service, `none`, and
+//! Server side of user authentication \[RFC4252\]: the `ssh-userauth` service, `none`, and
 //! `publickey` (query → PK_OK, signature → verified over exactly the §7 data). Decisions about
 //! *who* a key belongs to are not made here: each well-formed request becomes an
 //! [`AuthRequest`] and waits for [`AuthServer::accept`] or [`AuthServer::reject`]. The key is

@@ -1,4 +1,4 @@
-//! The connection protocol [RFC4254], for either role: channels with flow-controlled windows,
+//! The connection protocol \[RFC4254\], for either role: channels with flow-controlled windows,
 //! channel and global requests. Sans-IO like the rest: messages come in through
 //! [`Connection::handle`], the application acts through explicit calls, and everything it
 //! should know arrives as [`ChannelEvent`]s.

@@ -1,4 +1,4 @@
-//! `hmac-sha2-256` and `hmac-sha2-512` [RFC6668] (and the opt-in `hmac-sha1` [RFC4253 §6.4])
+//! `hmac-sha2-256` and `hmac-sha2-512` \[RFC6668\] (and the opt-in `hmac-sha1` [RFC4253 §6.4])
 //! over the sequence number and packet bytes.
 
 use hmac::{Hmac, KeyInit, Mac};
@@ -7,7 +7,7 @@ use sha2::{Sha256, Sha512};
 
 use crate::crypto::ct;
 
-/// HMAC-SHA-256 of `data` under `key` [RFC2104]: the `HS256` signature of the tokens the HTTP
+/// HMAC-SHA-256 of `data` under `key` \[RFC2104\]: the `HS256` signature of the tokens the HTTP
 /// key backend receives [RFC7518 §3.2]. `None` only if the MAC refused the key, which HMAC
 /// (any key length) never does.
 pub fn hmac_sha256(key: &[u8], data: &[u8]) -> Option<[u8; 32]> {
@@ -16,8 +16,8 @@ pub fn hmac_sha256(key: &[u8], data: &[u8]) -> Option<[u8; 32]> {
     Some(m.finalize().into_bytes().into())
 }
 
-/// HMAC-MD5 of `data` under `key` [RFC2104]: what the CRAM-MD5 answer to an svn server's
-/// challenge is [RFC2195] (the svn route authenticates as the user that way; MD5 is the
+/// HMAC-MD5 of `data` under `key` \[RFC2104\]: what the CRAM-MD5 answer to an svn server's
+/// challenge is \[RFC2195\] (the svn route authenticates as the user that way; MD5 is the
 /// mechanism's, not a choice of ours).
 pub fn hmac_md5(key: &[u8], data: &[u8]) -> Option<[u8; 16]> {
     let mut m = <Hmac<md5::Md5> as KeyInit>::new_from_slice(key).ok()?;

@@ -90,7 +90,7 @@ pub struct Secret {
 /// public values).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Agreement {
-    /// X25519 [RFC8731].
+    /// X25519 \[RFC8731\].
     X25519,
     /// ECDH on a NIST curve [RFC5656 §4].
     Nist(crate::crypto::verify::Curve),
@@ -101,12 +101,12 @@ pub enum Agreement {
     Sntrup761X25519,
     /// Finite-field Diffie-Hellman over an RFC 3526 group, generator 2 [RFC4253 §8, RFC8268].
     Dh(DhGroup),
-    /// Diffie-Hellman over a group the server picks per connection [RFC4419]: the group is
+    /// Diffie-Hellman over a group the server picks per connection \[RFC4419\]: the group is
     /// only known after GEX_GROUP, so the exchange runs through [`DhParams`] directly.
     GroupExchange,
 }
 
-/// A MODP group [RFC3526].
+/// A MODP group \[RFC3526\].
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum DhGroup {
     /// 2048-bit, group 14.

@@ -1,7 +1,7 @@
 //! The RFC 3526 MODP groups used by RFC 8268 (generator 2). `vectors/crypto/rfc3526-groups.json`
 //! holds the same values with how they were verified; a test checks the two agree.
 
-/// 2048-bit MODP prime [RFC3526].
+/// 2048-bit MODP prime \[RFC3526\].
 pub const GROUP14: &str = concat!(
     "ffffffffffffffffc90fdaa22168c234c4c6628b80dc1cd129024e088a67cc74020bbea63b139b22514a08798e3404dd",
     "ef9519b3cd3a431b302b0a6df25f14374fe1356d6d51c245e485b576625e7ec6f44c42e9a637ed6b0bff5cb6f406b7ed",
@@ -11,7 +11,7 @@ pub const GROUP14: &str = concat!(
     "15728e5a8aacaa68ffffffffffffffff",
 );
 
-/// 4096-bit MODP prime [RFC3526].
+/// 4096-bit MODP prime \[RFC3526\].
 pub const GROUP16: &str = concat!(
     "ffffffffffffffffc90fdaa22168c234c4c6628b80dc1cd129024e088a67cc74020bbea63b139b22514a08798e3404dd",
     "ef9519b3cd3a431b302b0a6df25f14374fe1356d6d51c245e485b576625e7ec6f44c42e9a637ed6b0bff5cb6f406b7ed",
@@ -26,7 +26,7 @@ pub const GROUP16: &str = concat!(
     "93b4ea988d8fddc186ffb7dc90a6c08f4df435c934063199ffffffffffffffff",
 );
 
-/// 8192-bit MODP prime [RFC3526].
+/// 8192-bit MODP prime \[RFC3526\].
 pub const GROUP18: &str = concat!(
     "ffffffffffffffffc90fdaa22168c234c4c6628b80dc1cd129024e088a67cc74020bbea63b139b22514a08798e3404dd",
     "ef9519b3cd3a431b302b0a6df25f14374fe1356d6d51c245e485b576625e7ec6f44c42e9a637ed6b0bff5cb6f406b7ed",

@@ -122,7 +122,7 @@ impl std::fmt::Display for Ended {
 }
 
 /// Runs `conn` over `stream` until it ends, with the loop both roles' drivers use
-/// ([`engine::run`]): output is written before anything more is read, timers fire while a
+/// (`engine::run`): output is written before anything more is read, timers fire while a
 /// peer does not read, and after an error our DISCONNECT is flushed (bounded).
 pub async fn drive<S, C>(stream: &mut S, conn: &mut C) -> Ended
 where

@@ -3,7 +3,7 @@
 //! README, "Keys from an HTTP backend"). The site's user database stays where it is; the SSH
 //! host holds only a URL and a shared secret.
 //!
-//! Each request carries `Authorization: Bearer <JWT>`, an HS256 token [RFC7519] signed with the
+//! Each request carries `Authorization: Bearer <JWT>`, an HS256 token \[RFC7519\] signed with the
 //! shared secret and valid for a minute, as gitlab-shell signs its calls to GitLab. It is made
 //! here with the `hmac`/`sha2` the transport already uses: the `jsonwebtoken` crate would bring
 //! a second RustCrypto generation for three base64 fields and one MAC.

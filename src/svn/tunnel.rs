@@ -397,7 +397,7 @@ where
 }
 
 /// CRAM-MD5 as svn speaks it: `( CRAM-MD5 ( ) )`, `( step ( challenge ) )`, the answer
-/// `user hex(HMAC-MD5(password, challenge))` as a string, `( success ( ) )` [RFC2195].
+/// `user hex(HMAC-MD5(password, challenge))` as a string, `( success ( ) )` \[RFC2195\].
 async fn cram_md5(
     up: &mut tokio::net::TcpStream,
     buf: &mut Vec<u8>,

@@ -1,4 +1,4 @@
-//! The SSH transport layer [RFC4253], both roles, as a sans-IO state machine: bytes in through
+//! The SSH transport layer \[RFC4253\], both roles, as a sans-IO state machine: bytes in through
 //! [`Transport::read`], upper-layer payloads out of it, bytes to send from
 //! [`Transport::poll_transmit`]. Time comes in as `Instant`s and randomness through
 //! [`SecureRandom`]; nothing here touches a socket or a clock.

@@ -27,7 +27,7 @@ pub enum KexAlg {
     Sntrup761X25519Sha512,
     /// `sntrup761x25519-sha512@openssh.com`, its name before OpenSSH 9.9.
     Sntrup761X25519Sha512Openssh,
-    /// `curve25519-sha256` [RFC8731].
+    /// `curve25519-sha256` \[RFC8731\].
     Curve25519Sha256,
     /// `curve25519-sha256@libssh.org`, the same method under its original name [RFC8731 §1].
     Curve25519Sha256Libssh,
@@ -37,13 +37,13 @@ pub enum KexAlg {
     EcdhNistp384,
     /// `ecdh-sha2-nistp521` [RFC5656 §4].
     EcdhNistp521,
-    /// `diffie-hellman-group14-sha256` [RFC8268].
+    /// `diffie-hellman-group14-sha256` \[RFC8268\].
     DhGroup14Sha256,
-    /// `diffie-hellman-group16-sha512` [RFC8268].
+    /// `diffie-hellman-group16-sha512` \[RFC8268\].
     DhGroup16Sha512,
-    /// `diffie-hellman-group18-sha512` [RFC8268].
+    /// `diffie-hellman-group18-sha512` \[RFC8268\].
     DhGroup18Sha512,
-    /// `diffie-hellman-group-exchange-sha256`: the server picks the group [RFC4419].
+    /// `diffie-hellman-group-exchange-sha256`: the server picks the group \[RFC4419\].
     DhGexSha256,
 }
 
