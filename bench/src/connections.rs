@@ -69,28 +69,35 @@ pub fn connection_cost(
     let mut lat = Pair::default();
     let mut client = Pair::default();
     for _ in 0..reps {
+        // The servers take turns connection by connection, so a machine that slows down or
+        // speeds up meanwhile (it does, by ±25 % within minutes) weighs on both alike.
         for s in servers {
-            let mut walls = Vec::new();
             s.settle(resident(s));
-            let cpu0 = s.cpu();
-            let client0 = procs::children_cpu();
-            for _ in 0..n {
-                walls.push(ls_remote_ms(f, s, extra));
+        }
+        let cpu0 = servers.map(Server::cpu);
+        let mut walls = [Vec::new(), Vec::new()];
+        let mut client_cpu = [0.0f64; 2];
+        for _ in 0..n {
+            for (i, s) in servers.iter().enumerate() {
+                // The client side of the same operation: git and ssh, what the parallel loops
+                // below are bound by once the server costs little.
+                let client0 = procs::children_cpu();
+                walls[i].push(ls_remote_ms(f, s, extra));
+                client_cpu[i] += procs::children_cpu() - client0;
             }
+        }
+        for (i, s) in servers.iter().enumerate() {
             s.settle(resident(s));
-            let per = (s.cpu() - cpu0) / n as f64 * 1000.0;
-            // The client side of the same operations: git and ssh, what the parallel
-            // loops below are bound by once the server costs little.
-            let client_per = (procs::children_cpu() - client0) / n as f64 * 1000.0;
-            if s.name == "OpenSSH" {
-                cpu.openssh.push(per);
-                lat.openssh.push(median(&walls));
-                client.openssh.push(client_per);
+            let per = (s.cpu() - cpu0[i]) / n as f64 * 1000.0;
+            let client_per = client_cpu[i] / n as f64 * 1000.0;
+            let (c, l, cl) = if s.name == "OpenSSH" {
+                (&mut cpu.openssh, &mut lat.openssh, &mut client.openssh)
             } else {
-                cpu.ours.push(per);
-                lat.ours.push(median(&walls));
-                client.ours.push(client_per);
-            }
+                (&mut cpu.ours, &mut lat.ours, &mut client.ours)
+            };
+            c.push(per);
+            l.push(median(&walls[i]));
+            cl.push(client_per);
         }
     }
     r.row(

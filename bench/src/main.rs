@@ -557,12 +557,13 @@ fn run(o: &Opts) {
         })
         .unwrap_or_default();
     r.line(format!(
-        "machine: {} × {cpu_model}; {}; OpenSSH {}; git {}; {} repetitions, alternating",
+        "machine: {} × {cpu_model}; {}; OpenSSH {}; git {}; {} repetitions, alternating; server CPU from {}",
         std::thread::available_parallelism().map_or(0, |n| n.get()),
         sh(Command::new("uname").arg("-sr")).trim(),
         String::from_utf8_lossy(&Command::new("ssh").arg("-V").output().unwrap().stderr).trim(),
         sh(Command::new("git").arg("--version")).trim(),
-        o.reps
+        o.reps,
+        ours.accounting()
     ));
     r.line(String::new());
     r.line("| figure | unit | OpenSSH median (min–max) | portcullis median (min–max) | ratio | target |".into());

@@ -245,6 +245,8 @@ pub struct Server {
     pub name: &'static str,
     pub port: u16,
     reaper: std::process::Child,
+    /// The server's own cgroup, for its CPU time (`None`: counted from /proc).
+    group: Option<procs::CpuGroup>,
     /// OpenSSH: where the ForceCommand wrapper writes git's CPU time per session.
     git_cpu_dir: Option<PathBuf>,
     /// portcullis: where its `stored/**` route expects a git daemon.
@@ -270,8 +272,18 @@ impl Server {
     pub fn root(&self) -> u32 {
         self.reaper.id()
     }
+    /// CPU seconds the server's tree used so far (git and every exited process included).
     pub fn cpu(&self) -> f64 {
-        procs::tree_cpu(self.root())
+        self.group
+            .as_ref()
+            .and_then(procs::CpuGroup::cpu)
+            .unwrap_or_else(|| procs::tree_cpu(self.root()))
+    }
+    /// How [`Server::cpu`] counts, for the report.
+    pub fn accounting(&self) -> &'static str {
+        self.group
+            .as_ref()
+            .map_or("/proc ticks", procs::CpuGroup::describe)
     }
     /// CPU seconds git used under this server so far (sessions that ended): for portcullis
     /// its reaped children, for OpenSSH what the wrapper recorded.
@@ -332,11 +344,15 @@ fn spawn_reaped(
         .arg("reaper")
         .arg("--")
         .args(cmd)
-        .stdin(Stdio::null())
+        .stdin(Stdio::piped())
         .stdout(Stdio::null())
         .stderr(std::fs::File::create(log).unwrap())
         .spawn()
         .unwrap();
+    // The reaper waits for its stdin to close before it starts the server: in its group first.
+    let group = procs::CpuGroup::new(name).filter(|g| g.join(reaper.id()));
+    let mut reaper = reaper;
+    drop(reaper.stdin.take());
     let deadline = Instant::now() + Duration::from_secs(20);
     while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
         assert!(
@@ -350,6 +366,7 @@ fn spawn_reaped(
         name,
         port,
         reaper,
+        group,
         git_cpu_dir: None,
         daemon_port: None,
     }
