@@ -183,7 +183,22 @@ fn unauthenticated_connections_have_their_own_cap() {
         "{}",
         s.log()
     );
+    // The slots come free once the server has seen each close: wait for that, or a client
+    // started at once may still find them taken (it did, on a loaded machine).
+    let ends: Vec<String> = held
+        .iter()
+        .map(|c| format!("connection ended addr={}", c.local_addr().unwrap()))
+        .collect();
     drop(held);
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while !ends.iter().all(|e| s.log().contains(e.as_str())) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the held connections did not end:\n{}",
+            s.log()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
     // Logged-in connections do not count: three held `ssh -N` sessions, then a command.
     // (ssh runs LocalCommand once it has logged in: the marker files say all three did.)
     let mut sessions = Vec::new();
