@@ -89,8 +89,10 @@ impl InPacket<'_> {
         }
     }
 
-    /// Whether the packet was opened in the decoder's buffer (not in place).
-    pub fn is_buffered(&self) -> bool {
+    /// Whether the packet was opened in the decoder's buffer (not in place): for the tests
+    /// that check which path a packet took.
+    #[cfg(test)]
+    fn is_buffered(&self) -> bool {
         matches!(self.body, Body::Buffered { .. })
     }
 
